@@ -1,0 +1,201 @@
+"""The ``pokedreamer`` command.
+
+Heavy libraries (torch, pyboy, numpy, textual, openai) are imported inside the verbs that need them,
+so that ``--help``, ``--version`` and a typo in a flag answer at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from pokedreamer import __version__
+from pokedreamer.config import Settings, load_settings
+from pokedreamer.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_NOT_BUILT = 3
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="pokedreamer",
+    help="An agent that plays Pokémon Red: a world model (System 1) and an LLM planner (System 2).",
+    # Plain help: no rich rendering to import or to mangle bracketed text.
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+# Where each CLI flag lands in Settings: the one place a flag is tied to a setting, so that flags,
+# config.toml and POKEDREAMER_* variables can never disagree on a name.
+FLAG_TO_SETTING: dict[str, str] = {
+    "rom": "env.rom",
+    "headless": "env.headless",
+    "seed": "env.seed",
+    "steps": "run.steps",
+    "planner": "planner.kind",
+}
+
+
+def flag_overrides(**flags: Any) -> dict[str, Any]:
+    """Map a verb's flags onto dotted settings keys, dropping flags that were not given (None)."""
+    overrides: dict[str, Any] = {}
+    for flag, value in flags.items():
+        if value is None:
+            continue
+        if isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, Path):
+            value = str(value)
+        overrides[FLAG_TO_SETTING[flag]] = value
+    return overrides
+
+
+@dataclass(frozen=True)
+class _Globals:
+    config: Path | None
+
+
+def _settings(ctx: typer.Context, **flags: Any) -> Settings:
+    globals_ = ctx.obj if isinstance(ctx.obj, _Globals) else _Globals(config=None)
+    return load_settings(globals_.config, flag_overrides(**flags))
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pokedreamer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            metavar="PATH",
+            help="Config file to read instead of ./config.toml.",
+            dir_okay=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
+    ] = False,
+) -> None:
+    ctx.obj = _Globals(config=config)
+
+
+class PlannerChoice(StrEnum):
+    llm = "llm"
+    heuristic = "heuristic"
+    none = "none"
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    rom: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="Game Boy ROM to play (default: the bundled fixture cartridge).",
+            dir_okay=False,
+        ),
+    ] = None,
+    headless: Annotated[
+        bool | None,
+        typer.Option("--headless/--no-headless", help="Run without an emulator window."),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(metavar="N", help="Agent steps to take; 0 runs until stopped.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
+    planner: Annotated[
+        PlannerChoice | None, typer.Option(help="Which planner sets subgoals.")
+    ] = None,
+) -> None:
+    """Run the agent on a ROM.
+
+    Until the agent lands (issue #6) this presses random buttons on the emulator.
+    """
+    settings = _settings(ctx, rom=rom, headless=headless, steps=steps, seed=seed, planner=planner)
+    from pokedreamer.env.demo import random_play
+
+    random_play(settings)
+
+
+# The issues that will build each part; the titles are what a user sees when a verb is not built.
+_ISSUES: dict[int, str] = {
+    3: "game environment: RAM map, dialog text, GameState, rewards",
+    4: "world model: a discrete RSSM, trained, evaluated, visualised",
+    5: "System 2: subgoals, LLM planner, offline planner, prompts",
+    6: "System 1 and the agent loop",
+    7: "dashboard: watch, steer, edit prompts, replay",
+}
+
+
+def _planned_in(*numbers: int) -> str:
+    return "planned in " + ", and ".join(f"issue #{n}: {_ISSUES[n]}" for n in numbers)
+
+
+# Verbs that exist in the interface before their code does. Each says where it is planned rather
+# than doing nothing quietly, so a script calling it fails visibly.
+_PLANNED: dict[str, tuple[str, str]] = {
+    "play": ("Play the game yourself in the dashboard.", _planned_in(7)),
+    "collect": ("Collect episodes into a replay buffer.", _planned_in(4)),
+    "train": ("Train the world model.", _planned_in(4)),
+    "eval": ("Evaluate the world model (open-loop report) or the agent.", _planned_in(4, 6)),
+    "replay": ("Replay a recorded episode with its subgoal trace.", _planned_in(7)),
+    "export": ("Render a recorded episode to MP4 or GIF.", _planned_in(6)),
+    "bench": ("Measure the env, model, planner and agent.", "grows with issues #3–#7"),
+    "prompts": ("Show or edit the planner's prompt templates.", _planned_in(5)),
+    "ram": ("Check the RAM map against a symbol file; show RAM decoded.", _planned_in(3)),
+}
+
+
+def _not_built(verb: str) -> NoReturn:
+    typer.echo(f"pokedreamer {verb} is not built yet ({_PLANNED[verb][1]})", err=True)
+    raise typer.Exit(EXIT_NOT_BUILT)
+
+
+def _register_planned(verb: str, summary: str) -> None:
+    def command() -> None:
+        _not_built(verb)
+
+    command.__doc__ = f"{summary} [not built yet]"
+    # Extra arguments are accepted so that the "not built yet" line, not a usage error, answers.
+    app.command(
+        name=verb,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(command)
+
+
+for _verb, (_summary, _plan) in _PLANNED.items():
+    _register_planned(_verb, _summary)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user mistakes are one line and exit 2, Ctrl-C exits 130."""
+    try:
+        # Standalone mode lets typer turn usage errors, --help and typer.Exit into exit codes;
+        # only our own errors come back out as exceptions.
+        app(args=argv, prog_name="pokedreamer")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        # Typer already maps Ctrl-C inside a verb to 130; this catches it anywhere else.
+        sys.exit(EXIT_INTERRUPTED)

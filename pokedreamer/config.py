@@ -1,0 +1,350 @@
+"""The one Settings object: built-in defaults < config.toml < POKEDREAMER_* env vars < CLI flags.
+
+Every field's docstring is its documentation: it becomes the field's description, and
+`Settings.to_toml` writes it as the comment above the value, so the shipped config.toml and the run
+directories' copies explain themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pokedreamer.errors import UserError
+
+ENV_PREFIX = "POKEDREAMER_"
+ENV_NESTED_DELIMITER = "__"
+DEFAULT_CONFIG_NAME = "config.toml"
+
+# Sections forbid unknown keys so that a typo in config.toml fails loudly instead of being ignored,
+# and are frozen because constructors receive them and must not change what others see.
+_SECTION_CONFIG = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class EnvSettings(BaseModel):
+    """The game and the emulator."""
+
+    model_config = _SECTION_CONFIG
+
+    rom: str = ""
+    """Path to a Game Boy ROM; empty means the bundled fixture cartridge."""
+
+    action_repeat: int = Field(default=24, ge=1)
+    """Emulator frames per agent step."""
+
+    hold_frames: int = Field(default=8, ge=1)
+    """Frames the chosen button is held at the start of each step (at most action_repeat)."""
+
+    headless: bool = True
+    """Run PyBoy without a window."""
+
+    seed: int = Field(default=0, ge=0)
+    """Seed for every random number generator the run uses."""
+
+    @model_validator(mode="after")
+    def _hold_within_step(self) -> EnvSettings:
+        if self.hold_frames > self.action_repeat:
+            raise ValueError(
+                f"hold_frames ({self.hold_frames}) must not exceed "
+                f"action_repeat ({self.action_repeat})"
+            )
+        return self
+
+
+class RunSettings(BaseModel):
+    """One run and its directory under runs_dir."""
+
+    model_config = _SECTION_CONFIG
+
+    name: str = ""
+    """Name of the run directory; empty means a timestamp."""
+
+    runs_dir: str = "runs"
+    """Folder that holds one directory per run."""
+
+    steps: int = Field(default=0, ge=0)
+    """Agent steps to take; 0 means until stopped."""
+
+    print_every: int = Field(default=100, ge=0)
+    """Print a progress line every this many steps; 0 means never."""
+
+
+class PlannerSettings(BaseModel):
+    """System 2, the strategic planner."""
+
+    model_config = _SECTION_CONFIG
+
+    kind: Literal["heuristic", "llm", "none"] = "heuristic"
+    """Which planner sets subgoals: "heuristic" (offline rules), "llm" or "none"."""
+
+    base_url: str = Field(default="", validate_default=True)
+    """OpenAI-compatible endpoint; empty means $OPENAI_BASE_URL, else OpenAI's own."""
+
+    model: str = "gpt-4o-mini"
+    """Model name sent to the endpoint."""
+
+    api_key: SecretStr | None = Field(default=None, validate_default=True)
+    """API key; best left unset here so that $OPENAI_API_KEY supplies it."""
+
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds to wait for one planner reply."""
+
+    max_calls_per_hour: int = Field(default=120, ge=0)
+    """Most LLM calls in any hour, to bound cost; 0 means the LLM is never called."""
+
+    prompts_dir: str = ""
+    """Folder of prompt templates that replace the built-in ones; empty means the built-in ones."""
+
+    # The OpenAI variables are fallbacks rather than a settings source so that an explicit empty
+    # value in config.toml (which means "not set") still lets them through.
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_fallback(cls, value: str) -> str:
+        return value or os.environ.get("OPENAI_BASE_URL", "")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _api_key_fallback(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return os.environ.get("OPENAI_API_KEY") or None
+        return value
+
+
+class LogSettings(BaseModel):
+    """Logging."""
+
+    model_config = _SECTION_CONFIG
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    """Least severe log level that is shown: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+# The parsed config file for the load in progress. Settings' sources are chosen per class, not per
+# call, so this is how load_settings hands one particular file to the source that sits between the
+# defaults and the environment.
+_file_layer: ContextVar[Mapping[str, Any] | None] = ContextVar("_file_layer", default=None)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        # Unused: __call__ hands over the whole parsed file at once.
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_file_layer.get() or {})
+
+
+class Settings(BaseSettings):
+    """Everything a run is configured by, resolved once and handed to constructors."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+    # The sections are built per Settings rather than shared, so that their fallbacks read the
+    # environment as it is at load time, not as it was at import time.
+    env: EnvSettings = Field(default_factory=EnvSettings)
+    """The game and the emulator."""
+
+    run: RunSettings = Field(default_factory=RunSettings)
+    """One run and its directory."""
+
+    planner: PlannerSettings = Field(default_factory=PlannerSettings)
+    """System 2, the strategic planner."""
+
+    log: LogSettings = Field(default_factory=LogSettings)
+    """Logging."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest priority first. No .env or secrets-dir sources: one file and the environment are
+        # enough places to look when a value surprises you.
+        return init_settings, env_settings, _FileSource(settings_cls)
+
+    def to_toml(self) -> str:
+        """The resolved settings as commented TOML that loads back to equal settings.
+
+        Secrets are left out (as a commented-out key), so the result is safe to save in a run
+        directory or to share.
+        """
+        out: list[str] = []
+        for section_name in type(self).model_fields:
+            section: BaseModel = getattr(self, section_name)
+            if out:
+                out.append("")
+            out.append(f"[{section_name}]")
+            for field_name, info in type(section).model_fields.items():
+                out.append(f"# {info.description}")
+                value = getattr(section, field_name)
+                if _is_secret(info.annotation):
+                    out.append(f'# {field_name} = ""')
+                else:
+                    out.append(f"{field_name} = {_toml_value(value)}")
+        return "\n".join(out) + "\n"
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _toml_value(value: Any) -> str:
+    # Only the scalar kinds our settings use; a new kind fails here (and in the tests) rather than
+    # being written as something that does not load back.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        # JSON's string escapes are a subset of TOML basic strings'.
+        return json.dumps(value, ensure_ascii=False)
+    raise TypeError(f"cannot write {type(value).__name__} as a TOML value")
+
+
+def load_settings(
+    config_path: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Resolve the settings: defaults < config file < POKEDREAMER_* env vars < ``overrides``.
+
+    ``config_path`` None means ./config.toml when it exists, else no file. ``overrides`` maps
+    dotted keys (``"env.rom"``) to values; a None value means "not given" and is skipped, so CLI
+    flags can be passed through without checking each one. Every mistake becomes a one-line
+    UserError.
+    """
+    if config_path is None:
+        default = Path(DEFAULT_CONFIG_NAME)
+        path: Path | None = default if default.is_file() else None
+    else:
+        if not config_path.is_file():
+            raise UserError(f"config file not found: {config_path}")
+        path = config_path
+
+    file_data = _read_toml(path) if path is not None else {}
+    nested_overrides = _nest(overrides or {})
+    token = _file_layer.set(file_data)
+    try:
+        return Settings(**nested_overrides)
+    except ValidationError as exc:
+        raise UserError(_describe(exc, path, nested_overrides)) from None
+    finally:
+        _file_layer.reset(token)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib puts the position at the end of its message: "... (at line 3, column 7)".
+        message = str(exc)
+        where = re.search(r"\s*\(at (line \d+, column \d+)\)$", message)
+        if where:
+            message = f"{where.group(1)}: {message[: where.start()]}"
+        raise UserError(f"{path}: {message}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+
+
+def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def _has(tree: Mapping[str, Any], loc: tuple[str, ...]) -> bool:
+    node: Any = tree
+    for part in loc:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _env_var_for(loc: tuple[str, ...]) -> str | None:
+    """The POKEDREAMER_* variable that supplied ``loc``, if any (env names are case-insensitive)."""
+    by_upper = {name.upper(): name for name in os.environ}
+    # The exact nested variable first, then a JSON value for an enclosing section.
+    for depth in range(len(loc), 0, -1):
+        wanted = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:depth]).upper()
+        if wanted in by_upper:
+            return by_upper[wanted]
+    return None
+
+
+def _origin(loc: tuple[str, ...], path: Path | None, overrides: Mapping[str, Any]) -> str:
+    # Walk the layers from the highest priority down: the first that has the key supplied it.
+    if _has(overrides, loc):
+        return "command line"
+    env_var = _env_var_for(loc)
+    if env_var is not None:
+        return f"environment variable {env_var}"
+    if path is not None:
+        return str(path)
+    return "settings"
+
+
+def _describe(exc: ValidationError, path: Path | None, overrides: Mapping[str, Any]) -> str:
+    parts: list[str] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(str(part) for part in error["loc"])
+        dotted = ".".join(loc) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            problem = "unknown key"
+        else:
+            # Drop pydantic's "Value error, " prefix from our own validators' messages.
+            problem = error["msg"].removeprefix("Value error, ")
+        shown = _shown_input(loc, error.get("input"))
+        if shown is not None:
+            problem += f" (got {shown})"
+        parts.append(f"{_origin(loc, path, overrides)}: {dotted}: {problem}")
+    return "; ".join(parts)
+
+
+def _shown_input(loc: tuple[str, ...], value: Any) -> str | None:
+    # Never echo anything that may be a secret, nor whole sections (they can be long).
+    if loc and loc[-1] == "api_key":
+        return None
+    if isinstance(value, Mapping | list | BaseModel):
+        return None
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)

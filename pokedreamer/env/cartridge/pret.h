@@ -1,0 +1,85 @@
+/* Pokémon Red's RAM variables that the fixture cartridge writes, with pret/pokered's names and
+ * meanings (addresses from pret's generated pokered.sym). The agent's environment reads these
+ * same addresses on the real game, so every write here must keep the real game's meaning. */
+#ifndef PRET_H
+#define PRET_H
+#include <stdint.h>
+
+#define RAM8(addr) (*(volatile uint8_t *)(addr))
+#define RAMP(addr) ((volatile uint8_t *)(addr))
+
+#define wSpritePlayerStateData1FacingDirection RAM8(0xC109) /* 0 down, 4 up, 8 left, $C right */
+#define wTileMap            RAMP(0xC3A0) /* 20x18 screen tiles; tile id == charmap code */
+#define wFontLoaded         RAM8(0xCFC4) /* bit 0: a text box or menu is shown */
+#define wEnemyMonSpecies    RAM8(0xCFE5)
+#define wEnemyMonHP         RAMP(0xCFE6) /* 2 bytes, big-endian */
+#define wEnemyMonLevel      RAM8(0xCFF3)
+#define wEnemyMonMaxHP      RAMP(0xCFF4) /* 2 bytes, big-endian */
+#define wBattleMonSpecies   RAM8(0xD014)
+#define wBattleMonHP        RAMP(0xD015) /* 2 bytes, big-endian */
+#define wBattleMonLevel     RAM8(0xD022)
+#define wBattleMonMaxHP     RAMP(0xD023) /* 2 bytes, big-endian */
+#define wIsInBattle         RAM8(0xD057) /* 0 none, 1 wild, 2 trainer, $FF lost */
+#define wPlayerName         RAMP(0xD158) /* charmap text ended by $50 */
+#define wPartyCount         RAM8(0xD163)
+#define wPartySpecies       RAMP(0xD164) /* species ids, ended by $FF */
+#define wPartyMon1          RAMP(0xD16B) /* party_struct, $2C bytes a mon */
+#define wPokedexOwned       RAMP(0xD2F7) /* 19 bytes, bit (dex - 1) */
+#define wPokedexSeen        RAMP(0xD30A) /* 19 bytes, bit (dex - 1) */
+#define wNumBagItems        RAM8(0xD31D)
+#define wBagItems           RAMP(0xD31E) /* (item id, quantity) pairs, ended by $FF */
+#define wPlayerMoney        RAMP(0xD347) /* 3 bytes BCD, big-endian */
+#define wObtainedBadges     RAM8(0xD356) /* bit 0 BOULDERBADGE */
+#define wCurMap             RAM8(0xD35E)
+#define wYCoord             RAM8(0xD361)
+#define wXCoord             RAM8(0xD362)
+#define wEventFlags         RAMP(0xD747) /* flag i is bit i%8 of byte i/8 */
+
+/* Offsets inside party_struct (pret's macro in macros/ram.asm). */
+#define MON_SPECIES  0x00
+#define MON_HP       0x01 /* 2 bytes, big-endian */
+#define MON_BOXLEVEL 0x03
+#define MON_MOVES    0x08
+#define MON_EXP      0x0E /* 3 bytes, big-endian */
+#define MON_PP       0x1D
+#define MON_LEVEL    0x21
+#define MON_MAXHP    0x22 /* 2 bytes, big-endian */
+
+/* Facing values of wSpritePlayerStateData1FacingDirection. */
+#define FACING_DOWN  0x00
+#define FACING_UP    0x04
+#define FACING_LEFT  0x08
+#define FACING_RIGHT 0x0C
+
+/* Map ids from pret's constants/map_constants.asm, chosen where the role matches. */
+#define PALLET_TOWN   0x00
+#define ROUTE_1       0x0C
+#define REDS_HOUSE_1F 0x25
+#define PEWTER_GYM    0x36
+
+/* Species ids (pret's internal index order) and their Pokédex numbers. */
+#define ONIX     0x22
+#define PIDGEY   0x24
+#define RATTATA  0xA5
+#define GEODUDE  0xA9
+#define SQUIRTLE 0xB1
+#define DEX_SQUIRTLE 7
+#define DEX_PIDGEY   16
+#define DEX_RATTATA  19
+#define DEX_GEODUDE  74
+#define DEX_ONIX     95
+
+#define TACKLE 0x21 /* move id */
+#define POTION 0x14 /* item id */
+
+/* Event flag indices from pret's constants/event_constants.asm. */
+#define EVENT_GOT_STARTER               34  /* $D74B bit 2 */
+#define EVENT_BEAT_PEWTER_GYM_TRAINER_0 114 /* $D755 bit 2 */
+#define EVENT_BEAT_BROCK                119 /* $D755 bit 7 */
+
+#define BIT_BOULDERBADGE 0
+#define BATTLE_WILD    1
+#define BATTLE_TRAINER 2
+#define BATTLE_LOST    0xFF
+
+#endif

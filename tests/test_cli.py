@@ -1,0 +1,237 @@
+"""The pokedreamer command: verbs, exit codes, one-line errors, and fast startup."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import pokedreamer
+from pokedreamer.cli import FLAG_TO_SETTING, main
+from pokedreamer.config import Settings
+from pokedreamer.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VERBS = ["run", "play", "collect", "train", "eval", "replay", "export", "bench", "prompts", "ram"]
+HEAVY = ["torch", "pyboy", "numpy", "textual", "openai"]
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A clean environment and an empty working directory, whatever the developer's shell holds."""
+    for name in list(os.environ):
+        if name.upper().startswith("POKEDREAMER_") or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a fresh interpreter, as a user would."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "pokedreamer", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def call_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 0), out, err
+
+
+def test_help_lists_every_verb() -> None:
+    result = cli("--help")
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.split("Commands:")[1].split()
+    for verb in VERBS:
+        assert verb in commands
+
+
+def test_version() -> None:
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"pokedreamer {pokedreamer.__version__}\n"
+    assert pokedreamer.__version__ == "0.1.0"
+
+
+@pytest.mark.parametrize("verb", [verb for verb in VERBS if verb != "run"])
+def test_unbuilt_verbs_say_so_and_exit_3(capsys: pytest.CaptureFixture[str], verb: str) -> None:
+    code, out, err = call_main(capsys, verb)
+    assert code == 3
+    assert out == ""
+    assert err.startswith(f"pokedreamer {verb} is not built yet (")
+    assert "issue" in err
+    assert err.count("\n") == 1
+
+
+def test_unbuilt_verb_ignores_its_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = call_main(capsys, "train", "--steps", "5", "extra")
+    assert code == 3
+    assert err == (
+        "pokedreamer train is not built yet "
+        "(planned in issue #4: world model: a discrete RSSM, trained, evaluated, visualised)\n"
+    )
+
+
+def test_missing_config_file_is_one_line_exit_2() -> None:
+    result = cli("--config", "nowhere.toml", "run")
+    assert result.returncode == 2
+    assert result.stderr == "error: config file not found: nowhere.toml\n"
+
+
+def test_malformed_toml_is_one_line_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "broken.toml").write_text("[env\nseed = 1\n", encoding="utf-8")
+    result = cli("--config", "broken.toml", "run")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: broken.toml: line 1, column ")
+
+
+def test_bad_value_is_one_line_naming_file_and_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "config.toml").write_text("[env]\naction_repeat = 0\n", encoding="utf-8")
+    code, _, err = call_main(capsys, "run")
+    assert code == 2
+    assert err == (
+        "error: config.toml: env.action_repeat: "
+        "Input should be greater than or equal to 1 (got 0)\n"
+    )
+
+
+def test_bad_flag_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = call_main(capsys, "run", "--planner", "gpt")
+    assert code == 2
+    assert "--planner" in err
+
+
+def test_flags_map_onto_real_settings() -> None:
+    for dotted in FLAG_TO_SETTING.values():
+        section, field = dotted.split(".")
+        section_model = Settings.model_fields[section].annotation
+        assert section_model is not None
+        assert field in section_model.model_fields, dotted
+
+
+@pytest.fixture
+def fake_demo(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    """Stand in for pokedreamer.env.demo so the run verb's wiring is tested on its own."""
+    received: list[Settings] = []
+    module = types.ModuleType("pokedreamer.env.demo")
+    module.random_play = received.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pokedreamer.env.demo", module)
+    return received
+
+
+def test_run_passes_flags_over_file_and_env(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    fake_demo: list[Settings],
+) -> None:
+    (tmp_path / "config.toml").write_text(
+        '[env]\nseed = 4\naction_repeat = 12\n[run]\nsteps = 100\n[planner]\nkind = "llm"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("POKEDREAMER_RUN__STEPS", "50")
+    code, _, err = call_main(
+        capsys, "run", "--rom", "red.gb", "--no-headless", "--steps", "5", "--planner", "none"
+    )
+    assert code == 0, err
+    [settings] = fake_demo
+    assert settings.env.rom == "red.gb"
+    assert settings.env.headless is False
+    assert settings.run.steps == 5
+    assert settings.planner.kind == "none"
+    assert settings.env.seed == 4  # no --seed: the file's value stands
+    assert settings.env.action_repeat == 12
+
+
+def test_run_reads_the_config_named_by_the_global_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fake_demo: list[Settings]
+) -> None:
+    (tmp_path / "config.toml").write_text("[env]\nseed = 1\n", encoding="utf-8")
+    (tmp_path / "other.toml").write_text("[env]\nseed = 2\n", encoding="utf-8")
+    code, _, _ = call_main(capsys, "--config", "other.toml", "run", "--headless")
+    assert code == 0
+    assert fake_demo[0].env.seed == 2
+    assert fake_demo[0].env.headless is True
+
+
+def test_user_error_from_a_verb_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(settings: Settings) -> None:
+        raise UserError("not a Game Boy ROM: red.gb")
+
+    module = types.ModuleType("pokedreamer.env.demo")
+    module.random_play = refuse  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pokedreamer.env.demo", module)
+    code, out, err = call_main(capsys, "run", "--rom", "red.gb")
+    assert (code, out, err) == (2, "", "error: not a Game Boy ROM: red.gb\n")
+
+
+def test_ctrl_c_exits_130_quietly(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(settings: Settings) -> None:
+        raise KeyboardInterrupt
+
+    module = types.ModuleType("pokedreamer.env.demo")
+    module.random_play = interrupted  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pokedreamer.env.demo", module)
+    code, out, err = call_main(capsys, "run")
+    assert code == 130
+    assert "Traceback" not in out + err
+
+
+def test_cli_import_and_help_stay_light() -> None:
+    script = (
+        "import sys\n"
+        "import pokedreamer.cli\n"
+        "try:\n"
+        "    pokedreamer.cli.main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr)\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", f"imported at startup: {result.stderr.strip()}"
+
+
+demo_missing = importlib.util.find_spec("pokedreamer.env.demo") is None
+
+
+@pytest.mark.skipif(demo_missing, reason="pokedreamer.env.demo is not written yet")
+def test_run_plays_the_fixture_cartridge() -> None:
+    result = cli("run", "--headless", "--steps", "3")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(demo_missing, reason="pokedreamer.env.demo is not written yet")
+def test_run_with_a_missing_rom_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = cli("run", "--headless", "--steps", "3", "--rom", str(tmp_path / "missing.gb"))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
