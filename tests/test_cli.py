@@ -21,16 +21,6 @@ VERBS = ["run", "play", "collect", "train", "eval", "replay", "export", "bench",
 HEAVY = ["torch", "pyboy", "numpy", "textual", "openai"]
 
 
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A clean environment and an empty working directory, whatever the developer's shell holds."""
-    for name in list(os.environ):
-        if name.upper().startswith("POKEDREAMER_") or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the real command in a fresh interpreter, as a user would."""
     env = dict(os.environ)

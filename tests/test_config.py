@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 
@@ -13,16 +12,6 @@ from pokedreamer.config import Settings, load_settings
 from pokedreamer.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """A clean environment and an empty working directory, whatever the developer's shell holds."""
-    for name in list(os.environ):
-        if name.upper().startswith("POKEDREAMER_") or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def write(path: Path, text: str) -> Path:
