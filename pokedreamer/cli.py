@@ -18,6 +18,7 @@ from pokedreamer import __version__
 from pokedreamer.config import Settings, load_settings
 from pokedreamer.errors import UserError
 
+EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_NOT_BUILT = 3
 EXIT_INTERRUPTED = 130
@@ -112,7 +113,8 @@ def run(
         typer.Option(
             metavar="PATH",
             help="Game Boy ROM to play (default: the bundled fixture cartridge).",
-            dir_okay=False,
+            # No dir_okay=False: click would answer a directory with a four-line usage error,
+            # while load_rom names every bad path in one line.
         ),
     ] = None,
     headless: Annotated[
@@ -135,6 +137,37 @@ def run(
     from pokedreamer.env.demo import random_play
 
     random_play(settings)
+
+
+@app.command()
+def ram(
+    check_symbols: Annotated[
+        Path | None,
+        typer.Option(
+            "--check-symbols",
+            metavar="FILE.sym",
+            help="Compare the RAM map with a symbol file, e.g. pret/pokered's pokered.sym; "
+            "exits 1 on any mismatch.",
+        ),
+    ] = None,
+) -> None:
+    """Show the RAM map (pret symbol, address, width) or check it against a symbol file."""
+    from pokedreamer.env import ram as ram_map
+
+    if check_symbols is None:
+        typer.echo(f"{'address':<9}{'bytes':>5}  pret symbol")
+        for var in sorted(ram_map.RAM.values(), key=lambda v: v.address):
+            typer.echo(f"${var.address:04X}    {var.width:>5}  {var.name}")
+        return
+    problems = ram_map.check_symbols(ram_map.load_sym(check_symbols))
+    for line in problems:
+        typer.echo(line)
+    if problems:
+        typer.echo(
+            f"{len(problems)} of {len(ram_map.RAM)} RAM variables do not match {check_symbols}"
+        )
+        raise typer.Exit(EXIT_CHECK_FAILED)
+    typer.echo(f"{len(ram_map.RAM)} RAM variables match {check_symbols}")
 
 
 # The issues that will build each part; the titles are what a user sees when a verb is not built.
@@ -162,7 +195,6 @@ _PLANNED: dict[str, tuple[str, str]] = {
     "export": ("Render a recorded episode to MP4 or GIF.", _planned_in(6)),
     "bench": ("Measure the env, model, planner and agent.", "grows with issues #3–#7"),
     "prompts": ("Show or edit the planner's prompt templates.", _planned_in(5)),
-    "ram": ("Check the RAM map against a symbol file; show RAM decoded.", _planned_in(3)),
 }
 
 

@@ -37,6 +37,8 @@ DEFAULT_CONFIG_NAME = "config.toml"
 # and are frozen because constructors receive them and must not change what others see.
 _SECTION_CONFIG = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
+Button = Literal["a", "b", "start", "select", "up", "down", "left", "right"]
+
 
 class EnvSettings(BaseModel):
     """The game and the emulator."""
@@ -58,6 +60,33 @@ class EnvSettings(BaseModel):
     seed: int = Field(default=0, ge=0)
     """Seed for every random number generator the run uses."""
 
+    buttons: list[Button] = Field(
+        default_factory=lambda: ["a", "b", "start", "select", "up", "down", "left", "right"],
+        min_length=1,
+    )
+    """The agent's actions: Game Boy buttons, one pressed per step."""
+
+    noop: bool = False
+    """Add an action that presses nothing (the emulator just runs its frames)."""
+
+    max_steps: int = Field(default=4096, ge=0)
+    """Steps before an episode is truncated; 0 means never."""
+
+    start_state: str = ""
+    """PyBoy save state to reset from; empty means the ROM's own start (the cartridge boots
+    straight to control; Pokémon Red's intro is scripted once and cached in data_dir)."""
+
+    data_dir: str = ""
+    """Folder for cached start states; empty means $XDG_DATA_HOME/pokedreamer
+    (~/.local/share/pokedreamer)."""
+
+    @field_validator("buttons")
+    @classmethod
+    def _distinct_buttons(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each button may appear once")
+        return value
+
     @model_validator(mode="after")
     def _hold_within_step(self) -> EnvSettings:
         if self.hold_frames > self.action_repeat:
@@ -66,6 +95,48 @@ class EnvSettings(BaseModel):
                 f"action_repeat ({self.action_repeat})"
             )
         return self
+
+
+class RewardSettings(BaseModel):
+    """Weights of the reward terms read from RAM; each term is reported apart in the env's info."""
+
+    model_config = _SECTION_CONFIG
+
+    explore: float = 0.02
+    """Per map tile (map, x, y) visited for the first time in the episode."""
+
+    new_map: float = 0.5
+    """Per map entered for the first time in the episode."""
+
+    event: float = 2.0
+    """Per story event flag newly set."""
+
+    badge: float = 10.0
+    """Per badge newly earned."""
+
+    level: float = 1.0
+    """Per level gained by the party (sum of levels)."""
+
+    heal: float = 1.0
+    """Per party's worth of missing HP restored outside battle (empty to full pays it once)."""
+
+    seen: float = 0.2
+    """Per species newly seen in the Pokédex."""
+
+    caught: float = 1.0
+    """Per species newly owned in the Pokédex."""
+
+    battle_won: float = 1.0
+    """Per battle that ends with the enemy at 0 HP."""
+
+    battle_lost: float = -1.0
+    """Per battle lost (blackout)."""
+
+    stuck: float = -0.01
+    """Per step once no new tile has been visited for stuck_steps steps."""
+
+    stuck_steps: int = Field(default=128, ge=1)
+    """Steps without a new tile before the stuck penalty starts."""
 
 
 class RunSettings(BaseModel):
@@ -172,6 +243,9 @@ class Settings(BaseSettings):
     env: EnvSettings = Field(default_factory=EnvSettings)
     """The game and the emulator."""
 
+    rewards: RewardSettings = Field(default_factory=RewardSettings)
+    """Weights of the reward terms."""
+
     run: RunSettings = Field(default_factory=RunSettings)
     """One run and its directory."""
 
@@ -207,7 +281,7 @@ class Settings(BaseSettings):
                 out.append("")
             out.append(f"[{section_name}]")
             for field_name, info in type(section).model_fields.items():
-                out.append(f"# {info.description}")
+                out.extend(f"# {line.strip()}" for line in (info.description or "").splitlines())
                 value = getattr(section, field_name)
                 if _is_secret(info.annotation):
                     out.append(f'# {field_name} = ""')
@@ -230,6 +304,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         # JSON's string escapes are a subset of TOML basic strings'.
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} as a TOML value")
 
 

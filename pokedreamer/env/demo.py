@@ -8,6 +8,7 @@ user's ROM) and our RAM map agree.
 from __future__ import annotations
 
 import random
+import sys
 import time
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -79,12 +80,15 @@ def format_facts(step: int, facts: dict[str, Any]) -> str:
 
 
 def random_play(settings: Settings) -> None:
+    # The ROM is checked before PyBoy is imported, so a bad file is refused at once.
+    rom_path = settings.env.rom or str(ROM_PATH)
+    rom = load_rom(rom_path)
+    if rom.warning:
+        print(f"warning: {rom.warning}", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pysdl2-dll announces itself on import
         from pyboy import PyBoy  # heavy: imported only when a game runs
 
-    rom_path = settings.env.rom or str(ROM_PATH)
-    load_rom(rom_path)
     env = settings.env
     rng = random.Random(env.seed)
     pyboy = PyBoy(

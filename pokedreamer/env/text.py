@@ -3,19 +3,44 @@ bit 0 is set."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pokedreamer.env.charmap import DECORATION, decode
-from pokedreamer.env.ram import TILEMAP_WIDTH
+from pokedreamer.env.ram import RAM, TILEMAP_WIDTH
 
 TEXT_LINE_ROWS = (14, 16)  # Pokémon Red prints a box's two lines at (1,14) and (1,16)
+LINE_WIDTH = TILEMAP_WIDTH - 2  # inside the border
+
+
+@lru_cache(maxsize=4096)
+def decode_line(codes: bytes) -> str:
+    """One text-box line as clean text: border and prompt arrows gone, spaces collapsed.
+
+    Cached because the same lines stay on screen for many steps.
+    """
+    text = decode(codes, unknown=" ")
+    return " ".join("".join(" " if ch in DECORATION else ch for ch in text).split())
 
 
 def dialog_lines(tilemap: bytes | bytearray | memoryview) -> list[str]:
-    """The non-empty text lines of the text box, with border and prompt arrows stripped."""
+    """The non-empty text lines of the text box in a 20×18 tilemap."""
     lines = []
     for row in TEXT_LINE_ROWS:
         start = row * TILEMAP_WIDTH + 1
-        text = decode(tilemap[start : start + TILEMAP_WIDTH - 2], unknown=" ")
-        text = "".join(" " if ch in DECORATION else ch for ch in text).strip()
+        text = decode_line(bytes(tilemap[start : start + LINE_WIDTH]))
         if text:
-            lines.append(" ".join(text.split()))
+            lines.append(text)
     return lines
+
+
+_LINE_SLICES = tuple(
+    slice(RAM["wTileMap"].address + row * TILEMAP_WIDTH + 1,
+          RAM["wTileMap"].address + row * TILEMAP_WIDTH + 1 + LINE_WIDTH)
+    for row in TEXT_LINE_ROWS
+)  # fmt: skip
+
+
+def read_dialog(memory: object) -> tuple[str, ...]:
+    """The text box's lines straight from RAM, reading only the two text rows (cheap per step)."""
+    lines = (decode_line(bytes(memory[s])) for s in _LINE_SLICES)  # type: ignore[index]
+    return tuple(line for line in lines if line)

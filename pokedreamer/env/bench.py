@@ -1,0 +1,162 @@
+"""``pokedreamer bench env``: our env's step rate against raw PyBoy, and scaling over processes.
+
+Raw PyBoy and the env play the same button sequence from the same start state with the same
+frames per step (held, released, the last frame rendered), in alternating rounds of one run, so
+that the ratio is fair on a noisy machine. Then 1..N processes each step their own env for the same
+wall time, and their total rate is compared with one process's.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pokedreamer.config import EnvSettings, RewardSettings
+
+
+@dataclass(frozen=True)
+class EnvBenchResult:
+    steps: int
+    rounds: int
+    raw_steps_per_s: float
+    env_steps_per_s: float
+    ratio: float
+    processes: dict[int, float]  # processes -> total env steps/s
+    scaling: dict[int, float]  # processes -> total rate / (processes x one process's rate)
+    machine: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "steps_per_round": self.steps,
+            "rounds": self.rounds,
+            "raw_pyboy_steps_per_s": round(self.raw_steps_per_s, 1),
+            "env_steps_per_s": round(self.env_steps_per_s, 1),
+            "env_over_raw": round(self.ratio, 4),
+            "processes_steps_per_s": {str(k): round(v, 1) for k, v in self.processes.items()},
+            "processes_scaling": {str(k): round(v, 3) for k, v in self.scaling.items()},
+        }
+
+
+def machine_description() -> str:
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+    )
+
+
+def _raw_round(pyboy: Any, start: bytes, buttons: list[str], hold: int, rest: int) -> float:
+    import io
+
+    pyboy.load_state(io.BytesIO(start))
+    t0 = time.perf_counter()
+    for button in buttons:
+        pyboy.button_press(button)
+        pyboy.tick(hold, False)
+        pyboy.button_release(button)
+        pyboy.tick(rest, True)
+    return time.perf_counter() - t0
+
+
+def _env_round(env: Any, actions: list[int]) -> float:
+    env.reset(seed=0)
+    step = env.step
+    t0 = time.perf_counter()
+    for action in actions:
+        step(action)
+    return time.perf_counter() - t0
+
+
+def env_vs_raw(env_settings: EnvSettings, steps: int, rounds: int) -> tuple[float, float]:
+    """(raw steps/s, env steps/s), timed in alternating rounds over the same button sequence."""
+    from pokedreamer.env.gym_env import SHADE_PALETTE, PokemonRedEnv
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pyboy import PyBoy
+
+    settings = env_settings.model_copy(update={"headless": True, "max_steps": 0})
+    env = PokemonRedEnv(settings, RewardSettings())
+    rng = np.random.default_rng(0)
+    actions = [int(a) for a in rng.integers(0, env.action_space.n, steps)]
+    buttons = [env.buttons[a] or "a" for a in actions]
+    env.reset(seed=0)
+    start = env._start  # the very state the env resets to
+    raw = PyBoy(
+        str(env.rom.path),
+        window="null",
+        sound_emulated=False,
+        log_level="ERROR",
+        color_palette=SHADE_PALETTE,
+    )
+    hold = settings.hold_frames
+    rest = settings.action_repeat - hold
+    raw_time = env_time = 0.0
+    try:
+        for _ in range(rounds):
+            raw_time += _raw_round(raw, start, buttons, hold, rest)
+            env_time += _env_round(env, actions)
+    finally:
+        raw.stop(save=False)
+        env.close()
+    return steps * rounds / raw_time, steps * rounds / env_time
+
+
+def _worker(args: tuple[EnvSettings, float]) -> int:
+    from pokedreamer.env.gym_env import PokemonRedEnv
+
+    settings, seconds = args
+    env = PokemonRedEnv(settings, RewardSettings())
+    env.reset(seed=os.getpid())
+    rng = np.random.default_rng(os.getpid())
+    n = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for action in rng.integers(0, env.action_space.n, 64):
+            env.step(int(action))
+        n += 64
+    env.close()
+    return n
+
+
+def process_scaling(
+    env_settings: EnvSettings, max_processes: int, seconds: float
+) -> dict[int, float]:
+    """Total env steps/s with 1..max_processes processes, each stepping for ``seconds``."""
+    settings = env_settings.model_copy(update={"headless": True, "max_steps": 0})
+    rates: dict[int, float] = {}
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(max_processes) as pool:
+        pool.map(_worker, [(settings, 0.2)] * max_processes)  # start-up and imports, untimed
+        for n in range(1, max_processes + 1):
+            counts = pool.map(_worker, [(settings, seconds)] * n)
+            rates[n] = sum(counts) / seconds
+    return rates
+
+
+def bench_env(
+    env_settings: EnvSettings,
+    steps: int = 2000,
+    rounds: int = 5,
+    max_processes: int | None = None,
+    seconds: float = 3.0,
+) -> EnvBenchResult:
+    raw, env = env_vs_raw(env_settings, steps, rounds)
+    processes = process_scaling(env_settings, max_processes or os.cpu_count() or 1, seconds)
+    one = processes[1]
+    return EnvBenchResult(
+        steps=steps,
+        rounds=rounds,
+        raw_steps_per_s=raw,
+        env_steps_per_s=env,
+        ratio=env / raw,
+        processes=processes,
+        scaling={n: rate / (n * one) for n, rate in processes.items()},
+        machine=machine_description(),
+    )

@@ -1,0 +1,182 @@
+"""PokemonRedEnv: a Gymnasium env over PyBoy, for Pokémon Red and the fixture cartridge alike.
+
+One step presses one button for ``hold_frames``, releases it, and runs to ``action_repeat`` frames,
+rendering only the last one. The observation is the screen as shade indices (0 lightest … 3
+darkest, uint8 144×160) plus the GameState vector; ``info`` carries the GameState and each reward
+term. The step is kept lean: it must stay within 5% of raw PyBoy at the same frames
+(``pokedreamer bench env``).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from pokedreamer.config import EnvSettings, RewardSettings
+from pokedreamer.env.cartridge import ROM_PATH, SYM_PATH
+from pokedreamer.env.ram import parse_sym
+from pokedreamer.env.rewards import TERMS, Rewards
+from pokedreamer.env.rom import load_rom
+from pokedreamer.env.start import (
+    BOOT_FRAMES,
+    StartStates,
+    default_data_dir,
+    load_state_bytes,
+    save_state_bytes,
+    script_red_intro,
+)
+from pokedreamer.env.state import VECTOR_SIZE, GameState, read_game_state
+from pokedreamer.errors import UserError
+
+SCREEN_SHAPE = (144, 160)
+# Headless, PyBoy draws shade i as the colour (i, i, i): the red byte of each RGBA pixel *is* the
+# shade index, so one truncating cast of the uint32 view yields the observation (~2 µs) where a
+# colour look-up would cost ~25 µs, a twentieth of a step.
+SHADE_PALETTE = (0x000000, 0x010101, 0x020202, 0x030303)
+# What people see (render, the SDL window): PyBoy's default greys.
+GREYS = np.array([[255, 255, 255], [153, 153, 153], [85, 85, 85], [0, 0, 0]], dtype=np.uint8)
+# pret's random-number bytes, which Pokémon Red mixes into every random draw.
+RED_RNG = (0xFFD3, 0xFFD4)  # hRandomAdd, hRandomSub
+
+
+def _fixture_rng_address() -> int:
+    return parse_sym(SYM_PATH.read_text())["_rng_state"]
+
+
+class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 60}
+
+    def __init__(
+        self,
+        env: EnvSettings | None = None,
+        rewards: RewardSettings | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.settings = env = env or EnvSettings()
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unsupported render_mode {render_mode!r}")
+        self.render_mode = render_mode
+        rom_path = Path(env.rom) if env.rom else ROM_PATH
+        self.rom = rom = load_rom(rom_path)
+        if rom.warning:
+            logging.getLogger(__name__).warning(rom.warning)
+        self.is_fixture = rom.game == "fixture"
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pysdl2-dll announces itself on import
+            from pyboy import PyBoy
+        self._pyboy = PyBoy(
+            str(rom_path),
+            window="null" if env.headless else "SDL2",
+            sound_emulated=False,
+            log_level="ERROR",
+            **({"color_palette": SHADE_PALETTE} if env.headless else {}),
+        )
+        self._memory = self._pyboy.memory
+        screen = self._pyboy.screen.ndarray
+        self._screen_u32 = screen.view(np.uint32).reshape(SCREEN_SHAPE)
+        self._screen_red = screen[:, :, 0]
+        self._headless = env.headless
+
+        self.buttons: tuple[str | None, ...] = (*env.buttons, *((None,) if env.noop else ()))
+        self.action_space = gym.spaces.Discrete(len(self.buttons))
+        self.observation_space = gym.spaces.Dict(
+            {
+                "screen": gym.spaces.Box(0, 3, SCREEN_SHAPE, np.uint8),
+                "state": gym.spaces.Box(0.0, 1.0, (VECTOR_SIZE,), np.float32),
+            }
+        )
+        self._hold = env.hold_frames
+        self._rest = env.action_repeat - env.hold_frames
+        self._max_steps = env.max_steps
+        self._rewards = Rewards(rewards or RewardSettings())
+        self._rng_address = _fixture_rng_address() if self.is_fixture else None
+        self._start = self._make_start_state(env)
+        self._steps = 0
+        self.state: GameState | None = None
+
+    # --- start states ---------------------------------------------------------------------------
+
+    def _make_start_state(self, env: EnvSettings) -> bytes:
+        if env.start_state:
+            path = Path(env.start_state).expanduser()
+            if not path.is_file():
+                raise UserError(f"start state not found: {path}")
+            state = path.read_bytes()
+            load_state_bytes(self._pyboy, state, str(path))
+            return state
+        if self.is_fixture:
+            self._pyboy.tick(BOOT_FRAMES, False)
+            return save_state_bytes(self._pyboy)
+        cache = StartStates(Path(env.data_dir).expanduser() if env.data_dir else default_data_dir())
+        state = cache.get(self.rom.sha1)
+        if state is None:
+            script_red_intro(self._pyboy)
+            state = save_state_bytes(self._pyboy)
+            cache.put(self.rom.sha1, state)
+        return state
+
+    def _seed_game(self) -> None:
+        """Makes the game's own randomness follow the episode seed (encounters, damage)."""
+        draw = int(self.np_random.integers(1, 1 << 16))
+        if self._rng_address is not None:
+            self._memory[self._rng_address] = draw & 0xFF
+            self._memory[self._rng_address + 1] = draw >> 8
+        else:
+            self._memory[RED_RNG[0]] = draw & 0xFF
+            self._memory[RED_RNG[1]] = draw >> 8
+
+    # --- Gymnasium API ----------------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        load_state_bytes(self._pyboy, self._start, "the start state")
+        self._seed_game()
+        self._pyboy.tick(1, True)  # one frame so that the screen shows the start
+        self._steps = 0
+        self.state = read_game_state(self._memory)
+        self._rewards.reset(self.state)
+        return self._observe(), {"state": self.state, "rewards": dict.fromkeys(TERMS, 0.0)}
+
+    def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        pyboy = self._pyboy
+        button = self.buttons[action]
+        if button is None:
+            pyboy.tick(self._hold, False)
+        else:
+            pyboy.button_press(button)
+            pyboy.tick(self._hold, False)
+            pyboy.button_release(button)
+        pyboy.tick(self._rest, True)
+        self._steps += 1
+        self.state = state = read_game_state(self._memory)
+        terms = self._rewards.step(state)
+        truncated = bool(self._max_steps) and self._steps >= self._max_steps
+        info = {"state": state, "rewards": terms}
+        return self._observe(), sum(terms.values()), False, truncated, info
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        return {"screen": self.screen(), "state": self.state.vector()}
+
+    def screen(self) -> np.ndarray:
+        """The current screen as shade indices, a fresh uint8 (144, 160) array."""
+        if self._headless:
+            return self._screen_u32.astype(np.uint8)
+        return (3 - (self._screen_red >> 6)).astype(np.uint8)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return GREYS[self.screen()]
+
+    def close(self) -> None:
+        if getattr(self, "_pyboy", None) is not None:
+            self._pyboy.stop(save=False)
+            self._pyboy = None

@@ -1,0 +1,31 @@
+"""Several envs stepping in parallel processes, one emulator each, so play scales with cores."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gymnasium as gym
+
+from pokedreamer.config import EnvSettings, RewardSettings
+
+
+def _make(env: EnvSettings, rewards: RewardSettings) -> gym.Env:
+    from pokedreamer.env.gym_env import PokemonRedEnv  # imported in the worker process
+
+    return PokemonRedEnv(env, rewards)
+
+
+def make_vector_env(
+    env: EnvSettings, rewards: RewardSettings, num_envs: int, asynchronous: bool = True
+) -> gym.vector.VectorEnv:
+    """``num_envs`` PokemonRedEnvs; asynchronous runs each in its own process.
+
+    Each env is seeded from the episode seed passed to ``reset`` (Gymnasium gives env i seed + i),
+    so a vector of envs plays different but reproducible games.
+    """
+    fns = [partial(_make, env, rewards) for _ in range(num_envs)]
+    if asynchronous:
+        # "spawn" starts clean interpreters: forking a process that already holds an emulator or
+        # torch's threads is a known source of hangs.
+        return gym.vector.AsyncVectorEnv(fns, context="spawn")
+    return gym.vector.SyncVectorEnv(fns)
