@@ -170,6 +170,60 @@ def ram(
     typer.echo(f"{len(ram_map.RAM)} RAM variables match {check_symbols}")
 
 
+bench_app = typer.Typer(
+    help="Measure speed: the env now; the world model, planner, loop and dashboard as they land.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("env")
+def bench_env(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    steps: Annotated[int, typer.Option(min=50, help="Steps per timed round.")] = 500,
+    rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds of raw and env.")] = 15,
+    processes: Annotated[
+        int | None, typer.Option(min=1, help="Most processes to try (default: the core count).")
+    ] = None,
+    seconds: Annotated[float, typer.Option(min=0.5, help="Seconds each process count runs.")] = 3.0,
+    rom: Annotated[
+        Path | None, typer.Option(metavar="PATH", help="ROM (default: the fixture cartridge).")
+    ] = None,
+) -> None:
+    """Env steps/s against raw PyBoy at the same frames per step, and over 1..N processes."""
+    import json
+
+    from pokedreamer.env.bench import bench_env as run_bench
+
+    settings = _settings(ctx, rom=rom)
+    result = run_bench(settings.env, steps, rounds, processes, seconds).as_dict()
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"machine: {result['machine']}")
+    typer.echo(
+        f"raw PyBoy {result['raw_pyboy_steps_per_s']:.0f} steps/s, env "
+        f"{result['env_steps_per_s']:.0f} steps/s: env/raw = {result['env_over_raw']:.3f}"
+    )
+    for n, rate in result["processes_steps_per_s"].items():
+        typer.echo(
+            f"{n} process(es): {rate:.0f} steps/s (x{result['processes_scaling'][n]:.2f} of linear)"
+        )
+
+
+def _bench_not_built(name: str, issue: int) -> None:
+    def command() -> None:
+        typer.echo(f"pokedreamer bench {name} is not built yet ({_planned_in(issue)})", err=True)
+        raise typer.Exit(EXIT_NOT_BUILT)
+
+    command.__doc__ = f"Benchmark the {name} [not built yet]"
+    bench_app.command(
+        name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )(command)
+
+
 # The issues that will build each part; the titles are what a user sees when a verb is not built.
 _ISSUES: dict[int, str] = {
     3: "game environment: RAM map, dialog text, GameState, rewards",
@@ -193,7 +247,6 @@ _PLANNED: dict[str, tuple[str, str]] = {
     "eval": ("Evaluate the world model (open-loop report) or the agent.", _planned_in(4, 6)),
     "replay": ("Replay a recorded episode with its subgoal trace.", _planned_in(7)),
     "export": ("Render a recorded episode to MP4 or GIF.", _planned_in(6)),
-    "bench": ("Measure the env, model, planner and agent.", "grows with issues #3–#7"),
     "prompts": ("Show or edit the planner's prompt templates.", _planned_in(5)),
 }
 
@@ -217,6 +270,9 @@ def _register_planned(verb: str, summary: str) -> None:
 
 for _verb, (_summary, _plan) in _PLANNED.items():
     _register_planned(_verb, _summary)
+
+for _name, _issue in (("world-model", 4), ("planner", 5), ("loop", 6), ("dashboard", 7)):
+    _bench_not_built(_name, _issue)
 
 
 def main(argv: list[str] | None = None) -> None:

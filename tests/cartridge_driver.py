@@ -7,7 +7,9 @@ from pathlib import Path
 
 from pokedreamer.env.cartridge import ROM_PATH
 from pokedreamer.env.ram import RAM, TILEMAP_HEIGHT, TILEMAP_WIDTH
+from pokedreamer.env.state import GameState, read_game_state
 from pokedreamer.env.text import dialog_lines
+from pokedreamer.env.wram import wram_snapshot
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # pysdl2-dll announces itself on import
@@ -58,6 +60,11 @@ class Game:
     @property
     def pos(self) -> tuple[int, int, int]:
         return self["wCurMap"], self["wXCoord"], self["wYCoord"]
+
+    @property
+    def state(self) -> GameState:
+        """The GameState as the env reads it."""
+        return read_game_state(wram_snapshot(self.pyboy))
 
     @property
     def text_shown(self) -> bool:
@@ -119,3 +126,18 @@ MOM_TO_TOWN = ("down",) * 6  # house (5,2) -> mat -> town (2,4)
 TOWN_TO_GUIDE = ("right", "right", "right", "right", "up", "up", "right")  # -> (6,2) facing GUIDE
 GUIDE_TO_ROUTE = ("up", "left", "up")  # -> route (5,7)
 ROUTE_TO_ITEM = ("right", "right", "up", "right")  # -> (7,6) facing the POTION
+
+
+def get_starter(game: Game) -> list[str]:
+    game.walk(*TO_MOM[:-1], *MOM_TO_TOWN, *TOWN_TO_GUIDE)
+    game.press("a")
+    return game.read_all()
+
+
+def find_wild_battle(game: Game, limit: int = 100) -> None:
+    """Paces up and down in the tall grass at (7,5)/(7,4) until a wild POKéMON appears."""
+    for i in range(limit):
+        game.press("up" if i % 2 == 0 else "down")
+        if game["wIsInBattle"]:
+            return
+    raise AssertionError("no wild battle in the grass")

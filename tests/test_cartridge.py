@@ -12,9 +12,10 @@ from cartridge_driver import (
     MOM_TO_TOWN,
     ROUTE_TO_ITEM,
     TO_MOM,
-    TOWN_TO_GUIDE,
     Game,
     addr,
+    find_wild_battle,
+    get_starter,
 )
 
 from pokedreamer.env.cartridge import ROM_PATH, SYM_PATH, TITLE
@@ -160,12 +161,6 @@ def test_multi_page_dialog_sets_font_loaded_and_advances_with_a_and_b(game: Game
 # --- the quest -----------------------------------------------------------------------------------
 
 
-def get_starter(game: Game) -> list[str]:
-    game.walk(*TO_MOM[:-1], *MOM_TO_TOWN, *TOWN_TO_GUIDE)
-    game.press("a")
-    return game.read_all()
-
-
 def test_guide_gives_the_starter(game: Game) -> None:
     pages = get_starter(game)
     assert pages[-1] == "RED got SQUIRTLE!"
@@ -191,15 +186,6 @@ def test_item_goes_into_the_bag(game: Game) -> None:
     assert [game.byte(addr("wBagItems") + i) for i in range(3)] == [POTION, 1, 0xFF]
     game.walk("right")  # the ball is gone, so its cell can be walked on
     assert game.pos == (ROUTE, 8, 6)
-
-
-def find_wild_battle(game: Game, limit: int = 100) -> None:
-    """Paces up and down in the tall grass at (7,5)/(7,4) until a wild POKéMON appears."""
-    for i in range(limit):
-        game.press("up" if i % 2 == 0 else "down")
-        if game["wIsInBattle"]:
-            return
-    raise AssertionError("no wild battle in the grass")
 
 
 def test_wild_battle_fight_and_win(game: Game) -> None:

@@ -57,7 +57,7 @@ def test_version() -> None:
     assert pokedreamer.__version__ == "0.1.0"
 
 
-@pytest.mark.parametrize("verb", [verb for verb in VERBS if verb not in ("run", "ram")])
+@pytest.mark.parametrize("verb", [verb for verb in VERBS if verb not in ("run", "ram", "bench")])
 def test_unbuilt_verbs_say_so_and_exit_3(capsys: pytest.CaptureFixture[str], verb: str) -> None:
     code, out, err = call_main(capsys, verb)
     assert code == 3
@@ -65,6 +65,30 @@ def test_unbuilt_verbs_say_so_and_exit_3(capsys: pytest.CaptureFixture[str], ver
     assert err.startswith(f"pokedreamer {verb} is not built yet (")
     assert "issue" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("what", ["world-model", "planner", "loop", "dashboard"])
+def test_unbuilt_benchmarks_say_so_and_exit_3(
+    capsys: pytest.CaptureFixture[str], what: str
+) -> None:
+    code, out, err = call_main(capsys, "bench", what, "--json")
+    assert code == 3 and out == ""
+    assert err.startswith(f"pokedreamer bench {what} is not built yet (planned in issue #")
+    assert err.count("\n") == 1
+
+
+def test_bench_env_json_reports_ratio_and_processes() -> None:
+    import json
+
+    result = cli("bench", "env", "--json", "--steps", "50", "--rounds", "1", "--processes", "1",
+                 "--seconds", "0.5")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["raw_pyboy_steps_per_s"] > 0 and report["env_steps_per_s"] > 0
+    assert report["env_over_raw"] == pytest.approx(
+        report["env_steps_per_s"] / report["raw_pyboy_steps_per_s"], rel=1e-2
+    )
+    assert set(report["processes_steps_per_s"]) == {"1"}
 
 
 def test_unbuilt_verb_ignores_its_arguments(capsys: pytest.CaptureFixture[str]) -> None:

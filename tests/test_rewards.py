@@ -11,6 +11,7 @@ from cartridge_driver import GUIDE_TO_ROUTE, MOM_TO_TOWN, TO_MOM, TOWN_TO_GUIDE,
 from pokedreamer.config import RewardSettings
 from pokedreamer.env.rewards import TERMS, Rewards
 from pokedreamer.env.state import BattleKind, GameState, PartyMon, read_game_state
+from pokedreamer.env.wram import wram_snapshot
 
 HOUSE, TOWN, ROUTE = 0x25, 0x00, 0x0C
 SQUIRTLE = 0xB1
@@ -359,7 +360,7 @@ class RewardedGame(Game):
 
     @property
     def state(self) -> GameState:
-        return read_game_state(self.pyboy.memory)
+        return read_game_state(wram_snapshot(self.pyboy))
 
     def press(self, button: str) -> None:
         super().press(button)

@@ -136,9 +136,22 @@ def test_run_refuses_a_bad_rom_in_one_line(tmp_path: Path, kind: str) -> None:
     assert BAD_FILES[kind][1] in lines[0]
 
 
-def test_run_plays_an_unknown_dump_with_a_one_line_warning(tmp_path: Path) -> None:
+def test_run_plays_an_unknown_dump_with_a_one_line_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "hack.gb"
     path.write_bytes(patched(FIXTURE, title="POKEMON RED"))
+    # The "hack" is our cartridge under Red's title, so Red's intro script would never finish:
+    # start it from a state of the cartridge instead, and keep any cache out of the home folder.
+    from pokedreamer.env.gym_env import PokemonRedEnv
+    from pokedreamer.env.start import save_state_bytes
+
+    fixture_env = PokemonRedEnv()
+    start = tmp_path / "start.state"
+    start.write_bytes(save_state_bytes(fixture_env._pyboy))
+    fixture_env.close()
+    monkeypatch.setenv("POKEDREAMER_ENV__START_STATE", str(start))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     result = cli("run", "--rom", str(path), "--headless", "--steps", "1")
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()

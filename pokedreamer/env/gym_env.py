@@ -9,7 +9,6 @@ term. The step is kept lean: it must stay within 5% of raw PyBoy at the same fra
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from pokedreamer.env.start import (
     script_red_intro,
 )
 from pokedreamer.env.state import VECTOR_SIZE, GameState, read_game_state
+from pokedreamer.env.wram import WorkRam
 from pokedreamer.errors import UserError
 
 SCREEN_SHAPE = (144, 160)
@@ -62,9 +62,8 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
             raise ValueError(f"unsupported render_mode {render_mode!r}")
         self.render_mode = render_mode
         rom_path = Path(env.rom) if env.rom else ROM_PATH
+        # An unknown dump still plays; telling the user is the caller's job (``rom.warning``).
         self.rom = rom = load_rom(rom_path)
-        if rom.warning:
-            logging.getLogger(__name__).warning(rom.warning)
         self.is_fixture = rom.game == "fixture"
 
         with warnings.catch_warnings():
@@ -78,6 +77,7 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
             **({"color_palette": SHADE_PALETTE} if env.headless else {}),
         )
         self._memory = self._pyboy.memory
+        self._wram = WorkRam(self._pyboy)
         screen = self._pyboy.screen.ndarray
         self._screen_u32 = screen.view(np.uint32).reshape(SCREEN_SHAPE)
         self._screen_red = screen[:, :, 0]
@@ -141,7 +141,7 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
         self._seed_game()
         self._pyboy.tick(1, True)  # one frame so that the screen shows the start
         self._steps = 0
-        self.state = read_game_state(self._memory)
+        self.state = read_game_state(self._wram.snapshot())
         self._rewards.reset(self.state)
         return self._observe(), {"state": self.state, "rewards": dict.fromkeys(TERMS, 0.0)}
 
@@ -156,7 +156,7 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
             pyboy.button_release(button)
         pyboy.tick(self._rest, True)
         self._steps += 1
-        self.state = state = read_game_state(self._memory)
+        self.state = state = read_game_state(self._wram.snapshot())
         terms = self._rewards.step(state)
         truncated = bool(self._max_steps) and self._steps >= self._max_steps
         info = {"state": state, "rewards": terms}

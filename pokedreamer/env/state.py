@@ -6,7 +6,7 @@ It renders itself for the planner (``summary``) and for the world model (``vecto
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -17,6 +17,7 @@ from pokedreamer.env.maps import map_name
 from pokedreamer.env.ram import PARTY_MON_SIZE, RAM
 from pokedreamer.env.species import species_name
 from pokedreamer.env.text import read_dialog
+from pokedreamer.env.wram import WRAM_SIZE, WRAM_START
 
 Facing = Literal["down", "up", "left", "right"]
 BattleKind = Literal["none", "wild", "trainer", "lost"]
@@ -27,16 +28,17 @@ BADGES = ("BOULDER", "CASCADE", "THUNDER", "RAINBOW", "SOUL", "MARSH", "VOLCANO"
 MAX_PARTY = 6
 DEX_SIZE = 151
 
-# Addresses read on every step, looked up once.
-_A = {name: var.address for name, var in RAM.items()}
+# Offsets into work RAM ($C000-$DFFF), which holds every variable the GameState needs.
+_A = {name: var.address - WRAM_START for name, var in RAM.items()}
+assert all(a >= 0 and a + RAM[n].width <= WRAM_SIZE for n, a in _A.items())
 _EVENTS = slice(_A["wEventFlags"], _A["wEventFlags"] + RAM["wEventFlags"].width)
 _OWNED = slice(_A["wPokedexOwned"], _A["wPokedexOwned"] + RAM["wPokedexOwned"].width)
 _SEEN = slice(_A["wPokedexSeen"], _A["wPokedexSeen"] + RAM["wPokedexSeen"].width)
 _BAG_CAPACITY = 20
 
 
-class PartyMon(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class PartyMon(NamedTuple):
+    """One party POKéMON. A NamedTuple rather than a model: up to six are built every step."""
 
     species: int
     level: int
@@ -137,28 +139,32 @@ class GameState(BaseModel):
 
     def vector(self) -> np.ndarray:
         """Fixed-length float32 features for the world model, in VECTOR_FIELDS order, each in
-        [0, 1]. Built from look-up tables: it runs on every env step."""
+        [0, 1]. Plain arithmetic and look-up tables: it runs on every env step."""
+        hp = max_hp = 0
+        for mon in self.party:
+            hp += mon.hp
+            max_hp += mon.max_hp
         lead = self.party[0] if self.party else None
         enemy_max = self.enemy_max_hp if self.battle != "none" else 0
         return np.array(
             (
                 self.map_id / 255.0,
-                min(self.x / 128.0, 1.0),
-                min(self.y / 128.0, 1.0),
+                self.x / 255.0,
+                self.y / 255.0,
                 *_FACING_ONE_HOT[self.facing],
                 *_BATTLE_ONE_HOT[self.battle],
                 1.0 if self.text_shown else 0.0,
-                min(len(self.party) / MAX_PARTY, 1.0),
-                min(self.hp_fraction, 1.0),
-                min(lead.level / 100.0, 1.0) if lead else 0.0,
+                len(self.party) / MAX_PARTY,  # the reader keeps at most six
+                min(hp / max_hp, 1.0) if max_hp else 0.0,
+                lead.level / 255.0 if lead else 0.0,
                 min(lead.hp / lead.max_hp, 1.0) if lead and lead.max_hp else 0.0,
                 min(self.enemy_hp / enemy_max, 1.0) if enemy_max else 0.0,
                 *_BADGE_BITS[self.badges],
-                min(self.money / 999_999.0, 1.0),
+                min(self.money / 999_999.0, 1.0),  # garbage BCD can exceed 999999
                 min(self.event_count / 256.0, 1.0),
-                min(self.pokedex_owned / DEX_SIZE, 1.0),
-                min(self.pokedex_seen / DEX_SIZE, 1.0),
-                min(len(self.bag) / _BAG_CAPACITY, 1.0),
+                self.pokedex_owned / 152.0,  # 19 bytes hold at most 152 bits
+                self.pokedex_seen / 152.0,
+                len(self.bag) / _BAG_CAPACITY,
             ),
             dtype=np.float32,
         )
@@ -191,23 +197,23 @@ def _bcd(*digits: int) -> int:
     return value
 
 
-# Addresses as plain ints: read_game_state runs on every env step.
+# Offsets as plain ints: read_game_state runs on every env step.
 _PARTY_COUNT = _A["wPartyCount"]
 _PARTY_SPECIES = _A["wPartySpecies"]
 _MON_HP, _MON_LEVEL, _MON_MAX_HP = _A["wPartyMon1HP"], _A["wPartyMon1Level"], _A["wPartyMon1MaxHP"]
-_BAG_ITEMS = _A["wBagItems"]
+_NUM_BAG_ITEMS, _BAG_ITEMS = _A["wNumBagItems"], _A["wBagItems"]
 _FONT, _MAP, _X, _Y = _A["wFontLoaded"], _A["wCurMap"], _A["wXCoord"], _A["wYCoord"]
 _FACING, _BATTLE = _A["wSpritePlayerStateData1FacingDirection"], _A["wIsInBattle"]
 _ENEMY_HP, _ENEMY_MAX_HP = _A["wEnemyMonHP"], _A["wEnemyMonMaxHP"]
 _BADGES, _MONEY = _A["wObtainedBadges"], _A["wPlayerMoney"]
-# wPokedexOwned, wPokedexSeen and wNumBagItems sit back to back: one read serves all three.
-_DEX_AND_BAG = slice(_OWNED.start, _A["wNumBagItems"] + 1)
-assert _OWNED.stop == _SEEN.start and _SEEN.stop == _A["wNumBagItems"]
 
 
-def read_game_state(memory: Any) -> GameState:
-    """Reads the GameState from a PyBoy ``memory`` view (or anything indexable the same way)."""
-    m = memory
+def read_game_state(wram: bytes) -> GameState:
+    """Reads the GameState from a snapshot of work RAM ($C000-$DFFF, index = address - $C000),
+    as ``WorkRam.snapshot()`` or ``wram_snapshot(pyboy)`` give it."""
+    m = wram
+    if len(m) != WRAM_SIZE:
+        raise ValueError(f"expected {WRAM_SIZE} bytes of work RAM, got {len(m)}")
     count = m[_PARTY_COUNT]
     party = []
     if count <= MAX_PARTY:  # garbage before the game sets it (e.g. in the intro) reads as none
@@ -216,14 +222,13 @@ def read_game_state(memory: Any) -> GameState:
             hp, max_hp = _MON_HP + base, _MON_MAX_HP + base
             party.append(
                 PartyMon(
-                    species=m[_PARTY_SPECIES + i],
-                    level=m[_MON_LEVEL + base],
-                    hp=m[hp] << 8 | m[hp + 1],
-                    max_hp=m[max_hp] << 8 | m[max_hp + 1],
+                    m[_PARTY_SPECIES + i],
+                    m[_MON_LEVEL + base],
+                    m[hp] << 8 | m[hp + 1],
+                    m[max_hp] << 8 | m[max_hp + 1],
                 )
             )
-    dex = bytes(m[_DEX_AND_BAG])
-    items = dex[-1]
+    items = m[_NUM_BAG_ITEMS]
     bag = ()
     if 0 < items <= _BAG_CAPACITY:
         raw = m[_BAG_ITEMS : _BAG_ITEMS + 2 * items]
@@ -244,8 +249,8 @@ def read_game_state(memory: Any) -> GameState:
         party=tuple(party),
         badges=m[_BADGES],
         money=_bcd(m[_MONEY], m[_MONEY + 1], m[_MONEY + 2]),
-        event_flags=bytes(m[_EVENTS]),
-        pokedex_owned=int.from_bytes(dex[:19], "little").bit_count(),
-        pokedex_seen=int.from_bytes(dex[19:38], "little").bit_count(),
+        event_flags=m[_EVENTS],
+        pokedex_owned=int.from_bytes(m[_OWNED], "little").bit_count(),
+        pokedex_seen=int.from_bytes(m[_SEEN], "little").bit_count(),
         bag=bag,
     )

@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from pokedreamer.env.charmap import DECORATION, decode
 from pokedreamer.env.ram import RAM, TILEMAP_WIDTH
+from pokedreamer.env.wram import WRAM_START
 
 TEXT_LINE_ROWS = (14, 16)  # Pokémon Red prints a box's two lines at (1,14) and (1,16)
 LINE_WIDTH = TILEMAP_WIDTH - 2  # inside the border
@@ -34,13 +35,13 @@ def dialog_lines(tilemap: bytes | bytearray | memoryview) -> list[str]:
 
 
 _LINE_SLICES = tuple(
-    slice(RAM["wTileMap"].address + row * TILEMAP_WIDTH + 1,
-          RAM["wTileMap"].address + row * TILEMAP_WIDTH + 1 + LINE_WIDTH)
+    slice(RAM["wTileMap"].address - WRAM_START + row * TILEMAP_WIDTH + 1,
+          RAM["wTileMap"].address - WRAM_START + row * TILEMAP_WIDTH + 1 + LINE_WIDTH)
     for row in TEXT_LINE_ROWS
 )  # fmt: skip
 
 
-def read_dialog(memory: object) -> tuple[str, ...]:
-    """The text box's lines straight from RAM, reading only the two text rows (cheap per step)."""
-    lines = (decode_line(bytes(memory[s])) for s in _LINE_SLICES)  # type: ignore[index]
+def read_dialog(wram: bytes) -> tuple[str, ...]:
+    """The text box's lines from a work-RAM snapshot (index = address - $C000)."""
+    lines = (decode_line(wram[s]) for s in _LINE_SLICES)
     return tuple(line for line in lines if line)

@@ -1,0 +1,157 @@
+"""GameState read from the fixture cartridge at each beat of its quest, its summary and vector,
+the dialog decoder, and the fast work-RAM reads it is built on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from cartridge_driver import (
+    GUIDE_TO_ROUTE,
+    ROUTE_TO_ITEM,
+    TO_MOM,
+    Game,
+    find_wild_battle,
+    get_starter,
+)
+
+from pokedreamer.env.state import VECTOR_FIELDS, VECTOR_SIZE, GameState, PartyMon, read_game_state
+from pokedreamer.env.text import dialog_lines
+from pokedreamer.env.wram import WRAM_SIZE, WorkRam, wram_snapshot
+
+
+@pytest.fixture
+def game() -> Iterator[Game]:
+    g = Game()
+    yield g
+    g.close()
+
+
+def feature(state: GameState, name: str) -> float:
+    return float(state.vector()[VECTOR_FIELDS.index(name)])
+
+
+def test_start_of_the_game(game: Game) -> None:
+    s = game.state
+    assert (s.map_id, s.map_name, s.x, s.y, s.facing) == (0x25, "REDS_HOUSE_1F", 3, 5, "down")
+    assert s.battle == "none" and not s.text_shown and s.text == ()
+    assert s.party == () and s.hp_fraction == 0.0 and s.level_sum == 0
+    assert (s.badges, s.badge_count, s.money, s.event_count) == (0, 0, 3000, 0)
+    assert (s.pokedex_owned, s.pokedex_seen, s.bag) == (0, 0, ())
+    assert not s.has_event("EVENT_GOT_STARTER")
+    v = s.vector()
+    assert v.shape == (VECTOR_SIZE,) and v.dtype == np.float32
+    assert v.min() >= 0.0 and v.max() <= 1.0
+    assert feature(s, "facing_down") == 1.0 and feature(s, "battle_none") == 1.0
+    summary = s.summary()
+    assert "REDS_HOUSE_1F (map $25) at x=3, y=5, facing down" in summary
+    assert "Party: none" in summary and "Money: ¥3000" in summary
+
+
+def test_multi_page_dialog_pages(game: Game) -> None:
+    game.walk(*TO_MOM)
+    pages = []
+    game.press("a")
+    while game.state.text_shown:
+        pages.append(game.state.text)
+        game.press("a")
+    assert pages == [
+        ("MOM: Good morning,", "RED!"),
+        ("The GUIDE is in", "town. Go see him."),
+        ("Come home to rest", "whenever you like."),
+    ]
+
+
+def test_after_the_guide(game: Game) -> None:
+    get_starter(game)
+    s = game.state
+    assert s.party == (PartyMon(0xB1, 5, 20, 20),) and s.party[0].name == "SQUIRTLE"
+    assert s.has_event("EVENT_GOT_STARTER") and s.has_event(34) and s.event_count == 1
+    assert (s.pokedex_owned, s.pokedex_seen) == (1, 1)
+    assert s.hp_fraction == 1.0 and feature(s, "party_size") == pytest.approx(1 / 6)
+    assert "Party: SQUIRTLE L5 20/20 HP" in s.summary()
+
+
+def test_item_in_the_bag(game: Game) -> None:
+    get_starter(game)
+    game.walk(*GUIDE_TO_ROUTE, *ROUTE_TO_ITEM)
+    game.press("a")
+    s = game.state
+    assert s.text == ("RED found POTION!",)
+    assert s.bag == ((0x14, 1),) and "Bag: POTION x1" in s.summary()
+
+
+def test_battle_state_and_battle_text(game: Game) -> None:
+    get_starter(game)
+    game.walk(*GUIDE_TO_ROUTE, "right", "right", "up")
+    find_wild_battle(game)
+    s = game.state
+    assert s.battle == "wild" and s.map_name == "ROUTE_1"
+    assert s.text[0] in ("Wild RATTATA", "Wild PIDGEY") and s.text[1] == "appeared!"
+    assert s.enemy_hp == s.enemy_max_hp > 0 and s.pokedex_seen == 2
+    assert feature(s, "battle_wild") == 1.0 and feature(s, "enemy_hp_fraction") == 1.0
+    assert "Battle: wild, enemy HP" in s.summary()
+    texts = []
+    while game.state.battle == "wild":
+        texts.append(game.state.text)
+        game.press("a")
+    assert ("FIGHT", "RUN")[0] in " ".join(" ".join(t) for t in texts)
+    assert ("SQUIRTLE used", "TACKLE!") in texts
+    assert any(t[0].startswith("Enemy ") and t[1] == "fainted!" for t in texts if len(t) == 2)
+    assert game.state.battle == "none" and game.state.party[0].hp < 20
+
+
+def test_lost_battle_reads_lost(game: Game) -> None:
+    get_starter(game)
+    game.walk(*GUIDE_TO_ROUTE, "right", "right", "up")
+    game.pyboy.memory[0xD16D] = 1  # wPartyMon1HP low byte: one HP left
+    find_wild_battle(game)
+    while game.state.battle == "wild":
+        game.press("a")
+    s = game.state
+    assert s.battle == "lost" and "Battle: lost" in s.summary()
+    assert feature(s, "battle_lost") == 1.0 and s.hp_fraction == 0.0
+
+
+def test_money_and_badges_decode() -> None:
+    base = dict(
+        map_id=0x36, map_name="PEWTER_GYM", x=4, y=2, facing="up", battle="none", enemy_hp=0,
+        enemy_max_hp=0, text_shown=False, text=(), party=(), money=3820,
+        event_flags=bytes(320), pokedex_owned=0, pokedex_seen=0, bag=(),
+    )  # fmt: skip
+    s = GameState(badges=0b101, **base)
+    assert s.badge_count == 2 and s.has_badge("BOULDER") and s.has_badge("THUNDERBADGE")
+    assert not s.has_badge(1)
+    assert "Badges: 2/8 (BOULDER, THUNDER)" in s.summary()
+
+
+def test_dialog_lines_strip_border_and_arrows() -> None:
+    tilemap = bytearray([0x7F] * 360)
+    row14 = [0x7C, 0x92, 0xA7, 0xAE, 0xB6, 0x7F, 0x7F, 0xAC, 0xA4] + [0x7F] * 10 + [0x7C]
+    tilemap[14 * 20 : 15 * 20] = bytes(row14)
+    tilemap[16 * 20 + 1 : 16 * 20 + 4] = bytes([0xF6, 0xF7, 0xE7])
+    tilemap[16 * 20 + 18] = 0xEE  # ▼
+    assert dialog_lines(bytes(tilemap)) == ["Show me", "01!"]
+
+
+def test_fast_work_ram_tracks_the_emulator(game: Game) -> None:
+    ram = WorkRam(game.pyboy)
+    assert ram.fast, "PyBoy's work-RAM buffer should be found on the pinned PyBoy"
+    for move in ("up", "a", "right"):
+        game.press(move)
+        assert ram.snapshot() == wram_snapshot(game.pyboy)
+    import io
+
+    saved = io.BytesIO()
+    game.pyboy.save_state(saved)
+    game.press("left")
+    saved.seek(0)
+    game.pyboy.load_state(saved)  # a reset reloads state into the same buffer
+    assert ram.snapshot() == wram_snapshot(game.pyboy)
+    assert len(ram.snapshot()) == WRAM_SIZE
+
+
+def test_read_game_state_refuses_a_wrong_snapshot() -> None:
+    with pytest.raises(ValueError, match="8192 bytes"):
+        read_game_state(bytes(100))
