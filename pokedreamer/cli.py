@@ -182,8 +182,8 @@ app.add_typer(bench_app, name="bench")
 def bench_env(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    steps: Annotated[int, typer.Option(min=50, help="Steps per timed round.")] = 500,
-    rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds of raw and env.")] = 15,
+    steps: Annotated[int, typer.Option(min=50, help="Steps per timed round.")] = 400,
+    rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds of raw and env.")] = 21,
     processes: Annotated[
         int | None, typer.Option(min=1, help="Most processes to try (default: the core count).")
     ] = None,

@@ -155,6 +155,10 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
             pyboy.tick(self._hold, False)
             pyboy.button_release(button)
         pyboy.tick(self._rest, True)
+        return self._after_frames()
+
+    def _after_frames(self) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """All a step adds to raw emulation: state, rewards, observation (timed by the bench)."""
         self._steps += 1
         self.state = state = read_game_state(self._wram.snapshot())
         terms = self._rewards.step(state)
