@@ -80,9 +80,7 @@ def _env_round(env: Any, actions: list[int]) -> float:
     return time.thread_time() - t0
 
 
-def env_vs_raw(
-    env_settings: EnvSettings, steps: int, rounds: int
-) -> tuple[float, float, float]:
+def env_vs_raw(env_settings: EnvSettings, steps: int, rounds: int) -> tuple[float, float, float]:
     """(raw steps/s, env steps/s, env/raw) over ``rounds`` alternating rounds of ``steps`` steps,
     both playing the same button sequence from the same state."""
     from pokedreamer.env.gym_env import SHADE_PALETTE, PokemonRedEnv
