@@ -10,6 +10,7 @@ import types
 from pathlib import Path
 
 import pytest
+from clirun import cli
 
 import pokedreamer
 from pokedreamer.cli import FLAG_TO_SETTING, main
@@ -19,19 +20,6 @@ from pokedreamer.errors import UserError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VERBS = ["run", "play", "collect", "train", "eval", "replay", "export", "bench", "prompts", "ram"]
 HEAVY = ["torch", "pyboy", "numpy", "textual", "openai"]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the real command in a fresh interpreter, as a user would."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "pokedreamer", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
 
 
 def call_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import pytest
-from cartridge_driver import GUIDE_TO_ROUTE, MOM_TO_TOWN, TO_MOM, TOWN_TO_GUIDE, Game
+from cartridge_driver import (
+    GUIDE_TO_ROUTE,
+    MOM_TO_TOWN,
+    TO_MOM,
+    TOWN_TO_GUIDE,
+    Game,
+    find_wild_battle,
+)
 
 from pokedreamer.config import RewardSettings
 from pokedreamer.env.rewards import TERMS, Rewards
@@ -378,15 +385,6 @@ def game() -> Iterator[RewardedGame]:
     g = RewardedGame()
     yield g
     g.close()
-
-
-def find_wild_battle(game: Game, limit: int = 100) -> None:
-    """Paces up and down in the tall grass at (7,5)/(7,4) until a wild POKéMON appears."""
-    for i in range(limit):
-        game.press("up" if i % 2 == 0 else "down")
-        if game["wIsInBattle"]:
-            return
-    raise AssertionError("no wild battle in the grass")
 
 
 def test_a_play_of_the_cartridge_earns_its_rewards(game: RewardedGame) -> None:

@@ -3,14 +3,12 @@ known game that is not a known good dump plays with a warning."""
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from clirun import cli
 
 from pokedreamer.env.cartridge import ROM_PATH, TITLE
 from pokedreamer.env.rom import GOOD_DUMPS, global_checksum, header_checksum, load_rom
@@ -111,18 +109,6 @@ def test_a_known_title_that_is_no_known_dump_warns(tmp_path: Path, title: str, g
     assert rom.sha1 not in GOOD_DUMPS[rom.game]
     assert rom.warning is not None and "not a known good dump" in rom.warning
     assert rom.sha1 in rom.warning and "\n" not in rom.warning
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "pokedreamer", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
 
 
 @pytest.mark.parametrize("kind", BAD_FILES)
