@@ -36,6 +36,8 @@ app = typer.Typer(
 # Where each CLI flag lands in Settings: the one place a flag is tied to a setting, so that flags,
 # config.toml and POKEDREAMER_* variables can never disagree on a name.
 FLAG_TO_SETTING: dict[str, str] = {
+    "preset": "world_model.preset",
+    "device": "world_model.device",
     "rom": "env.rom",
     "headless": "env.headless",
     "seed": "env.seed",
@@ -170,6 +172,133 @@ def ram(
     typer.echo(f"{len(ram_map.RAM)} RAM variables match {check_symbols}")
 
 
+def _run_settings(ctx: typer.Context, run_path: Path, **flags: Any) -> Settings:
+    """A run's own saved settings (so models match their data), unless --config says otherwise."""
+    globals_ = ctx.obj if isinstance(ctx.obj, _Globals) else _Globals(config=None)
+    saved = run_path / "config.toml"
+    config = globals_.config or (saved if saved.is_file() else None)
+    return load_settings(config, flag_overrides(**flags))
+
+
+RunOption = Annotated[
+    str, typer.Option("--run", metavar="NAME", help="Run name, under run.runs_dir (default runs/).")
+]
+
+
+@app.command()
+def collect(
+    ctx: typer.Context,
+    run: RunOption,
+    steps: Annotated[int, typer.Option(min=1, help="Env steps to collect, all envs.")] = 50_000,
+    envs: Annotated[int, typer.Option(min=1, help="Envs in parallel processes.")] = 2,
+    policy: Annotated[str, typer.Option(help="Behaviour policy: random.")] = "random",
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
+    rom: Annotated[
+        Path | None, typer.Option(metavar="PATH", help="ROM (default: the fixture cartridge).")
+    ] = None,
+) -> None:
+    """Play with a behaviour policy and store every step in the run's replay."""
+    from pokedreamer.agent.collect import collect as run_collect
+    from pokedreamer.rundir import RunDir
+
+    settings = _settings(ctx, seed=seed, rom=rom)
+    run_dir = RunDir.create(settings, run)
+    result = run_collect(settings, run_dir, steps, envs, policy)
+    typer.echo(
+        f"collected {result.steps} steps ({result.episodes} episodes ended) in "
+        f"{result.seconds:.1f} s, {result.steps / max(result.seconds, 1e-9):.0f} steps/s; "
+        f"{run_dir.replay} holds {result.replay_steps} steps"
+    )
+
+
+train_app = typer.Typer(help="Train System 1.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("world-model")
+def train_world_model(
+    ctx: typer.Context,
+    run: RunOption,
+    updates: Annotated[int, typer.Option(min=1, help="Updates to add.")] = 1000,
+    preset: Annotated[
+        str | None, typer.Option(help="Size preset: tiny, small, base, large.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+) -> None:
+    """Train the world model on the run's replay; resumes from its latest checkpoint."""
+    from pokedreamer.rundir import RunDir
+    from pokedreamer.world_model.train import train_world_model as run_train
+
+    settings_path = Path(load_settings(None, {}).run.runs_dir) / run
+    run_dir = RunDir.open(settings_path)
+    settings = _run_settings(ctx, run_dir.path, preset=preset, device=device)
+    # The run's config.toml describes what was trained on it, so eval and resume find the model.
+    (run_dir.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
+    result = run_train(settings, run_dir, updates)
+    typer.echo(
+        f"{result['updates']} updates ({result['seconds']:.0f} s this session), loss "
+        f"{result.get('loss', float('nan')):.4f}; checkpoint {result['checkpoint']}"
+    )
+
+
+eval_app = typer.Typer(
+    help="Evaluate the world model or the agent.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("world-model")
+def eval_world_model(
+    ctx: typer.Context,
+    run: RunOption,
+    data: Annotated[
+        str | None,
+        typer.Option(metavar="NAME", help="Run whose replay to score on (default: --run's own)."),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(metavar="PATH", help="Checkpoint (default: the latest).")
+    ] = None,
+    sequences: Annotated[int, typer.Option(min=1, help="Sequences to score.")] = 64,
+    context: Annotated[int, typer.Option(min=1, help="Observed steps before imagining.")] = 5,
+    horizon: Annotated[int, typer.Option(min=1, help="Imagined steps.")] = 30,
+) -> None:
+    """Open-loop report: observe, then imagine under logged actions; JSON, markdown, PNG, GIF."""
+    from pokedreamer.rundir import RunDir
+    from pokedreamer.world_model.checkpoint import latest_checkpoint
+    from pokedreamer.world_model.evaluate import evaluate_run, summary_line
+    from pokedreamer.world_model.replay import Replay
+    from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
+
+    runs_dir = Path(load_settings(None, {}).run.runs_dir)
+    run_dir = RunDir.open(runs_dir / run)
+    data_dir = RunDir.open(runs_dir / data) if data else run_dir
+    settings = _run_settings(ctx, run_dir.path)
+    path = checkpoint or latest_checkpoint(run_dir.checkpoints, CHECKPOINT_NAME)
+    if path is None:
+        raise UserError(f"{run_dir.checkpoints} has no checkpoint: train first")
+    wm = settings.world_model
+    replay = Replay(
+        data_dir.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed + 1
+    )
+    trainer = WorldModelTrainer(wm, len(settings.env.buttons) + int(settings.env.noop))
+    out = run_dir.path / "eval" / Path(path).name
+    report, paths = evaluate_run(
+        trainer, Path(path), replay, out, sequences, context, horizon, data_dir.path.name
+    )
+    typer.echo(summary_line(report))
+    for kind, file in paths.items():
+        typer.echo(f"{kind}: {file}")
+
+
+@eval_app.command(
+    "agent", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def eval_agent() -> None:
+    """Success rate and steps to each quest stage [not built yet]"""
+    typer.echo(f"pokedreamer eval agent is not built yet ({_planned_in(6)})", err=True)
+    raise typer.Exit(EXIT_NOT_BUILT)
+
+
 bench_app = typer.Typer(
     help="Measure speed: the env now; the world model, planner, loop and dashboard as they land.",
     no_args_is_help=True,
@@ -242,9 +371,6 @@ def _planned_in(*numbers: int) -> str:
 # than doing nothing quietly, so a script calling it fails visibly.
 _PLANNED: dict[str, tuple[str, str]] = {
     "play": ("Play the game yourself in the dashboard.", _planned_in(7)),
-    "collect": ("Collect episodes into a replay buffer.", _planned_in(4)),
-    "train": ("Train the world model.", _planned_in(4)),
-    "eval": ("Evaluate the world model (open-loop report) or the agent.", _planned_in(4, 6)),
     "replay": ("Replay a recorded episode with its subgoal trace.", _planned_in(7)),
     "export": ("Render a recorded episode to MP4 or GIF.", _planned_in(6)),
     "prompts": ("Show or edit the planner's prompt templates.", _planned_in(5)),

@@ -139,6 +139,67 @@ class RewardSettings(BaseModel):
     """Steps without a new tile before the stuck penalty starts."""
 
 
+class WorldModelSettings(BaseModel):
+    """System 1's world model (pokedreamer.world_model) and its training."""
+
+    model_config = _SECTION_CONFIG
+
+    preset: Literal["tiny", "small", "base", "large"] = "small"
+    """Size preset: tiny (tests), small (CPU, 72x80 screen), base (the seed's v2 sizes, native
+    144x160), large."""
+
+    batch_size: int = Field(default=16, ge=1)
+    """Sequences per training batch."""
+
+    batch_length: int = Field(default=64, ge=2)
+    """Steps per training sequence."""
+
+    lr: float = Field(default=3e-4, gt=0)
+    """Adam learning rate."""
+
+    adam_eps: float = Field(default=1e-8, gt=0)
+    """Adam epsilon."""
+
+    grad_clip: float = Field(default=100.0, gt=0)
+    """Largest global gradient norm; larger gradients are scaled down to it."""
+
+    kl_free_nats: float = Field(default=1.0, ge=0)
+    """Free bits: KL below this many nats (per step) is not penalised."""
+
+    dyn_scale: float = Field(default=0.5, ge=0)
+    """Weight of the dynamics KL, KL(sg(posterior) || prior)."""
+
+    rep_scale: float = Field(default=0.1, ge=0)
+    """Weight of the representation KL, KL(posterior || sg(prior))."""
+
+    kl_balance: float = Field(default=0.0, ge=0, lt=1)
+    """DreamerV2 KL balancing instead of the two scales when above 0 (the seed used 0.8)."""
+
+    unimix: float = Field(default=0.01, ge=0, lt=1)
+    """Share of the uniform distribution mixed into every categorical latent."""
+
+    replay_capacity: int = Field(default=200_000, ge=1)
+    """Steps the replay buffer holds (~5.9 KB each); the oldest chunks go first."""
+
+    replay_chunk: int = Field(default=1024, ge=16)
+    """Steps per replay chunk file."""
+
+    checkpoint_every: int = Field(default=1000, ge=1)
+    """Updates between checkpoints."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train: auto picks CUDA when present."""
+
+    amp: bool = True
+    """bf16 autocast on CUDA (ignored on CPU)."""
+
+    compile: bool = False
+    """torch.compile the model on CUDA (ignored on CPU); slow to start, faster after."""
+
+    threads: int = Field(default=0, ge=0)
+    """CPU threads for torch; 0 means all cores."""
+
+
 class RunSettings(BaseModel):
     """One run and its directory under runs_dir."""
 
@@ -245,6 +306,9 @@ class Settings(BaseSettings):
 
     rewards: RewardSettings = Field(default_factory=RewardSettings)
     """Weights of the reward terms."""
+
+    world_model: WorldModelSettings = Field(default_factory=WorldModelSettings)
+    """System 1's world model and its training."""
 
     run: RunSettings = Field(default_factory=RunSettings)
     """One run and its directory."""

@@ -1,0 +1,79 @@
+"""``pokedreamer collect``: play with a behaviour policy and keep every step in a run's replay."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pokedreamer.errors import UserError
+
+if TYPE_CHECKING:
+    from pokedreamer.config import Settings
+    from pokedreamer.rundir import RunDir
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    steps: int
+    episodes: int
+    seconds: float
+    replay_steps: int
+
+
+def collect(
+    settings: Settings, run: RunDir, steps: int, envs: int = 1, policy: str = "random"
+) -> CollectResult:
+    """Plays ``steps`` env steps in total over ``envs`` parallel envs into ``run``'s replay."""
+    if policy != "random":
+        raise UserError(
+            "only --policy random can collect until the actor lands (issue #6: System 1 and the "
+            "agent loop)"
+        )
+    from rich.progress import Progress
+
+    from pokedreamer.env.vector import make_vector_env
+    from pokedreamer.world_model.replay import Replay
+
+    wm = settings.world_model
+    replay = Replay(run.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed)
+    venv = make_vector_env(settings.env, settings.rewards, envs, asynchronous=envs > 1)
+    rng = np.random.default_rng(settings.env.seed)
+    n_actions = int(venv.single_action_space.n)
+    start = time.perf_counter()
+    episodes = 0
+    try:
+        obs, _ = venv.reset(seed=settings.env.seed)
+        for i in range(envs):
+            replay.add(i, obs["screen"][i], obs["state"][i], 0, 0.0, is_first=True)
+        # Gymnasium's vector envs reset a finished env on the *next* step and ignore its action
+        # there: that step's observation is a first one.
+        just_ended = np.zeros(envs, dtype=bool)
+        done = envs
+        with Progress(transient=True) as progress:
+            task = progress.add_task("collecting", total=steps, completed=done)
+            while done < steps:
+                actions = rng.integers(0, n_actions, envs)
+                obs, reward, terminated, truncated, _ = venv.step(actions)
+                for i in range(envs):
+                    first = bool(just_ended[i])
+                    replay.add(
+                        i,
+                        obs["screen"][i],
+                        obs["state"][i],
+                        0 if first else int(actions[i]),
+                        0.0 if first else float(reward[i]),
+                        is_first=first,
+                        is_terminal=bool(terminated[i]) and not first,
+                    )
+                ended = np.logical_or(terminated, truncated) & ~just_ended
+                episodes += int(ended.sum())
+                just_ended = ended
+                done += envs
+                progress.update(task, completed=done)
+    finally:
+        replay.flush()
+        venv.close()
+    return CollectResult(done, episodes, time.perf_counter() - start, len(replay))

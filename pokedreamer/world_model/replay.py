@@ -1,0 +1,367 @@
+"""Replay: the world model's experience, kept as chunks of consecutive steps of one env each.
+
+A step is what the agent saw on arriving somewhere and how it got there:
+
+    field        stored as       bytes  meaning
+    frames       uint8 (5760,)   5,760  the screen, 2 bits a pixel (`pack_frames`)
+    states       float16 (30,)      60  the GameState vector (values in [0, 1], so fp16 holds them)
+    actions      uint8               1  the action that led here; 0 at an episode's first step
+    rewards      float32             4  the reward received on arriving here
+    is_first     bool                1  this step starts an episode
+    is_terminal  bool                1  the episode ended here (nothing to bootstrap beyond it)
+
+Each env ("stream") fills its own chunk of `chunk_length` steps, so envs that interleave their steps
+never mix their sequences. A full chunk is written as `chunk-<stream>-<seq>.npz` (plain arrays,
+`np.savez`; read back with `allow_pickle=False`, so a chunk file can never run code). `seq` is one
+counter across all streams, so it orders chunks by age: eviction drops the lowest, resume keeps the
+highest. A chunk is written to a `.tmp` file first and renamed over the final name, so a killed run
+leaves either the old file or the new one, never half of one.
+
+Sampling draws a start uniformly over every position where `length` steps fit inside one chunk,
+finished or still filling. A sequence may cross an episode boundary inside a chunk (`is_first`
+marks it), but never a chunk boundary, so it never splices two streams or two runs. The flags are
+returned as stored: `is_first[:, 0]` is *not* forced on, because the world model starts every
+sampled sequence from a fresh state anyway and resets wherever `is_first` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pokedreamer.env.frames import FRAME_SHAPE, PACKED_FRAME_BYTES, pack_frames
+from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+# Per-step layout of every chunk, in memory and on disk: name -> (dtype, shape of one step).
+FIELDS: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
+    "frames": (np.dtype(np.uint8), (PACKED_FRAME_BYTES,)),
+    "states": (np.dtype(np.float16), (VECTOR_SIZE,)),
+    "actions": (np.dtype(np.uint8), ()),
+    "rewards": (np.dtype(np.float32), ()),
+    "is_first": (np.dtype(np.bool_), ()),
+    "is_terminal": (np.dtype(np.bool_), ()),
+}
+MAX_ACTION = np.iinfo(np.uint8).max
+
+_CHUNK_NAME = re.compile(r"chunk-(\d+)-(\d+)\.npz")
+_TMP_SUFFIX = ".tmp"
+
+
+def _pair_table() -> np.ndarray:
+    # Two packed bytes -> their 8 pixels as one uint64, so unpacking a batch is one gather over
+    # half as many (and twice as wide) elements as `unpack_frames` does: ~2x faster here, which is
+    # most of what `sample` costs. The table (512 KiB) is built from each pair's bytes in memory
+    # order, so it holds on either byte order.
+    pairs = np.arange(1 << 16, dtype=np.uint16).view(np.uint8).reshape(-1, 2)
+    shifts = np.arange(0, 8, 2, dtype=np.uint8)
+    pixels = (pairs[:, :, None] >> shifts) & 3  # (65536, 2 bytes, 4 pixels), pixel 4k+j in bits 2j
+    return np.ascontiguousarray(pixels.reshape(-1, 8)).view(np.uint64).ravel()
+
+
+_PAIRS = _pair_table()
+
+
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    """uint8 (..., 5760) -> uint8 (..., 144, 160); the same result as `unpack_frames`."""
+    # Fancy indexing measured a little faster here than np.take (which buffers `out=`). Most of
+    # the time goes on writing 23.6 MB of fresh memory for a 16 x 64 batch, not on the lookups.
+    pixels = _PAIRS[np.ascontiguousarray(packed).view(np.uint16)]
+    return pixels.view(np.uint8).reshape(*packed.shape[:-1], *FRAME_SHAPE)
+
+
+@dataclass(eq=False)
+class _Chunk:
+    stream: int
+    seq: int
+    data: dict[str, np.ndarray]  # each field with room for the chunk's capacity in steps
+    size: int  # steps held (rows of `data` in use)
+    open: bool  # still filling
+    path: Path | None  # the file, once one has been written
+    saved: int = 0  # steps the file holds
+
+
+class Replay:
+    """Chunks of consecutive env steps, optionally persisted under `directory`; see the module doc.
+
+    Past `capacity` steps, the oldest finished chunks are dropped whole and their files deleted, so
+    the buffer holds at most `capacity` steps, and less than that by under one chunk. Open chunks
+    (one per stream) are never dropped: with many streams and a small capacity they may exceed it.
+
+    Safe to share between one thread that adds and one that samples.
+    """
+
+    def __init__(
+        self, directory: Path | None, capacity: int, chunk_length: int = 1024, seed: int = 0
+    ) -> None:
+        if chunk_length < 1:
+            raise UserError(f"replay chunk length must be at least 1, got {chunk_length}")
+        if capacity < chunk_length:
+            # Otherwise every chunk would be dropped the moment it finished.
+            raise UserError(
+                f"replay capacity ({capacity} steps) must be at least its chunk length "
+                f"({chunk_length}); raise the capacity or shorten the chunks"
+            )
+        self.directory = directory
+        self.capacity = capacity
+        self.chunk_length = chunk_length
+        # Public so that a trainer can checkpoint and restore it for an exact resume.
+        self.rng = np.random.default_rng(seed)
+        self._chunks: list[_Chunk] = []  # oldest first (ascending seq)
+        self._open: dict[int, _Chunk] = {}
+        self._steps = 0
+        self._next_seq = 0
+        self._lock = threading.Lock()
+        if directory is not None:
+            self._load(directory)
+
+    # --- adding -------------------------------------------------------------------------------
+
+    def add(
+        self,
+        stream: int,
+        frame: np.ndarray,
+        state: np.ndarray,
+        action: int,
+        reward: float,
+        is_first: bool,
+        is_terminal: bool = False,
+    ) -> None:
+        """Appends one step of env `stream`: the frame and state it arrived at, and how."""
+        packed = pack_frames(frame)  # checks dtype, shape and 0-3 values
+        state = np.asarray(state)
+        if state.shape != (VECTOR_SIZE,):
+            raise ValueError(f"state must have shape ({VECTOR_SIZE},), got {state.shape}")
+        if not 0 <= action <= MAX_ACTION:
+            raise ValueError(f"action must be in 0..{MAX_ACTION}, got {action}")
+        if stream < 0:
+            raise ValueError(f"stream must be a non-negative int, got {stream}")
+        with self._lock:
+            chunk = self._open.get(stream)
+            if chunk is None:
+                chunk = self._start_chunk(stream)
+            i = chunk.size
+            data = chunk.data
+            data["frames"][i] = packed
+            data["states"][i] = state
+            data["actions"][i] = action
+            data["rewards"][i] = reward
+            data["is_first"][i] = is_first
+            data["is_terminal"][i] = is_terminal
+            chunk.size += 1
+            self._steps += 1
+            if chunk.size == self.chunk_length:
+                chunk.open = False
+                del self._open[stream]
+                self._save(chunk)
+            if self._steps > self.capacity:
+                self._evict()
+
+    def _start_chunk(self, stream: int) -> _Chunk:
+        data = {
+            name: np.empty((self.chunk_length, *shape), dtype)
+            for name, (dtype, shape) in FIELDS.items()
+        }
+        chunk = _Chunk(stream, self._next_seq, data, 0, True, None)
+        self._next_seq += 1
+        self._chunks.append(chunk)  # the highest seq yet, so the list stays sorted
+        self._open[stream] = chunk
+        return chunk
+
+    def _evict(self) -> None:
+        i = 0
+        while self._steps > self.capacity and i < len(self._chunks):
+            chunk = self._chunks[i]
+            if chunk.open:
+                i += 1
+                continue
+            del self._chunks[i]
+            self._steps -= chunk.size
+            if chunk.path is not None:
+                chunk.path.unlink(missing_ok=True)
+
+    # --- sampling -----------------------------------------------------------------------------
+
+    def num_sequences(self, length: int) -> int:
+        """How many distinct sequences of `length` steps `sample` can draw from now."""
+        with self._lock:
+            return int(self._counts(length).sum())
+
+    def sample(self, batch: int, length: int, packed: bool = False) -> dict[str, np.ndarray]:
+        """`batch` sequences of `length` consecutive steps of one chunk each, uniformly at random.
+
+        Returns frames uint8 (B, L, 144, 160) with shades 0-3, states float32 (B, L, 30),
+        actions int64 (B, L), rewards float32 (B, L), is_first and is_terminal bool (B, L).
+        `packed=True` leaves frames as stored, uint8 (B, L, 5760) (see `pack_frames`): a trainer
+        on a GPU can copy a quarter of the bytes and unpack there, skipping most of the cost here.
+        """
+        if batch < 1 or length < 1:
+            raise ValueError(f"batch and length must be at least 1, got {batch} and {length}")
+        with self._lock:
+            counts = self._counts(length)
+            ends = np.cumsum(counts)
+            total = int(ends[-1]) if len(ends) else 0
+            if total == 0:
+                raise ValueError(
+                    f"the replay holds no sequence of {length} steps yet ({self._steps} steps in "
+                    f"{len(self._chunks)} chunks of up to {self.chunk_length}); check "
+                    f"num_sequences() before sampling"
+                )
+            picks = self.rng.integers(0, total, size=batch)
+            which = np.searchsorted(ends, picks, side="right")
+            starts = picks - (ends[which] - counts[which])
+            out = {
+                name: np.empty((batch, length, *shape), dtype)
+                for name, (dtype, shape) in FIELDS.items()
+            }
+            # Copy under the lock (a chunk still filling may be written meanwhile); unpack after.
+            for b, (c, s) in enumerate(zip(which.tolist(), starts.tolist(), strict=True)):
+                data = self._chunks[c].data
+                for name, array in out.items():
+                    array[b] = data[name][s : s + length]
+        return {
+            "frames": out["frames"] if packed else _unpack(out["frames"]),
+            "states": out["states"].astype(np.float32),
+            "actions": out["actions"].astype(np.int64),
+            "rewards": out["rewards"],
+            "is_first": out["is_first"],
+            "is_terminal": out["is_terminal"],
+        }
+
+    def _counts(self, length: int) -> np.ndarray:
+        sizes = np.fromiter((c.size for c in self._chunks), np.int64, len(self._chunks))
+        return np.maximum(sizes - (length - 1), 0)
+
+    def __len__(self) -> int:
+        return self._steps
+
+    @property
+    def bytes_per_step(self) -> int:
+        """Memory a stored step takes: 5,827 bytes (5,760 of them the packed frame)."""
+        return sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in FIELDS.values())
+
+    # --- persistence --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Writes the steps of chunks still filling, so that a run killed later loses few steps.
+
+        Each open chunk is written under its final name and rewritten whole when it fills. A
+        resumed Replay loads such a file as a finished (short) chunk and starts new chunks after
+        it, so no step is held twice.
+        """
+        if self.directory is None:
+            return
+        with self._lock:
+            for chunk in self._open.values():
+                if chunk.size > chunk.saved:
+                    self._save(chunk)
+
+    def _save(self, chunk: _Chunk) -> None:
+        if self.directory is None:
+            return
+        path = self.directory / f"chunk-{chunk.stream}-{chunk.seq:09d}.npz"
+        tmp = path.with_name(path.name + _TMP_SUFFIX)
+        # An open file object, because np.savez appends ".npz" to a name that lacks it. No fsync:
+        # the rename already survives a killed process, and a file that a power cut leaves
+        # damaged is skipped on load like any corrupt chunk, whereas an fsync every chunk would
+        # stall the env loop.
+        with open(tmp, "wb") as f:
+            np.savez(f, **{name: array[: chunk.size] for name, array in chunk.data.items()})
+        os.replace(tmp, path)
+        chunk.path = path
+        chunk.saved = chunk.size
+
+    def _load(self, directory: Path) -> None:
+        if directory.exists() and not directory.is_dir():
+            raise UserError(f"replay directory {directory} is a file; move it or pick another run")
+        directory.mkdir(parents=True, exist_ok=True)
+        found: list[tuple[int, int, Path]] = []
+        for path in sorted(directory.iterdir()):
+            name = path.name
+            if name.endswith(_TMP_SUFFIX) and _CHUNK_NAME.fullmatch(name[: -len(_TMP_SUFFIX)]):
+                path.unlink(missing_ok=True)  # a write that a killed run left half done
+                continue
+            match = _CHUNK_NAME.fullmatch(name)
+            if match is None or not path.is_file():
+                logger.warning("replay: ignoring %s: not a replay chunk file", path)
+                continue
+            stream, seq = int(match[1]), int(match[2])
+            # Past every seq on disk, even unreadable ones, so no new chunk overwrites a file.
+            self._next_seq = max(self._next_seq, seq + 1)
+            found.append((seq, stream, path))
+
+        # Newest first, keeping the longest run of newest chunks that fits, as eviction would.
+        found.sort(reverse=True)
+        kept: list[_Chunk] = []
+        dropped = 0
+        for seq, stream, path in found:
+            if dropped:
+                path.unlink(missing_ok=True)
+                dropped += 1
+                continue
+            data = _read_chunk(path)
+            if data is None:
+                continue
+            size = len(data["frames"])
+            if self._steps + size > self.capacity:
+                path.unlink(missing_ok=True)
+                dropped += 1
+                continue
+            kept.append(_Chunk(stream, seq, data, size, False, path, size))
+            self._steps += size
+        self._chunks = kept[::-1]
+        if dropped:
+            logger.info(
+                "replay: deleted the %d oldest chunks in %s: beyond capacity %d",
+                dropped,
+                directory,
+                self.capacity,
+            )
+
+
+def _read_chunk(path: Path) -> dict[str, np.ndarray] | None:
+    """A chunk file's arrays, or None (after one warning line) if it is not a valid chunk."""
+    try:
+        # allow_pickle=False: an object array raises instead of being unpickled.
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as e:  # any failure to parse means the file is unusable; the run goes on
+        _skip(path, e)
+        return None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        _skip(path, "not an .npz archive")
+        return None
+    with loaded:
+        if sorted(loaded.files) != sorted(FIELDS):
+            _skip(path, f"holds {sorted(loaded.files)}, expected {sorted(FIELDS)}")
+            return None
+        try:
+            data = {name: loaded[name] for name in FIELDS}
+        except Exception as e:  # truncated member, bad header, object array, ...
+            _skip(path, e)
+            return None
+    size = len(data["frames"]) if data["frames"].ndim else 0
+    if size < 1:
+        _skip(path, "holds no steps")
+        return None
+    for name, (dtype, shape) in FIELDS.items():
+        array = data[name]
+        if array.dtype != dtype or array.shape != (size, *shape):
+            _skip(
+                path,
+                f"{name} is {array.dtype} {array.shape}, expected {dtype} {(size, *shape)}",
+            )
+            return None
+    return data
+
+
+def _skip(path: Path, reason: object) -> None:
+    line = " ".join(str(reason).split())  # exception texts may span lines; the log gets one
+    logger.warning("replay: skipping corrupt chunk %s: %s", path, line)

@@ -1,0 +1,70 @@
+"""``pokedreamer train world-model``: updates on a run's replay, logged and checkpointed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pokedreamer.errors import UserError
+
+if TYPE_CHECKING:
+    from pokedreamer.config import Settings
+    from pokedreamer.rundir import RunDir
+
+LOG_EVERY = 25
+
+
+def train_world_model(settings: Settings, run: RunDir, updates: int) -> dict[str, Any]:
+    """Trains for ``updates`` more updates, resuming from the run's latest checkpoint."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pokedreamer.world_model.checkpoint import (
+        generator_state,
+        latest_checkpoint,
+        restore_generator,
+    )
+    from pokedreamer.world_model.replay import Replay
+    from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
+
+    wm = settings.world_model
+    replay = Replay(run.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed)
+    if replay.num_sequences(wm.batch_length) == 0:
+        raise UserError(
+            f"{run.replay} holds {len(replay)} steps but no sequence of {wm.batch_length}: "
+            f"collect first (pokedreamer collect --run {run.path.name})"
+        )
+    num_actions = len(settings.env.buttons) + int(settings.env.noop)
+    trainer = WorldModelTrainer(wm, num_actions, seed=settings.env.seed)
+    latest = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+    if latest is not None:
+        meta = trainer.load(latest)
+        if "replay_rng" in meta:  # so the resumed run draws the batches it would have drawn
+            restore_generator(replay.rng, meta["replay_rng"])
+
+    def save() -> Path:
+        return trainer.save(run.checkpoints, {"replay_rng": generator_state(replay.rng)})
+
+    target = trainer.updates + updates
+    start = time.perf_counter()
+    metrics: dict[str, float] = {}
+    columns = (TextColumn("world model"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn())  # fmt: skip
+    try:
+        with Progress(*columns, transient=True) as progress:
+            task = progress.add_task("train", total=target, completed=trainer.updates, loss=0.0)
+            while trainer.updates < target:
+                metrics = trainer.update(replay.sample(wm.batch_size, wm.batch_length))
+                progress.update(task, completed=trainer.updates, loss=metrics["loss"])
+                if trainer.updates % LOG_EVERY == 0 or trainer.updates == target:
+                    run.log_metrics(
+                        {"kind": "world_model", "update": trainer.updates,
+                         "seconds": round(time.perf_counter() - start, 3), **metrics}
+                    )  # fmt: skip
+                if trainer.updates % wm.checkpoint_every == 0:
+                    save()
+    finally:
+        # Also on Ctrl-C: the work done so far is kept.
+        path = save()
+    return {"updates": trainer.updates, "seconds": time.perf_counter() - start,
+            "checkpoint": str(path), **metrics}  # fmt: skip

@@ -1,0 +1,121 @@
+"""Training the world model on replayed sequences, with exact-resume checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pokedreamer.config import WorldModelSettings
+from pokedreamer.world_model.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    module_tensors,
+    optimizer_tensors,
+    restore_module,
+    restore_optimizer,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
+from pokedreamer.world_model.model import WorldModel
+from pokedreamer.world_model.presets import PRESETS, LossConfig
+
+CHECKPOINT_NAME = "wm"
+
+
+def resolve_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        from pokedreamer.errors import UserError
+
+        raise UserError("world_model.device is cuda but no CUDA device is available")
+    return torch.device(setting)
+
+
+def loss_config(settings: WorldModelSettings) -> LossConfig:
+    return LossConfig(
+        kl_free_nats=settings.kl_free_nats,
+        dyn_scale=settings.dyn_scale,
+        rep_scale=settings.rep_scale,
+        kl_balance=settings.kl_balance or None,
+        unimix=settings.unimix,
+    )
+
+
+class WorldModelTrainer:
+    """One world model, its optimiser and its update count."""
+
+    def __init__(self, settings: WorldModelSettings, num_actions: int, seed: int = 0) -> None:
+        self.settings = settings
+        self.num_actions = num_actions
+        self.device = resolve_device(settings.device)
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        torch.manual_seed(seed)
+        self.model = WorldModel(PRESETS[settings.preset], num_actions, loss_config(settings))
+        self.model.to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=settings.lr, eps=settings.adam_eps
+        )
+        self.updates = 0
+        cuda = self.device.type == "cuda"
+        self._autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if cuda and settings.amp else None
+        )
+        self._loss = (
+            torch.compile(self.model.loss) if cuda and settings.compile else self.model.loss
+        )
+
+    def tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(v).to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One gradient step on a replayed batch; returns the loss terms and diagnostics."""
+        self.model.train()
+        with self._autocast or contextlib.nullcontext():
+            loss, metrics, _ = self._loss(self.tensors(batch))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+        self.optimizer.step()
+        self.updates += 1
+        return {**metrics, "loss": float(loss.detach()), "grad_norm": float(grad_norm)}
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must match to be loaded into this trainer."""
+        preset = dataclasses.asdict(PRESETS[self.settings.preset])
+        preset["image_hw"] = list(preset["image_hw"])  # as it reads back from JSON
+        return {"kind": "world_model", "preset": preset, "num_actions": self.num_actions}
+
+    def save(self, directory: Path, extra: dict[str, Any] | None = None) -> Path:
+        """Writes ``directory/wm-<updates>``; ``extra`` joins the JSON (e.g. the replay's RNG)."""
+        path = checkpoint_path(directory, CHECKPOINT_NAME, self.updates)
+        tensors = module_tensors("model", self.model)
+        opt_tensors, opt_meta = optimizer_tensors("optimizer", self.optimizer)
+        meta = {
+            **self.identity(),
+            "updates": self.updates,
+            "optimizer": opt_meta,
+            "rng": rng_state(),
+            "settings": self.settings.model_dump(),
+            **(extra or {}),
+        }
+        save_checkpoint(path, {**tensors, **opt_tensors}, meta)
+        return path
+
+    def load(self, path: Path) -> dict[str, Any]:
+        """Restores model, optimiser, update count and RNG; returns the checkpoint's JSON."""
+        tensors, meta = load_checkpoint(path, expect=self.identity())
+        restore_module("model", self.model, tensors, path)
+        restore_optimizer("optimizer", self.optimizer, tensors, meta["optimizer"])
+        restore_rng(meta["rng"])
+        self.updates = int(meta["updates"])
+        return meta

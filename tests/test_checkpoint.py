@@ -1,0 +1,293 @@
+"""Checkpoints: exact round trips and resume, and one-line refusals of anything that is not a
+complete checkpoint of this config, without ever unpickling a file."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pokedreamer.errors import UserError
+from pokedreamer.world_model.checkpoint import (
+    checkpoint_path,
+    generator_state,
+    latest_checkpoint,
+    load_checkpoint,
+    module_tensors,
+    optimizer_tensors,
+    restore_generator,
+    restore_module,
+    restore_optimizer,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
+
+META = {"preset": {"deter": 512, "stoch": 32, "kernels": [4, 3]}, "num_actions": 9, "step": 1000}
+
+
+def sample_tensors() -> dict[str, torch.Tensor]:
+    weight = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    return {
+        "w": weight,
+        "tied": weight,  # the same tensor twice, as tied weights are
+        "row": weight[2],  # a view into it
+        "column": weight[:, 1],  # a non-contiguous view
+        "half": torch.tensor([1.5, -2.25], dtype=torch.float16),
+        "bf16": torch.tensor([3.0, 0.125], dtype=torch.bfloat16),
+        "steps": torch.tensor([1, 2**40], dtype=torch.int64),
+        "bytes": torch.arange(5, dtype=torch.uint8),
+        "mask": torch.tensor([True, False]),
+        "scalar": torch.tensor(7.5),
+        "empty": torch.zeros(0, 3),
+    }
+
+
+def refusal(path: Path, expect: dict[str, Any] | None = None) -> str:
+    with pytest.raises(UserError) as info:
+        load_checkpoint(path, expect)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    path = checkpoint_path(tmp_path / "checkpoints", "wm", 1000)
+    assert path.name == "wm-000001000"
+    tensors = sample_tensors()
+    save_checkpoint(path, tensors, META)
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "wm-000001000.json",
+        "wm-000001000.safetensors",
+    ]
+    loaded, meta = load_checkpoint(path, expect={"preset": META["preset"], "num_actions": 9})
+    assert meta == META
+    assert loaded.keys() == tensors.keys()
+    for name, tensor in tensors.items():
+        assert loaded[name].dtype == tensor.dtype, name
+        assert torch.equal(loaded[name], tensor), name
+    # Tuples in the expected config match the lists JSON gave back.
+    load_checkpoint(path, expect={"preset": {**META["preset"], "kernels": (4, 3)}})
+    # Saving over it replaces both files.
+    save_checkpoint(path, {"w": torch.ones(2)}, {"step": 2})
+    loaded, meta = load_checkpoint(path)
+    assert meta == {"step": 2} and torch.equal(loaded["w"], torch.ones(2))
+
+
+def test_meta_that_is_not_json_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        save_checkpoint(tmp_path / "wm-1", {"w": torch.ones(1)}, {"bad": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_config_mismatch_names_the_keys(tmp_path: Path) -> None:
+    path = tmp_path / "wm-000000010"
+    save_checkpoint(path, {"w": torch.ones(1)}, META)
+    message = refusal(
+        path,
+        expect={
+            "preset": {"deter": 256, "stoch": 32, "kernels": [4, 3], "depth": 2},
+            "num_actions": 9,
+            "obs": "frames",
+        },
+    )
+    assert "preset.deter (checkpoint 512, now 256)" in message
+    assert "preset.depth" in message
+    assert "obs (missing from the checkpoint)" in message
+    assert "num_actions" not in message and "stoch" not in message and "step" not in message
+    assert str(path) in message
+
+
+def test_missing_or_incomplete_files(tmp_path: Path) -> None:
+    path = tmp_path / "wm-000000010"
+    assert "no checkpoint" in refusal(path)
+    save_checkpoint(path, {"w": torch.ones(1)}, META)
+    json_file = path.with_name(path.name + ".json")
+    json_text = json_file.read_text()
+    json_file.unlink()
+    assert "incomplete" in refusal(path)
+
+    json_file.write_text(json_text[:-10])
+    assert "cannot read checkpoint metadata" in refusal(path)
+    json_file.write_text(json.dumps({"step": 5}))
+    assert "not a pokedreamer checkpoint" in refusal(path)
+    record = json.loads(json_text)
+    del record["meta"]
+    json_file.write_text(json.dumps(record))
+    assert '"meta"' in refusal(path)
+    json_file.write_text(json_text)
+    path.with_name(path.name + ".safetensors").unlink()
+    assert "has no wm-000000010.safetensors" in refusal(path)
+
+
+class Exploit:
+    """Unpickling this calls `record`, which is how the test sees any unpickling happen."""
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (record, ("unpickled",))
+
+
+CALLS: list[str] = []
+
+
+def record(what: str) -> str:
+    CALLS.append(what)
+    return what
+
+
+def test_pickle_file_is_refused_not_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "wm-000000010"
+    save_checkpoint(path, {"w": torch.ones(1)}, META)
+    tensors_file = path.with_name(path.name + ".safetensors")
+    # A torch.save file (a zip of pickles) and a bare pickle, each under the checkpoint's name.
+    torch.save({"w": torch.ones(1), "payload": Exploit()}, tensors_file)
+    message = refusal(path)
+    assert "not a valid safetensors file" in message and str(tensors_file) in message
+    tensors_file.write_bytes(b"\x80\x04\x95" + bytes(100))  # a pickle protocol 4 opening
+    assert "not a valid safetensors file" in refusal(path)
+    assert CALLS == []
+
+
+def test_truncated_or_altered_tensor_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "wm-000000010"
+    save_checkpoint(path, {"w": torch.randn(100)}, META)
+    tensors_file = path.with_name(path.name + ".safetensors")
+    data = tensors_file.read_bytes()
+    tensors_file.write_bytes(data[:-100])
+    assert "not a valid safetensors file" in refusal(path)
+    tensors_file.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, one bit flipped
+    assert "does not match" in refusal(path)
+
+
+def test_latest_checkpoint_skips_incomplete_ones(tmp_path: Path) -> None:
+    directory = tmp_path / "checkpoints"
+    assert latest_checkpoint(directory) is None
+    for step in (100, 200, 1000):
+        save_checkpoint(checkpoint_path(directory, "wm", step), {"w": torch.ones(1)}, {})
+    save_checkpoint(checkpoint_path(directory, "agent", 5000), {"w": torch.ones(1)}, {})
+    # An interrupted save: tensors written, JSON not yet.
+    checkpoint_path(directory, "wm", 1000).with_name("wm-000001000.json").unlink()
+    (directory / "notes.json").write_text("{}")
+    assert latest_checkpoint(directory, "wm") == directory / "wm-000000200"
+    assert latest_checkpoint(directory) == directory / "agent-000005000"
+    assert latest_checkpoint(directory, "actor") is None
+
+
+def make_model(seed: int) -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(8, 16), nn.LayerNorm(16), nn.Tanh(), nn.Dropout(0.3), nn.Linear(16, 1)
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, betas=(0.8, 0.95), weight_decay=1e-3)
+    return model, optimizer
+
+
+def train(
+    model: nn.Module, optimizer: torch.optim.Optimizer, data: np.random.Generator, n: int
+) -> None:
+    # Data from a numpy Generator, noise and dropout from torch's RNG: resume must restore both.
+    for _ in range(n):
+        x = torch.from_numpy(data.standard_normal((4, 8), dtype=np.float32))
+        target = torch.randn(4, 1)
+        loss = ((model(x) - target) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def test_exact_resume(tmp_path: Path) -> None:
+    n, m = 6, 5
+    straight, straight_opt = make_model(0)
+    train(straight, straight_opt, np.random.default_rng(5), n + m)
+
+    model, optimizer = make_model(0)
+    data = np.random.default_rng(5)
+    train(model, optimizer, data, n)
+    opt_tensors, opt_state = optimizer_tensors("opt", optimizer)
+    meta = {
+        "step": n,
+        "optimizer": opt_state,
+        "rng": rng_state(),
+        "data_rng": generator_state(data),
+    }
+    path = checkpoint_path(tmp_path, "wm", n)
+    save_checkpoint(path, {**module_tensors("wm", model), **opt_tensors}, meta)
+
+    # Fresh objects, other weights, other RNG states: everything must come from the checkpoint.
+    resumed, resumed_opt = make_model(123)
+    resumed_opt.param_groups[0]["lr"] = 0.5
+    resumed_data = np.random.default_rng(99)
+    torch.randn(10)
+    tensors, meta = load_checkpoint(latest_checkpoint(tmp_path) or path)
+    restore_module("wm", resumed, tensors)
+    restore_optimizer("opt", resumed_opt, tensors, meta["optimizer"])
+    restore_rng(meta["rng"])
+    restore_generator(resumed_data, meta["data_rng"])
+    assert resumed_opt.param_groups[0]["betas"] == (0.8, 0.95)
+    train(resumed, resumed_opt, resumed_data, m)
+
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    for a, b in zip(straight_opt.state.values(), resumed_opt.state.values(), strict=True):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
+
+def test_restore_refuses_misfits() -> None:
+    model, optimizer = make_model(0)
+    train(model, optimizer, np.random.default_rng(0), 1)
+    tensors = module_tensors("wm", model)
+    opt_tensors, opt_state = optimizer_tensors("opt", optimizer)
+    wider = nn.Sequential(nn.Linear(8, 32), nn.LayerNorm(32), nn.Tanh(), nn.Linear(32, 1))
+    with pytest.raises(
+        UserError, match=r"0.weight is float32 \[16, 8\] there but float32 \[32, 8\]"
+    ):
+        restore_module("wm", wider, tensors, source="wm-000000001")
+    with pytest.raises(UserError, match="missing"):
+        restore_module("wm", model, {k: v for k, v in tensors.items() if "bias" not in k})
+    with pytest.raises(UserError, match="does not fit the 'opt' optimizer"):
+        restore_optimizer("opt", torch.optim.Adam(wider.parameters()), opt_tensors, opt_state)
+    smaller = nn.Linear(8, 16)
+    with pytest.raises(UserError, match=r"parameters per group \[6\] there, \[2\] here"):
+        restore_optimizer("opt", torch.optim.Adam(smaller.parameters()), opt_tensors, opt_state)
+
+
+@pytest.mark.parametrize("bits", [np.random.PCG64, np.random.MT19937, np.random.Philox])
+def test_generator_state_round_trips_through_json(bits: type) -> None:
+    original = np.random.Generator(bits(7))
+    original.random(3)
+    state = json.loads(json.dumps(generator_state(original)))
+    copy = np.random.Generator(bits(8))
+    restore_generator(copy, state)
+    np.testing.assert_array_equal(original.random(5), copy.random(5))
+    with pytest.raises(UserError, match="does not fit"):
+        restore_generator(np.random.Generator(np.random.SFC64(0)), state)
+
+
+def test_torch_rng_state_round_trips_through_json() -> None:
+    state = json.loads(json.dumps(rng_state()))
+    expected = torch.rand(4)
+    torch.rand(10)
+    restore_rng(state)
+    assert torch.equal(torch.rand(4), expected)
+    with pytest.raises(UserError, match="RNG state"):
+        restore_rng({"torch": "bm90IGEgc3RhdGU="})
+
+
+def test_source_never_unpickles() -> None:
+    root = Path(__file__).parents[1] / "pokedreamer/world_model"
+    for name in ("checkpoint.py", "replay.py"):
+        for node in ast.walk(ast.parse((root / name).read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any("pickle" in module for module in modules), name
+            if isinstance(node, ast.Call):
+                assert ast.unparse(node.func) not in ("torch.load", "pickle.load"), name
