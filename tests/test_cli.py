@@ -58,7 +58,7 @@ def test_unbuilt_verbs_say_so_and_exit_3(capsys: pytest.CaptureFixture[str], ver
     assert err.count("\n") == 1
 
 
-@pytest.mark.parametrize("what", ["world-model", "planner", "loop", "dashboard"])
+@pytest.mark.parametrize("what", ["planner", "loop", "dashboard"])
 def test_unbuilt_benchmarks_say_so_and_exit_3(
     capsys: pytest.CaptureFixture[str], what: str
 ) -> None:

@@ -287,6 +287,8 @@ def test_state_resets_at_episode_start() -> None:
         other_actions[:, 0] = (actions[:, 0] + 1) % ACTIONS
         start = random_state(rssm, b)
         carried, _ = rssm.observe(embeds, other_actions, is_first, start=start, sample=False)
+        diverged = start.map(lambda x: torch.full_like(x, float("nan")))
+        after_nan, _ = rssm.observe(embeds, actions, is_first, start=diverged, sample=False)
 
     def after_cut(s: RSSMState, row: int) -> RSSMState:
         return s.map(lambda x: x[row, cut:])
@@ -297,6 +299,7 @@ def test_state_resets_at_episode_start() -> None:
     assert_states_close(after_cut(posts, 0), fresh(fresh_posts, 0))
     assert_states_close(after_cut(priors, 0), fresh(fresh_priors, 0))
     assert_states_close(carried, posts)
+    assert_states_close(after_nan, posts)
     # Row 1 was not reset, so its history still shows.
     assert not torch.allclose(posts.deter[1, cut:], fresh_posts.deter[1])
 

@@ -34,7 +34,7 @@ def twohot_bins(num_bins: int, device: torch.device | None = None) -> Tensor:
 
 def twohot(x: Tensor, num_bins: int) -> Tensor:
     """Encodes values as weights on the two symlog bins around symlog(x): float32 (..., num_bins),
-    summing to 1, whose bin mean is symlog(x) exactly (values beyond the range are clipped)."""
+    summing to 1, whose bin mean is symlog(x) (values beyond the range are clipped)."""
     y = symlog(x.float()).clamp(TWOHOT_LOW, TWOHOT_HIGH)
     # The fractional bin index: bins are uniform, so no search is needed.
     pos = (y - TWOHOT_LOW) * ((num_bins - 1) / (TWOHOT_HIGH - TWOHOT_LOW))

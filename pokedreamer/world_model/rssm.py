@@ -70,7 +70,7 @@ class RSSM(nn.Module):
     def initial(self, batch: int) -> RSSMState:
         """The state before an episode's first step: all zeros, not the prior's sample of a zero
         deter. A constant start costs nothing, draws no noise (so a reset is exactly
-        reproducible), makes a reset a multiplication by a mask, and a zero stoch (no class set)
+        reproducible), makes a reset a select against zero, and a zero stoch (no class set)
         is a signal the GRU can learn to read as "no past"; logits zero mean uniform."""
         p = self.preset
         device = self.gru.weight_hh.device
@@ -114,13 +114,14 @@ class RSSM(nn.Module):
         assert embed.shape == (b, p.embed_size), embed.shape
         assert is_first.shape == (b,) and is_first.dtype == torch.bool, is_first
         keep = (~is_first).unsqueeze(-1)
-        # Multiplying by the mask resets to the zero initial state and keeps gradients elsewhere.
+        # A select rather than a multiplication by the mask: a carried-in state that went
+        # inf/NaN cannot leak into a new episode. Gradients still flow where the state is kept.
         state = RSSMState(
-            state.deter * keep.to(state.deter.dtype),
-            state.stoch * keep.unsqueeze(-1).to(state.stoch.dtype),
-            state.logits * keep.unsqueeze(-1).to(state.logits.dtype),
+            torch.where(keep, state.deter, 0.0),
+            torch.where(keep.unsqueeze(-1), state.stoch, 0.0),
+            torch.where(keep.unsqueeze(-1), state.logits, 0.0),
         )
-        prior = self.img_step(state, action * keep.to(action.dtype), sample)
+        prior = self.img_step(state, torch.where(keep, action, 0.0), sample)
         stoch, logits = self._latent(self.post_net(torch.cat([prior.deter, embed], -1)), sample)
         return RSSMState(prior.deter, stoch, logits), prior
 

@@ -38,6 +38,22 @@ def resolve_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (Linux /proc/cpuinfo flags)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(device: torch.device, amp: str) -> torch.autocast | None:
+    """The bf16 autocast context for ``device`` under the ``amp`` setting, or None."""
+    if amp == "off" or (amp == "auto" and device.type == "cpu" and not cpu_has_bf16()):
+        return None
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def loss_config(settings: WorldModelSettings) -> LossConfig:
     return LossConfig(
         kl_free_nats=settings.kl_free_nats,
@@ -65,9 +81,7 @@ class WorldModelTrainer:
         )
         self.updates = 0
         cuda = self.device.type == "cuda"
-        self._autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if cuda and settings.amp else None
-        )
+        self._autocast = autocast(self.device, settings.amp)
         self._loss = (
             torch.compile(self.model.loss) if cuda and settings.compile else self.model.loss
         )

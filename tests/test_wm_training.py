@@ -1,0 +1,112 @@
+"""The world model's pipeline on real cartridge data: collect, train, resume, evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pokedreamer.agent.collect import collect
+from pokedreamer.config import Settings, load_settings
+from pokedreamer.errors import UserError
+from pokedreamer.rundir import RunDir
+from pokedreamer.world_model.checkpoint import latest_checkpoint, load_checkpoint
+from pokedreamer.world_model.evaluate import evaluate_run
+from pokedreamer.world_model.replay import Replay
+from pokedreamer.world_model.train import train_world_model
+from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
+
+TINY = {
+    "world_model.preset": "tiny",
+    "world_model.batch_size": 4,
+    "world_model.batch_length": 16,
+    "world_model.checkpoint_every": 1000,
+    "world_model.amp": "off",  # exact float32 arithmetic, so resumed runs compare bit for bit
+}
+
+
+def settings_in(tmp_path: Path, **extra: object) -> Settings:
+    return load_settings(None, {**TINY, "run.runs_dir": str(tmp_path / "runs"), **extra})
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, RunDir]:
+    tmp = tmp_path_factory.mktemp("wm")
+    settings = settings_in(tmp)
+    run = RunDir.create(settings, "data")
+    result = collect(settings, run, steps=600, envs=1)
+    assert result.steps == 600 and result.replay_steps == 600
+    return settings, run
+
+
+def copy_run(settings: Settings, source: RunDir, name: str) -> RunDir:
+    run = RunDir.create(settings, name)
+    for chunk in source.replay.iterdir():
+        (run.replay / chunk.name).write_bytes(chunk.read_bytes())
+    return run
+
+
+def test_training_on_cartridge_data_lowers_the_loss(collected: tuple[Settings, RunDir]) -> None:
+    settings, data = collected
+    run = copy_run(settings, data, "train")
+    train_world_model(settings, run, updates=30)
+    losses = [r["loss"] for r in run.read_metrics() if r["kind"] == "world_model"]
+    assert len(losses) == 2  # logged at updates 25 and 30
+    trainer = WorldModelTrainer(settings.world_model, 8)
+    replay = Replay(run.replay, 10_000, settings.world_model.replay_chunk, seed=5)
+    batch = replay.sample(8, 16)
+    with torch.no_grad():
+        fresh, _, _ = trainer.model.loss(trainer.tensors(batch))
+    trainer.load(latest_checkpoint(run.checkpoints, CHECKPOINT_NAME))
+    with torch.no_grad():
+        trained, _, _ = trainer.model.loss(trainer.tensors(batch))
+    assert float(trained) < 0.8 * float(fresh), (float(fresh), float(trained))
+
+
+def test_resume_continues_exactly(collected: tuple[Settings, RunDir]) -> None:
+    settings, data = collected
+    straight = copy_run(settings, data, "straight")
+    train_world_model(settings, straight, updates=4)
+    halves = copy_run(settings, data, "halves")
+    train_world_model(settings, halves, updates=2)
+    train_world_model(settings, halves, updates=2)  # picks up the checkpoint at update 2
+    a, meta_a = load_checkpoint(latest_checkpoint(straight.checkpoints, CHECKPOINT_NAME))
+    b, meta_b = load_checkpoint(latest_checkpoint(halves.checkpoints, CHECKPOINT_NAME))
+    assert meta_a["updates"] == meta_b["updates"] == 4
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_open_loop_report_is_written(collected: tuple[Settings, RunDir], tmp_path: Path) -> None:
+    settings, data = collected
+    run = copy_run(settings, data, "eval")
+    train_world_model(settings, run, updates=2)
+    trainer = WorldModelTrainer(settings.world_model, 8)
+    replay = Replay(run.replay, 10_000, settings.world_model.replay_chunk, seed=1)
+    checkpoint = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+    report, paths = evaluate_run(trainer, checkpoint, replay, tmp_path / "eval", 4, 5, 30, "eval")
+    assert report.horizon == 30 and len(report.steps) == 30 and report.sequences == 4
+    assert all(path.stat().st_size > 0 for path in paths.values())
+    assert paths["grid"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths["animation"].read_bytes()[:6] == b"GIF89a"
+    assert "| 29 |" in paths["markdown"].read_text()
+
+
+def test_training_an_empty_run_says_collect_first(tmp_path: Path) -> None:
+    settings = settings_in(tmp_path)
+    run = RunDir.create(settings, "empty")
+    with pytest.raises(UserError, match="collect first"):
+        train_world_model(settings, run, updates=1)
+
+
+def test_a_checkpoint_of_another_preset_is_refused(collected: tuple[Settings, RunDir]) -> None:
+    settings, data = collected
+    run = copy_run(settings, data, "other")
+    train_world_model(settings, run, updates=1)
+    small = settings.model_copy(
+        update={"world_model": settings.world_model.model_copy(update={"preset": "small"})}
+    )
+    with pytest.raises(UserError, match="another config"):
+        train_world_model(small, run, updates=1)
