@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -389,6 +389,20 @@ def bench_train(
     _echo_bench(run(settings.world_model, settings.env, updates).as_dict(), json_out)
 
 
+@bench_app.command("planner")
+def bench_planner(
+    ctx: typer.Context,
+    json_out: JsonOption = False,
+    steps: Annotated[int, typer.Option(min=100, help="Steps per timed round.")] = 6000,
+    rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds.")] = 5,
+    latency: Annotated[float, typer.Option(min=0.0, help="Seconds the LLM takes to answer.")] = 2.0,
+) -> None:
+    """Loop steps/s with an asynchronous LLM planner (a slow local endpoint) against none."""
+    from pokedreamer.agent.bench_planner import bench_planner as run
+
+    _echo_bench(run(_settings(ctx), steps, rounds, latency), json_out)
+
+
 def _bench_not_built(name: str, issue: int) -> None:
     def command() -> None:
         typer.echo(f"pokedreamer bench {name} is not built yet ({_planned_in(issue)})", err=True)
@@ -398,6 +412,98 @@ def _bench_not_built(name: str, issue: int) -> None:
     bench_app.command(
         name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
     )(command)
+
+
+prompts_app = typer.Typer(
+    help="Show or edit the planner's prompt templates.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(prompts_app, name="prompts")
+
+
+if TYPE_CHECKING:
+    from pokedreamer.env.state import GameState
+
+
+class SampleState(StrEnum):
+    fixture_start = "fixture-start"
+
+
+def _sample_state(which: SampleState) -> GameState:
+    """A GameState to render prompts against, as the env reads it (fixture-start: the only
+    sample so far, the fixture cartridge just after boot)."""
+    from pokedreamer.config import EnvSettings
+    from pokedreamer.env.gym_env import PokemonRedEnv
+
+    # The fixture whatever env.rom says: a sample must not need a user's ROM nor its scripted intro.
+    env = PokemonRedEnv(EnvSettings())
+    try:
+        _, info = env.reset(seed=0)
+        return info["state"]
+    finally:
+        env.close()
+
+
+@prompts_app.command("init")
+def prompts_init(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[DIR]",
+            help="Folder to write them to (default: planner.prompts_dir, else ./prompts).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite templates that are there already.")
+    ] = False,
+) -> None:
+    """Copy the built-in templates into a folder, to edit them there."""
+    import json
+
+    from pokedreamer.planner.prompts import init_prompts_dir
+
+    configured = _settings(ctx).planner.prompts_dir
+    target = directory or Path(configured or "prompts")
+    for path in init_prompts_dir(target, force):
+        typer.echo(f"wrote {path}")
+    if configured and Path(configured).expanduser().resolve() == target.resolve():
+        typer.echo("planner.prompts_dir points here already: an edit applies to the next plan")
+        return
+    # Absolute, so that the setting means the same folder wherever pokedreamer is started from.
+    where = str(target.resolve())
+    typer.echo(
+        "to use them, set in config.toml\n"
+        f"  [planner]\n  prompts_dir = {json.dumps(where, ensure_ascii=False)}\n"
+        f"or in the environment POKEDREAMER_PLANNER__PROMPTS_DIR={where}"
+    )
+
+
+@prompts_app.command("show")
+def prompts_show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Template: system, user, ...")],
+    state: Annotated[
+        SampleState, typer.Option(help="Sample GameState that fills the fields.")
+    ] = SampleState.fixture_start,
+) -> None:
+    """Render a template as the planner would send it: a sample state and the Plan schema."""
+    from pokedreamer.planner.prompts import PromptLibrary, sample_fields
+
+    library = PromptLibrary(_settings(ctx).planner.prompts_dir)
+    library.template(name)  # an unknown name fails before the emulator boots
+    typer.echo(library.render(name, **sample_fields(_sample_state(state))))
+
+
+@prompts_app.command("list")
+def prompts_list(ctx: typer.Context) -> None:
+    """List the templates and the file each one is read from."""
+    from pokedreamer.planner.prompts import PromptLibrary
+
+    library = PromptLibrary(_settings(ctx).planner.prompts_dir)
+    for name in library.names():
+        template = library.template(name)
+        origin = "built-in" if template.builtin else "yours"
+        typer.echo(f"{name:<12} {origin:<9} {template.source}")
 
 
 # The issues that will build each part; the titles are what a user sees when a verb is not built.
@@ -420,7 +526,6 @@ _PLANNED: dict[str, tuple[str, str]] = {
     "play": ("Play the game yourself in the dashboard.", _planned_in(7)),
     "replay": ("Replay a recorded episode with its subgoal trace.", _planned_in(7)),
     "export": ("Render a recorded episode to MP4 or GIF.", _planned_in(6)),
-    "prompts": ("Show or edit the planner's prompt templates.", _planned_in(5)),
 }
 
 
@@ -444,7 +549,7 @@ def _register_planned(verb: str, summary: str) -> None:
 for _verb, (_summary, _plan) in _PLANNED.items():
     _register_planned(_verb, _summary)
 
-for _name, _issue in (("planner", 5), ("loop", 6), ("dashboard", 7)):
+for _name, _issue in (("loop", 6), ("dashboard", 7)):
     _bench_not_built(_name, _issue)
 
 

@@ -245,6 +245,21 @@ class PlannerSettings(BaseModel):
     prompts_dir: str = ""
     """Folder of prompt templates that replace the built-in ones; empty means the built-in ones."""
 
+    vision: bool = False
+    """Send the LLM a PNG of the screen with each request (for vision models)."""
+
+    subgoal_timeout: int = Field(default=300, ge=1)
+    """Steps after which an unfinished subgoal counts as failed and a new plan is asked for."""
+
+    stuck_steps: int = Field(default=100, ge=1)
+    """Steps without a new tile that count as stuck and ask for a new plan."""
+
+    replan_every: int = Field(default=500, ge=1)
+    """Ask for a new plan at least this often (steps)."""
+
+    min_interval_s: float = Field(default=5.0, ge=0)
+    """Start at most one LLM call per this many seconds; triggers in between are dropped."""
+
     # The OpenAI variables are fallbacks rather than a settings source so that an explicit empty
     # value in config.toml (which means "not set") still lets them through.
     @field_validator("base_url")

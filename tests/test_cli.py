@@ -45,7 +45,7 @@ def test_version() -> None:
     assert pokedreamer.__version__ == "0.1.0"
 
 
-BUILT = ("run", "ram", "bench", "collect", "train", "eval")
+BUILT = ("run", "ram", "bench", "collect", "train", "eval", "prompts")
 
 
 @pytest.mark.parametrize("verb", [verb for verb in VERBS if verb not in BUILT])
@@ -58,7 +58,7 @@ def test_unbuilt_verbs_say_so_and_exit_3(capsys: pytest.CaptureFixture[str], ver
     assert err.count("\n") == 1
 
 
-@pytest.mark.parametrize("what", ["planner", "loop", "dashboard"])
+@pytest.mark.parametrize("what", ["loop", "dashboard"])
 def test_unbuilt_benchmarks_say_so_and_exit_3(
     capsys: pytest.CaptureFixture[str], what: str
 ) -> None:

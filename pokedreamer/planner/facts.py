@@ -1,0 +1,178 @@
+"""What exists in the game being played: its maps (id and size), story events and badges.
+
+A plan names things by pret constant ("PALLET_TOWN", "EVENT_GOT_STARTER"). GameFacts resolves
+those names for shaping, and ``check`` lists every way a plan asks for something the game does
+not have. A plan with any problem is rejected by its caller, never clamped: a clamped tile is a
+different goal from the one the planner meant, and the planner learns nothing from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import NamedTuple
+
+from pokedreamer.env.charmap import DECORATION, GLYPHS
+from pokedreamer.env.events import EVENT_FLAGS, NUM_EVENT_FLAGS
+from pokedreamer.env.maps import MAP_IDS, MAPS
+from pokedreamer.env.names import UnknownName, lookup
+from pokedreamer.env.state import BADGES
+from pokedreamer.planner.subgoals import (
+    MAX_CONTAINS_CHARS,
+    EarnBadge,
+    GoToMap,
+    GoToTile,
+    Plan,
+    ReadText,
+    SetEvent,
+    Subgoal,
+)
+
+# Characters the game can print (plus a space): a `contains` with any other can never match.
+_PRINTABLE = frozenset("".join(GLYPHS.values())) - DECORATION | {" "}
+
+
+class MapFacts(NamedTuple):
+    """One map: id, pret constant and size in player steps (x < width, y < height)."""
+
+    id: int
+    name: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class GameFacts:
+    """The maps, events and badges of one game, by pret name."""
+
+    game: str
+    """'red', 'blue' or 'fixture', as ``Rom.game``."""
+    maps: Mapping[str, MapFacts]
+    """Every map that exists, by pret constant."""
+    events: Mapping[str, int]
+    """Every story event flag the game sets, by pret name -> flag index."""
+    badges: tuple[str, ...]
+    """The badges that can be earned, in wObtainedBadges bit order from bit 0."""
+    _map_ids: dict[str, int] = field(init=False, repr=False, compare=False)
+    _maps_by_id: dict[int, MapFacts] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Shaping resolves names on every step: derive the look-up tables once.
+        object.__setattr__(self, "_map_ids", {n: info.id for n, info in self.maps.items()})
+        object.__setattr__(self, "_maps_by_id", {info.id: info for info in self.maps.values()})
+
+    @staticmethod
+    def pokemon_red() -> GameFacts:
+        """Pokémon Red (and Blue, whose maps and flags are the same)."""
+        return _pokemon_red("red")
+
+    @staticmethod
+    def fixture() -> GameFacts:
+        """The fixture cartridge: four maps of 10×9 cells, three events, one badge."""
+        return _fixture()
+
+    @staticmethod
+    def for_game(game: str) -> GameFacts:
+        """By ``Rom.game``: 'red', 'blue' or 'fixture'."""
+        if game in ("red", "blue"):
+            return _pokemon_red(game)
+        if game == "fixture":
+            return _fixture()
+        raise ValueError(f"no game facts for {game!r}; expected 'red', 'blue' or 'fixture'")
+
+    def map(self, name: str) -> MapFacts:
+        """A map by pret constant (case and spaces forgiven); UnknownName suggests near misses."""
+        return self._maps_by_id[lookup(self._map_ids, name, "map")]
+
+    def map_id(self, name: str) -> int:
+        return self.map(name).id
+
+    def map_by_id(self, map_id: int) -> MapFacts | None:
+        return self._maps_by_id.get(map_id)
+
+    def event_index(self, name: str) -> int:
+        """An event's flag index by pret name; UnknownName suggests near misses."""
+        return lookup(self.events, name, f"{self.game} event")
+
+    def badge_index(self, badge: str) -> int:
+        """A badge's bit in wObtainedBadges; the same in every game (pret's order)."""
+        return BADGES.index(badge.upper().removesuffix("BADGE"))
+
+    def check(self, plan: Plan | Subgoal) -> list[str]:
+        """Every problem with a plan (or one subgoal) in this game, one readable line each;
+        empty when the plan can be carried out as written."""
+        subgoals = plan.subgoals if isinstance(plan, Plan) else [plan]
+        problems = []
+        for i, subgoal in enumerate(subgoals, 1):
+            where = f"subgoal {i} ({subgoal.kind})" if isinstance(plan, Plan) else subgoal.kind
+            problems += [f"{where}: {p}" for p in self._subgoal_problems(subgoal)]
+        return problems
+
+    def _subgoal_problems(self, subgoal: Subgoal) -> list[str]:
+        if isinstance(subgoal, GoToMap | GoToTile):
+            try:
+                info = self.map(subgoal.map)
+            except UnknownName as e:
+                return [f"{e}{_all_of(self.maps, 'maps')}"]
+            if isinstance(subgoal, GoToTile) and not (
+                0 <= subgoal.x < info.width and 0 <= subgoal.y < info.height
+            ):
+                return [
+                    f"({subgoal.x}, {subgoal.y}) lies outside {info.name}, which is "
+                    f"{info.width}×{info.height} steps (x 0..{info.width - 1}, "
+                    f"y 0..{info.height - 1})"
+                ]
+        elif isinstance(subgoal, SetEvent):
+            try:
+                self.event_index(subgoal.event)
+            except UnknownName as e:
+                return [f"{e}{_all_of(self.events, 'events')}"]
+        elif isinstance(subgoal, EarnBadge):
+            if subgoal.badge not in self.badges:
+                return [f"{subgoal.badge} cannot be earned here; badges: {', '.join(self.badges)}"]
+        elif isinstance(subgoal, ReadText):
+            problems = []
+            if len(subgoal.contains) > MAX_CONTAINS_CHARS:
+                problems.append(
+                    f"'contains' has {len(subgoal.contains)} characters; at most "
+                    f"{MAX_CONTAINS_CHARS}"
+                )
+            odd = sorted(set(subgoal.contains) - _PRINTABLE)
+            if odd:
+                problems.append(f"'contains' has characters the game never prints: {''.join(odd)}")
+            return problems
+        return []
+
+
+def _all_of(table: Mapping[str, object], what: str) -> str:
+    """The whole table when it is short enough to read (the fixture's), else its size."""
+    if len(table) <= 8:
+        return f" (the {what} here: {', '.join(table)})"
+    return f" ({len(table)} {what} here)"
+
+
+@cache
+def _pokemon_red(game: str) -> GameFacts:
+    # A block is 2×2 steps; ids pret leaves unused have no size and no map to go to.
+    maps = {
+        info.name: MapFacts(info.id, info.name, 2 * info.width, 2 * info.height)
+        for info in MAPS.values()
+        if info.width and info.height
+    }
+    assert len(EVENT_FLAGS) and max(EVENT_FLAGS.values()) < NUM_EVENT_FLAGS
+    return GameFacts(game=game, maps=maps, events=dict(EVENT_FLAGS), badges=BADGES)
+
+
+# The fixture cartridge's world (env/cartridge/README.md): pret's ids, its own 10×9 sizes.
+_FIXTURE_MAPS = ("REDS_HOUSE_1F", "PALLET_TOWN", "ROUTE_1", "PEWTER_GYM")
+_FIXTURE_EVENTS = ("EVENT_GOT_STARTER", "EVENT_BEAT_PEWTER_GYM_TRAINER_0", "EVENT_BEAT_BROCK")
+FIXTURE_MAP_SIZE = (10, 9)
+
+
+@cache
+def _fixture() -> GameFacts:
+    width, height = FIXTURE_MAP_SIZE
+    maps = {name: MapFacts(MAP_IDS[name], name, width, height) for name in _FIXTURE_MAPS}
+    events = {name: EVENT_FLAGS[name] for name in _FIXTURE_EVENTS}
+    return GameFacts(game="fixture", maps=maps, events=events, badges=("BOULDER",))

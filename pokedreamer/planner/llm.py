@@ -1,0 +1,622 @@
+"""The LLM planner: one OpenAI-compatible chat call that turns a prompt into a checked ``Plan``.
+
+It speaks to OpenAI, vLLM, llama.cpp's server and Ollama's ``/v1`` alike. It asks for structured
+outputs first (``chat.completions.parse`` with ``Plan`` as the response format); a server that
+refuses them is answered in JSON mode from then on, with the schema spelled out in the system
+message. An answer that is not a valid ``Plan`` gets one repair turn carrying the validation
+errors. A valid plan is then checked against the game's facts (maps, events, coordinates), and a
+plan with problems is rejected rather than clamped: the caller falls back to the heuristic planner,
+which is better than a plan quietly changed into something the model did not mean.
+
+Whatever happens, ``plan()`` returns a ``PlannerCall`` (the record for the subgoal trace) and never
+raises; a failure is a one-line ``error`` with ``plan=None``. The API key appears in no record,
+log line or error text.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import openai
+from pydantic import ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception
+
+from pokedreamer.errors import UserError
+from pokedreamer.planner.subgoals import Plan
+
+if TYPE_CHECKING:
+    from pokedreamer.config import PlannerSettings
+    from pokedreamer.planner.facts import GameFacts
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["structured", "json"]
+
+BUDGET_ERROR = "budget"
+"""``PlannerCall.error`` of a call refused because max_calls_per_hour were made in the last hour."""
+
+_WINDOW_S = 3600.0
+_NO_KEY = "not-needed"  # local servers (Ollama, llama.cpp) take any key; the client insists on one
+_MAX_ERROR_CHARS = 300
+_MAX_REPAIR_ERRORS = 12
+# The status codes with which servers refuse response_format json_schema (vLLM and llama.cpp
+# answer 400, some proxies 422, older routes 404).
+_NO_STRUCTURED = (
+    openai.BadRequestError,
+    openai.UnprocessableEntityError,
+    openai.NotFoundError,
+)
+
+
+@dataclass
+class PlannerCall:
+    """One planner call as the subgoal trace records it. Never holds the API key."""
+
+    trigger: str
+    """Why a plan was asked for (the replanning trigger)."""
+    prompt: list[dict[str, Any]]
+    """The messages of the last request sent (or, refused by the budget, that would have been),
+    with a screenshot replaced by "<screenshot N bytes>"."""
+    raw_response: str | None = None
+    """The model's last answer, as text."""
+    plan: Plan | None = None
+    """The checked plan; None on any failure."""
+    error: str | None = None
+    """One line saying why there is no plan ("budget" when the hourly budget refused the call)."""
+    repaired: bool = False
+    """Whether a repair turn was needed (the first answer was not a valid Plan)."""
+    mode: Mode = "structured"
+    """How the last request asked for JSON: structured outputs, or JSON mode + schema in prompt."""
+    attempts: int = 0
+    """HTTP requests sent: retries, the JSON-mode fallback and the repair turn each count."""
+    latency_s: float = 0.0
+    """Wall-clock seconds the call took, waits between retries included."""
+    prompt_tokens: int = 0
+    """Prompt tokens over every answered request of the call."""
+    completion_tokens: int = 0
+    """Completion tokens over every answered request of the call."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON values (the plan dumped by its schema)."""
+        return {
+            "trigger": self.trigger,
+            "prompt": self.prompt,
+            "raw_response": self.raw_response,
+            "plan": self.plan.model_dump(mode="json") if self.plan is not None else None,
+            "error": self.error,
+            "repaired": self.repaired,
+            "mode": self.mode,
+            "attempts": self.attempts,
+            "latency_s": self.latency_s,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class PlannerTotals:
+    """What an LLMPlanner has spent since it was made."""
+
+    calls: int = 0
+    """Calls admitted by the budget (each may send several requests)."""
+    requests: int = 0
+    """HTTP requests sent."""
+    refused: int = 0
+    """Calls refused by the budget without contacting the server."""
+    failed: int = 0
+    """Admitted calls that ended without a plan."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _Failure(Exception):
+    """Ends a call with a one-line error that is already fit to record."""
+
+
+@dataclass
+class _Answer:
+    content: str | None
+    parsed: Plan | None = None
+    refusal: str | None = None
+    usage: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class _Progress:
+    """What a call has done so far; becomes the PlannerCall whichever way the call ends."""
+
+    deadline: float
+    mode: Mode
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    raw_response: str | None = None
+    attempts: int = 0
+    repaired: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class LLMPlanner:
+    """Asks an OpenAI-compatible endpoint for plans, within an hourly call budget.
+
+    The budget counts calls, not requests: a call is one decision to ask for a plan, and the
+    requests inside it are already bounded (``max_attempts`` per request, at most three requests:
+    structured, JSON-mode fallback, repair) and by a deadline of ``deadline_factor`` × timeout_s.
+    Every admitted call counts, failed ones included, since failures can cost too.
+
+    Thread-safe: the planner service calls ``plan`` from a worker thread.
+    """
+
+    def __init__(
+        self,
+        settings: PlannerSettings,
+        facts: GameFacts,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_attempts: int = 4,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 4.0,
+        retry_after_max_s: float = 30.0,
+        deadline_factor: float = 3.0,
+    ) -> None:
+        """``clock`` drives the hourly budget (tests pass a fake one); the retry knobs exist so
+        that tests can make the backoff short."""
+        self.settings = settings
+        self.facts = facts
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+        self._backoff_max_s = backoff_max_s
+        self._retry_after_max_s = retry_after_max_s
+        self._deadline_s = deadline_factor * settings.timeout_s
+        key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+        # Kept only to scrub it from text that came back from the server (some echo the key in
+        # a 401 message); the placeholder is not a secret.
+        self._secret = key if key and key != _NO_KEY else ""
+        try:
+            self._client = openai.OpenAI(
+                base_url=settings.base_url or None,
+                api_key=key or _NO_KEY,
+                # tenacity retries instead, so that Retry-After, the backoff and the call's
+                # deadline are all ours; the client's own retries would stack on top of them.
+                max_retries=0,
+                timeout=settings.timeout_s,
+            )
+        except Exception as exc:  # a malformed base_url is a setting to fix, not a crash
+            raise UserError(
+                self._scrub(_one_line(f"planner.base_url {settings.base_url!r}: {exc}"))
+            ) from None
+        self._structured = True
+        # Spelled as the prompt library's {{schema}} spells it, so that a system prompt that
+        # already carries the schema is recognised and not sent it twice.
+        self._schema = json.dumps(Plan.model_json_schema())
+        self._lock = threading.Lock()
+        self._admitted: deque[float] = deque()
+        self._totals = PlannerTotals()
+
+    @property
+    def structured_outputs(self) -> bool:
+        """False once the endpoint has refused structured outputs (JSON mode is used from then)."""
+        return self._structured
+
+    @property
+    def totals(self) -> PlannerTotals:
+        with self._lock:
+            return self._totals
+
+    def close(self) -> None:
+        """Releases the HTTP connections."""
+        self._client.close()
+
+    def __enter__(self) -> LLMPlanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def plan(
+        self, system: str, user: str, trigger: str, screenshot_png: bytes | None = None
+    ) -> PlannerCall:
+        """Asks for a plan. Never raises: every failure is a PlannerCall with ``plan=None`` and a
+        one-line ``error``, so that the caller can fall back to the heuristic planner."""
+        started = time.monotonic()
+        mode: Mode = "structured" if self._structured else "json"
+        progress = _Progress(
+            deadline=started + self._deadline_s,
+            mode=mode,
+            messages=self._messages(system, user, screenshot_png, mode),
+        )
+        if not self._admit():
+            log.info("planner call (%s) refused: %d calls in the last hour", trigger, self._limit)
+            self._count(refused=1)
+            return self._record(progress, trigger, started, None, BUDGET_ERROR)
+        plan: Plan | None = None
+        error: str | None = None
+        try:
+            plan = self._run(progress, system, user, screenshot_png)
+        except _Failure as exc:
+            error = str(exc)
+        except Exception as exc:  # the contract is "never raises": the caller must get a record
+            trace = "".join(traceback.format_exception(exc))
+            log.debug("planner call failed unexpectedly:\n%s", self._scrub(trace))
+            error = _one_line(f"{type(exc).__name__}: {exc}")
+        call = self._record(progress, trigger, started, plan, error)
+        self._count(
+            calls=1,
+            requests=call.attempts,
+            failed=int(plan is None),
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+        )
+        log.info(
+            "planner call (%s): %s in %.2f s, %s mode, %d request(s), %d+%d tokens%s",
+            trigger,
+            "plan" if plan is not None else f"no plan ({call.error})",
+            call.latency_s,
+            call.mode,
+            call.attempts,
+            call.prompt_tokens,
+            call.completion_tokens,
+            ", repaired" if call.repaired else "",
+        )
+        return call
+
+    # --- one call --------------------------------------------------------------------------
+
+    def _run(self, progress: _Progress, system: str, user: str, screenshot: bytes | None) -> Plan:
+        answer: _Answer | None = None
+        if progress.mode == "structured":
+            try:
+                answer = self._send(progress, progress.messages, "structured")
+            except _NO_STRUCTURED as exc:
+                log.info(
+                    "endpoint refused structured outputs (%s); trying JSON mode",
+                    self._describe(exc),
+                )
+            else:
+                if not answer.content and answer.refusal is None:
+                    log.info("structured outputs came back empty; trying JSON mode")
+                    answer = None
+            if answer is None:
+                messages = self._messages(system, user, screenshot, "json")
+                answer = self._send(progress, messages, "json")
+                # Remembered only now that JSON mode has been answered: when JSON mode fails too
+                # (a wrong model name, an image the model cannot take) structured outputs were
+                # not the problem.
+                self._structured = False
+        else:
+            answer = self._send(progress, progress.messages, "json")
+        if answer.refusal is not None:
+            raise _Failure(_one_line(f"the model refused: {self._scrub(answer.refusal)}"))
+
+        plan, problems = self._validate(answer)
+        if plan is None:
+            progress.repaired = True
+            messages = [
+                *progress.messages,
+                {"role": "assistant", "content": answer.content or ""},
+                {"role": "user", "content": self._repair_prompt(problems, progress.messages)},
+            ]
+            answer = self._send(progress, messages, progress.mode)
+            plan, problems = self._validate(answer)
+            if plan is None:
+                raise _Failure(_one_line(f"invalid plan after a repair turn: {problems}"))
+
+        issues = self.facts.check(plan)
+        if issues:
+            raise _Failure(_one_line("plan rejected: " + "; ".join(issues)))
+        return plan
+
+    def _messages(
+        self, system: str, user: str, screenshot: bytes | None, mode: Mode
+    ) -> list[dict[str, Any]]:
+        if mode == "json" and self._schema not in system:
+            # JSON mode only promises some JSON object; the schema in the prompt says which.
+            system = (
+                f"{system}\n\nAnswer with one JSON object, and nothing else, that matches this "
+                f"JSON schema:\n{self._schema}"
+            )
+        content: str | list[dict[str, Any]] = user
+        if screenshot is not None:
+            url = "data:image/png;base64," + base64.b64encode(screenshot).decode("ascii")
+            content = [
+                {"type": "text", "text": user},
+                {"type": "image_url", "image_url": {"url": url}},
+            ]
+        return [{"role": "system", "content": system}, {"role": "user", "content": content}]
+
+    def _repair_prompt(self, problems: str, messages: list[dict[str, Any]]) -> str:
+        text = (
+            f"That answer is not a valid plan: {problems}. Answer again with only the corrected "
+            "JSON object."
+        )
+        if self._schema not in str(messages[0].get("content", "")):
+            # An off-schema answer in structured mode means the server may be ignoring the
+            # response format; then the schema has to be said in words.
+            text += f" It must match this JSON schema:\n{self._schema}"
+        return text
+
+    def _validate(self, answer: _Answer) -> tuple[Plan | None, str]:
+        if answer.parsed is not None:
+            return answer.parsed, ""
+        if not answer.content:
+            return None, "the answer was empty"
+        try:
+            return Plan.model_validate_json(answer.content), ""
+        except ValidationError as exc:
+            return None, _validation_summary(exc)
+
+    # --- one request, with retries ---------------------------------------------------------
+
+    def _send(self, progress: _Progress, messages: list[dict[str, Any]], mode: Mode) -> _Answer:
+        """Sends one request, retrying transient failures, and books it into ``progress``."""
+        progress.messages = messages
+        progress.mode = mode
+        if time.monotonic() >= progress.deadline:
+            raise _Failure(f"out of time: the call took over {self._deadline_s:g} s")
+        retrying = Retrying(
+            retry=retry_if_exception(_transient),
+            wait=self._wait,
+            stop=lambda state: self._stop(state, progress.deadline),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        tries = 0
+        try:
+            for attempt in retrying:
+                with attempt:
+                    tries += 1
+                    progress.attempts += 1
+                    # The call's deadline bounds the request too, not just the waits between.
+                    timeout = min(self.settings.timeout_s, progress.deadline - time.monotonic())
+                    answer = self._request(messages, mode, max(timeout, 0.001))
+        except openai.APITimeoutError:
+            raise _Failure(
+                f"timed out ({tries} attempt(s), {self.settings.timeout_s:g} s each at most)"
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise _Failure(
+                _one_line(
+                    f"cannot connect to the planner endpoint ({tries} attempt(s)): "
+                    f"{self._describe(exc)}"
+                )
+            ) from None
+        except openai.APIStatusError as exc:
+            if mode == "structured" and isinstance(exc, _NO_STRUCTURED):
+                raise  # the caller falls back to JSON mode
+            note = ""
+            wait = _retry_after(exc)
+            if _transient(exc) and wait is not None and tries < self._max_attempts:
+                note = f"; it asked to wait {wait:g} s, past the call's {self._deadline_s:g} s"
+            raise _Failure(_one_line(f"{self._describe(exc)} ({tries} attempt(s)){note}")) from None
+        except openai.OpenAIError as exc:
+            raise _Failure(_one_line(f"{type(exc).__name__}: {self._describe(exc)}")) from None
+        progress.raw_response = self._scrub(answer.content) if answer.content else answer.content
+        progress.prompt_tokens += answer.usage[0]
+        progress.completion_tokens += answer.usage[1]
+        return answer
+
+    def _request(self, messages: list[dict[str, Any]], mode: Mode, timeout: float) -> _Answer:
+        completions = self._client.chat.completions.with_raw_response
+        # Raw responses throughout, so that an answer that fails to parse as a Plan still yields
+        # its text and token counts (parse() raises from inside the SDK and loses both).
+        if mode == "json":
+            raw = completions.create(
+                model=self.settings.model,
+                messages=messages,
+                response_format={"type": "json_object"},
+                timeout=timeout,
+            )
+            return _answer_from(raw.http_response)
+        raw = completions.parse(
+            model=self.settings.model,
+            messages=messages,
+            response_format=Plan,
+            timeout=timeout,
+        )
+        answer = _answer_from(raw.http_response)
+        try:
+            parsed = raw.parse()
+        except (ValidationError, openai.LengthFinishReasonError):
+            return answer  # validated again by _validate, which words the errors for the repair
+        message = parsed.choices[0].message if parsed.choices else None
+        answer.parsed = message.parsed if message is not None else None
+        return answer
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        retry_after = _retry_after(exc)
+        if retry_after is not None:
+            return min(retry_after, self._retry_after_max_s)
+        # Exponential with a little jitter, so that several agents rate-limited together do not
+        # come back in step.
+        wait = self._backoff_s * 2 ** (state.attempt_number - 1)
+        return min(wait + random.uniform(0, self._backoff_s), self._backoff_max_s)
+
+    def _stop(self, state: RetryCallState, deadline: float) -> bool:
+        # Also stop when the wait alone would run past the call's deadline: a retry that cannot
+        # finish in time only delays the fallback.
+        if state.attempt_number >= self._max_attempts:
+            return True
+        return time.monotonic() + state.upcoming_sleep >= deadline
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "planner request failed (%s); retry %d in %.2f s",
+            self._describe(exc) if exc is not None else "?",
+            state.attempt_number,
+            state.upcoming_sleep,
+        )
+
+    # --- budget, records, secrets ----------------------------------------------------------
+
+    @property
+    def _limit(self) -> int:
+        return self.settings.max_calls_per_hour
+
+    def _admit(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            while self._admitted and now - self._admitted[0] >= _WINDOW_S:
+                self._admitted.popleft()
+            if len(self._admitted) >= self._limit:
+                return False
+            self._admitted.append(now)
+            return True
+
+    def _count(self, **deltas: int) -> None:
+        with self._lock:
+            t = self._totals
+            self._totals = PlannerTotals(
+                **{name: getattr(t, name) + deltas.get(name, 0) for name in t.__dataclass_fields__}
+            )
+
+    def _record(
+        self,
+        progress: _Progress,
+        trigger: str,
+        started: float,
+        plan: Plan | None,
+        error: str | None,
+    ) -> PlannerCall:
+        return PlannerCall(
+            trigger=trigger,
+            prompt=[self._scrub_message(m) for m in progress.messages],
+            raw_response=progress.raw_response,
+            plan=plan,
+            error=self._scrub(error) if error is not None else None,
+            repaired=progress.repaired,
+            mode=progress.mode,
+            attempts=progress.attempts,
+            latency_s=time.monotonic() - started,
+            prompt_tokens=progress.prompt_tokens,
+            completion_tokens=progress.completion_tokens,
+        )
+
+    def _scrub_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        content = message.get("content")
+        if isinstance(content, list):
+            content = [self._scrub_part(part) for part in content]
+        elif isinstance(content, str):
+            content = self._scrub(content)
+        return {**message, "content": content}
+
+    def _scrub_part(self, part: Any) -> Any:
+        if not isinstance(part, dict):
+            return part
+        if part.get("type") == "image_url":
+            # The trace would otherwise hold ~10 KB of base64 per call; the size says enough.
+            url = str(part.get("image_url", {}).get("url", ""))
+            data = url.partition("base64,")[2]
+            size = len(base64.b64decode(data)) if data else 0
+            return {"type": "image_url", "image_url": {"url": f"<screenshot {size} bytes>"}}
+        if isinstance(part.get("text"), str):
+            return {**part, "text": self._scrub(part["text"])}
+        return part
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def _describe(self, exc: BaseException) -> str:
+        """A short, key-free description of an SDK error."""
+        if isinstance(exc, openai.APIStatusError):
+            text = f"HTTP {exc.status_code}: {_status_message(exc)}"
+        elif isinstance(exc, openai.APITimeoutError):
+            text = "timed out"
+        elif isinstance(exc, openai.APIConnectionError):
+            # The SDK says only "Connection error."; the cause says which (refused, DNS, ...).
+            cause = exc.__cause__
+            text = f"{exc.message} {cause}" if cause is not None else exc.message
+        else:
+            text = str(exc)
+        return self._scrub(_one_line(text))
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth retrying: rate limits, server errors, timeouts and connection failures. Other 4xx
+    answers will not change by asking again."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, openai.APIConnectionError)  # APITimeoutError is one too
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    """Seconds the server asked us to wait (Retry-After, or OpenAI's retry-after-ms), if any."""
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    headers = exc.response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return max(float(headers["retry-after-ms"]) / 1000.0, 0.0)
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            # The other form the header may take: an HTTP date.
+            return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _status_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return exc.message
+
+
+def _answer_from(response: Any) -> _Answer:
+    """The first choice's text and refusal, and the token usage, from a chat.completion
+    response. Read defensively, since local servers differ in what they leave out."""
+    try:
+        data = response.json()
+    except ValueError:
+        raise _Failure(
+            _one_line(f"the endpoint's answer is not JSON: {response.text[:80]!r}")
+        ) from None
+    if not isinstance(data, dict):
+        raise _Failure("the endpoint's answer is not a chat completion")
+    choices = data.get("choices") or [{}]
+    message = (choices[0].get("message") if isinstance(choices[0], dict) else None) or {}
+    usage = data.get("usage") or {}
+    content = message.get("content")
+    refusal = message.get("refusal")
+    return _Answer(
+        content=content if isinstance(content, str) else None,
+        refusal=refusal if isinstance(refusal, str) and refusal else None,
+        usage=(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
+    )
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    """The errors as "where: what" without the input values (they can be long)."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False)[:_MAX_REPAIR_ERRORS]:
+        where = ".".join(str(p) for p in error["loc"]) or "(the whole answer)"
+        parts.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - len(parts)
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _MAX_ERROR_CHARS else line[: _MAX_ERROR_CHARS - 1] + "…"
