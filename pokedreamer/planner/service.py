@@ -163,8 +163,7 @@ class PlannerService:
         while self.queue and bool(self.queue[0].done(view, self.facts)):
             self.outcomes.append(f"done: {describe(self.queue.popleft())}")
             self._subgoal_since = step
-            if not self.queue:
-                trigger = trigger or "plan done"
+            trigger = trigger or ("plan done" if not self.queue else "subgoal done")
         if self.queue and step - self._subgoal_since > self.settings.subgoal_timeout:
             self.outcomes.append(f"timed out: {describe(self.queue.popleft())}")
             self._subgoal_since = step
