@@ -11,6 +11,8 @@ import numpy as np
 
 FRAME_SHAPE: tuple[int, int] = (144, 160)
 PIXELS_PER_FRAME = FRAME_SHAPE[0] * FRAME_SHAPE[1]
+GREYS = np.array([255, 153, 85, 0], dtype=np.uint8)
+"""How each shade index looks: PyBoy's default palette, lightest to darkest (for pictures)."""
 PACKED_FRAME_BYTES = PIXELS_PER_FRAME // 4  # 5,760
 
 # Packing reads each group of 4 pixels as one little-endian uint32 p0 | p1<<8 | p2<<16 | p3<<24

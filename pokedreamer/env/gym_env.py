@@ -18,6 +18,7 @@ import numpy as np
 
 from pokedreamer.config import EnvSettings, RewardSettings
 from pokedreamer.env.cartridge import ROM_PATH, SYM_PATH
+from pokedreamer.env.frames import GREYS
 from pokedreamer.env.ram import parse_sym
 from pokedreamer.env.rewards import TERMS, Rewards
 from pokedreamer.env.rom import load_rom
@@ -38,8 +39,6 @@ SCREEN_SHAPE = (144, 160)
 # shade index, so one truncating cast of the uint32 view yields the observation (~2 µs) where a
 # colour look-up would cost ~25 µs, a twentieth of a step.
 SHADE_PALETTE = (0x000000, 0x010101, 0x020202, 0x030303)
-# What people see (render, the SDL window): PyBoy's default greys.
-GREYS = np.array([[255, 255, 255], [153, 153, 153], [85, 85, 85], [0, 0, 0]], dtype=np.uint8)
 # pret's random-number bytes, which Pokémon Red mixes into every random draw.
 RED_RNG = (0xFFD3, 0xFFD4)  # hRandomAdd, hRandomSub
 
@@ -178,7 +177,7 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        return GREYS[self.screen()]
+        return np.repeat(GREYS[self.screen()][..., None], 3, axis=-1)
 
     def close(self) -> None:
         if getattr(self, "_pyboy", None) is not None:

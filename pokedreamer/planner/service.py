@@ -228,7 +228,8 @@ def screen_png(screen: Any) -> bytes:
     import numpy as np
     from PIL import Image
 
-    greys = np.array([255, 170, 85, 0], dtype=np.uint8)
+    from pokedreamer.env.frames import GREYS
+
     buffer = io.BytesIO()
-    Image.fromarray(greys[np.asarray(screen)]).save(buffer, format="PNG")
+    Image.fromarray(GREYS[np.asarray(screen)]).save(buffer, format="PNG")
     return buffer.getvalue()

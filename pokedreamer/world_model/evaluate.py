@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pokedreamer.env.frames import GREYS
 from pokedreamer.world_model.model import WorldModel
 
 PSNR_CAP = 60.0  # dB for a perfect frame, so that averages stay finite
-GREYS = np.array([255, 170, 85, 0], dtype=np.uint8)  # shade index -> grey
 
 
 @dataclass
