@@ -1,0 +1,518 @@
+"""System 1's behaviour: a subgoal-conditioned actor-critic trained inside the world model's
+imagination (DreamerV3), with System 2's subgoal shaping the imagined rewards.
+
+One update: from replayed posteriors, roll the world model's prior forward `horizon` steps under
+the actor; read each imagined step's reward, continuation and GameState from the model's heads;
+add the subgoal's potential shaping (and its completion bonus, once) on the predicted states; form
+lambda-returns bootstrapped from the slow critic; train the actor by REINFORCE on
+percentile-normalised advantages, the critic by twohot regression on the returns.
+
+Gradients: the rollout runs under no_grad, so neither the world model nor the dynamics carry any
+gradient; the actor's only gradient is log pi(a_t | sg(s_t)) times a stop-gradient advantage
+(buttons are discrete, so there is no reparameterised path worth the world model's gradients).
+Unlike the original project, the actor loss is computed with gradients enabled and stepped.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from pokedreamer.env.frames import FRAME_SHAPE
+from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.planner.facts import GameFacts
+from pokedreamer.planner.subgoals import (
+    GOAL_ENCODING_SIZE,
+    StateView,
+    Subgoal,
+    done,
+    encode,
+    shaping,
+)
+from pokedreamer.world_model.checkpoint import (
+    module_tensors,
+    optimizer_tensors,
+    restore_module,
+    restore_optimizer,
+)
+from pokedreamer.world_model.dist import (
+    categorical_st_sample,
+    twohot_loss,
+    twohot_mean,
+    unimix_logits,
+)
+from pokedreamer.world_model.heads import STATE_HEADS
+from pokedreamer.world_model.model import WorldModel
+from pokedreamer.world_model.nets import MLP
+from pokedreamer.world_model.presets import Preset
+from pokedreamer.world_model.rssm import RSSMState
+
+
+@dataclass(frozen=True)
+class BehaviorConfig:
+    """Hyper-parameters of the actor-critic (DreamerV3's defaults unless noted)."""
+
+    horizon: int = 15
+    """Imagined steps per update, from each start state."""
+    gamma: float = 0.997
+    """Discount per step; also the gamma of the subgoal's potential shaping, so the potential
+    part telescopes under the same discount the returns use."""
+    lam: float = 0.95
+    """lambda of the lambda-returns: 0 is one-step TD, 1 the Monte-Carlo return to the horizon."""
+    entropy: float = 3e-4
+    """Weight of the policy's entropy bonus (advantages are normalised, so this is absolute)."""
+    actor_lr: float = 3e-5
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-5
+    """Adam learning rate of the critic."""
+    adam_eps: float = 1e-5
+    """Adam's epsilon, for both optimisers."""
+    slow_critic_decay: float = 0.98
+    """EMA decay of the slow critic per update: it supplies the return targets and the
+    critic's regulariser, so targets move smoothly."""
+    slow_critic_reg: float = 1.0
+    """Weight of the critic's cross-entropy towards the slow critic's value."""
+    return_norm_percentiles: tuple[float, float] = (5.0, 95.0)
+    """Percentiles of the lambda-returns whose range scales the advantages: robust to outliers,
+    and sparse rewards are not blown up (see return_norm_decay, ReturnNorm)."""
+    return_norm_decay: float = 0.99
+    """EMA decay of the two percentiles."""
+    shaping_bonus: float = 1.0
+    """Reward on the imagined step the subgoal becomes done (paid at most once a trajectory)."""
+    shaping_scale: float = 1.0
+    """Weight of the subgoal shaping against the world model's predicted game reward."""
+    grad_clip: float = 100.0
+    """Global gradient-norm clip, per optimiser."""
+    critic_bins: int = 255
+    """Twohot bins of the critic, uniform in symlog space; odd so 0 has a bin."""
+    unimix: float = 0.01
+    """Share of the uniform distribution mixed into the policy: every button keeps some
+    probability, so log pi stays finite and exploration never dies."""
+    actor_out_scale: float = 0.01
+    """Scale of the actor's output layer at init: a near-uniform first policy whose gradients
+    still reach the first layer (a zero layer would block them on the first update)."""
+
+    def __post_init__(self) -> None:
+        lo, hi = self.return_norm_percentiles
+        checks = {
+            "horizon must be >= 1": self.horizon >= 1,
+            "gamma must be in (0, 1]": 0.0 < self.gamma <= 1.0,
+            "lam must be in [0, 1]": 0.0 <= self.lam <= 1.0,
+            "slow_critic_decay must be in [0, 1)": 0.0 <= self.slow_critic_decay < 1.0,
+            "return_norm_decay must be in [0, 1)": 0.0 <= self.return_norm_decay < 1.0,
+            "return_norm_percentiles must be 0 <= lo < hi <= 100": 0.0 <= lo < hi <= 100.0,
+            "critic_bins must be odd": self.critic_bins % 2 == 1,
+            "unimix must be in [0, 1)": 0.0 <= self.unimix < 1.0,
+            "grad_clip must be > 0": self.grad_clip > 0.0,
+        }
+        failed = [what for what, ok in checks.items() if not ok]
+        if failed:
+            raise ValueError(f"BehaviorConfig: {'; '.join(failed)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure pieces
+
+
+def lambda_return(
+    rewards: Tensor, conts: Tensor, values: Tensor, gamma: float, lam: float
+) -> Tensor:
+    """DreamerV3's lambda-returns (H, ...): R_t = r_t + gamma c_t ((1-lam) v_{t+1} + lam R_{t+1}),
+    R_H = v_H. rewards and conts (H, ...) are those of the transition s_t -> s_{t+1}; values
+    (H+1, ...) are v(s_0) .. v(s_H)."""
+    h = rewards.shape[0]
+    assert conts.shape == rewards.shape, (conts.shape, rewards.shape)
+    assert values.shape == (h + 1, *rewards.shape[1:]), (values.shape, rewards.shape)
+    ret = values[-1]
+    out = []
+    for t in reversed(range(h)):
+        ret = rewards[t] + gamma * conts[t] * ((1.0 - lam) * values[t + 1] + lam * ret)
+        out.append(ret)
+    return torch.stack(out[::-1])
+
+
+class ReturnNorm(nn.Module):
+    """DreamerV3's return scale: an EMA of the low..high percentile range of the returns, used
+    as max(1, range). Dividing by the range makes the entropy weight mean the same for any
+    reward scale; the floor of 1 keeps small (sparse, near-zero) returns from being amplified
+    into noise."""
+
+    def __init__(self, percentiles: tuple[float, float], decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+        # Not persistent: the percentiles are settings, so a checkpoint must not override them.
+        quantiles = torch.tensor(percentiles, dtype=torch.float32) / 100
+        self.register_buffer("quantiles", quantiles, persistent=False)
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.zeros(()))
+        self.register_buffer("count", torch.zeros((), dtype=torch.int64))
+
+    def update(self, returns: Tensor) -> None:
+        """Folds a batch of returns (any shape) into the EMA; the first batch sets it outright
+        (no zero-initialised bias to wear off)."""
+        q = torch.quantile(returns.detach().float().flatten(), self.quantiles)
+        first = self.count == 0
+        # torch.where instead of an `if`: no device-to-host sync in the update.
+        d = self.decay
+        self.low.copy_(torch.where(first, q[0], d * self.low + (1 - d) * q[0]))
+        self.high.copy_(torch.where(first, q[1], d * self.high + (1 - d) * q[1]))
+        self.count.add_(1)
+
+    def scale(self) -> Tensor:
+        """max(1, high - low), a float32 scalar."""
+        return torch.clamp(self.high - self.low, min=1.0)
+
+
+def goal_tensor(
+    subgoal: Subgoal | None, facts: GameFacts | None, batch: int, device: torch.device | str
+) -> Tensor:
+    """encode(subgoal) repeated over a batch: float32 (batch, GOAL_ENCODING_SIZE), zeros for no
+    subgoal."""
+    if subgoal is None:
+        return torch.zeros(batch, GOAL_ENCODING_SIZE, device=device)
+    assert facts is not None, "a subgoal needs the game's facts to be encoded"
+    row = torch.tensor(encode(subgoal, facts), dtype=torch.float32, device=device)
+    return row.expand(batch, GOAL_ENCODING_SIZE).clone()
+
+
+# ----------------------------------------------------------------------------------------------
+# Networks
+
+
+def _inputs(feat: Tensor, goal: Tensor) -> Tensor:
+    """concat(feat (..., F), goal), goal (B, G) broadcast over feat's leading time dims."""
+    assert goal.shape[-1] == GOAL_ENCODING_SIZE, goal.shape
+    assert feat.shape[-2] == goal.shape[-2], (feat.shape, goal.shape)
+    return torch.cat([feat, goal.expand(*feat.shape[:-1], GOAL_ENCODING_SIZE)], dim=-1)
+
+
+class Actor(nn.Module):
+    """pi(a | feat, goal): a categorical over the buttons, with a uniform mix."""
+
+    def __init__(self, preset: Preset, num_actions: int, unimix: float, out_scale: float) -> None:
+        super().__init__()
+        self.unimix = unimix
+        self.net = MLP(
+            preset.feat_size + GOAL_ENCODING_SIZE, num_actions, preset.hidden, preset.mlp_layers
+        )
+        with torch.no_grad():
+            head = self.net[-1]
+            assert isinstance(head, nn.Linear)
+            head.weight.mul_(out_scale)
+            head.bias.zero_()
+
+    def forward(self, feat: Tensor, goal: Tensor) -> Tensor:
+        """Log-probabilities (..., A), float32, uniform mix included."""
+        return unimix_logits(self.net(_inputs(feat, goal)), self.unimix)
+
+
+class Critic(nn.Module):
+    """v(feat, goal) as twohot logits over symlog bins; the value is their twohot_mean."""
+
+    def __init__(self, preset: Preset, bins: int) -> None:
+        super().__init__()
+        # Zero output: a fresh critic predicts exactly 0 rather than a random value the first
+        # advantages would be measured against (DreamerV3).
+        self.net = MLP(
+            preset.feat_size + GOAL_ENCODING_SIZE, bins, preset.hidden, preset.mlp_layers, True
+        )
+
+    def forward(self, feat: Tensor, goal: Tensor) -> Tensor:
+        """Twohot logits (..., bins)."""
+        return self.net(_inputs(feat, goal))
+
+
+# ----------------------------------------------------------------------------------------------
+# Imagination
+
+
+class Imagination(NamedTuple):
+    """One batch of imagined trajectories, all detached: t indexes s_0 (the start) .. s_H, and
+    the transition s_t -> s_{t+1} taken by actions[t]."""
+
+    feats: Tensor
+    """(H+1, B, F) features of s_0 .. s_H."""
+    goal: Tensor
+    """(B, G) the subgoal encoding the actor was conditioned on."""
+    actions: Tensor
+    """(H, B) int64: actions[t] was chosen in s_t."""
+    rewards: Tensor
+    """(H, B) predicted game reward + scaled shaping of s_t -> s_{t+1} (0 shaping once done)."""
+    shaping: Tensor
+    """(H, B) the shaping part alone, scaled, masked after the subgoal is done."""
+    conts: Tensor
+    """(H, B) continuation of s_t -> s_{t+1}: cont(s_{t+1}) * (1 - done(s_{t+1}))."""
+    weights: Tensor
+    """(H, B) how much s_t counts in the losses: the probability the trajectory is still going
+    there (product of earlier continuations), 0 throughout when the start already has the
+    subgoal done."""
+    alive: Tensor
+    """(H+1, B) 1 while the subgoal is not done in any of s_0 .. s_t."""
+
+
+class Behavior(nn.Module):
+    """The actor, the critic and its slow copy, the return scale, and their two optimisers."""
+
+    def __init__(self, preset: Preset, num_actions: int, settings: BehaviorConfig) -> None:
+        super().__init__()
+        self.preset = preset
+        self.num_actions = num_actions
+        self.settings = cfg = settings
+        self.actor = Actor(preset, num_actions, cfg.unimix, cfg.actor_out_scale)
+        self.critic = Critic(preset, cfg.critic_bins)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.return_norm = ReturnNorm(cfg.return_norm_percentiles, cfg.return_norm_decay)
+        self.actor_opt = torch.optim.Adam(
+            self.actor.parameters(), lr=cfg.actor_lr, eps=cfg.adam_eps
+        )
+        self.critic_opt = torch.optim.Adam(
+            self.critic.parameters(), lr=cfg.critic_lr, eps=cfg.adam_eps
+        )
+        self.updates = 0
+
+    # -- acting -----------------------------------------------------------------------------
+
+    def act(self, feat: Tensor, goal: Tensor, sample: bool = True) -> Tensor:
+        """One-hot actions (B, A) in states feat (B, F) under goal (B, G): a Gumbel-max sample of
+        the mixed policy, or its mode with sample=False. Straight-through when gradients are on;
+        imagination runs under no_grad, where it is a plain one-hot."""
+        b = feat.shape[0]
+        assert feat.shape == (b, self.preset.feat_size), feat.shape
+        assert goal.shape == (b, GOAL_ENCODING_SIZE), goal.shape
+        action = categorical_st_sample(self.actor(feat, goal), 0.0, sample)
+        assert action.shape == (b, self.num_actions), action.shape
+        return action
+
+    @torch.no_grad()
+    def policy_step(
+        self,
+        world_model: WorldModel,
+        state: RSSMState,
+        action_prev: Tensor,
+        frame: Tensor,
+        vector: Tensor,
+        is_first: Tensor,
+        goal: Tensor,
+        sample: bool = True,
+    ) -> tuple[Tensor, RSSMState]:
+        """The agent loop's step for B envs at once: filter the posterior with the new
+        observation, then pick each env's button.
+
+        state: the previous posterior (world_model.rssm.initial(B) before the first step);
+        action_prev (B,) int64, the button that led to `frame` (B, 144, 160) uint8 with GameState
+        `vector` (B, 30); is_first (B,) bool resets those envs' state; goal (B, G). Latents are
+        always sampled (the filter is stochastic); sample=False takes the policy's mode.
+        Returns (actions (B,) int64, new posterior state).
+        """
+        b = action_prev.shape[0]
+        assert action_prev.shape == (b,) and action_prev.dtype == torch.int64, action_prev
+        assert frame.shape == (b, *FRAME_SHAPE) and frame.dtype == torch.uint8, frame.shape
+        assert vector.shape == (b, VECTOR_SIZE), vector.shape
+        assert is_first.shape == (b,) and is_first.dtype == torch.bool, is_first
+        assert goal.shape == (b, GOAL_ENCODING_SIZE), goal.shape
+        post = world_model.observe_step(state, action_prev, frame, vector, is_first)
+        action = self.act(world_model.rssm.feat(post), goal, sample).argmax(-1)
+        assert action.shape == (b,), action.shape
+        return action, post
+
+    # -- imagination --------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def imagine(
+        self,
+        world_model: WorldModel,
+        starts: RSSMState,
+        goal: Tensor,
+        subgoal: Subgoal | None,
+        facts: GameFacts | None,
+    ) -> Imagination:
+        """Rolls `horizon` steps from starts (B, ...) under the current policy and scores them.
+
+        All of it runs under no_grad: the world model gets no gradient from behaviour learning,
+        and the actor is trained on log-probabilities recomputed on the detached features."""
+        cfg = self.settings
+        b = starts.deter.shape[0]
+        h = cfg.horizon
+        assert goal.shape == (b, GOAL_ENCODING_SIZE), goal.shape
+        starts = starts.map(Tensor.detach)
+        goal = goal.detach().float()
+        rssm = world_model.rssm
+        states, one_hots = rssm.imagine(starts, lambda feat: self.act(feat, goal), h)
+        feats = torch.cat([rssm.feat(starts).unsqueeze(0), rssm.feat(states)], dim=0)
+        assert feats.shape == (h + 1, b, self.preset.feat_size), feats.shape
+        actions = one_hots.argmax(-1)
+        assert actions.shape == (h, b), actions.shape
+
+        preds = world_model.predict(feats)
+        # Step t's reward and continuation are those of the transition into s_{t+1}, read from
+        # s_{t+1} (as the world model is trained: reward[t] belongs to observation t).
+        game_reward = preds["reward"][1:].float()
+        cont = preds["cont"][1:].float()
+        assert game_reward.shape == cont.shape == (h, b), (game_reward.shape, cont.shape)
+
+        if subgoal is None:
+            shaped = torch.zeros_like(game_reward)
+            not_done = torch.ones_like(feats[..., 0])
+        else:
+            assert facts is not None, "shaping a subgoal needs the game's facts"
+            arrays = {name: preds[name] for name in STATE_HEADS}
+            view = StateView.from_arrays(**arrays)
+            prev = StateView.from_arrays(**{k: v[:-1] for k, v in arrays.items()})
+            nxt = StateView.from_arrays(**{k: v[1:] for k, v in arrays.items()})
+            reward = shaping(subgoal, prev, nxt, facts, cfg.gamma, cfg.shaping_bonus)
+            shaped = _batch(reward, h, b, feats.device)
+            not_done = 1.0 - _batch(done(subgoal, view, facts), h + 1, b, feats.device)
+
+        # alive[t]: the subgoal is done in none of s_0..s_t. Done is sticky: a predicted state
+        # that wanders out of the subgoal and back in does not earn its bonus again.
+        alive = torch.cumprod(not_done, dim=0)
+        shaped = cfg.shaping_scale * shaped * alive[:-1]
+        # Completion ends the trajectory's return: the bonus is its last reward, so it cannot
+        # be farmed by lingering at the edge of done.
+        conts = cont * not_done[1:]
+        # A start that already has the subgoal done has nothing to teach about it (the agent
+        # loop would have moved on): weight 0 from the first step.
+        weights = alive[0] * torch.cat([torch.ones_like(conts[:1]), conts[:-1]]).cumprod(0)
+        return Imagination(
+            feats=feats,
+            goal=goal,
+            actions=actions,
+            rewards=game_reward + shaped,
+            shaping=shaped,
+            conts=conts,
+            weights=weights,
+            alive=alive,
+        )
+
+    # -- learning -----------------------------------------------------------------------------
+
+    def train_on(self, imag: Imagination) -> dict[str, float]:
+        """One actor and one critic update on an imagined batch; returns metrics."""
+        cfg = self.settings
+        h, b = imag.actions.shape
+        feats, goal = imag.feats, imag.goal
+
+        with torch.no_grad():
+            # The slow critic is "the target": returns and baselines come from it, so they move
+            # only as fast as its EMA.
+            values = twohot_mean(self.slow_critic(feats, goal))
+            assert values.shape == (h + 1, b), values.shape
+            returns = lambda_return(imag.rewards, imag.conts, values, cfg.gamma, cfg.lam)
+            self.return_norm.update(returns)
+            scale = self.return_norm.scale()
+            advantage = (returns - values[:-1]) / scale
+
+        log_probs = self.actor(feats[:-1], goal)
+        assert log_probs.shape == (h, b, self.num_actions), log_probs.shape
+        taken = log_probs.gather(-1, imag.actions.unsqueeze(-1)).squeeze(-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        # REINFORCE: the gradient is d log pi(a_t) times a constant advantage.
+        actor_loss = -(imag.weights * (taken * advantage + cfg.entropy * entropy)).mean()
+
+        critic_logits = self.critic(feats[:-1], goal)
+        critic_loss = (
+            imag.weights
+            * (
+                twohot_loss(critic_logits, returns)
+                + cfg.slow_critic_reg * twohot_loss(critic_logits, values[:-1])
+            )
+        ).mean()
+
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        actor_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
+        self.actor_opt.step()
+
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        critic_norm = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
+        self.critic_opt.step()
+
+        self._update_slow_critic()
+        self.updates += 1
+
+        with torch.no_grad():
+            alive = imag.alive
+            named = {
+                "actor_loss": actor_loss,
+                "critic_loss": critic_loss,
+                "entropy": entropy.mean(),
+                "return_mean": returns.mean(),
+                "value_mean": values[:-1].mean(),
+                "advantage_std": advantage.std(),
+                "reward_mean": imag.rewards.mean(),
+                "shaping_mean": imag.shaping.mean(),
+                "done_rate": (alive[0] * (1.0 - alive[-1])).mean(),
+                "start_done_rate": (1.0 - alive[0]).mean(),
+                "return_scale": scale,
+                "actor_grad_norm": actor_norm,
+                "critic_grad_norm": critic_norm,
+            }
+            # One device-to-host transfer rather than a sync per metric.
+            values_out = torch.stack([v.float() for v in named.values()]).tolist()
+        return dict(zip(named, values_out, strict=True))
+
+    def imagine_and_train(
+        self,
+        world_model: WorldModel,
+        starts: RSSMState,
+        goal: Tensor,
+        subgoal: Subgoal | None,
+        facts: GameFacts | None,
+    ) -> dict[str, float]:
+        """imagine from starts (B, ...) under goal (B, G) and subgoal, then train_on it."""
+        return self.train_on(self.imagine(world_model, starts, goal, subgoal, facts))
+
+    @torch.no_grad()
+    def _update_slow_critic(self) -> None:
+        mix = 1.0 - self.settings.slow_critic_decay
+        for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
+            slow.lerp_(fast, mix)
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def state_tensors(self, prefix: str = "behavior") -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Everything that decides the next update: (tensors for the safetensors file, JSON
+        meta). Networks, slow critic and return scale under `<prefix>/module`, the optimisers'
+        moments under `<prefix>/actor_opt` and `<prefix>/critic_opt`."""
+        tensors = module_tensors(f"{prefix}/module", self)
+        actor_t, actor_meta = optimizer_tensors(f"{prefix}/actor_opt", self.actor_opt)
+        critic_t, critic_meta = optimizer_tensors(f"{prefix}/critic_opt", self.critic_opt)
+        settings = asdict(self.settings)
+        settings["return_norm_percentiles"] = list(self.settings.return_norm_percentiles)
+        meta = {
+            "num_actions": self.num_actions,
+            "updates": self.updates,
+            "settings": settings,
+            "actor_opt": actor_meta,
+            "critic_opt": critic_meta,
+        }
+        return {**tensors, **actor_t, **critic_t}, meta
+
+    def load_state_tensors(
+        self,
+        tensors: dict[str, Tensor],
+        meta: dict[str, Any],
+        prefix: str = "behavior",
+        source: object = "the checkpoint",
+    ) -> None:
+        """Inverse of state_tensors; refuses tensors of another preset or button count
+        (UserError). The optimisers come back as saved, learning rates included, so a resumed
+        run takes exactly the update it would have taken."""
+        restore_module(f"{prefix}/module", self, tensors, source)
+        restore_optimizer(f"{prefix}/actor_opt", self.actor_opt, tensors, meta["actor_opt"], source)
+        restore_optimizer(
+            f"{prefix}/critic_opt", self.critic_opt, tensors, meta["critic_opt"], source
+        )
+        self.updates = int(meta["updates"])
+
+
+def _batch(value: Any, h: int, b: int, device: torch.device) -> Tensor:
+    """A subgoal function's result (a tensor, or a plain number or bool where the subgoal cannot
+    judge predicted states) as float32 (h, b) on device."""
+    out = torch.as_tensor(value, device=device).float()
+    return out.expand(h, b) if out.shape != (h, b) else out
