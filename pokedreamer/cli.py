@@ -342,6 +342,66 @@ def bench_env(
         )
 
 
+@app.command()
+def export(
+    ctx: typer.Context,
+    run: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN", help="Run name under run.runs_dir (default runs/), or its folder."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FILE.mp4|FILE.gif",
+            help="File to write; its suffix picks the format.",
+        ),
+    ],
+    episode: Annotated[
+        int | None,
+        typer.Argument(metavar="EPISODE", min=1, help="Episode number (default: the latest)."),
+    ] = None,
+    scale: Annotated[int, typer.Option(min=1, max=8, help="Whole-number screen scale.")] = 2,
+    every: Annotated[int, typer.Option(min=1, metavar="K", help="Keep every K-th step.")] = 1,
+    fps: Annotated[
+        float, typer.Option(min=0.1, help="Frames per second of the output (GIF: 50 at most).")
+    ] = 20.0,
+) -> None:
+    """Render a recorded episode to MP4 or GIF, with step, place, subgoal and reward under it."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from pokedreamer.agent.episodes import open_episode
+    from pokedreamer.agent.export import check_export, export_episode
+    from pokedreamer.rundir import RunDir
+
+    # Options first: a wrong suffix or a missing encoder should not wait on reading the episode.
+    check_export(out, scale, every, fps)
+    runs_dir = Path(_settings(ctx).run.runs_dir)
+    # A name is looked up under runs_dir, like --run elsewhere; a path to a run folder works too.
+    folder = runs_dir / run
+    if not folder.is_dir() and Path(run).is_dir():
+        folder = Path(run)
+    if not folder.is_dir():
+        raise UserError(f"run not found: {run} (no folder {runs_dir / run})")
+    reader = open_episode(RunDir(folder), episode)
+    # On stderr, and only at a terminal: stdout keeps just the result line for scripts.
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(f"episode {reader.number}", total=len(reader))
+        result = export_episode(
+            reader, out, scale, every, fps, lambda done: bar.update(task, completed=done)
+        )
+    typer.echo(
+        f"wrote {result.path}: {result.frames} frames from episode {reader.number} "
+        f"({result.steps} steps, every {every}), {result.width}x{result.height} at "
+        f"{result.fps:.4g} fps"
+    )
+
+
 def _echo_bench(result: dict[str, Any], json_out: bool) -> None:
     import json
 
@@ -525,7 +585,6 @@ def _planned_in(*numbers: int) -> str:
 _PLANNED: dict[str, tuple[str, str]] = {
     "play": ("Play the game yourself in the dashboard.", _planned_in(7)),
     "replay": ("Replay a recorded episode with its subgoal trace.", _planned_in(7)),
-    "export": ("Render a recorded episode to MP4 or GIF.", _planned_in(6)),
 }
 
 

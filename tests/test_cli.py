@@ -45,7 +45,7 @@ def test_version() -> None:
     assert pokedreamer.__version__ == "0.1.0"
 
 
-BUILT = ("run", "ram", "bench", "collect", "train", "eval", "prompts")
+BUILT = ("run", "ram", "bench", "collect", "train", "eval", "prompts", "export")
 
 
 @pytest.mark.parametrize("verb", [verb for verb in VERBS if verb not in BUILT])
@@ -83,10 +83,11 @@ def test_bench_env_json_reports_ratio_and_processes() -> None:
 
 
 def test_unbuilt_verb_ignores_its_arguments(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = call_main(capsys, "export", "--steps", "5", "extra")
+    code, _, err = call_main(capsys, "replay", "--steps", "5", "extra")
     assert code == 3
     assert err == (
-        "pokedreamer export is not built yet (planned in issue #6: System 1 and the agent loop)\n"
+        "pokedreamer replay is not built yet "
+        "(planned in issue #7: dashboard: watch, steer, edit prompts, replay)\n"
     )
 
 
