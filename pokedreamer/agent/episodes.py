@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from pokedreamer.env.frames import FRAME_SHAPE, PACKED_FRAME_BYTES, pack_frames, unpack_frames
 from pokedreamer.env.state import GameState
 from pokedreamer.errors import UserError
+from pokedreamer.files import fsync_directory, write_atomic
 from pokedreamer.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -129,29 +130,6 @@ def _write_all(fh: Any, data: Any) -> None:
             raise OSError(f"could not write to {fh.name}")
 
 
-def _write_json_atomic(path: Path, record: Mapping[str, Any]) -> None:
-    """Write then rename, so a reader sees the old file or the whole new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(_dumps(record))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # some platforms cannot open a directory; the data itself is synced already
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 _CLAIM_TRIES = 1000  # other recorders racing for numbers; only a broken folder exhausts it
 
 
@@ -207,7 +185,7 @@ class EpisodeRecorder:
         for _ in range(_CLAIM_TRIES):
             number = max(_numbers(root), default=0) + 1
             meta["episode"] = number
-            _write_json_atomic(pending / META, meta)
+            write_atomic(pending / META, _dumps(meta), ".tmp")
             target = root / episode_folder_name(number)
             try:
                 os.rename(pending, target)
@@ -281,8 +259,8 @@ class EpisodeRecorder:
             os.fsync(fh.fileno())
         self.close()
         record = {**(summary or {}), "steps": self.steps, "end_time": time.time()}
-        _write_json_atomic(path / SUMMARY, record)
-        _fsync_dir(path)
+        write_atomic(path / SUMMARY, _dumps(record), ".tmp")
+        fsync_directory(path)
         return path
 
     def close(self) -> None:

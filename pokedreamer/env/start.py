@@ -17,6 +17,7 @@ from typing import Any
 from pokedreamer.env.charmap import decode
 from pokedreamer.env.ram import RAM
 from pokedreamer.errors import UserError
+from pokedreamer.files import write_atomic
 
 BOOT_FRAMES = 120  # the cartridge: PyBoy's boot animation (~65 frames) and our first frames
 REDS_HOUSE_2F = 0x26  # where Pokémon Red's player first gets control
@@ -99,7 +100,5 @@ class StartStates:
         """Writes atomically, so a crash never leaves a half-written state to be loaded later."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.path(sha1)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(state)
-        tmp.replace(path)
+        write_atomic(path, state, f".tmp{os.getpid()}")  # per process: two envs may race
         return path

@@ -33,6 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from pokedreamer.errors import UserError
+from pokedreamer.files import fsync_directory, write_atomic
 
 FORMAT = "pokedreamer-checkpoint"
 VERSION = 1
@@ -83,8 +84,8 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str
         },
         "meta": meta,
     }
-    _write_atomic(meta_file, json.dumps(record, indent=1).encode())
-    _fsync_directory(path.parent)
+    write_atomic(meta_file, json.dumps(record, indent=1).encode())
+    fsync_directory(path.parent)
 
 
 def _saveable(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -103,29 +104,6 @@ def _saveable(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         storages.add(ptr)
         out[name] = tensor
     return out
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + _TMP_SUFFIX)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the renames themselves durable; not every platform can open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(
