@@ -198,10 +198,12 @@ def collect(
     ] = None,
 ) -> None:
     """Play with a behaviour policy and store every step in the run's replay."""
+    from pokedreamer.agent.collect import check_policy
     from pokedreamer.agent.collect import collect as run_collect
     from pokedreamer.rundir import RunDir
 
     settings = _settings(ctx, seed=seed, rom=rom)
+    check_policy(policy)  # before the run directory is made
     run_dir = RunDir.create(settings, run)
     result = run_collect(settings, run_dir, steps, envs, policy)
     typer.echo(

@@ -23,15 +23,19 @@ class CollectResult:
     replay_steps: int
 
 
-def collect(
-    settings: Settings, run: RunDir, steps: int, envs: int = 1, policy: str = "random"
-) -> CollectResult:
-    """Plays ``steps`` env steps in total over ``envs`` parallel envs into ``run``'s replay."""
+def check_policy(policy: str) -> None:
     if policy != "random":
         raise UserError(
             "only --policy random can collect until the actor lands (issue #6: System 1 and the "
             "agent loop)"
         )
+
+
+def collect(
+    settings: Settings, run: RunDir, steps: int, envs: int = 1, policy: str = "random"
+) -> CollectResult:
+    """Plays ``steps`` env steps in total over ``envs`` parallel envs into ``run``'s replay."""
+    check_policy(policy)
     from rich.progress import Progress
 
     from pokedreamer.env.vector import make_vector_env
