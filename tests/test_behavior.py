@@ -3,13 +3,13 @@ stops at done, a toy learning check, batched acting and checkpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
 from pokedreamer.agent.behavior import (
     Behavior,
@@ -43,20 +43,6 @@ TINY = PRESETS["tiny"]
 ACTIONS = 9
 FACTS = GameFacts.fixture()
 SUBGOAL = GoToMap(map="PALLET_TOWN")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """A background job shares the cores: one thread is faster for tensors this small."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def seeded() -> None:
-    torch.manual_seed(0)
 
 
 def starts(wm: WorldModel, b: int) -> RSSMState:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from pickle_probe import CALLS, Exploit
 from torch import nn
 
 from pokedreamer.errors import UserError
@@ -124,21 +125,6 @@ def test_missing_or_incomplete_files(tmp_path: Path) -> None:
     json_file.write_text(json_text)
     path.with_name(path.name + ".safetensors").unlink()
     assert "has no wm-000000010.safetensors" in refusal(path)
-
-
-class Exploit:
-    """Unpickling this calls `record`, which is how the test sees any unpickling happen."""
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (record, ("unpickled",))
-
-
-CALLS: list[str] = []
-
-
-def record(what: str) -> str:
-    CALLS.append(what)
-    return what
 
 
 def test_pickle_file_is_refused_not_loaded(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pickle_probe import CALLS, Exploit
 
 from pokedreamer.env.frames import FRAME_SHAPE, PACKED_FRAME_BYTES, unpack_frames
 from pokedreamer.env.state import VECTOR_SIZE
@@ -202,21 +203,6 @@ def test_flush_persists_open_steps_and_resume_does_not_repeat_them(tmp_path: Pat
     # The first run carrying on fills its open chunk and rewrites that file whole.
     fill(replay, 0, range(15, 20))
     assert len(Replay(tmp_path, capacity=1000, chunk_length=10)) == 20 + 7
-
-
-class Exploit:
-    """Unpickling this calls `record`, which is how the test sees any unpickling happen."""
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (record, ("unpickled",))
-
-
-CALLS: list[str] = []
-
-
-def record(what: str) -> str:
-    CALLS.append(what)
-    return what
 
 
 def test_corrupt_and_foreign_files_are_skipped_never_unpickled(

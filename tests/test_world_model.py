@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
 from pokedreamer.env.state import VECTOR_FIELDS, VECTOR_SIZE, GameState, PartyMon
 from pokedreamer.world_model.dist import (
@@ -36,21 +36,6 @@ from pokedreamer.world_model.rssm import RSSM, RSSMState
 
 TINY = PRESETS["tiny"]
 ACTIONS = 9
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """The tiny model gains nothing from a second thread, and two threads competing with another
-    process for 2 cores made the overfit test 15x slower (40 s instead of 2.7 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def seeded() -> None:
-    torch.manual_seed(0)
 
 
 def structured_batch(b: int = 4, t: int = 8, seed: int = 0) -> dict[str, Tensor]:
