@@ -101,6 +101,11 @@ def _root(
     ctx.obj = _Globals(config=config)
 
 
+PresetOption = Annotated[
+    str | None, typer.Option(help="Size preset: tiny, small, base, large (default: config).")
+]
+
+
 class PlannerChoice(StrEnum):
     llm = "llm"
     heuristic = "heuristic"
@@ -121,7 +126,10 @@ def run(
     ] = None,
     headless: Annotated[
         bool | None,
-        typer.Option("--headless/--no-headless", help="Run without an emulator window."),
+        typer.Option(
+            "--headless/--no-headless",
+            help="No emulator window and no dashboard: progress lines only (servers, CI).",
+        ),
     ] = None,
     steps: Annotated[
         int | None, typer.Option(metavar="N", help="Agent steps to take; 0 runs until stopped.")
@@ -130,15 +138,48 @@ def run(
     planner: Annotated[
         PlannerChoice | None, typer.Option(help="Which planner sets subgoals.")
     ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="Agent or world-model checkpoint to start from (default on the fixture: the "
+            "shipped one).",
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(metavar="RUN_DIR", help="Continue a run from its latest checkpoint."),
+    ] = None,
+    no_train: Annotated[bool, typer.Option("--no-train", help="Only act; learn nothing.")] = False,
+    envs: Annotated[
+        int | None, typer.Option(metavar="N", min=1, help="Emulators played at once.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Run name (default: a timestamp).")
+    ] = None,
+    preset: PresetOption = None,
 ) -> None:
-    """Run the agent on a ROM.
+    """Run the agent: play, plan, learn online and record every episode.
 
-    Until the agent lands (issue #6) this presses random buttons on the emulator.
+    With no arguments it plays the fixture cartridge with the heuristic planner and the shipped
+    checkpoint, in the dashboard when stdout is a terminal.
     """
-    settings = _settings(ctx, rom=rom, headless=headless, steps=steps, seed=seed, planner=planner)
-    from pokedreamer.env.demo import random_play
+    from pokedreamer.agent.play import start_loop
 
-    random_play(settings)
+    flags = {"rom": rom, "headless": headless, "steps": steps, "seed": seed, "planner": planner,
+             "preset": preset}  # fmt: skip
+    if resume is not None:
+        settings = _run_settings(ctx, resume, **flags)
+    else:
+        settings = _settings(ctx, **flags)
+    if envs is not None:
+        settings = settings.model_copy(
+            update={"agent": settings.agent.model_copy(update={"envs": envs})}
+        )
+    start_loop(
+        settings, resume=resume, checkpoint=checkpoint, train=not no_train, name=name,
+        dashboard=not headless and sys.stdout.isatty(), human=False,
+    )  # fmt: skip
 
 
 @app.command()
@@ -414,9 +455,6 @@ def _echo_bench(result: dict[str, Any], json_out: bool) -> None:
         typer.echo(f"{key}: {value}")
 
 
-PresetOption = Annotated[
-    str | None, typer.Option(help="Size preset: tiny, small, base, large (default: config).")
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 

@@ -219,6 +219,62 @@ class RunSettings(BaseModel):
     """Print a progress line every this many steps; 0 means never."""
 
 
+class AgentSettings(BaseModel):
+    """System 1 at play: the agent loop, its actor-critic and online training."""
+
+    model_config = _SECTION_CONFIG
+
+    envs: int = Field(default=1, ge=1)
+    """Emulators played at once (one process each when more than one); the policy acts for all
+    of them in one batch."""
+
+    train_ratio: float = Field(default=16.0, ge=0)
+    """Replayed transitions trained on per env step (DreamerV3's train ratio); one update
+    replays world_model.batch_size x batch_length of them. 0 trains nothing."""
+
+    train_after: int = Field(default=1024, ge=0)
+    """Steps in replay before training starts."""
+
+    checkpoint_every: int = Field(default=5000, ge=0)
+    """Env steps between agent checkpoints; 0 checkpoints only at the end."""
+
+    horizon: int = Field(default=15, ge=1)
+    """Imagined steps per behaviour update."""
+
+    imagine_batch: int = Field(default=256, ge=1)
+    """Replayed start states per behaviour update."""
+
+    actor_lr: float = Field(default=1e-4, gt=0)
+    """Adam learning rate of the actor."""
+
+    critic_lr: float = Field(default=1e-4, gt=0)
+    """Adam learning rate of the critic."""
+
+    entropy: float = Field(default=3e-3, ge=0)
+    """Weight of the policy's entropy bonus."""
+
+    gamma: float = Field(default=0.985, gt=0, le=1)
+    """Discount per step (also the subgoal shaping's gamma)."""
+
+    shaping_scale: float = Field(default=1.0, ge=0)
+    """Weight of the subgoal's potential shaping in imagined rewards."""
+
+    shaping_bonus: float = Field(default=1.0, ge=0)
+    """Reward on the imagined step a subgoal becomes done."""
+
+    sample: bool = True
+    """Sample the policy's buttons; false takes its most likely button."""
+
+    end_at_badges: int = Field(default=0, ge=0)
+    """End an episode once this many badges are won (the fixture's quest ends at 1); 0 never."""
+
+    realtime: bool = False
+    """Cap play at the Game Boy's own speed (about 2.5 steps/s at 24 frames a step)."""
+
+    record: bool = True
+    """Record every episode under the run's episodes/ folder."""
+
+
 class PlannerSettings(BaseModel):
     """System 2, the strategic planner."""
 
@@ -328,6 +384,9 @@ class Settings(BaseSettings):
 
     run: RunSettings = Field(default_factory=RunSettings)
     """One run and its directory."""
+
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    """System 1 at play: the agent loop and its actor-critic."""
 
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
     """System 2, the strategic planner."""

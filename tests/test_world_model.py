@@ -358,7 +358,8 @@ def test_predicted_state_gives_game_state_values() -> None:
 def test_loss_metrics_and_last_posterior() -> None:
     wm = WorldModel(TINY, ACTIONS)
     batch = structured_batch()
-    loss, metrics, last = wm.loss(batch)
+    loss, metrics, posts = wm.loss(batch)
+    last = posts.map(lambda x: x[:, -1])
     assert loss.shape == () and math.isfinite(loss.item())
     for key in ("image_loss", "image_acc", "reward_loss", "cont_loss", "state_loss", "kl_loss",
                 "kl", "post_entropy", "prior_entropy", "map_id_loss", "badges_loss"):  # fmt: skip
@@ -437,7 +438,8 @@ def test_observe_step_filters_like_observe() -> None:
 def test_runs_under_bf16_autocast() -> None:
     wm = WorldModel(TINY, ACTIONS)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss, metrics, last = wm.loss(structured_batch(b=2, t=4))
+        loss, metrics, posts = wm.loss(structured_batch(b=2, t=4))
+        last = posts.map(lambda x: x[:, -1])
         loss.backward()
         with torch.no_grad():
             states, _ = wm.rssm.imagine(last, random_policy, horizon=3)

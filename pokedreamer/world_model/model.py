@@ -110,13 +110,14 @@ class WorldModel(nn.Module):
     def loss(
         self, batch: dict[str, Tensor], start: RSSMState | None = None
     ) -> tuple[Tensor, dict[str, float], RSSMState]:
-        """(loss, metrics, last posterior) on a batch of sequences.
+        """(loss, metrics, posteriors) on a batch of sequences.
 
         batch: frames uint8 (B, T, 144, 160), states float32 (B, T, 30), actions int64 (B, T),
         rewards float32 (B, T), is_first bool (B, T), is_terminal bool (B, T). Step t's reward
         and is_terminal are those of the transition into observation t. start: the state before
-        step 0 (a previous chunk's last posterior), zeros when None. The last posterior
-        (B, ...) is detached, ready to be the next chunk's start.
+        step 0 (a previous chunk's last posterior), zeros when None. The posteriors (B, T, ...)
+        come back detached: the behaviour's imagination starts from them, and ``[:, -1]`` of
+        them is the next chunk's start.
 
         Each step's loss sums image cross-entropy (over pixels: the frame's log-likelihood),
         reward twohot cross-entropy, continue BCE (target 1 - is_terminal), the state heads'
@@ -194,8 +195,7 @@ class WorldModel(nn.Module):
             # One device-to-host transfer for all metrics instead of one sync per .item().
             values = torch.stack([v.float() for v in named.values()]).tolist()
         metrics = dict(zip(named, values, strict=True))
-        last = posts.map(lambda x: x[:, -1].detach())
-        return loss, metrics, last
+        return loss, metrics, posts.map(Tensor.detach)
 
 
 assert set(STATE_HEADS).isdisjoint({"reward", "cont"})  # predict() merges both namespaces

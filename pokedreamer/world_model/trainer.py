@@ -24,6 +24,7 @@ from pokedreamer.world_model.checkpoint import (
 )
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.presets import PRESETS, LossConfig
+from pokedreamer.world_model.rssm import RSSMState
 
 CHECKPOINT_NAME = "wm"
 
@@ -80,6 +81,7 @@ class WorldModelTrainer:
             self.model.parameters(), lr=settings.lr, eps=settings.adam_eps
         )
         self.updates = 0
+        self.last_posts: RSSMState | None = None
         cuda = self.device.type == "cuda"
         self._autocast = autocast(self.device, settings.amp)
         self._loss = (
@@ -90,10 +92,13 @@ class WorldModelTrainer:
         return {k: torch.as_tensor(v).to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        """One gradient step on a replayed batch; returns the loss terms and diagnostics."""
+        """One gradient step on a replayed batch; returns the loss terms and diagnostics.
+        The batch's posteriors (B, T, ...), detached and float32, stay in ``last_posts``: the
+        behaviour imagines from them."""
         self.model.train()
         with self._autocast or contextlib.nullcontext():
-            loss, metrics, _ = self._loss(self.tensors(batch))
+            loss, metrics, posts = self._loss(self.tensors(batch))
+        self.last_posts = posts.map(lambda x: x.float())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)

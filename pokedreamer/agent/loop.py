@@ -1,0 +1,755 @@
+"""The agent loop: System 1 acting in N emulators, System 2 planning beside it, learning online.
+
+Each iteration: apply the watchers' commands; encode every env's active subgoal; filter each env's
+posterior with its newest observation and pick the buttons in one batched forward pass; step the
+envs; store the transitions in replay and the episodes on disk; let each env's planner look at
+the new state (never waiting on an LLM); publish events; then train — world-model and behaviour
+updates owed at the configured train ratio, the behaviour imagining from the world model's own
+training posteriors under subgoals the planners have set. Checkpoints hold everything a resumed
+run needs to take the same updates: weights, optimisers, counters, and every RNG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from pokedreamer.agent.behavior import Behavior, BehaviorConfig
+from pokedreamer.agent.events import (
+    EventBus,
+    HumanAction,
+    ImaginedEvent,
+    MetricsEvent,
+    Pause,
+    PlanEvent,
+    Quit,
+    Replan,
+    Resume,
+    SaveCheckpoint,
+    SetPlanner,
+    SetRealtime,
+    SingleStep,
+    StatusEvent,
+    StepEvent,
+    TakeControl,
+)
+from pokedreamer.errors import UserError
+from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE, describe, encode, phi
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pokedreamer.agent.episodes import EpisodeRecorder
+    from pokedreamer.config import Settings
+    from pokedreamer.env.state import GameState
+    from pokedreamer.planner.service import PlannerService, PlanRecord
+    from pokedreamer.rundir import RunDir
+
+CHECKPOINT_NAME = "agent"
+# The Game Boy draws ~59.73 frames a second; realtime play waits out each step's frames.
+GAME_BOY_FPS = 59.7275
+METRICS_EVERY_S = 1.0
+IMAGINE_EVERY = 2  # steps between imagined frames for watchers (a decode is not free)
+SUBGOAL_POOL = 32
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    episodes: int
+    updates: int
+    seconds: float
+    checkpoint: str | None
+    badges: int = 0
+    """Episodes (ended or not) in which a badge was won."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent in env stepping, model inference and training."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def behavior_config(settings: Settings) -> BehaviorConfig:
+    a = settings.agent
+    return BehaviorConfig(
+        horizon=a.horizon, gamma=a.gamma, entropy=a.entropy, actor_lr=a.actor_lr,
+        critic_lr=a.critic_lr, shaping_scale=a.shaping_scale, shaping_bonus=a.shaping_bonus,
+    )  # fmt: skip
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint as the user names it — a run folder, its checkpoints folder, the .json or
+    .safetensors file, or the stem — as the stem the loaders take."""
+    from pokedreamer.world_model.checkpoint import (
+        META_SUFFIX,
+        TENSORS_SUFFIX,
+        latest_checkpoint,
+    )
+
+    path = Path(path)
+    if path.is_dir():
+        for folder in (path / "checkpoints", path):
+            found = latest_checkpoint(folder, CHECKPOINT_NAME) or latest_checkpoint(folder, "wm")
+            if found is not None:
+                return found
+        raise UserError(f"{path} holds no agent or world-model checkpoint; check the path")
+    for suffix in (TENSORS_SUFFIX, META_SUFFIX):
+        if path.name.endswith(suffix):
+            return path.with_name(path.name[: -len(suffix)])
+    return path
+
+
+def read_checkpoint_meta(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and meta of an agent or world-model checkpoint, checked (UserError otherwise)."""
+    from pokedreamer.world_model.checkpoint import load_checkpoint
+
+    tensors, meta = load_checkpoint(path)
+    if meta.get("kind") not in ("agent", "world_model") or "preset" not in meta:
+        raise UserError(
+            f"{path} is a {meta.get('kind', 'unknown')!r} checkpoint, not an agent or world-model "
+            "one; give a checkpoint from pokedreamer run or train world-model"
+        )
+    return tensors, meta
+
+
+class AgentLoop:
+    """Plays, records, plans and learns; ``run()`` blocks, ``send()`` steers it from any thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        run: RunDir,
+        *,
+        checkpoint: Path | None = None,
+        train: bool = True,
+        human: bool = False,
+        bus: EventBus | None = None,
+    ) -> None:
+        from pokedreamer.env.cartridge import ROM_PATH
+        from pokedreamer.env.rom import load_rom
+        from pokedreamer.planner.heuristic import HeuristicPlanner
+        from pokedreamer.world_model.checkpoint import latest_checkpoint
+        from pokedreamer.world_model.presets import PRESETS
+        from pokedreamer.world_model.replay import Replay
+        from pokedreamer.world_model.trainer import WorldModelTrainer
+
+        self.settings = settings
+        self.run_dir = run
+        self.bus = bus or EventBus()
+        self.training = train and settings.agent.train_ratio > 0
+        # The ROM is checked before an emulator or a model is built: a bad file costs nothing.
+        self.rom = load_rom(settings.env.rom or str(ROM_PATH))
+        self.heuristic = HeuristicPlanner(self.rom.game)
+        self.facts = self.heuristic.facts
+        self.buttons = list(settings.env.buttons) + (["noop"] if settings.env.noop else [])
+        self.num_actions = len(self.buttons)
+        self.planner_kind = settings.planner.kind
+        self.prompts: Any = None
+        self._llm: Any = None
+
+        # Which weights: this run's own latest checkpoint (a resume) beats --checkpoint.
+        resume = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+        source = resume or (resolve_checkpoint(checkpoint) if checkpoint else None)
+        tensors, meta = read_checkpoint_meta(source) if source else (None, None)
+        wm_settings = settings.world_model
+        if meta is not None:
+            preset = next((p for p in PRESETS.values() if _same_preset(p, meta["preset"])), None)
+            if preset is None:
+                raise UserError(f"{source}: its preset {meta['preset'].get('name')!r} is unknown")
+            wm_settings = wm_settings.model_copy(update={"preset": preset.name})
+            if int(meta["num_actions"]) != self.num_actions:
+                raise UserError(
+                    f"{source} was trained with {meta['num_actions']} buttons, env.buttons has "
+                    f"{self.num_actions}; use the env settings it was made with"
+                )
+        self.trainer = WorldModelTrainer(wm_settings, self.num_actions, seed=settings.env.seed)
+        self.world_model = self.trainer.model
+        self.device = self.trainer.device
+        self.preset = self.world_model.preset
+        self.behavior = Behavior(self.preset, self.num_actions, behavior_config(settings)).to(
+            self.device
+        )
+        self.rng = np.random.default_rng(settings.env.seed)
+        self.replay = Replay(
+            run.replay,
+            wm_settings.replay_capacity,
+            wm_settings.replay_chunk,
+            seed=settings.env.seed,
+        )
+        self.demos: Replay | None = None
+        self.steps = 0
+        self.episodes_started = 0
+        self.badge_episodes = 0
+        self._pending_wm_meta: dict[str, Any] | None = None
+        if tensors is not None and meta is not None and source is not None:
+            self._load(tensors, meta, source, exact=resume is not None)
+
+        # Control state, changed only by commands between steps.
+        self._commands: queue.Queue[Any] = queue.Queue()
+        self.paused = False
+        self._single_steps = 0
+        self.human = human
+        self._human_actions: queue.Queue[int] = queue.Queue()
+        self.realtime = settings.agent.realtime
+        self._quit = False
+        self._subgoals: OrderedDict[str, Any] = OrderedDict()
+        self._goal_rows: dict[int, tuple[Any, torch.Tensor]] = {}
+        self.last_metrics: dict[str, float] = {}
+        self._venv: Any = None
+        self._envs: list[_Env] = []
+        # The offline planner's knowledge seeds the subgoals behaviour learning rehearses, so
+        # the actor has practised a stage's subgoals before the quest reaches it.
+        if self.planner_kind != "none":
+            for stage in self.heuristic.stages:
+                for subgoal in stage.plan.subgoals:
+                    self._goal_row(subgoal)
+        self.progress: Callable[[AgentLoop, float], None] | None = None
+        """Called about once a second with the step rate (the headless CLI prints a line)."""
+
+    # --- steering ---------------------------------------------------------------------------
+
+    def send(self, command: Any) -> None:
+        """Queues a command from events.py; the loop applies it before its next step."""
+        if isinstance(command, HumanAction):
+            if command.button not in self.buttons:
+                raise ValueError(f"unknown button {command.button!r}; buttons: {self.buttons}")
+            self._human_actions.put(self.buttons.index(command.button))
+            return
+        self._commands.put(command)
+
+    def status(self, message: str = "", finished: bool = False) -> StatusEvent:
+        return StatusEvent(
+            step=self.steps, paused=self.paused, human=self.human, planner=self.planner_kind,
+            realtime=self.realtime, training=self.training, run_dir=str(self.run_dir.path),
+            message=message, finished=finished,
+        )  # fmt: skip
+
+    def _apply(self, command: Any) -> None:
+        message = ""
+        if isinstance(command, Pause):
+            self.paused = True
+        elif isinstance(command, Resume):
+            self.paused, self._single_steps = False, 0
+        elif isinstance(command, SingleStep):
+            self._single_steps += max(1, command.steps)
+        elif isinstance(command, Replan):
+            for env in self._envs:
+                if env.service is not None and env.state is not None:
+                    env.service.request(env.episode_step, env.state, "asked by a person")
+            message = "replanning"
+        elif isinstance(command, SetPlanner):
+            message = self._set_planner(command.kind)
+        elif isinstance(command, SetRealtime):
+            self.realtime = command.realtime
+        elif isinstance(command, SaveCheckpoint):
+            message = f"checkpoint saved: {self.save()}"
+        elif isinstance(command, TakeControl):
+            self.human = command.human
+            message = "you have control" if self.human else "the agent has control"
+        elif isinstance(command, Quit):
+            self._quit = True
+        self.bus.publish(self.status(message))
+
+    def _set_planner(self, kind: str) -> str:
+        try:
+            if kind == "llm":
+                self._ensure_llm()
+        except UserError as exc:
+            return f"planner stays {self.planner_kind}: {exc}"
+        self.planner_kind = kind  # type: ignore[assignment]
+        for env in self._envs:
+            env.service = self._service(env) if env.state is not None else None
+            if env.service is not None and env.state is not None:
+                env.service.observe(env.episode_step, env.state)
+        return f"planner: {kind}"
+
+    # --- planning -----------------------------------------------------------------------------
+
+    def _ensure_llm(self) -> None:
+        if self._llm is not None:
+            return
+        from pokedreamer.planner.llm import LLMPlanner
+        from pokedreamer.planner.prompts import PromptLibrary
+
+        settings = self.settings.planner
+        if not settings.base_url and settings.api_key is None:
+            raise UserError(
+                "the LLM planner needs planner.base_url (a local server) or an API key "
+                "(OPENAI_API_KEY); or use --planner heuristic"
+            )
+        self.prompts = PromptLibrary(settings.prompts_dir)
+        self._llm = LLMPlanner(settings, self.facts)
+
+    def _service(self, env: _Env) -> PlannerService | None:
+        from pokedreamer.planner.service import PlannerService
+
+        if self.planner_kind == "none":
+            return None
+        settings = self.settings.planner.model_copy(update={"kind": self.planner_kind})
+        llm = self._llm if self.planner_kind == "llm" else None
+        return PlannerService(
+            settings, self.facts, self.heuristic, self.prompts, llm, sink=env.on_plan
+        )
+
+    def _goal_row(self, subgoal: Any) -> torch.Tensor:
+        # By identity, for speed; the entry holds the subgoal so that its id is not reused.
+        cached = self._goal_rows.get(id(subgoal))
+        if cached is not None:
+            return cached[1]
+        if len(self._goal_rows) > 4 * SUBGOAL_POOL:
+            self._goal_rows.clear()
+        row = torch.tensor(encode(subgoal, self.facts), dtype=torch.float32)
+        self._goal_rows[id(subgoal)] = (subgoal, row)
+        name = describe(subgoal)
+        self._subgoals[name] = subgoal
+        self._subgoals.move_to_end(name)
+        while len(self._subgoals) > SUBGOAL_POOL:
+            self._subgoals.popitem(last=False)
+        return row
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self, steps: int | None = None) -> LoopResult:
+        """Plays until ``steps`` more env steps (all envs together; None or 0: until Quit)."""
+        from pokedreamer.env.vector import make_vector_env
+
+        settings = self.settings
+        n = settings.agent.envs
+        env_settings = settings.env.model_copy(update={"rom": str(self.rom.path)})
+        self._venv = venv = make_vector_env(
+            env_settings, settings.rewards, n, asynchronous=n > 1, autoreset=False
+        )
+        from pokedreamer.agent.episodes import EpisodeRecorder
+
+        self._envs = [_Env(self, i, EpisodeRecorder(self.run_dir)) for i in range(n)]
+        target = self.steps + steps if steps else None
+        timings = {"env": 0.0, "model": 0.0, "train": 0.0}
+        start = last_metrics = time.perf_counter()
+        steps_at_metrics = self.steps
+        checkpoint: Path | None = None
+        self.bus.publish(self.status("started"))
+        try:
+            t0 = time.perf_counter()
+            seeds = [self._next_seed() for _ in range(n)]
+            obs, info = venv.reset(seed=seeds)
+            timings["env"] += time.perf_counter() - t0
+            for env in self._envs:
+                i = env.index
+                env.begin(obs["screen"][i], obs["state"][i], info["state"][i], seeds[i])
+            actions_prev = torch.zeros(n, dtype=torch.int64)
+            is_first = torch.ones(n, dtype=torch.bool)
+            post = self.world_model.rssm.initial(n)
+            frames = np.stack([env.frame for env in self._envs])
+            vectors = np.stack([env.vector for env in self._envs])
+            while not self._quit and (target is None or self.steps < target):
+                if not self._wait_for_turn():
+                    break
+                # --- act
+                t0 = began = time.perf_counter()
+                goal = torch.stack([env.goal_row() for env in self._envs]).to(self.device)
+                prev_post = post
+                actions, post = self.behavior.policy_step(
+                    self.world_model, post, actions_prev.to(self.device),
+                    torch.from_numpy(frames).to(self.device),
+                    torch.from_numpy(vectors).to(self.device),
+                    is_first.to(self.device), goal, settings.agent.sample,
+                )  # fmt: skip
+                actions = actions.cpu()
+                human = False
+                if self.human:
+                    human_action = self._human_action()
+                    if self._quit:
+                        break
+                    if human_action is not None:
+                        actions[0], human = human_action, True
+                timings["model"] += time.perf_counter() - t0
+                if self.bus.wants(ImaginedEvent) and self.steps % IMAGINE_EVERY == 0:
+                    self._publish_imagined(prev_post, actions_prev, is_first)
+                # --- step the envs
+                t0 = time.perf_counter()
+                obs, reward, terminated, truncated, info = venv.step(actions.numpy())
+                timings["env"] += time.perf_counter() - t0
+                self.steps += n
+                ended = np.zeros(n, dtype=bool)
+                for env in self._envs:
+                    i = env.index
+                    action = int(actions[i])
+                    ended[i] = env.record(
+                        obs["screen"][i], obs["state"][i], info["state"][i], action,
+                        float(reward[i]), _terms(info["rewards"], i), bool(terminated[i]),
+                        bool(truncated[i]), human and i == 0,
+                    )  # fmt: skip
+                actions_prev = actions
+                is_first = torch.zeros(n, dtype=torch.bool)
+                if ended.any():
+                    t0 = time.perf_counter()
+                    seeds = [self._next_seed() if ended[i] else None for i in range(n)]
+                    obs, info = venv.reset(seed=seeds, options={"reset_mask": ended})
+                    timings["env"] += time.perf_counter() - t0
+                    for env in self._envs:
+                        if ended[env.index]:
+                            i = env.index
+                            env.begin(obs["screen"][i], obs["state"][i], info["state"][i], seeds[i])
+                    is_first = torch.from_numpy(ended.copy())
+                    actions_prev = torch.where(is_first, 0, actions_prev)
+                frames = np.stack([env.frame for env in self._envs])
+                vectors = np.stack([env.vector for env in self._envs])
+                # --- learn
+                if self.training:
+                    t0 = time.perf_counter()
+                    self._train_owed()
+                    timings["train"] += time.perf_counter() - t0
+                every = settings.agent.checkpoint_every
+                if every and self.steps // every != (self.steps - n) // every:
+                    self.save()
+                now = time.perf_counter()
+                if now - last_metrics >= METRICS_EVERY_S:
+                    rate = (self.steps - steps_at_metrics) / (now - last_metrics)
+                    self._publish_metrics({"steps_per_s": rate})
+                    if self.progress is not None:
+                        self.progress(self, rate)
+                    last_metrics, steps_at_metrics = now, self.steps
+                if self.realtime:
+                    time.sleep(max(0.0, settings.env.action_repeat / GAME_BOY_FPS - (now - began)))
+        finally:
+            # Also on Ctrl-C or an error: the work so far is kept and the logs are readable.
+            for env in self._envs:
+                env.close()
+            venv.close()
+            self.replay.flush()
+            if self.demos is not None:
+                self.demos.flush()
+            if self._llm is not None:
+                self._llm.close()
+            checkpoint = self.save()
+            self.bus.publish(self.status(f"stopped; checkpoint {checkpoint}", finished=True))
+        return LoopResult(
+            steps=self.steps, episodes=self.episodes_started, updates=self.trainer.updates,
+            seconds=time.perf_counter() - start, checkpoint=str(checkpoint),
+            badges=self.badge_episodes, timings=timings,
+        )  # fmt: skip
+
+    def env_view(self, index: int = 0) -> tuple[GameState | None, str]:
+        """Env ``index``'s latest GameState and its active subgoal, described."""
+        if index >= len(self._envs):
+            return None, ""
+        env = self._envs[index]
+        subgoal = env.service.subgoal if env.service is not None else None
+        return env.state, describe(subgoal) if subgoal is not None else ""
+
+    def _next_seed(self) -> int:
+        self.episodes_started += 1
+        return self.settings.env.seed + self.episodes_started - 1
+
+    def _wait_for_turn(self) -> bool:
+        """Applies commands; while paused, waits for a resume or a single step. False: quit."""
+        while True:
+            try:
+                while True:
+                    self._apply(self._commands.get_nowait())
+            except queue.Empty:
+                pass
+            if self._quit:
+                return False
+            if not self.paused:
+                return True
+            if self._single_steps > 0:
+                self._single_steps -= 1
+                return True
+            with contextlib.suppress(queue.Empty):
+                self._apply(self._commands.get(timeout=0.05))
+
+    def _human_action(self) -> int | None:
+        """Waits for a person's button for env 0, still applying commands. None: the loop is
+        quitting, or control went back to the agent meanwhile."""
+        while self.human:
+            with contextlib.suppress(queue.Empty):
+                return self._human_actions.get(timeout=0.05)
+            if not self._wait_for_turn():
+                return None
+        return None
+
+    def _demo_add(
+        self, frame: np.ndarray, vector: np.ndarray, action: int, reward: float, first: bool
+    ) -> None:
+        """A person's step, kept apart as a demonstration (a replay of its own, for a later
+        behaviour-cloning warm start)."""
+        from pokedreamer.world_model.replay import Replay
+
+        if self.demos is None:
+            wm = self.trainer.settings
+            self.demos = Replay(self.run_dir.path / "demos", wm.replay_capacity, wm.replay_chunk)
+        self.demos.add(0, frame, vector, action, reward, is_first=first)
+
+    def _publish_imagined(
+        self, prev_post: Any, actions_prev: torch.Tensor, is_first: torch.Tensor
+    ) -> None:
+        """The prior's guess of env 0's newest frame, before the posterior saw it."""
+        if bool(is_first[0]):
+            return
+        with torch.no_grad():
+            rssm = self.world_model.rssm
+            state = prev_post.map(lambda x: x[:1])
+            one_hot = torch.nn.functional.one_hot(
+                actions_prev[:1].to(self.device), self.num_actions
+            ).float()
+            prior = rssm.img_step(state, one_hot)
+            shades = self.world_model.decode(rssm.feat(prior)).argmax(-3)[0]
+        pool = self.preset.pool
+        frame = shades.to(torch.uint8).cpu().numpy().repeat(pool, 0).repeat(pool, 1)
+        self.bus.publish(ImaginedEvent(self.steps, 0, frame))
+
+    def _publish_metrics(self, extra: dict[str, float]) -> None:
+        metrics = {
+            **self.last_metrics, **extra,
+            "updates": float(self.trainer.updates), "replay_steps": float(len(self.replay)),
+        }  # fmt: skip
+        self.bus.publish(MetricsEvent(self.steps, metrics))
+
+    # --- learning -------------------------------------------------------------------------------
+
+    def _train_owed(self) -> None:
+        wm = self.trainer.settings
+        agent = self.settings.agent
+        per_update = wm.batch_size * wm.batch_length
+        if len(self.replay) < agent.train_after or self.replay.num_sequences(wm.batch_length) == 0:
+            return
+        owed = (self.steps - agent.train_after) * agent.train_ratio / per_update
+        while self.trainer.updates < owed and not self._quit:
+            self.train_step()
+
+    def train_step(self) -> dict[str, float]:
+        """One world-model update and one behaviour update from its posteriors."""
+        wm = self.trainer.settings
+        metrics = {
+            f"wm/{k}": v
+            for k, v in self.trainer.update(
+                self.replay.sample(wm.batch_size, wm.batch_length)
+            ).items()
+        }
+        posts = self.trainer.last_posts
+        assert posts is not None
+        starts = posts.flatten()
+        total = starts.deter.shape[0]
+        take = min(self.settings.agent.imagine_batch, total)
+        index = torch.from_numpy(self.rng.choice(total, take, replace=False)).to(self.device)
+        starts = starts.map(lambda x: x.index_select(0, index))
+        subgoal = self._training_subgoal()
+        if subgoal is None:
+            goal = torch.zeros(take, GOAL_ENCODING_SIZE, device=self.device)
+        else:
+            goal = self._goal_row(subgoal).to(self.device).expand(take, -1).clone()
+        behavior = self.behavior.imagine_and_train(
+            self.world_model, starts, goal, subgoal, self.facts if subgoal else None
+        )
+        metrics.update({f"behavior/{k}": v for k, v in behavior.items()})
+        self.last_metrics = metrics
+        if self.trainer.updates % 25 == 0:
+            record = {"kind": "agent", "step": self.steps, "update": self.trainer.updates}
+            self.run_dir.log_metrics({**record, **metrics})
+            self._publish_metrics({})
+        return metrics
+
+    def _training_subgoal(self) -> Any | None:
+        """Half the updates train the subgoal some env pursues now, half one seen lately, so
+        that the actor keeps what it learnt for earlier stages of the quest."""
+        if self.planner_kind == "none" or not self._subgoals:
+            return None
+        active = [env.service.subgoal for env in self._envs if env.service is not None]
+        active = [s for s in active if s is not None]
+        if active and self.rng.random() < 0.5:
+            return active[int(self.rng.integers(len(active)))]
+        pool = list(self._subgoals.values())
+        return pool[int(self.rng.integers(len(pool)))]
+
+    # --- checkpoints ----------------------------------------------------------------------------
+
+    def identity(self) -> dict[str, Any]:
+        return {**self.trainer.identity(), "kind": "agent"}
+
+    def save(self) -> Path:
+        """Writes ``checkpoints/agent-<steps>``: world model, behaviour, optimisers, counters and
+        RNGs, so that ``--resume`` takes the updates this run would have taken."""
+        from pokedreamer.world_model.checkpoint import (
+            checkpoint_path,
+            generator_state,
+            module_tensors,
+            optimizer_tensors,
+            rng_state,
+            save_checkpoint,
+        )
+
+        path = checkpoint_path(self.run_dir.checkpoints, CHECKPOINT_NAME, self.steps)
+        tensors = module_tensors("model", self.world_model)
+        opt_tensors, opt_meta = optimizer_tensors("optimizer", self.trainer.optimizer)
+        beh_tensors, beh_meta = self.behavior.state_tensors()
+        meta = {
+            **self.identity(),
+            "updates": self.trainer.updates,
+            "optimizer": opt_meta,
+            "behavior": beh_meta,
+            "steps": self.steps,
+            "episodes": self.episodes_started,
+            "badge_episodes": self.badge_episodes,
+            "rng": rng_state(),
+            "loop_rng": generator_state(self.rng),
+            "replay_rng": generator_state(self.replay.rng),
+            "settings": self.settings.model_dump(mode="json", exclude={"planner": {"api_key"}}),
+            "game": self.rom.game,
+        }
+        save_checkpoint(path, {**tensors, **opt_tensors, **beh_tensors}, meta)
+        return path
+
+    def _load(
+        self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: Path, exact: bool
+    ) -> None:
+        from pokedreamer.world_model.checkpoint import (
+            restore_generator,
+            restore_module,
+            restore_optimizer,
+            restore_rng,
+        )
+
+        restore_module("model", self.world_model, tensors, source)
+        if "optimizer" in meta and self.training:
+            restore_optimizer("optimizer", self.trainer.optimizer, tensors, meta["optimizer"])
+        if meta["kind"] == "agent":
+            self.behavior.load_state_tensors(tensors, meta["behavior"], source=source)
+        if not exact:
+            return  # weights to start from; this run keeps its own counters
+        self.trainer.updates = int(meta["updates"])
+        self.steps = int(meta["steps"])
+        self.episodes_started = int(meta["episodes"])
+        self.badge_episodes = int(meta.get("badge_episodes", 0))
+        restore_rng(meta["rng"])
+        restore_generator(self.rng, meta["loop_rng"])
+        restore_generator(self.replay.rng, meta["replay_rng"])
+
+
+def _same_preset(preset: Any, saved: dict[str, Any]) -> bool:
+    mine = asdict(preset)
+    mine["image_hw"] = list(mine["image_hw"])
+    return mine == saved
+
+
+def _terms(rewards: dict[str, np.ndarray], i: int) -> dict[str, float]:
+    return {name: float(values[i]) for name, values in rewards.items() if not name.startswith("_")}
+
+
+class _Env:
+    """One emulator's episode bookkeeping: its recorder, planner and latest observation."""
+
+    def __init__(self, loop: AgentLoop, index: int, recorder: EpisodeRecorder) -> None:
+        self.loop = loop
+        self.index = index
+        self.recorder = recorder
+        self.service: PlannerService | None = None
+        self.state: GameState | None = None
+        self.frame: np.ndarray = np.zeros((144, 160), np.uint8)
+        self.vector: np.ndarray = np.zeros(30, np.float32)
+        self.episode = 0
+        self.episode_step = 0
+        self.badge = False
+
+    def begin(self, frame: np.ndarray, vector: np.ndarray, state: GameState, seed: int) -> None:
+        loop = self.loop
+        self.frame, self.vector, self.state = frame, vector, state
+        self.episode_step = 0
+        self.badge = False
+        loop.replay.add(self.index, frame, vector, 0, 0.0, is_first=True)
+        if loop.settings.agent.record:
+            self.episode = self.recorder.start(
+                {"env": self.index, "seed": seed,
+                 "game": loop.rom.game, "rom_sha1": loop.rom.sha1, "step": loop.steps}
+            )  # fmt: skip
+        self.service = loop._service(self)
+        if self.service is not None:
+            self.service.observe(0, state, frame)
+        self._record_step(frame, state, None, 0.0, {}, False)
+
+    def goal_row(self) -> torch.Tensor:
+        subgoal = self.service.subgoal if self.service is not None else None
+        if subgoal is None:
+            return torch.zeros(GOAL_ENCODING_SIZE)
+        return self.loop._goal_row(subgoal)
+
+    def record(
+        self, frame: np.ndarray, vector: np.ndarray, state: GameState, action: int,
+        reward: float, terms: dict[str, float], terminated: bool, truncated: bool, human: bool,
+    ) -> bool:  # fmt: skip
+        """Stores one step; True when the episode ended with it."""
+        loop = self.loop
+        self.frame, self.vector, self.state = frame, vector, state
+        self.episode_step += 1
+        loop.replay.add(
+            self.index, frame, vector, action, reward, is_first=False, is_terminal=terminated
+        )
+        if human:
+            loop._demo_add(frame, vector, action, reward, self.episode_step == 1)
+        if self.service is not None:
+            self.service.observe(self.episode_step, state, frame)
+        self._record_step(frame, state, action, reward, terms, human)
+        if state.badge_count and not self.badge:
+            self.badge = True
+            loop.badge_episodes += 1
+        end_at = loop.settings.agent.end_at_badges
+        if terminated or truncated or (end_at and state.badge_count >= end_at):
+            self.end("terminated" if terminated else "truncated" if truncated else "quest done")
+            return True
+        return False
+
+    def _record_step(
+        self, frame: np.ndarray, state: GameState, action: int | None, reward: float,
+        terms: dict[str, float], human: bool,
+    ) -> None:  # fmt: skip
+        loop = self.loop
+        service = self.service
+        subgoal = service.subgoal if service is not None else None
+        if self.recorder.recording:
+            extra = {"human": True} if human else None
+            self.recorder.step(
+                frame, action, reward, terms, state, describe(subgoal) if subgoal else None, extra
+            )
+        if loop.bus.wants(StepEvent):
+            progress = float(phi(subgoal, state, loop.facts)) if subgoal is not None else 0.0
+            loop.bus.publish(
+                StepEvent(
+                    step=loop.steps, env=self.index, episode=self.episode,
+                    episode_step=self.episode_step, frame=frame, state=state, action=action,
+                    button="" if action is None else loop.buttons[action], reward=reward,
+                    terms=terms, goal=service.goal if service is not None else "",
+                    subgoals=tuple(describe(s) for s in service.queue) if service else (),
+                    progress=progress, human=human,
+                )
+            )  # fmt: skip
+
+    def on_plan(self, record: PlanRecord) -> None:
+        if self.recorder.recording:
+            self.recorder.plan(record)
+        if self.loop.bus.wants(PlanEvent):
+            self.loop.bus.publish(PlanEvent(self.index, self.episode, asdict(record)))
+
+    def end(self, why: str) -> None:
+        if self.service is not None:
+            self.service.close()
+        if self.recorder.recording:
+            state = self.state
+            self.recorder.end(
+                {"ended": why, "badges": state.badge_count if state else 0,
+                 "events": state.event_count if state else 0}
+            )  # fmt: skip
+
+    def close(self) -> None:
+        """At the loop's end: an episode still running is ended as cut short."""
+        if self.recorder.recording:
+            self.end("loop stopped")
+        elif self.service is not None:
+            self.service.close()

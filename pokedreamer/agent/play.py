@@ -1,0 +1,123 @@
+"""Starting the agent loop the way ``pokedreamer run`` and ``play`` do: which run directory,
+which weights, the dashboard or progress lines, and a clean stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pokedreamer.errors import UserError
+
+if TYPE_CHECKING:
+    from pokedreamer.agent.loop import AgentLoop
+    from pokedreamer.config import Settings
+
+# Trained on the fixture cartridge by the recipe in the README; used when no weights are named.
+SHIPPED_CHECKPOINT = Path(__file__).parent / "shipped" / "fixture-agent"
+
+
+def shipped_checkpoint() -> Path | None:
+    return SHIPPED_CHECKPOINT if SHIPPED_CHECKPOINT.with_suffix(".json").is_file() else None
+
+
+def make_loop(
+    settings: Settings,
+    *,
+    resume: Path | None = None,
+    checkpoint: Path | None = None,
+    train: bool = True,
+    name: str | None = None,
+    human: bool = False,
+) -> AgentLoop:
+    """The loop for a new run (in run.runs_dir) or a resumed one, with its weights chosen."""
+    from pokedreamer.agent.loop import CHECKPOINT_NAME, AgentLoop
+    from pokedreamer.env.cartridge import ROM_PATH
+    from pokedreamer.env.rom import load_rom
+    from pokedreamer.rundir import RunDir
+    from pokedreamer.world_model.checkpoint import latest_checkpoint
+
+    rom = load_rom(settings.env.rom or str(ROM_PATH))  # a bad ROM is refused before any folder
+    if resume is not None:
+        run = RunDir.open(resume)
+        if latest_checkpoint(run.checkpoints, CHECKPOINT_NAME) is None:
+            raise UserError(f"{resume} has no agent checkpoint to resume from; check the path")
+        if checkpoint is not None:
+            raise UserError("--resume continues a run's own weights; leave out --checkpoint")
+    else:
+        if name is not None:
+            existing = Path(settings.run.runs_dir) / name / "checkpoints"
+            if latest_checkpoint(existing, CHECKPOINT_NAME) is not None:
+                raise UserError(
+                    f"run {name} exists already; continue it with --resume "
+                    f"{existing.parent} or pick another --name"
+                )
+        if checkpoint is None and rom.game == "fixture":
+            checkpoint = shipped_checkpoint()
+        run = RunDir.create(settings, name)
+    return AgentLoop(settings, run, checkpoint=checkpoint, train=train, human=human)
+
+
+def start_loop(
+    settings: Settings,
+    *,
+    resume: Path | None,
+    checkpoint: Path | None,
+    train: bool,
+    name: str | None,
+    dashboard: bool,
+    human: bool,
+) -> dict[str, Any]:
+    """Runs the loop to its end in the dashboard or with progress lines; returns its result."""
+    loop = make_loop(
+        settings, resume=resume, checkpoint=checkpoint, train=train, name=name, human=human
+    )
+    steps = settings.run.steps or None
+    if dashboard:
+        from pokedreamer.dashboard.app import run_dashboard
+
+        return run_dashboard(loop, human=human)
+    print(f"run {loop.run_dir.path}: {describe_start(loop)}", flush=True)
+    loop.progress = progress_printer(settings.run.print_every)
+    try:
+        result = loop.run(steps)
+    except KeyboardInterrupt:
+        print(f"stopped at step {loop.steps}; the checkpoint and logs are saved", file=sys.stderr)
+        raise
+    print(
+        f"done: {result.steps} steps, {result.episodes} episodes ({result.badges} with a badge), "
+        f"{result.updates} updates in {result.seconds:.1f} s; checkpoint {result.checkpoint}",
+        flush=True,
+    )
+    return result.as_dict()
+
+
+def describe_start(loop: AgentLoop) -> str:
+    train = "training" if loop.training else "acting only"
+    return (
+        f"{loop.rom.game} ({loop.rom.title}), {loop.settings.agent.envs} env(s), planner "
+        f"{loop.planner_kind}, {loop.preset.name} world model at update {loop.trainer.updates}, "
+        f"{train}"
+    )
+
+
+def progress_printer(every_steps: int) -> Any:
+    """A loop.progress callback printing a line every ``every_steps`` steps (0: never)."""
+    last = {"step": -every_steps, "time": time.perf_counter()}
+
+    def show(loop: AgentLoop, rate: float) -> None:
+        if not every_steps or loop.steps - last["step"] < every_steps:
+            return
+        last["step"] = loop.steps
+        state, subgoal = loop.env_view(0)
+        where = f"{state.map_name} ({state.x},{state.y})" if state is not None else "?"
+        loss = loop.last_metrics.get("wm/loss")
+        train = f"  updates {loop.trainer.updates}" + (f" loss {loss:.1f}" if loss else "")
+        print(
+            f"step {loop.steps:>7}  {rate:7.0f} steps/s  {where:<24} badges "
+            f"{state.badge_count if state else 0}  subgoal: {subgoal or '-'}{train}",
+            flush=True,
+        )
+
+    return show

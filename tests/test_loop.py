@@ -1,0 +1,192 @@
+"""The agent loop on the fixture cartridge with the tiny preset: the CLI end to end, exact resume,
+steering commands, events, and refusal of bad checkpoints."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from clirun import cli
+from pickle_probe import Exploit
+
+from pokedreamer.agent.episodes import EpisodeReader, list_episodes
+from pokedreamer.agent.events import (
+    EventBus,
+    HumanAction,
+    ImaginedEvent,
+    MetricsEvent,
+    Pause,
+    PlanEvent,
+    Quit,
+    Resume,
+    SaveCheckpoint,
+    SingleStep,
+    StatusEvent,
+    StepEvent,
+    TakeControl,
+)
+from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.config import Settings, load_settings
+from pokedreamer.rundir import RunDir
+
+# Small enough that a test trains a few updates in a second or two.
+TINY = {
+    "world_model.preset": "tiny",
+    "world_model.batch_size": 2,
+    "world_model.batch_length": 16,
+    "world_model.replay_chunk": 64,
+    "agent.train_after": 48,
+    "agent.train_ratio": 8.0,
+    "agent.imagine_batch": 16,
+    "agent.horizon": 5,
+}
+TINY_ENV = {f"POKEDREAMER_{k.upper().replace('.', '__')}": str(v) for k, v in TINY.items()}
+
+
+def settings(**extra: object) -> Settings:
+    return load_settings(None, {**TINY, **extra})
+
+
+def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in TINY_ENV.items():
+        monkeypatch.setenv(key, value)
+    first = cli("run", "--headless", "--steps", "200", "--name", "e2e")
+    assert first.returncode == 0, first.stderr
+    assert "done: 200 steps" in first.stdout
+    run = Path("runs/e2e")
+    meta = json.loads((run / "checkpoints" / "agent-000000200.json").read_text())["meta"]
+    assert meta["steps"] == 200 and meta["updates"] > 0
+
+    again = cli("run", "--headless", "--steps", "200", "--name", "e2e")
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+    resumed = cli("run", "--headless", "--steps", "100", "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr
+    meta2 = json.loads((run / "checkpoints" / "agent-000000300.json").read_text())["meta"]
+    assert meta2["steps"] == 300 and meta2["updates"] > meta["updates"]
+
+    episodes = list_episodes(run)
+    assert [e.number for e in episodes] == [1, 2]
+    reader = EpisodeReader(episodes[0].path)
+    steps = reader.steps()
+    assert len(steps) == 201 == len(reader.frames())  # the first frame, then 200 steps
+    assert steps[0].action is None and all(s.action is not None for s in steps[1:])
+    assert steps[5].subgoal and steps[5].state.map_name == "REDS_HOUSE_1F"
+    plans = reader.plans()
+    assert plans and plans[0]["source"] == "heuristic" and plans[0]["step"] == 0
+    assert reader.ended
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("behavior/actor_loss" in m for m in metrics)
+
+
+def test_resume_takes_the_update_the_run_would_have_taken(tmp_path: Path) -> None:
+    s = settings(**{"run.runs_dir": str(tmp_path)})
+    run = RunDir.create(s, "exact")
+    loop = AgentLoop(s, run)
+    loop.run(80)  # saves at the end
+    # The run goes on where it stopped; a resumed copy must take the very same update.
+    a = loop.train_step()
+    resumed = AgentLoop(s, run)
+    assert resumed.steps == 80 and resumed.trainer.updates == loop.trainer.updates - 1
+    b = resumed.train_step()
+    assert a.keys() == b.keys()
+    assert all(np.isclose(a[k], b[k], rtol=1e-5, atol=1e-6) for k in a), (a, b)
+
+
+def _run_in_thread(loop: AgentLoop, steps: int | None) -> threading.Thread:
+    thread = threading.Thread(target=loop.run, args=(steps,), daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_commands_pause_step_human_control_checkpoint_and_quit(tmp_path: Path) -> None:
+    s = settings(**{"run.runs_dir": str(tmp_path), "agent.train_ratio": 0.0})
+    bus = EventBus()
+    events = bus.subscribe(maxlen=10_000)
+    loop = AgentLoop(s, RunDir.create(s, "steer"), bus=bus)
+    loop.send(Pause())
+    thread = _run_in_thread(loop, None)
+    _wait(lambda: loop.paused and loop._envs)
+    time.sleep(0.2)
+    assert loop.steps == 0
+    loop.send(SingleStep(3))
+    _wait(lambda: loop.steps == 3)
+    time.sleep(0.2)
+    assert loop.steps == 3
+
+    loop.send(TakeControl(True))
+    loop.send(Resume())
+    for button in ("down", "down", "right"):
+        loop.send(HumanAction(button))
+    _wait(lambda: loop.steps == 6)
+    time.sleep(0.2)
+    assert loop.steps == 6  # no more buttons: env 0 waits for the person
+    loop.send(TakeControl(False))
+    _wait(lambda: loop.steps >= 20)
+    loop.send(SaveCheckpoint())
+    loop.send(Quit())
+    thread.join(20)
+    assert not thread.is_alive()
+
+    got = events.drain()
+    kinds = {type(e) for e in got}
+    assert {StepEvent, StatusEvent, PlanEvent, MetricsEvent} <= kinds or {
+        StepEvent,
+        StatusEvent,
+        PlanEvent,
+    } <= kinds
+    steps = [e for e in got if isinstance(e, StepEvent)]
+    human = [e.button for e in steps if e.human]
+    assert human == ["down", "down", "right"]
+    assert steps[0].frame.shape == (144, 160) and steps[0].subgoals
+    statuses = [e for e in got if isinstance(e, StatusEvent)]
+    assert any("checkpoint saved" in e.message for e in statuses)
+    assert statuses[-1].finished
+    # The person's steps are kept as demonstrations.
+    assert (loop.run_dir.path / "demos").is_dir() and len(loop.demos or []) == 3
+    with pytest.raises(ValueError, match="unknown button"):
+        loop.send(HumanAction("turbo"))
+
+
+def test_imagined_frames_only_when_someone_listens(tmp_path: Path) -> None:
+    s = settings(**{"run.runs_dir": str(tmp_path), "agent.train_ratio": 0.0})
+    bus = EventBus()
+    frames = bus.subscribe(kinds=(ImaginedEvent,))
+    loop = AgentLoop(s, RunDir.create(s, "imagine"), bus=bus)
+    loop.run(10)
+    got = frames.drain()
+    assert got and all(e.frame.shape == (144, 160) and e.frame.max() <= 3 for e in got)
+
+
+def test_more_envs_act_in_one_batch(tmp_path: Path) -> None:
+    s = settings(**{"run.runs_dir": str(tmp_path), "agent.envs": 2, "agent.train_ratio": 0.0})
+    loop = AgentLoop(s, RunDir.create(s, "two"))
+    result = loop.run(40)
+    assert result.steps == 40 and result.episodes == 2
+    episodes = list_episodes(loop.run_dir)
+    metas = sorted(json.loads((e.path / "meta.json").read_text())["env"] for e in episodes)
+    assert metas == [0, 1]
+
+
+def test_bad_checkpoints_are_refused_in_one_line(tmp_path: Path) -> None:
+    pickled = tmp_path / "evil.safetensors"
+    pickled.write_bytes(pickle.dumps(Exploit()))
+    (tmp_path / "evil.json").write_text("{}")
+    for path in (pickled, tmp_path / "missing", tmp_path / "evil.json"):
+        result = cli("run", "--headless", "--steps", "5", "--checkpoint", str(path))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+        assert "Traceback" not in result.stderr
