@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stamp
 .PHONY: run test lint format clean
 
 run: $(STAMP)
-	$(BIN)/pokedreamer run --headless --steps 2000
+	$(BIN)/pokedreamer run --steps 3000 --no-train
 
 test: $(STAMP)
 	$(BIN)/pytest

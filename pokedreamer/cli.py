@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,7 +20,6 @@ from pokedreamer.errors import UserError
 
 EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
-EXIT_NOT_BUILT = 3
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
@@ -183,6 +182,53 @@ def run(
 
 
 @app.command()
+def play(
+    ctx: typer.Context,
+    rom: Annotated[
+        Path | None,
+        typer.Option(metavar="PATH", help="Game Boy ROM (default: the fixture cartridge)."),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(metavar="PATH", help="Weights the agent acts with when you hand it back."),
+    ] = None,
+    train: Annotated[
+        bool, typer.Option("--train/--no-train", help="Let the agent learn meanwhile.")
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Run name (default: a timestamp).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
+) -> None:
+    """Play the game yourself in the dashboard; your steps are kept as demonstrations."""
+    from pokedreamer.agent.play import start_loop
+
+    if not sys.stdout.isatty():
+        raise UserError("pokedreamer play needs a terminal: run it in one (not piped)")
+    settings = _settings(ctx, rom=rom, seed=seed)
+    start_loop(
+        settings, resume=None, checkpoint=checkpoint, train=train, name=name, dashboard=True,
+        human=True,
+    )  # fmt: skip
+
+
+@app.command()
+def replay(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="Run folder, e.g. runs/NAME.")],
+    episode: Annotated[
+        int | None, typer.Argument(metavar="[EPISODE]", help="Episode number (default: latest).")
+    ] = None,
+) -> None:
+    """Scrub a recorded episode with its state, reward terms and subgoal trace."""
+    from pokedreamer.dashboard.replay import run_replay
+
+    if not sys.stdout.isatty():
+        raise UserError("pokedreamer replay needs a terminal: run it in one (not piped)")
+    run_replay(run_dir, episode)
+
+
+@app.command()
 def ram(
     check_symbols: Annotated[
         Path | None,
@@ -333,13 +379,50 @@ def eval_world_model(
         typer.echo(f"{kind}: {file}")
 
 
-@eval_app.command(
-    "agent", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
-def eval_agent() -> None:
-    """Success rate and steps to each quest stage [not built yet]"""
-    typer.echo(f"pokedreamer eval agent is not built yet ({_planned_in(6)})", err=True)
-    raise typer.Exit(EXIT_NOT_BUILT)
+@eval_app.command("agent")
+def eval_agent(
+    ctx: typer.Context,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="Agent checkpoint or run folder (default on the fixture: the shipped one).",
+        ),
+    ] = None,
+    episodes: Annotated[int, typer.Option(min=1, help="Seeded episodes per variant.")] = 20,
+    max_steps: Annotated[int, typer.Option(min=1, help="Step budget of an episode.")] = 3000,
+    variants: Annotated[
+        str, typer.Option(help="Comma-separated: agent, no-planner, random.")
+    ] = "agent,no-planner,random",
+    envs: Annotated[int, typer.Option(min=1, help="Emulators played at once.")] = 2,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="First episode's seed.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Report folder (default runs/eval-<time>).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Success rate and steps to each quest stage over seeded episodes, beside ablations."""
+    import json
+    import time
+
+    from pokedreamer.agent.evaluate import evaluate_agent, markdown
+    from pokedreamer.agent.loop import resolve_checkpoint
+    from pokedreamer.agent.play import shipped_checkpoint
+
+    settings = _settings(ctx, seed=seed)
+    settings = settings.model_copy(
+        update={"agent": settings.agent.model_copy(update={"envs": envs})}
+    )
+    if checkpoint is not None:
+        checkpoint = resolve_checkpoint(checkpoint)
+    elif not settings.env.rom:
+        checkpoint = shipped_checkpoint()
+    folder = out or Path(settings.run.runs_dir) / time.strftime("eval-%Y%m%d-%H%M%S")
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+    report = evaluate_agent(settings, checkpoint, folder, episodes, max_steps, chosen)
+    typer.echo(json.dumps(report, indent=1) if json_out else markdown(report))
+    if not json_out:
+        typer.echo(f"report: {folder / 'report.md'}")
 
 
 bench_app = typer.Typer(
@@ -503,15 +586,42 @@ def bench_planner(
     _echo_bench(run(_settings(ctx), steps, rounds, latency), json_out)
 
 
-def _bench_not_built(name: str, issue: int) -> None:
-    def command() -> None:
-        typer.echo(f"pokedreamer bench {name} is not built yet ({_planned_in(issue)})", err=True)
-        raise typer.Exit(EXIT_NOT_BUILT)
+@bench_app.command("loop")
+def bench_loop(
+    ctx: typer.Context,
+    json_out: JsonOption = False,
+    preset: PresetOption = None,
+    envs: Annotated[str, typer.Option(help="Env counts to time, comma-separated.")] = "1,2",
+    steps: Annotated[int, typer.Option(min=10, help="Timed acting steps per env count.")] = 2000,
+    train_steps: Annotated[
+        int, typer.Option(min=0, help="Steps timed with training (0 skips it).")
+    ] = 1000,
+    checkpoint: Annotated[
+        Path | None, typer.Option(metavar="PATH", help="Weights to act with.")
+    ] = None,
+) -> None:
+    """Agent loop steps/s: env, model and overhead time acting only; updates/s training."""
+    from pokedreamer.agent.bench_loop import bench_loop as run
+    from pokedreamer.agent.loop import resolve_checkpoint
 
-    command.__doc__ = f"Benchmark the {name} [not built yet]"
-    bench_app.command(
-        name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-    )(command)
+    counts = tuple(int(n) for n in envs.split(",") if n.strip())
+    path = resolve_checkpoint(checkpoint) if checkpoint else None
+    _echo_bench(run(_settings(ctx, preset=preset), counts, steps, train_steps, path), json_out)
+
+
+@bench_app.command("dashboard")
+def bench_dashboard(
+    ctx: typer.Context,
+    json_out: JsonOption = False,
+    preset: PresetOption = None,
+    seconds: Annotated[float, typer.Option(min=0.5, help="Seconds of drawing timed.")] = 3.0,
+    steps: Annotated[int, typer.Option(min=100, help="Loop steps per timed round.")] = 3000,
+    rounds: Annotated[int, typer.Option(min=1, help="Alone/watched round pairs.")] = 3,
+) -> None:
+    """Dashboard screen updates/s at 200x60, and what watching costs the agent loop."""
+    from pokedreamer.dashboard.bench import bench_dashboard as run
+
+    _echo_bench(run(_settings(ctx, preset=preset), seconds, steps, rounds), json_out)
 
 
 prompts_app = typer.Typer(
@@ -604,52 +714,6 @@ def prompts_list(ctx: typer.Context) -> None:
         template = library.template(name)
         origin = "built-in" if template.builtin else "yours"
         typer.echo(f"{name:<12} {origin:<9} {template.source}")
-
-
-# The issues that will build each part; the titles are what a user sees when a verb is not built.
-_ISSUES: dict[int, str] = {
-    3: "game environment: RAM map, dialog text, GameState, rewards",
-    4: "world model: a discrete RSSM, trained, evaluated, visualised",
-    5: "System 2: subgoals, LLM planner, offline planner, prompts",
-    6: "System 1 and the agent loop",
-    7: "dashboard: watch, steer, edit prompts, replay",
-}
-
-
-def _planned_in(*numbers: int) -> str:
-    return "planned in " + ", and ".join(f"issue #{n}: {_ISSUES[n]}" for n in numbers)
-
-
-# Verbs that exist in the interface before their code does. Each says where it is planned rather
-# than doing nothing quietly, so a script calling it fails visibly.
-_PLANNED: dict[str, tuple[str, str]] = {
-    "play": ("Play the game yourself in the dashboard.", _planned_in(7)),
-    "replay": ("Replay a recorded episode with its subgoal trace.", _planned_in(7)),
-}
-
-
-def _not_built(verb: str) -> NoReturn:
-    typer.echo(f"pokedreamer {verb} is not built yet ({_PLANNED[verb][1]})", err=True)
-    raise typer.Exit(EXIT_NOT_BUILT)
-
-
-def _register_planned(verb: str, summary: str) -> None:
-    def command() -> None:
-        _not_built(verb)
-
-    command.__doc__ = f"{summary} [not built yet]"
-    # Extra arguments are accepted so that the "not built yet" line, not a usage error, answers.
-    app.command(
-        name=verb,
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    )(command)
-
-
-for _verb, (_summary, _plan) in _PLANNED.items():
-    _register_planned(_verb, _summary)
-
-for _name, _issue in (("loop", 6), ("dashboard", 7)):
-    _bench_not_built(_name, _issue)
 
 
 def main(argv: list[str] | None = None) -> None:

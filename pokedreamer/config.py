@@ -241,6 +241,10 @@ class AgentSettings(BaseModel):
     horizon: int = Field(default=15, ge=1)
     """Imagined steps per behaviour update."""
 
+    behavior_updates: int = Field(default=4, ge=1)
+    """Behaviour updates per world-model update, each from other start states and subgoals:
+    imagination is cheap beside a world-model update, and the actor has the most to learn."""
+
     imagine_batch: int = Field(default=256, ge=1)
     """Replayed start states per behaviour update."""
 

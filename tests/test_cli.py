@@ -45,29 +45,6 @@ def test_version() -> None:
     assert pokedreamer.__version__ == "0.1.0"
 
 
-BUILT = ("run", "ram", "bench", "collect", "train", "eval", "prompts", "export")
-
-
-@pytest.mark.parametrize("verb", [verb for verb in VERBS if verb not in BUILT])
-def test_unbuilt_verbs_say_so_and_exit_3(capsys: pytest.CaptureFixture[str], verb: str) -> None:
-    code, out, err = call_main(capsys, verb)
-    assert code == 3
-    assert out == ""
-    assert err.startswith(f"pokedreamer {verb} is not built yet (")
-    assert "issue" in err
-    assert err.count("\n") == 1
-
-
-@pytest.mark.parametrize("what", ["loop", "dashboard"])
-def test_unbuilt_benchmarks_say_so_and_exit_3(
-    capsys: pytest.CaptureFixture[str], what: str
-) -> None:
-    code, out, err = call_main(capsys, "bench", what, "--json")
-    assert code == 3 and out == ""
-    assert err.startswith(f"pokedreamer bench {what} is not built yet (planned in issue #")
-    assert err.count("\n") == 1
-
-
 def test_bench_env_json_reports_ratio_and_processes() -> None:
     import json
 
@@ -80,15 +57,6 @@ def test_bench_env_json_reports_ratio_and_processes() -> None:
         report["env_steps_per_s"] / report["raw_pyboy_steps_per_s"], rel=1e-2
     )
     assert set(report["processes_steps_per_s"]) == {"1"}
-
-
-def test_unbuilt_verb_ignores_its_arguments(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = call_main(capsys, "replay", "--steps", "5", "extra")
-    assert code == 3
-    assert err == (
-        "pokedreamer replay is not built yet "
-        "(planned in issue #7: dashboard: watch, steer, edit prompts, replay)\n"
-    )
 
 
 def test_missing_config_file_is_one_line_exit_2() -> None:
@@ -135,12 +103,16 @@ def test_flags_map_onto_real_settings() -> None:
 
 @pytest.fixture
 def fake_demo(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
-    """Stand in for pokedreamer.env.demo so the run verb's wiring is tested on its own."""
+    """Stand in for pokedreamer.agent.play so the run verb's wiring is tested on its own."""
     received: list[Settings] = []
-    module = types.ModuleType("pokedreamer.env.demo")
-    module.random_play = received.append  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pokedreamer.env.demo", module)
+    fake_play(monkeypatch, lambda settings, **_: received.append(settings))
     return received
+
+
+def fake_play(monkeypatch: pytest.MonkeyPatch, start_loop: object) -> None:
+    module = types.ModuleType("pokedreamer.agent.play")
+    module.start_loop = start_loop  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pokedreamer.agent.play", module)
 
 
 def test_run_passes_flags_over_file_and_env(
@@ -181,12 +153,10 @@ def test_run_reads_the_config_named_by_the_global_option(
 def test_user_error_from_a_verb_is_one_line_exit_2(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(settings: Settings) -> None:
+    def refuse(settings: Settings, **_: object) -> None:
         raise UserError("not a Game Boy ROM: red.gb")
 
-    module = types.ModuleType("pokedreamer.env.demo")
-    module.random_play = refuse  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pokedreamer.env.demo", module)
+    fake_play(monkeypatch, refuse)
     code, out, err = call_main(capsys, "run", "--rom", "red.gb")
     assert (code, out, err) == (2, "", "error: not a Game Boy ROM: red.gb\n")
 
@@ -194,12 +164,10 @@ def test_user_error_from_a_verb_is_one_line_exit_2(
 def test_ctrl_c_exits_130_quietly(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def interrupted(settings: Settings) -> None:
+    def interrupted(settings: Settings, **_: object) -> None:
         raise KeyboardInterrupt
 
-    module = types.ModuleType("pokedreamer.env.demo")
-    module.random_play = interrupted  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pokedreamer.env.demo", module)
+    fake_play(monkeypatch, interrupted)
     code, out, err = call_main(capsys, "run")
     assert code == 130
     assert "Traceback" not in out + err

@@ -41,6 +41,7 @@ from pokedreamer.agent.events import (
     StepEvent,
     TakeControl,
 )
+from pokedreamer.agent.quest import stages_reached
 from pokedreamer.errors import UserError
 from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE, describe, encode, phi
 
@@ -132,6 +133,8 @@ class AgentLoop:
         train: bool = True,
         human: bool = False,
         bus: EventBus | None = None,
+        policy: str = "agent",
+        store: bool | None = None,
     ) -> None:
         from pokedreamer.env.cartridge import ROM_PATH
         from pokedreamer.env.rom import load_rom
@@ -141,6 +144,11 @@ class AgentLoop:
         from pokedreamer.world_model.replay import Replay
         from pokedreamer.world_model.trainer import WorldModelTrainer
 
+        if policy not in ("agent", "random"):
+            raise UserError(f"unknown policy {policy!r}: agent or random")
+        self.policy = policy
+        # Replay is for learning: an acting-only run keeps its episodes, not a replay.
+        self.store = (train and settings.agent.train_ratio > 0) if store is None else store
         self.settings = settings
         self.run_dir = run
         self.bus = bus or EventBus()
@@ -188,7 +196,10 @@ class AgentLoop:
         self.steps = 0
         self.episodes_started = 0
         self.badge_episodes = 0
-        self._pending_wm_meta: dict[str, Any] | None = None
+        self._saved_pool: list[dict[str, Any]] = []
+        self.finished: list[dict[str, Any]] = []
+        """Every episode ended in this process: seed, env, steps, why, and the step each quest
+        stage was reached at."""
         if tensors is not None and meta is not None and source is not None:
             self._load(tensors, meta, source, exact=resume is not None)
 
@@ -211,6 +222,15 @@ class AgentLoop:
             for stage in self.heuristic.stages:
                 for subgoal in stage.plan.subgoals:
                     self._goal_row(subgoal)
+        if self._saved_pool:  # a resumed run draws from the pool as it was, in its order
+            from pydantic import TypeAdapter
+
+            from pokedreamer.planner.subgoals import Subgoal
+
+            adapter = TypeAdapter(Subgoal)
+            self._subgoals.clear()
+            for saved in self._saved_pool:
+                self._goal_row(adapter.validate_python(saved))
         self.progress: Callable[[AgentLoop, float], None] | None = None
         """Called about once a second with the step rate (the headless CLI prints a line)."""
 
@@ -317,8 +337,9 @@ class AgentLoop:
 
     # --- the loop -----------------------------------------------------------------------------
 
-    def run(self, steps: int | None = None) -> LoopResult:
-        """Plays until ``steps`` more env steps (all envs together; None or 0: until Quit)."""
+    def run(self, steps: int | None = None, episodes: int | None = None) -> LoopResult:
+        """Plays until ``steps`` more env steps (all envs together; None or 0: until Quit), or
+        with ``episodes``, until the episodes of the first that many seeds have all ended."""
         from pokedreamer.env.vector import make_vector_env
 
         settings = self.settings
@@ -350,6 +371,8 @@ class AgentLoop:
             frames = np.stack([env.frame for env in self._envs])
             vectors = np.stack([env.vector for env in self._envs])
             while not self._quit and (target is None or self.steps < target):
+                if episodes is not None and self._seeds_done(episodes):
+                    break
                 if not self._wait_for_turn():
                     break
                 # --- act
@@ -363,6 +386,8 @@ class AgentLoop:
                     is_first.to(self.device), goal, settings.agent.sample,
                 )  # fmt: skip
                 actions = actions.cpu()
+                if self.policy == "random":
+                    actions = torch.from_numpy(self.rng.integers(0, self.num_actions, n))
                 human = False
                 if self.human:
                     human_action = self._human_action()
@@ -407,7 +432,7 @@ class AgentLoop:
                     t0 = time.perf_counter()
                     self._train_owed()
                     timings["train"] += time.perf_counter() - t0
-                every = settings.agent.checkpoint_every
+                every = settings.agent.checkpoint_every if self.training else 0
                 if every and self.steps // every != (self.steps - n) // every:
                     self.save()
                 now = time.perf_counter()
@@ -429,11 +454,13 @@ class AgentLoop:
                 self.demos.flush()
             if self._llm is not None:
                 self._llm.close()
-            checkpoint = self.save()
-            self.bus.publish(self.status(f"stopped; checkpoint {checkpoint}", finished=True))
+            # Acting only changes nothing worth keeping (SaveCheckpoint still writes one).
+            checkpoint = self.save() if self.training else None
+            saved = f"; checkpoint {checkpoint}" if checkpoint else ""
+            self.bus.publish(self.status(f"stopped{saved}", finished=True))
         return LoopResult(
             steps=self.steps, episodes=self.episodes_started, updates=self.trainer.updates,
-            seconds=time.perf_counter() - start, checkpoint=str(checkpoint),
+            seconds=time.perf_counter() - start, checkpoint=str(checkpoint) if checkpoint else None,
             badges=self.badge_episodes, timings=timings,
         )  # fmt: skip
 
@@ -444,6 +471,11 @@ class AgentLoop:
         env = self._envs[index]
         subgoal = env.service.subgoal if env.service is not None else None
         return env.state, describe(subgoal) if subgoal is not None else ""
+
+    def _seeds_done(self, episodes: int) -> bool:
+        first = self.settings.env.seed
+        done = {e["seed"] for e in self.finished if e["seed"] < first + episodes}
+        return len(done) >= episodes
 
     def _next_seed(self) -> int:
         self.episodes_started += 1
@@ -527,7 +559,8 @@ class AgentLoop:
             self.train_step()
 
     def train_step(self) -> dict[str, float]:
-        """One world-model update and one behaviour update from its posteriors."""
+        """One world-model update, then agent.behavior_updates behaviour updates imagining from
+        its posteriors."""
         wm = self.trainer.settings
         metrics = {
             f"wm/{k}": v
@@ -538,18 +571,8 @@ class AgentLoop:
         posts = self.trainer.last_posts
         assert posts is not None
         starts = posts.flatten()
-        total = starts.deter.shape[0]
-        take = min(self.settings.agent.imagine_batch, total)
-        index = torch.from_numpy(self.rng.choice(total, take, replace=False)).to(self.device)
-        starts = starts.map(lambda x: x.index_select(0, index))
-        subgoal = self._training_subgoal()
-        if subgoal is None:
-            goal = torch.zeros(take, GOAL_ENCODING_SIZE, device=self.device)
-        else:
-            goal = self._goal_row(subgoal).to(self.device).expand(take, -1).clone()
-        behavior = self.behavior.imagine_and_train(
-            self.world_model, starts, goal, subgoal, self.facts if subgoal else None
-        )
+        for _ in range(self.settings.agent.behavior_updates):
+            behavior = self._behavior_update(starts)
         metrics.update({f"behavior/{k}": v for k, v in behavior.items()})
         self.last_metrics = metrics
         if self.trainer.updates % 25 == 0:
@@ -557,6 +580,20 @@ class AgentLoop:
             self.run_dir.log_metrics({**record, **metrics})
             self._publish_metrics({})
         return metrics
+
+    def _behavior_update(self, all_starts: Any) -> dict[str, float]:
+        total = all_starts.deter.shape[0]
+        take = min(self.settings.agent.imagine_batch, total)
+        index = torch.from_numpy(self.rng.choice(total, take, replace=False)).to(self.device)
+        starts = all_starts.map(lambda x: x.index_select(0, index))
+        subgoal = self._training_subgoal()
+        if subgoal is None:
+            goal = torch.zeros(take, GOAL_ENCODING_SIZE, device=self.device)
+        else:
+            goal = self._goal_row(subgoal).to(self.device).expand(take, -1).clone()
+        return self.behavior.imagine_and_train(
+            self.world_model, starts, goal, subgoal, self.facts if subgoal else None
+        )
 
     def _training_subgoal(self) -> Any | None:
         """Half the updates train the subgoal some env pursues now, half one seen lately, so
@@ -602,6 +639,8 @@ class AgentLoop:
             "rng": rng_state(),
             "loop_rng": generator_state(self.rng),
             "replay_rng": generator_state(self.replay.rng),
+            # Oldest first, as behaviour learning draws from it.
+            "subgoal_pool": [subgoal.model_dump() for subgoal in self._subgoals.values()],
             "settings": self.settings.model_dump(mode="json", exclude={"planner": {"api_key"}}),
             "game": self.rom.game,
         }
@@ -632,6 +671,7 @@ class AgentLoop:
         restore_rng(meta["rng"])
         restore_generator(self.rng, meta["loop_rng"])
         restore_generator(self.replay.rng, meta["replay_rng"])
+        self._saved_pool = meta.get("subgoal_pool", [])
 
 
 def _same_preset(preset: Any, saved: dict[str, Any]) -> bool:
@@ -658,13 +698,19 @@ class _Env:
         self.episode = 0
         self.episode_step = 0
         self.badge = False
+        self.seed = 0
+        self.reached: dict[str, int] = {}
 
     def begin(self, frame: np.ndarray, vector: np.ndarray, state: GameState, seed: int) -> None:
         loop = self.loop
         self.frame, self.vector, self.state = frame, vector, state
         self.episode_step = 0
         self.badge = False
-        loop.replay.add(self.index, frame, vector, 0, 0.0, is_first=True)
+        self.seed = seed
+        self.reached = {}
+        stages_reached(state, self.reached, 0)
+        if loop.store:
+            loop.replay.add(self.index, frame, vector, 0, 0.0, is_first=True)
         if loop.settings.agent.record:
             self.episode = self.recorder.start(
                 {"env": self.index, "seed": seed,
@@ -689,14 +735,16 @@ class _Env:
         loop = self.loop
         self.frame, self.vector, self.state = frame, vector, state
         self.episode_step += 1
-        loop.replay.add(
-            self.index, frame, vector, action, reward, is_first=False, is_terminal=terminated
-        )
+        if loop.store:
+            loop.replay.add(
+                self.index, frame, vector, action, reward, is_first=False, is_terminal=terminated
+            )
         if human:
             loop._demo_add(frame, vector, action, reward, self.episode_step == 1)
         if self.service is not None:
             self.service.observe(self.episode_step, state, frame)
         self._record_step(frame, state, action, reward, terms, human)
+        stages_reached(state, self.reached, self.episode_step)
         if state.badge_count and not self.badge:
             self.badge = True
             loop.badge_episodes += 1
@@ -740,6 +788,10 @@ class _Env:
     def end(self, why: str) -> None:
         if self.service is not None:
             self.service.close()
+        self.loop.finished.append(
+            {"seed": self.seed, "env": self.index, "steps": self.episode_step, "ended": why,
+             "stages": dict(self.reached)}
+        )  # fmt: skip
         if self.recorder.recording:
             state = self.state
             self.recorder.end(
@@ -753,3 +805,4 @@ class _Env:
             self.end("loop stopped")
         elif self.service is not None:
             self.service.close()
+        self.service = None  # no subgoal is pursued any more

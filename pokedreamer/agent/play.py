@@ -77,7 +77,7 @@ def start_loop(
     if dashboard:
         from pokedreamer.dashboard.app import run_dashboard
 
-        return run_dashboard(loop, human=human)
+        return run_dashboard(loop, human=human, steps=steps)
     print(f"run {loop.run_dir.path}: {describe_start(loop)}", flush=True)
     loop.progress = progress_printer(settings.run.print_every)
     try:

@@ -1,0 +1,88 @@
+"""``pokedreamer bench loop``: the agent loop's speed, and where its time goes.
+
+Acting only (no training, every step still stored and recorded): for each env count, steps/s
+split into env time (stepping the emulators), model time (one batched posterior + policy pass
+for all envs) and the loop's own overhead (everything else: replay, episode files, planners,
+events). Then with training at the configured train ratio: env steps/s and updates/s.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pokedreamer.config import Settings
+
+
+def bench_loop(
+    settings: Settings,
+    envs: tuple[int, ...] = (1, 2),
+    steps: int = 2000,
+    train_steps: int = 1000,
+    checkpoint: Path | None = None,
+) -> dict[str, Any]:
+    from pokedreamer.agent.loop import AgentLoop
+    from pokedreamer.env.bench import machine_description
+
+    result: dict[str, Any] = {
+        "machine": machine_description(),
+        "preset": settings.world_model.preset,
+        "planner": settings.planner.kind,
+        "acting": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="pokedreamer-bench-") as tmp:
+        for n in envs:
+            run_settings = settings.model_copy(
+                update={"agent": settings.agent.model_copy(update={"envs": n})}
+            )
+            loop = AgentLoop(
+                run_settings, _run(Path(tmp) / f"act{n}"), checkpoint=checkpoint, train=False
+            )
+            loop.run(max(n, steps // 10 // n * n))  # warm-up: imports, allocations, caches
+            loop = AgentLoop(
+                run_settings, _run(Path(tmp) / f"act{n}b"), checkpoint=checkpoint, train=False
+            )
+            done = loop.run(steps // n * n)
+            t = done.timings
+            total = done.seconds
+            overhead = total - t["env"] - t["model"]
+            result["acting"].append(
+                {
+                    "envs": n,
+                    "steps": done.steps,
+                    "steps_per_s": round(done.steps / total, 1),
+                    "env_ms_per_step": round(1e3 * t["env"] / done.steps, 4),
+                    "model_ms_per_step": round(1e3 * t["model"] / done.steps, 4),
+                    "overhead_ms_per_step": round(1e3 * overhead / done.steps, 4),
+                    "overhead_share": round(overhead / total, 4),
+                    "model_share": round(t["model"] / total, 4),
+                }
+            )
+        if train_steps:
+            train_settings = settings.model_copy(
+                update={"agent": settings.agent.model_copy(update={"envs": 1, "train_after": 64})}
+            )
+            loop = AgentLoop(train_settings, _run(Path(tmp) / "train"), checkpoint=checkpoint)
+            done = loop.run(train_steps)
+            result["training"] = {
+                "train_ratio": settings.agent.train_ratio,
+                "batch": [settings.world_model.batch_size, settings.world_model.batch_length],
+                "behavior_updates": settings.agent.behavior_updates,
+                "steps": done.steps,
+                "updates": done.updates,
+                "steps_per_s": round(done.steps / done.seconds, 2),
+                "updates_per_s": round(done.updates / done.seconds, 4),
+                "train_share": round(done.timings["train"] / done.seconds, 4),
+            }
+    return result
+
+
+def _run(path: Path) -> Any:
+    from pokedreamer.rundir import RunDir
+
+    run = RunDir(path)
+    for folder in (run.path, run.checkpoints, run.replay, run.episodes):
+        folder.mkdir(parents=True, exist_ok=True)
+    return run

@@ -1,0 +1,134 @@
+"""``pokedreamer eval agent``: how often, and how fast, the agent reaches each quest stage.
+
+Every variant plays the same seeded episodes (seeds env.seed .. env.seed + episodes - 1) with no
+learning, each episode ending at the first badge or after ``max_steps``:
+
+- ``agent``: the checkpoint's policy with the configured planner (heuristic by default);
+- ``no-planner``: the same policy with no subgoal (System 1 alone);
+- ``random``: uniformly random buttons (the floor).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pokedreamer.agent.quest import STAGE_NAMES
+
+if TYPE_CHECKING:
+    from pokedreamer.config import Settings
+
+VARIANTS = ("agent", "no-planner", "random")
+
+
+def evaluate_agent(
+    settings: Settings,
+    checkpoint: Path | None,
+    out: Path,
+    episodes: int = 20,
+    max_steps: int = 3000,
+    variants: tuple[str, ...] = VARIANTS,
+) -> dict[str, Any]:
+    """Plays each variant's episodes and writes ``report.json`` and ``report.md`` to ``out``."""
+    from pokedreamer.agent.loop import AgentLoop
+    from pokedreamer.errors import UserError
+    from pokedreamer.rundir import RunDir
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise UserError(
+            f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}"
+        )
+    report: dict[str, Any] = {
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "episodes": episodes,
+        "max_steps": max_steps,
+        "seeds": [settings.env.seed, settings.env.seed + episodes - 1],
+        "variants": {},
+    }
+    for variant in variants:
+        planner = "none" if variant != "agent" else settings.planner.kind
+        variant_settings = settings.model_copy(
+            update={
+                "env": settings.env.model_copy(update={"max_steps": max_steps}),
+                "agent": settings.agent.model_copy(
+                    update={"end_at_badges": 1, "train_ratio": 0.0, "record": False}
+                ),
+                "planner": settings.planner.model_copy(update={"kind": planner}),
+            }
+        )
+        run = RunDir(out / variant)
+        run.path.mkdir(parents=True, exist_ok=True)
+        loop = AgentLoop(
+            variant_settings, run, checkpoint=checkpoint, train=False, store=False,
+            policy="random" if variant == "random" else "agent",
+        )  # fmt: skip
+        start = time.perf_counter()
+        result = loop.run(None, episodes=episodes)
+        first, last = settings.env.seed, settings.env.seed + episodes
+        played = sorted(
+            (e for e in loop.finished if first <= e["seed"] < last), key=lambda e: e["seed"]
+        )
+        report["variants"][variant] = summarise(played) | {
+            "seconds": round(time.perf_counter() - start, 1),
+            "steps_per_s": round(result.steps / max(result.seconds, 1e-9), 1),
+            "planner": planner,
+        }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    (out / "report.md").write_text(markdown(report), encoding="utf-8")
+    return report
+
+
+def summarise(played: list[dict[str, Any]]) -> dict[str, Any]:
+    """Success rate (the badge) and, per stage, the share of episodes reaching it and the
+    median steps it took them."""
+    n = len(played)
+    stages = {}
+    for name in STAGE_NAMES:
+        steps = [e["stages"][name] for e in played if name in e["stages"]]
+        stages[name] = {
+            "reached": round(len(steps) / n, 3) if n else 0.0,
+            "median_steps": statistics.median(steps) if steps else None,
+        }
+    return {
+        "success_rate": stages["badge"]["reached"],
+        "stages": stages,
+        "episodes": [
+            {"seed": e["seed"], "steps": e["steps"], "stages": e["stages"]} for e in played
+        ],
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Agent evaluation: {report['episodes']} seeded episodes of up to "
+        f"{report['max_steps']} steps",
+        "",
+        f"checkpoint: `{report['checkpoint']}`",
+        "",
+        "| variant | " + " | ".join(STAGE_NAMES) + " | steps/s |",
+        "|---|" + "---|" * len(STAGE_NAMES) + "---|",
+    ]
+    for variant, result in report["variants"].items():
+        cells = []
+        for name in STAGE_NAMES:
+            stage = result["stages"][name]
+            median = stage["median_steps"]
+            cells.append(
+                f"{stage['reached']:.0%}" + (f" ({median:.0f})" if median is not None else "")
+            )
+        lines.append(
+            f"| {variant} | {result['success_rate']:.0%} | "
+            + " | ".join(cells)
+            + f" | {result['steps_per_s']:.0f} |"
+        )
+    lines += [
+        "",
+        "Each stage: share of episodes reaching it (median steps to it); the badge "
+        "column is the success rate.",
+    ]
+    return "\n".join(lines) + "\n"
