@@ -278,7 +278,9 @@ def collect(
     run: RunOption,
     steps: Annotated[int, typer.Option(min=1, help="Env steps to collect, all envs.")] = 50_000,
     envs: Annotated[int, typer.Option(min=1, help="Envs in parallel processes.")] = 2,
-    policy: Annotated[str, typer.Option(help="Behaviour policy: random.")] = "random",
+    policy: Annotated[
+        str, typer.Option(help="Behaviour policy: random, or an agent checkpoint or run folder.")
+    ] = "random",
     seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
     rom: Annotated[
         Path | None, typer.Option(metavar="PATH", help="ROM (default: the fixture cartridge).")

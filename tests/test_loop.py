@@ -96,6 +96,11 @@ def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.Monke
         assert variant["stages"]["left_house"]["reached"] in (0.0, 0.5, 1.0)
     assert Path("evalrun/report.md").read_text().startswith("# Agent evaluation")
 
+    collected = cli("collect", "--run", "fromagent", "--steps", "30", "--envs", "1",
+                    "--policy", str(run))  # fmt: skip
+    assert collected.returncode == 0, collected.stderr
+    assert "runs/fromagent/replay holds 31 steps" in collected.stdout
+
 
 def test_resume_takes_the_update_the_run_would_have_taken(tmp_path: Path) -> None:
     s = settings(**{"run.runs_dir": str(tmp_path)})

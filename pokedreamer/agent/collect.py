@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pokedreamer.errors import UserError
-
 if TYPE_CHECKING:
     from pokedreamer.config import Settings
     from pokedreamer.rundir import RunDir
@@ -24,18 +22,37 @@ class CollectResult:
 
 
 def check_policy(policy: str) -> None:
-    if policy != "random":
-        raise UserError(
-            "only --policy random can collect until the actor lands (issue #6: System 1 and the "
-            "agent loop)"
-        )
+    """``random``, or a checkpoint that must load (checked before anything is made)."""
+    if policy == "random":
+        return
+    from pokedreamer.agent.loop import read_checkpoint_meta, resolve_checkpoint
+
+    read_checkpoint_meta(resolve_checkpoint(policy))
+
+
+def collect_with_checkpoint(
+    settings: Settings, run: RunDir, steps: int, envs: int, policy: str
+) -> CollectResult:
+    """Plays a checkpoint's policy (with the configured planner, learning nothing) into the
+    run's replay."""
+    from pokedreamer.agent.loop import AgentLoop, resolve_checkpoint
+
+    settings = settings.model_copy(
+        update={"agent": settings.agent.model_copy(update={"envs": envs, "record": False})}
+    )
+    loop = AgentLoop(settings, run, checkpoint=resolve_checkpoint(policy), train=False, store=True)
+    result = loop.run(steps)
+    return CollectResult(result.steps, len(loop.finished), result.seconds, len(loop.replay))
 
 
 def collect(
     settings: Settings, run: RunDir, steps: int, envs: int = 1, policy: str = "random"
 ) -> CollectResult:
-    """Plays ``steps`` env steps in total over ``envs`` parallel envs into ``run``'s replay."""
+    """Plays ``steps`` env steps in total over ``envs`` parallel envs into ``run``'s replay;
+    ``policy`` is ``random`` or an agent checkpoint."""
     check_policy(policy)
+    if policy != "random":
+        return collect_with_checkpoint(settings, run, steps, envs, policy)
     from rich.progress import Progress
 
     from pokedreamer.env.vector import make_vector_env
