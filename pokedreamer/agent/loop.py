@@ -58,7 +58,8 @@ CHECKPOINT_NAME = "agent"
 # The Game Boy draws ~59.73 frames a second; realtime play waits out each step's frames.
 GAME_BOY_FPS = 59.7275
 METRICS_EVERY_S = 1.0
-IMAGINE_EVERY = 2  # steps between imagined frames for watchers (a decode is not free)
+IMAGINE_SHARE = 0.03  # of the wall time, at most, decoding imagined frames for watchers
+IMAGINE_FPS = 15.0  # imagined frames a second, at most
 SUBGOAL_POOL = 32
 
 
@@ -216,6 +217,7 @@ class AgentLoop:
         self.last_metrics: dict[str, float] = {}
         self._venv: Any = None
         self._envs: list[_Env] = []
+        self._imagine_at = 0.0
         # The offline planner's knowledge seeds the subgoals behaviour learning rehearses, so
         # the actor has practised a stage's subgoals before the quest reaches it.
         if self.planner_kind != "none":
@@ -305,7 +307,8 @@ class AgentLoop:
                 "the LLM planner needs planner.base_url (a local server) or an API key "
                 "(OPENAI_API_KEY); or use --planner heuristic"
             )
-        self.prompts = PromptLibrary(settings.prompts_dir)
+        if self.prompts is None:  # the dashboard's editor may have handed us its library
+            self.prompts = PromptLibrary(settings.prompts_dir)
         self._llm = LLMPlanner(settings, self.facts)
 
     def _service(self, env: _Env) -> PlannerService | None:
@@ -396,7 +399,7 @@ class AgentLoop:
                     if human_action is not None:
                         actions[0], human = human_action, True
                 timings["model"] += time.perf_counter() - t0
-                if self.bus.wants(ImaginedEvent) and self.steps % IMAGINE_EVERY == 0:
+                if self.bus.wants(ImaginedEvent) and time.perf_counter() >= self._imagine_at:
                     self._publish_imagined(prev_post, actions_prev, is_first)
                 # --- step the envs
                 t0 = time.perf_counter()
@@ -493,6 +496,8 @@ class AgentLoop:
                 return False
             if not self.paused:
                 return True
+            if self.human and not self._human_actions.empty():
+                return True  # a person's button steps the game even while paused
             if self._single_steps > 0:
                 self._single_steps -= 1
                 return True
@@ -524,9 +529,12 @@ class AgentLoop:
     def _publish_imagined(
         self, prev_post: Any, actions_prev: torch.Tensor, is_first: torch.Tensor
     ) -> None:
-        """The prior's guess of env 0's newest frame, before the posterior saw it."""
+        """The prior's guess of env 0's newest frame, before the posterior saw it. Decoding is
+        not free, so it runs on a budget: at most IMAGINE_SHARE of the wall time, and no more
+        often than IMAGINE_FPS."""
         if bool(is_first[0]):
             return
+        began = time.perf_counter()
         with torch.no_grad():
             rssm = self.world_model.rssm
             state = prev_post.map(lambda x: x[:1])
@@ -538,6 +546,8 @@ class AgentLoop:
         pool = self.preset.pool
         frame = shades.to(torch.uint8).cpu().numpy().repeat(pool, 0).repeat(pool, 1)
         self.bus.publish(ImaginedEvent(self.steps, 0, frame))
+        spent = time.perf_counter() - began
+        self._imagine_at = began + max(spent / IMAGINE_SHARE, 1.0 / IMAGINE_FPS)
 
     def _publish_metrics(self, extra: dict[str, float]) -> None:
         metrics = {

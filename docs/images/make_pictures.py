@@ -1,0 +1,94 @@
+"""Remakes the dashboard pictures in this folder: a real agent loop on the fixture cartridge, a
+person playing to the GUIDE, the agent taking over, the prompt editor, and the replay viewer on the
+episode that left. A developer's tool, not part of the package: it needs cairosvg
+(``pip install cairosvg``) to turn Textual's SVG screenshots into PNG.
+
+    .venv/bin/python docs/images/make_pictures.py          # ~1 minute on 2 cores
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent / "tests"))  # the scripted route to the GUIDE
+
+from cartridge_driver import MOM_TO_TOWN, TO_MOM, TOWN_TO_GUIDE  # noqa: E402
+
+from pokedreamer.agent.episodes import open_episode  # noqa: E402
+from pokedreamer.agent.loop import AgentLoop  # noqa: E402
+from pokedreamer.config import Settings  # noqa: E402
+from pokedreamer.dashboard.app import Dashboard  # noqa: E402
+from pokedreamer.dashboard.replay import ReplayApp  # noqa: E402
+from pokedreamer.rundir import RunDir  # noqa: E402
+
+SIZE = (200, 60)
+KEYS = {"up": "up", "down": "down", "left": "left", "right": "right", "a": "z"}
+AGENT_SECONDS = 20
+
+
+def to_png(svg: str, name: str) -> None:
+    import cairosvg
+
+    # Textual's SVG asks for Fira Code; without it the fallback is a proportional font whose
+    # block characters are wider than a cell and smear across the panels.
+    svg = re.sub(r"font-family: [^;]*;", 'font-family: "DejaVu Sans Mono", monospace;', svg)
+    cairosvg.svg2png(bytestring=svg.encode(), write_to=str(HERE / f"{name}.png"), output_width=1600)
+    print(f"wrote {HERE / name}.png")
+
+
+async def live(loop: AgentLoop) -> None:
+    app = Dashboard(loop, human=True)
+    async with app.run_test(size=SIZE) as pilot:
+        while app.last_step is None:
+            await pilot.pause(0.2)
+        for button in (*TO_MOM[:-1], *MOM_TO_TOWN, *TOWN_TO_GUIDE, "a"):
+            steps = loop.steps
+            await pilot.press(KEYS[button])
+            while loop.steps == steps:
+                await pilot.pause(0.1)
+        await pilot.pause(1.0)
+        to_png(app.export_screenshot(), "play")
+        await pilot.press("h")  # the agent takes over
+        await pilot.pause(AGENT_SECONDS)
+        to_png(app.export_screenshot(), "dashboard")
+        await pilot.press("e")
+        await pilot.pause(1.0)
+        to_png(app.export_screenshot(), "prompt_editor")
+        await pilot.press("escape", "q")
+        while not app.loop_done.is_set():
+            await pilot.pause(0.2)
+
+
+async def replay(run: RunDir, step: int) -> None:
+    app = ReplayApp(open_episode(run, 1), run.path.name)
+    async with app.run_test(size=SIZE) as pilot:
+        app.screen.go(step)
+        await pilot.pause(0.5)
+        to_png(app.export_screenshot(), "replay")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings()
+        settings = settings.model_copy(
+            update={
+                "world_model": settings.world_model.model_copy(update={"preset": "tiny"}),
+                "run": settings.run.model_copy(update={"runs_dir": folder}),
+            }
+        )
+        run = RunDir.create(settings, "demo")
+        start = time.monotonic()
+        asyncio.run(live(AgentLoop(settings, run, train=False, human=True)))
+        guide = len((*TO_MOM[:-1], *MOM_TO_TOWN, *TOWN_TO_GUIDE, "a"))
+        asyncio.run(replay(run, guide))
+        print(f"done in {time.monotonic() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

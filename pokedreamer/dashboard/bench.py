@@ -1,0 +1,347 @@
+"""``pokedreamer bench dashboard``: how fast the dashboard draws, and what watching costs the agent.
+
+Two figures, both in a 200×60 headless app (``App.run_test``) whose screen updates are encoded to
+ANSI as a real terminal driver would send them (headless Textual skips that step, which would
+flatter the figures):
+
+* **updates/s**: the live and imagined screens, the state and goal panels fed new cartridge
+  frames faster than they can be drawn, with the dashboard aiming at ``UPDATE_TARGET`` updates a
+  second (Textual's own cap is 60); plus the UI thread's CPU time per update, and the rate that
+  CPU time would allow.
+* **cost to the agent loop**: the loop's own step rate (its ``steps_per_s`` metrics) alone, with
+  the dashboard attached at its default frame rate, and attached without imagined frames (the
+  loop then decodes none), in alternating timed rounds, each round a fresh loop; a cost is
+  1 - the median ratio to the neighbouring lone round. The UI and the loop
+  share one interpreter, so every millisecond the UI holds the GIL is one the loop may wait for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rich.console import Console
+
+from pokedreamer.agent.events import EventBus, ImaginedEvent, MetricsEvent, Quit, StepEvent
+from pokedreamer.dashboard.app import FPS, UI_CPU_BUDGET, Dashboard
+
+if TYPE_CHECKING:
+    from pokedreamer.config import Settings
+    from pokedreamer.dashboard.app import AgentLoopLike
+
+SIZE = (200, 60)
+UPDATE_TARGET = 60
+"""Frame rate asked of the dashboard when measuring updates/s: Textual's own ceiling."""
+
+LoopFactory = Callable[[], "AgentLoopLike"]
+
+
+def cartridge_events(count: int = 240, seed: int = 0) -> list[StepEvent]:
+    """StepEvents of the fixture cartridge under random buttons: real screens and states."""
+    from pokedreamer.config import EnvSettings
+    from pokedreamer.env.gym_env import PokemonRedEnv
+
+    env = PokemonRedEnv(EnvSettings())
+    rng = np.random.default_rng(seed)
+    try:
+        obs, info = env.reset(seed=seed)
+        events = []
+        for i in range(count):
+            action = int(rng.integers(env.action_space.n))
+            obs, reward, _, _, info = env.step(action)
+            events.append(
+                StepEvent(
+                    step=i + 1, env=0, episode=1, episode_step=i + 1, frame=obs["screen"],
+                    state=info["state"], action=action, button=str(env.buttons[action]),
+                    reward=float(reward), terms=info["rewards"], goal="bench",
+                    subgoals=("go to PALLET_TOWN",), progress=i / count,
+                )
+            )  # fmt: skip
+        return events
+    finally:
+        env.close()
+
+
+class _Feeder:
+    """A stand-in for the agent loop that only publishes recorded steps, for the draw figure."""
+
+    def __init__(self, settings: Settings, events: list[StepEvent], per_s: float) -> None:
+        self.bus = EventBus()
+        self.settings = settings
+        self.buttons = list(settings.env.buttons)
+        self.events = events
+        self.per_s = per_s
+        self.stop = threading.Event()
+
+    def send(self, command: Any) -> None:
+        pass
+
+    def run(self, steps: int | None = None) -> None:
+        i = 0
+        while not self.stop.is_set():
+            event = self.events[i % len(self.events)]
+            self.bus.publish(event)
+            imagined = self.events[(i + 17) % len(self.events)].frame
+            self.bus.publish(ImaginedEvent(event.step, 0, imagined))
+            i += 1
+            time.sleep(1 / self.per_s)
+
+
+def _encode_like_a_terminal(app: Dashboard) -> list[int]:
+    """Makes the headless app encode each screen update to ANSI, as a terminal driver would;
+    returns the list the sizes of the updates go to. (Headless Textual stops short of this in
+    ``App._display``; the bench wraps that one method.)"""
+    width, height = SIZE
+    console = Console(
+        width=width, height=height, file=io.StringIO(), force_terminal=True,
+        color_system="truecolor", legacy_windows=False,
+    )  # fmt: skip
+    sizes: list[int] = []
+    display = app._display
+
+    def encode(screen: Any, renderable: Any) -> None:
+        if renderable is not None and hasattr(renderable, "render_segments"):
+            sizes.append(len(renderable.render_segments(console)))
+        display(screen, renderable)
+
+    app._display = encode  # type: ignore[method-assign]
+    return sizes
+
+
+async def _measure_updates(settings: Settings, events: list[StepEvent], seconds: float) -> dict:
+    feeder = _Feeder(settings, events, per_s=UPDATE_TARGET * 2)
+    app = Dashboard(feeder, fps=UPDATE_TARGET, cpu_budget=None)  # what it can do, unthrottled
+    sizes = _encode_like_a_terminal(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.5)  # layout settled, first frames drawn
+        board = app.board
+        start_updates, start_sizes = board.live.updates, len(sizes)
+        start_cpu, start = time.thread_time(), time.perf_counter()
+        await pilot.pause(seconds)
+        elapsed = time.perf_counter() - start
+        cpu = time.thread_time() - start_cpu
+        updates = board.live.updates - start_updates
+        renders = sizes[start_sizes:]
+        half = board.live.half
+        feeder.stop.set()
+        await app.action_quit()
+    per_update = cpu / max(updates, 1)
+    return {
+        "terminal": f"{SIZE[0]}x{SIZE[1]}",
+        "screen_size": "half" if half else "full",
+        "updates_per_s": updates / elapsed,
+        "update_target_per_s": UPDATE_TARGET,
+        "ui_cpu_ms_per_update": per_update * 1e3,
+        "updates_per_s_cpu_allows": 1 / per_update if per_update else float("inf"),
+        "terminal_bytes_per_update": float(np.mean(renders)) if renders else 0.0,
+    }
+
+
+class EnvLoop:
+    """The fastest loop there is to watch: the fixture cartridge under random buttons, publishing
+    what the agent loop publishes (a StepEvent a step, an ImaginedEvent every other step, its
+    step rate twice a second) with no model at all. The world model's work releases the GIL in
+    torch, the emulator's does not: this is where the dashboard's share of the interpreter
+    weighs most on the step rate."""
+
+    METRICS_EVERY_S = 0.5
+
+    def __init__(self, settings: Settings) -> None:
+        self.bus = EventBus()
+        self.settings = settings
+        self.buttons = list(settings.env.buttons)
+        self.prompts = None
+        self.steps = 0
+        self._quit = threading.Event()
+
+    def send(self, command: Any) -> None:
+        if isinstance(command, Quit):
+            self._quit.set()
+
+    def run(self, steps: int | None = None) -> dict[str, Any]:
+        from pokedreamer.config import EnvSettings
+        from pokedreamer.env.gym_env import PokemonRedEnv
+
+        env = PokemonRedEnv(EnvSettings(), self.settings.rewards)
+        rng = np.random.default_rng(0)
+        bus = self.bus
+        try:
+            obs, info = env.reset(seed=0)
+            last, last_steps = time.perf_counter(), 0
+            while not self._quit.is_set() and (not steps or self.steps < steps):
+                action = int(rng.integers(env.action_space.n))
+                obs, reward, _, _, info = env.step(action)
+                self.steps += 1
+                if bus.wants(StepEvent):
+                    bus.publish(
+                        StepEvent(
+                            step=self.steps, env=0, episode=1, episode_step=self.steps,
+                            frame=obs["screen"], state=info["state"], action=action,
+                            button=str(env.buttons[action]), reward=float(reward),
+                            terms=info["rewards"], goal="", subgoals=(), progress=0.0,
+                        )
+                    )  # fmt: skip
+                if self.steps % 2 == 0 and bus.wants(ImaginedEvent):
+                    bus.publish(ImaginedEvent(self.steps, 0, obs["screen"]))
+                now = time.perf_counter()
+                if now - last >= self.METRICS_EVERY_S:
+                    rate = (self.steps - last_steps) / (now - last)
+                    bus.publish(MetricsEvent(self.steps, {"steps_per_s": rate}))
+                    last, last_steps = now, self.steps
+        finally:
+            env.close()
+        return {"steps": self.steps}
+
+
+def _loop_rate(loop: AgentLoopLike, run: Callable[[], None]) -> float:
+    """The loop's step rate as it reports it: the median of its steps_per_s metrics, leaving
+    out the first (it holds the start-up)."""
+    metrics = loop.bus.subscribe(4096, kinds=(MetricsEvent,))
+    start = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - start
+    rates = [e.metrics["steps_per_s"] for e in metrics.drain() if "steps_per_s" in e.metrics]
+    if len(rates) >= 3:
+        return float(statistics.median(rates[1:]))
+    return float(getattr(loop, "steps", 0)) / elapsed
+
+
+def _run_alone(loop: AgentLoopLike, seconds: float, steps: int | None) -> None:
+    thread = threading.Thread(target=loop.run, args=(steps,), name="agent loop")
+    thread.start()  # in a thread, as under the dashboard
+    thread.join(seconds)
+    loop.send(Quit())
+    thread.join()
+
+
+async def _run_watched(
+    loop: AgentLoopLike,
+    seconds: float,
+    steps: int | None,
+    drawn: list[float],
+    shares: list[float],
+    imagined: bool,
+) -> None:
+    app = Dashboard(loop, steps=steps, fps=FPS, imagined=imagined)
+    _encode_like_a_terminal(app)
+    async with app.run_test(size=SIZE) as pilot:
+        start, frames, cpu = time.perf_counter(), app.frames_drawn, time.thread_time()
+        while time.perf_counter() - start < seconds and not app.loop_done.is_set():
+            await pilot.pause(0.05)
+        elapsed = time.perf_counter() - start
+        drawn.append((app.frames_drawn - frames) / elapsed)
+        shares.append((time.thread_time() - cpu) / elapsed)
+        await app.action_quit()
+        while not app.loop_done.is_set():
+            await pilot.pause(0.05)
+    if app.loop_error is not None:
+        raise app.loop_error
+
+
+def agent_loop_factory(settings: Settings, folder: Path, train: bool = False) -> LoopFactory:
+    """Fresh ``AgentLoop``s, each in its own run folder under ``folder`` (so none resumes
+    another's checkpoint). ``train=False`` times acting alone."""
+    from pokedreamer.agent.loop import AgentLoop
+    from pokedreamer.rundir import RunDir
+
+    settings = settings.model_copy(
+        update={"run": settings.run.model_copy(update={"runs_dir": str(folder)})}
+    )
+    count = 0
+
+    def make() -> AgentLoopLike:
+        nonlocal count
+        count += 1
+        return AgentLoop(settings, RunDir.create(settings, f"bench-{count}"), train=train)
+
+    return make
+
+
+def bench_dashboard(
+    settings: Settings,
+    seconds: float = 3.0,
+    steps: int | None = 3000,
+    rounds: int = 3,
+    *,
+    round_seconds: float = 10.0,
+    loop: str = "agent",
+    train: bool = False,
+    loop_factory: LoopFactory | None = None,
+) -> dict[str, Any]:
+    """Updates/s of the dashboard at 200×60 (``seconds`` of drawing), and a loop's step rate
+    alone, watched, and watched without imagined frames (``rounds`` times, a fresh loop each
+    time; a round ends after ``steps`` steps or ``round_seconds``, whichever comes first).
+    ``loop``: "agent" (``AgentLoop`` on ``settings``, in a temporary folder; ``train`` says
+    whether it learns) or "env" (``EnvLoop``: the emulator alone, the worst case).
+    ``loop_factory`` overrides both."""
+    from pokedreamer.env.bench import machine_description
+
+    if loop not in ("agent", "env"):
+        raise ValueError(f"loop must be 'agent' or 'env', not {loop!r}")
+    events = cartridge_events()
+    result: dict[str, Any] = {"machine": machine_description()}
+    result.update(asyncio.run(_measure_updates(settings, events, seconds)))
+
+    folder = Path(tempfile.mkdtemp(prefix="pokedreamer-bench-dashboard-"))
+    try:
+        if loop_factory is not None:
+            make = loop_factory
+        elif loop == "env":
+            make = lambda: EnvLoop(settings)  # noqa: E731
+        else:
+            make = agent_loop_factory(settings, folder, train)
+        alone: list[float] = []
+        watched: list[float] = []
+        plain: list[float] = []  # watched without imagined frames
+        drawn: list[float] = []
+        shares: list[float] = []
+        for _ in range(rounds):
+            fresh = make()
+            alone.append(_loop_rate(fresh, lambda f=fresh: _run_alone(f, round_seconds, steps)))
+            for imagined, rates in ((True, watched), (False, plain)):
+                fresh = make()
+                rates.append(
+                    _loop_rate(
+                        fresh,
+                        lambda f=fresh, i=imagined: asyncio.run(
+                            # The UI's own figures are kept for the usual case, imagined on.
+                            _run_watched(
+                                f, round_seconds, steps, drawn if i else [], shares if i else [], i
+                            )
+                        ),
+                    )
+                )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def cost(rates: list[float]) -> float:
+        return 1 - statistics.median(w / a for a, w in zip(alone, rates, strict=True))
+
+    result.update(
+        {
+            "loop": "custom" if loop_factory is not None else loop,
+            "loop_training": train if loop == "agent" and loop_factory is None else False,
+            "round_steps": steps,
+            "round_seconds": round_seconds,
+            "rounds": rounds,
+            "loop_steps_per_s_alone": statistics.median(alone),
+            "loop_steps_per_s_watched": statistics.median(watched),
+            "loop_cost": cost(watched),
+            "loop_steps_per_s_watched_without_imagined": statistics.median(plain),
+            "loop_cost_without_imagined": cost(plain),
+            "ui_frames_drawn_per_s_while_watching": statistics.median(drawn),
+            "ui_cpu_share_while_watching": statistics.median(shares),
+            "ui_fps_target": FPS,
+            "ui_cpu_budget": UI_CPU_BUDGET,
+        }
+    )
+    return result
