@@ -94,7 +94,10 @@ def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.Monke
         assert all(e["steps"] == 40 for e in variant["episodes"])  # no badge in 40 steps
         assert variant["success_rate"] == 0.0
         assert variant["stages"]["left_house"]["reached"] in (0.0, 0.5, 1.0)
-    assert Path("evalrun/report.md").read_text().startswith("# Agent evaluation")
+    table = Path("evalrun/report.md").read_text()
+    assert table.startswith("# Agent evaluation")
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert len(rows) == 5 and len({row.count("|") for row in rows}) == 1
 
     collected = cli("collect", "--run", "fromagent", "--steps", "30", "--envs", "1",
                     "--policy", str(run))  # fmt: skip

@@ -28,7 +28,7 @@ def bench_loop(
 
     result: dict[str, Any] = {
         "machine": machine_description(),
-        "preset": settings.world_model.preset,
+        "preset": None,  # filled in from the first loop: a checkpoint brings its own
         "planner": settings.planner.kind,
         "acting": [],
     }
@@ -45,6 +45,7 @@ def bench_loop(
                 run_settings, _run(Path(tmp) / f"act{n}b"), checkpoint=checkpoint, train=False
             )
             done = loop.run(steps // n * n)
+            result["preset"] = loop.preset.name
             t = done.timings
             total = done.seconds
             overhead = total - t["env"] - t["model"]

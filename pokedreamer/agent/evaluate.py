@@ -121,11 +121,7 @@ def markdown(report: dict[str, Any]) -> str:
             cells.append(
                 f"{stage['reached']:.0%}" + (f" ({median:.0f})" if median is not None else "")
             )
-        lines.append(
-            f"| {variant} | {result['success_rate']:.0%} | "
-            + " | ".join(cells)
-            + f" | {result['steps_per_s']:.0f} |"
-        )
+        lines.append(f"| {variant} | " + " | ".join(cells) + f" | {result['steps_per_s']:.0f} |")
     lines += [
         "",
         "Each stage: share of episodes reaching it (median steps to it); the badge "

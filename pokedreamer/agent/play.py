@@ -3,6 +3,7 @@ which weights, the dashboard or progress lines, and a clean stop on Ctrl-C."""
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,8 @@ def make_loop(
     from pokedreamer.world_model.checkpoint import latest_checkpoint
 
     rom = load_rom(settings.env.rom or str(ROM_PATH))  # a bad ROM is refused before any folder
+    if rom.warning:
+        print(f"warning: {rom.warning}", file=sys.stderr, flush=True)
     if resume is not None:
         run = RunDir.open(resume)
         if latest_checkpoint(run.checkpoints, CHECKPOINT_NAME) is None:
@@ -80,6 +83,9 @@ def start_loop(
         return run_dashboard(loop, human=human, steps=steps)
     print(f"run {loop.run_dir.path}: {describe_start(loop)}", flush=True)
     loop.progress = progress_printer(settings.run.print_every)
+    # A service manager stops a server run with SIGTERM: stop as Ctrl-C does, checkpoint and
+    # logs written, rather than dying mid-step.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         result = loop.run(steps)
     except KeyboardInterrupt:
@@ -91,6 +97,10 @@ def start_loop(
         flush=True,
     )
     return result.as_dict()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def describe_start(loop: AgentLoop) -> str:
