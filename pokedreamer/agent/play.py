@@ -93,7 +93,8 @@ def start_loop(
         raise
     print(
         f"done: {result.steps} steps, {result.episodes} episodes ({result.badges} with a badge), "
-        f"{result.updates} updates in {result.seconds:.1f} s; checkpoint {result.checkpoint}",
+        f"{result.updates} updates in {result.seconds:.1f} s"
+        + (f"; checkpoint {result.checkpoint}" if result.checkpoint else "; nothing learnt"),
         flush=True,
     )
     return result.as_dict()
