@@ -29,10 +29,17 @@ class RunDir:
     def create(cls, settings: Settings, name: str | None = None) -> RunDir:
         """Makes (or reuses) ``runs_dir/name`` and saves the resolved settings in it."""
         name = name or settings.run.name or time.strftime("%Y%m%d-%H%M%S")
-        run = cls(Path(settings.run.runs_dir) / name)
+        run = cls.make(Path(settings.run.runs_dir) / name)
+        (run.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
+        return run
+
+    @classmethod
+    def make(cls, path: Path) -> RunDir:
+        """The folders of a run at ``path`` (made if missing), without saving settings: for
+        throwaway runs such as a benchmark's or an evaluation's."""
+        run = cls(path)
         for folder in (run.path, run.checkpoints, run.replay, run.episodes):
             folder.mkdir(parents=True, exist_ok=True)
-        (run.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
         return run
 
     @classmethod

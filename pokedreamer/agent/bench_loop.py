@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pokedreamer.agent.loop import AgentLoop
     from pokedreamer.config import Settings
 
 
@@ -25,6 +26,7 @@ def bench_loop(
 ) -> dict[str, Any]:
     from pokedreamer.agent.loop import AgentLoop
     from pokedreamer.env.bench import machine_description
+    from pokedreamer.rundir import RunDir
 
     result: dict[str, Any] = {
         "machine": machine_description(),
@@ -33,17 +35,18 @@ def bench_loop(
         "acting": [],
     }
     with tempfile.TemporaryDirectory(prefix="pokedreamer-bench-") as tmp:
+
+        def fresh(name: str, run_settings: Settings, train: bool) -> AgentLoop:
+            run = RunDir.make(Path(tmp) / name)
+            return AgentLoop(run_settings, run, checkpoint=checkpoint, train=train)
+
         for n in envs:
             run_settings = settings.model_copy(
                 update={"agent": settings.agent.model_copy(update={"envs": n})}
             )
-            loop = AgentLoop(
-                run_settings, _run(Path(tmp) / f"act{n}"), checkpoint=checkpoint, train=False
-            )
-            loop.run(max(n, steps // 10 // n * n))  # warm-up: imports, allocations, caches
-            loop = AgentLoop(
-                run_settings, _run(Path(tmp) / f"act{n}b"), checkpoint=checkpoint, train=False
-            )
+            # Warm-up first (imports, allocations, caches), then the timed loop.
+            fresh(f"warm{n}", run_settings, False).run(max(n, steps // 10 // n * n))
+            loop = fresh(f"act{n}", run_settings, False)
             done = loop.run(steps // n * n)
             result["preset"] = loop.preset.name
             t = done.timings
@@ -65,7 +68,7 @@ def bench_loop(
             train_settings = settings.model_copy(
                 update={"agent": settings.agent.model_copy(update={"envs": 1, "train_after": 64})}
             )
-            loop = AgentLoop(train_settings, _run(Path(tmp) / "train"), checkpoint=checkpoint)
+            loop = fresh("train", train_settings, True)
             done = loop.run(train_steps)
             result["training"] = {
                 "train_ratio": settings.agent.train_ratio,
@@ -78,12 +81,3 @@ def bench_loop(
                 "train_share": round(done.timings["train"] / done.seconds, 4),
             }
     return result
-
-
-def _run(path: Path) -> Any:
-    from pokedreamer.rundir import RunDir
-
-    run = RunDir(path)
-    for folder in (run.path, run.checkpoints, run.replay, run.episodes):
-        folder.mkdir(parents=True, exist_ok=True)
-    return run

@@ -60,12 +60,11 @@ def evaluate_agent(
                 "planner": settings.planner.model_copy(update={"kind": planner}),
             }
         )
-        run = RunDir(out / variant)
-        run.path.mkdir(parents=True, exist_ok=True)
+        policy = "random" if variant == "random" else "agent"
+        run = RunDir.make(out / variant)
         loop = AgentLoop(
-            variant_settings, run, checkpoint=checkpoint, train=False, store=False,
-            policy="random" if variant == "random" else "agent",
-        )  # fmt: skip
+            variant_settings, run, checkpoint=checkpoint, train=False, store=False, policy=policy
+        )
         start = time.perf_counter()
         result = loop.run(None, episodes=episodes)
         first, last = settings.env.seed, settings.env.seed + episodes

@@ -42,6 +42,8 @@ from pokedreamer.agent.events import (
     TakeControl,
 )
 from pokedreamer.agent.quest import stages_reached
+from pokedreamer.env.frames import FRAME_SHAPE
+from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.errors import UserError
 from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE, describe, encode, phi
 
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 
     from pokedreamer.agent.episodes import EpisodeRecorder
     from pokedreamer.config import Settings
+    from pokedreamer.env.rom import Rom
     from pokedreamer.env.state import GameState
     from pokedreamer.planner.service import PlannerService, PlanRecord
     from pokedreamer.rundir import RunDir
@@ -136,6 +139,7 @@ class AgentLoop:
         bus: EventBus | None = None,
         policy: str = "agent",
         store: bool | None = None,
+        rom: Rom | None = None,
     ) -> None:
         from pokedreamer.env.cartridge import ROM_PATH
         from pokedreamer.env.rom import load_rom
@@ -155,7 +159,7 @@ class AgentLoop:
         self.bus = bus or EventBus()
         self.training = train and settings.agent.train_ratio > 0
         # The ROM is checked before an emulator or a model is built: a bad file costs nothing.
-        self.rom = load_rom(settings.env.rom or str(ROM_PATH))
+        self.rom = rom or load_rom(settings.env.rom or str(ROM_PATH))
         self.heuristic = HeuristicPlanner(self.rom.game)
         self.facts = self.heuristic.facts
         self.buttons = list(settings.env.buttons) + (["noop"] if settings.env.noop else [])
@@ -170,7 +174,7 @@ class AgentLoop:
         tensors, meta = read_checkpoint_meta(source) if source else (None, None)
         wm_settings = settings.world_model
         if meta is not None:
-            preset = next((p for p in PRESETS.values() if _same_preset(p, meta["preset"])), None)
+            preset = next((p for p in PRESETS.values() if p.meta() == meta["preset"]), None)
             if preset is None:
                 raise UserError(f"{source}: its preset {meta['preset'].get('name')!r} is unknown")
             wm_settings = wm_settings.model_copy(update={"preset": preset.name})
@@ -288,6 +292,8 @@ class AgentLoop:
             return f"planner stays {self.planner_kind}: {exc}"
         self.planner_kind = kind  # type: ignore[assignment]
         for env in self._envs:
+            if env.service is not None:
+                env.service.close()  # its LLM worker thread, if any, is not needed any more
             env.service = self._service(env) if env.state is not None else None
             if env.service is not None and env.state is not None:
                 env.service.observe(env.episode_step, env.state)
@@ -684,12 +690,6 @@ class AgentLoop:
         self._saved_pool = meta.get("subgoal_pool", [])
 
 
-def _same_preset(preset: Any, saved: dict[str, Any]) -> bool:
-    mine = asdict(preset)
-    mine["image_hw"] = list(mine["image_hw"])
-    return mine == saved
-
-
 def _terms(rewards: dict[str, np.ndarray], i: int) -> dict[str, float]:
     return {name: float(values[i]) for name, values in rewards.items() if not name.startswith("_")}
 
@@ -703,13 +703,16 @@ class _Env:
         self.recorder = recorder
         self.service: PlannerService | None = None
         self.state: GameState | None = None
-        self.frame: np.ndarray = np.zeros((144, 160), np.uint8)
-        self.vector: np.ndarray = np.zeros(30, np.float32)
+        self.frame: np.ndarray = np.zeros(FRAME_SHAPE, np.uint8)
+        self.vector: np.ndarray = np.zeros(VECTOR_SIZE, np.float32)
         self.episode = 0
         self.episode_step = 0
         self.badge = False
         self.seed = 0
         self.reached: dict[str, int] = {}
+        self._queue_plan: Any = None
+        self._queue_length = -1
+        self._queue_texts: tuple[str, ...] = ()
 
     def begin(self, frame: np.ndarray, vector: np.ndarray, state: GameState, seed: int) -> None:
         loop = self.loop
@@ -771,11 +774,11 @@ class _Env:
         loop = self.loop
         service = self.service
         subgoal = service.subgoal if service is not None else None
+        texts = self.queue_texts()
         if self.recorder.recording:
             extra = {"human": True} if human else None
-            self.recorder.step(
-                frame, action, reward, terms, state, describe(subgoal) if subgoal else None, extra
-            )
+            active = texts[0] if texts else None
+            self.recorder.step(frame, action, reward, terms, state, active, extra)
         if loop.bus.wants(StepEvent):
             progress = float(phi(subgoal, state, loop.facts)) if subgoal is not None else 0.0
             loop.bus.publish(
@@ -784,10 +787,23 @@ class _Env:
                     episode_step=self.episode_step, frame=frame, state=state, action=action,
                     button="" if action is None else loop.buttons[action], reward=reward,
                     terms=terms, goal=service.goal if service is not None else "",
-                    subgoals=tuple(describe(s) for s in service.queue) if service else (),
+                    subgoals=texts,
                     progress=progress, human=human,
                 )
             )  # fmt: skip
+
+    def queue_texts(self) -> tuple[str, ...]:
+        """The subgoal queue, described (the first is active). Read every step but changed a
+        few times an episode, so it is described once per plan and queue length: the queue is
+        always a tail of its plan's subgoals."""
+        service = self.service
+        if service is None:
+            return ()
+        plan, length = service.plan, len(service.queue)
+        if plan is not self._queue_plan or length != self._queue_length:
+            self._queue_plan, self._queue_length = plan, length
+            self._queue_texts = tuple(describe(s) for s in service.queue)
+        return self._queue_texts
 
     def on_plan(self, record: PlanRecord) -> None:
         if self.recorder.recording:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +58,7 @@ def make_loop(
         if checkpoint is None and rom.game == "fixture":
             checkpoint = shipped_checkpoint()
         run = RunDir.create(settings, name)
-    return AgentLoop(settings, run, checkpoint=checkpoint, train=train, human=human)
+    return AgentLoop(settings, run, checkpoint=checkpoint, train=train, human=human, rom=rom)
 
 
 def start_loop(
@@ -115,7 +114,7 @@ def describe_start(loop: AgentLoop) -> str:
 
 def progress_printer(every_steps: int) -> Any:
     """A loop.progress callback printing a line every ``every_steps`` steps (0: never)."""
-    last = {"step": -every_steps, "time": time.perf_counter()}
+    last = {"step": -every_steps}
 
     def show(loop: AgentLoop, rate: float) -> None:
         if not every_steps or loop.steps - last["step"] < every_steps:

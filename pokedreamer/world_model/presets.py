@@ -3,7 +3,7 @@ loss weights. Every network reads its widths from a Preset; nothing else picks a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from pokedreamer.env.frames import FRAME_SHAPE
 
@@ -44,6 +44,12 @@ class Preset:
             raise ValueError(f"{self.name}: image_hw {self.image_hw} is not 144x160 / 1, 2, 4 or 8")
         if self.reward_bins % 2 == 0:
             raise ValueError(f"{self.name}: reward_bins must be odd, got {self.reward_bins}")
+
+    def meta(self) -> dict[str, object]:
+        """The preset as a checkpoint's JSON holds it (tuples as lists, as JSON reads back)."""
+        fields = asdict(self)
+        fields["image_hw"] = list(self.image_hw)
+        return fields
 
     @property
     def pool(self) -> int:

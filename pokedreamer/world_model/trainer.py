@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +109,7 @@ class WorldModelTrainer:
 
     def identity(self) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into this trainer."""
-        preset = dataclasses.asdict(PRESETS[self.settings.preset])
-        preset["image_hw"] = list(preset["image_hw"])  # as it reads back from JSON
+        preset = PRESETS[self.settings.preset].meta()
         return {"kind": "world_model", "preset": preset, "num_actions": self.num_actions}
 
     def save(self, directory: Path, extra: dict[str, Any] | None = None) -> Path:
