@@ -3,7 +3,11 @@
 Acting only (no training, every step still stored and recorded): for each env count, steps/s
 split into env time (stepping the emulators), model time (one batched posterior + policy pass
 for all envs) and the loop's own overhead (everything else: replay, episode files, planners,
-events). Then with training at the configured train ratio: env steps/s and updates/s.
+events). With several envs, each in its own process, the loop writes the last step while the
+envs compute the next: that work is reported as ``hidden_ms_per_step`` and counted in env time,
+beside ``wait_ms_per_step``, the rest of env time, spent blocked on the envs. When the writes
+take longer than the envs, ``wait`` falls to ~0 and the excess is plain to see.
+Then with training at the configured train ratio: env steps/s and updates/s.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def bench_loop(
             done = loop.run(steps // n * n)
             result["preset"] = loop.preset.name
             t = done.timings
-            total = done.seconds
+            total = t["stepping"]  # starting and closing the env processes left out
             overhead = total - t["env"] - t["model"]
             result["acting"].append(
                 {
@@ -60,6 +64,10 @@ def bench_loop(
                     "env_ms_per_step": round(1e3 * t["env"] / done.steps, 4),
                     "model_ms_per_step": round(1e3 * t["model"] / done.steps, 4),
                     "overhead_ms_per_step": round(1e3 * overhead / done.steps, 4),
+                    # Writes done while the envs stepped (in env_ms; 0 with one env, which
+                    # steps in-process), and the part of env_ms spent waiting for them.
+                    "hidden_ms_per_step": round(1e3 * t["hidden"] / done.steps, 4),
+                    "wait_ms_per_step": round(1e3 * t["wait"] / done.steps, 4),
                     "overhead_share": round(overhead / total, 4),
                     "model_share": round(t["model"] / total, 4),
                 }

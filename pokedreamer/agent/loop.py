@@ -76,7 +76,9 @@ class LoopResult:
     badges: int = 0
     """Episodes (ended or not) in which a badge was won."""
     timings: dict[str, float] = field(default_factory=dict)
-    """Seconds spent in env stepping, model inference and training."""
+    """Seconds: ``env`` (stepping, including ``hidden``, the writes done meanwhile, and
+    ``wait``, blocked on the envs), ``model`` (acting), ``train``, and ``stepping`` (the whole
+    stepping loop, without starting and closing the envs)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -361,7 +363,10 @@ class AgentLoop:
 
         self._envs = [_Env(self, i, EpisodeRecorder(self.run_dir)) for i in range(n)]
         target = self.steps + steps if steps else None
-        timings = {"env": 0.0, "model": 0.0, "train": 0.0}
+        # "stepping": the loop itself, from the first reset to the last step, without starting
+        # and closing the envs or the final checkpoint (in LoopResult.seconds).
+        timings = {"env": 0.0, "model": 0.0, "train": 0.0, "hidden": 0.0, "wait": 0.0}
+        overlap = n > 1
         start = last_metrics = time.perf_counter()
         steps_at_metrics = self.steps
         checkpoint: Path | None = None
@@ -382,6 +387,9 @@ class AgentLoop:
             while not self._quit and (target is None or self.steps < target):
                 if episodes is not None and self._seeds_done(episodes):
                     break
+                if self.paused or self.human:
+                    for env in self._envs:  # what is on screen is written before waiting
+                        env.flush()
                 if not self._wait_for_turn():
                     break
                 # --- act
@@ -407,10 +415,24 @@ class AgentLoop:
                 timings["model"] += time.perf_counter() - t0
                 if self.bus.wants(ImaginedEvent) and time.perf_counter() >= self._imagine_at:
                     self._publish_imagined(prev_post, actions_prev, is_first)
-                # --- step the envs
+                # --- step the envs; with envs in their own processes, the last step's writes
+                # (replay, episode files, events) are done while they step
                 t0 = time.perf_counter()
-                obs, reward, terminated, truncated, info = venv.step(actions.numpy())
+                if overlap:
+                    venv.step_async(actions.numpy())
+                    t1 = time.perf_counter()
+                    for env in self._envs:
+                        env.flush()
+                    t2 = time.perf_counter()
+                    timings["hidden"] += t2 - t1
+                    obs, reward, terminated, truncated, info = venv.step_wait()
+                    timings["wait"] += time.perf_counter() - t2
+                else:
+                    obs, reward, terminated, truncated, info = venv.step(actions.numpy())
                 timings["env"] += time.perf_counter() - t0
+                if not overlap:
+                    for env in self._envs:
+                        env.flush()
                 self.steps += n
                 ended = np.zeros(n, dtype=bool)
                 for env in self._envs:
@@ -454,8 +476,10 @@ class AgentLoop:
                 if self.realtime:
                     time.sleep(max(0.0, settings.env.action_repeat / GAME_BOY_FPS - (now - began)))
         finally:
+            timings["stepping"] = time.perf_counter() - start
             # Also on Ctrl-C or an error: the work so far is kept and the logs are readable.
             for env in self._envs:
+                env.flush()
                 env.close()
             venv.close()
             self.replay.flush()
@@ -713,6 +737,10 @@ class _Env:
         self._queue_plan: Any = None
         self._queue_length = -1
         self._queue_texts: tuple[str, ...] = ()
+        # The newest step's writes, held until ``flush``: the loop does them while the envs
+        # step the next one, so they cost the step rate nothing when the envs are slower.
+        self._unwritten: tuple[Any, ...] | None = None
+        self._unwritten_plans: list[PlanRecord] = []
 
     def begin(self, frame: np.ndarray, vector: np.ndarray, state: GameState, seed: int) -> None:
         loop = self.loop
@@ -744,19 +772,14 @@ class _Env:
         self, frame: np.ndarray, vector: np.ndarray, state: GameState, action: int,
         reward: float, terms: dict[str, float], terminated: bool, truncated: bool, human: bool,
     ) -> bool:  # fmt: skip
-        """Stores one step; True when the episode ended with it."""
+        """Takes in one step: the planner sees it now, and its writes (replay, demos, episode
+        files, the step event) wait for ``flush``. True when the episode ended with it."""
         loop = self.loop
         self.frame, self.vector, self.state = frame, vector, state
         self.episode_step += 1
-        if loop.store:
-            loop.replay.add(
-                self.index, frame, vector, action, reward, is_first=False, is_terminal=terminated
-            )
-        if human:
-            loop._demo_add(frame, vector, action, reward, self.episode_step == 1)
         if self.service is not None:
             self.service.observe(self.episode_step, state, frame)
-        self._record_step(frame, state, action, reward, terms, human)
+        self._unwritten = (frame, vector, state, action, reward, terms, terminated, human)
         stages_reached(state, self.reached, self.episode_step)
         if state.badge_count and not self.badge:
             self.badge = True
@@ -766,6 +789,24 @@ class _Env:
             self.end("terminated" if terminated else "truncated" if truncated else "quest done")
             return True
         return False
+
+    def flush(self) -> None:
+        """Writes the step taken in by ``record``, if not yet written. The subgoal recorded is
+        the one the planner chose on seeing that step, as no later step has been seen."""
+        if self._unwritten_plans:
+            self._write_plans()
+        if self._unwritten is None:
+            return
+        frame, vector, state, action, reward, terms, terminated, human = self._unwritten
+        self._unwritten = None
+        loop = self.loop
+        if loop.store:
+            loop.replay.add(
+                self.index, frame, vector, action, reward, is_first=False, is_terminal=terminated
+            )
+        if human:
+            loop._demo_add(frame, vector, action, reward, self.episode_step == 1)
+        self._record_step(frame, state, action, reward, terms, human)
 
     def _record_step(
         self, frame: np.ndarray, state: GameState, action: int | None, reward: float,
@@ -806,12 +847,19 @@ class _Env:
         return self._queue_texts
 
     def on_plan(self, record: PlanRecord) -> None:
-        if self.recorder.recording:
-            self.recorder.plan(record)
-        if self.loop.bus.wants(PlanEvent):
-            self.loop.bus.publish(PlanEvent(self.index, self.episode, asdict(record)))
+        self._unwritten_plans.append(record)  # written by flush, with the step's writes
+
+    def _write_plans(self) -> None:
+        records, self._unwritten_plans = self._unwritten_plans, []
+        for record in records:
+            if self.recorder.recording:
+                self.recorder.plan(record)
+            if self.loop.bus.wants(PlanEvent):
+                # A shallow copy: each record's plan dict is its own.
+                self.loop.bus.publish(PlanEvent(self.index, self.episode, dict(record.__dict__)))
 
     def end(self, why: str) -> None:
+        self.flush()  # the episode's last step, before its summary and the next episode
         if self.service is not None:
             self.service.close()
         self.loop.finished.append(
