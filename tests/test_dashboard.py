@@ -43,7 +43,13 @@ from pokedreamer.agent.events import (
 from pokedreamer.config import Settings
 from pokedreamer.dashboard.app import Dashboard
 from pokedreamer.dashboard.editor import PromptEditor, TemplateArea, slot_highlights
-from pokedreamer.dashboard.planner_panel import PlanDetail, describe_subgoals, plan_detail_text
+from pokedreamer.dashboard.planner_panel import (
+    MAX_TRACE_ROWS,
+    PlanDetail,
+    PlanTrace,
+    describe_subgoals,
+    plan_detail_text,
+)
 from pokedreamer.dashboard.plots import RewardBins, sparkline
 from pokedreamer.dashboard.replay import EpisodeTrace, ReplayApp, Timeline
 from pokedreamer.dashboard.screen import (
@@ -445,12 +451,12 @@ def test_the_screen_panels_and_trace_follow_the_loop(step_events: list[StepEvent
             assert shown.state.map_name in state_text(board.state_panel.state).plain
             goal = str(board.goal.render())
             assert shown.goal in goal and f"▶ {shown.subgoals[0]}" in goal
-            assert board.trace.row_count >= 1  # the loop's first PlanEvent
+            assert board.trace.shown >= 1  # the loop's first PlanEvent
             assert "steps_per_s" in board.plots.series and "wm/loss" in board.plots.series
             assert "400 steps/s" in status_line(app) and "runs/fake" in status_line(app)
             # Open the planner trace's entry: its full prompt and response.
             board.trace.focus()
-            board.trace.move_cursor(row=0)
+            board.trace.move_cursor(row=board.trace.row_count - board.trace.shown)
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, PlanDetail))
             detail = str(app.screen.query_one("#plan-detail-text", Static).render())
@@ -485,7 +491,7 @@ def test_every_control_sends_its_command_and_the_ui_follows(step_events: list[St
             await press("n", SingleStep(1), "one step")
             await until(pilot, lambda: loop.steps == steps + 1)
             await press("r", Replan(), "replanning")
-            await until(pilot, lambda: app.board.trace.row_count >= 2)
+            await until(pilot, lambda: app.board.trace.shown >= 2)
             await press("p", SetPlanner("llm"), "planner stays heuristic")
             assert app.board.status_bar.has_class("-error") and app.planner == "heuristic"
             await press("p", SetPlanner("none"), "planner none")  # on past the refused one
@@ -628,6 +634,51 @@ def test_editor_without_a_planner_library_makes_its_own(
             await pilot.press("ctrl+s")
             assert (isolated / "prompts" / "user.txt").is_file()
             assert loop.prompts is not None and loop.prompts.prompts_dir == Path("prompts")
+
+    asyncio.run(scenario())
+
+
+def test_plan_trace_keeps_the_newest_entries_and_the_one_being_read() -> None:
+    """The live trace as a log: the newest last, at most MAX_TRACE_ROWS, the cursor following the
+    newest unless moved up, and then kept on the same entry as more arrive."""
+    opened: list[dict[str, Any]] = []
+
+    class TraceApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield PlanTrace(id="trace")
+
+        def on_plan_trace_selected(self, event: PlanTrace.Selected) -> None:
+            opened.append(event.record)
+
+    def record(step: int) -> dict[str, Any]:
+        return asdict(PlanRecord(step, "new dialog", "heuristic", {"goal": f"goal {step}"}))
+
+    async def scenario() -> None:
+        app = TraceApp()
+        async with app.run_test(size=(100, 12)) as pilot:
+            trace = app.query_one(PlanTrace)
+            assert trace.record_at_cursor() is None
+            trace.add_records([record(i) for i in range(5)])
+            await pilot.pause()
+            assert trace.shown == 5 and trace.record_at_cursor()["step"] == 4  # following
+            lines = [trace.render_line(y).text for y in range(trace.size.height)]
+            assert lines[0].split() == ["step", "trigger", "source", "latency", "goal"]
+            assert lines[1].startswith("0 ") and "goal 4" in lines[5] and lines[6].strip() == ""
+            trace.focus()
+            await pilot.press("up", "up")
+            assert trace.record_at_cursor()["step"] == 2
+            trace.add_records([record(i) for i in range(5, MAX_TRACE_ROWS + 3)])  # 3 dropped
+            await pilot.pause()
+            assert trace.shown == MAX_TRACE_ROWS and trace.records[0]["step"] == 3
+            # Entry 2 was dropped: the cursor rests on the oldest kept.
+            assert trace.record_at_cursor()["step"] == 3
+            await pilot.press("down")
+            trace.add_records([record(MAX_TRACE_ROWS + 3)])
+            assert trace.record_at_cursor()["step"] == 4  # the entry being read stays
+            await pilot.press("end", "enter")
+            assert opened and opened[-1]["step"] == MAX_TRACE_ROWS + 3
+            # The last visible line is the newest, the one under the cursor.
+            assert f"goal {MAX_TRACE_ROWS + 3}" in trace.render_line(trace.size.height - 1).text
 
     asyncio.run(scenario())
 

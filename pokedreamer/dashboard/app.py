@@ -12,6 +12,7 @@ and only then does the dashboard exit.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, Static
 
 from pokedreamer.agent.events import (
     HumanAction,
@@ -59,6 +60,12 @@ UI_CPU_BUDGET = 0.06
 frames (down to MIN_FPS). The agent loop runs in the same interpreter, so every millisecond the UI
 holds the GIL is one an emulator-bound loop may wait: this bounds what watching costs it."""
 MIN_FPS = 4
+SWITCH_INTERVAL_S = 0.0005
+"""The interpreter's thread switch interval while the dashboard runs (Python's default: 5 ms).
+The agent loop lets go of the GIL many times a step (each torch call, each pipe to an env), and
+each time the UI thread may take it and keep it for a whole interval while drawing: the loop
+then waits far longer than the UI's share of a core. A short interval makes the UI hand it back
+sooner."""
 SUBSCRIPTION_SIZE = 1024
 """Events held between two drains: ~0.8 s of steps at 1,200 steps/s, so that reward terms are
 summed from every step; frames beyond the newest are never drawn anyway."""
@@ -192,10 +199,8 @@ class DashboardScreen(Screen[None]):
             self._goal_key = key
             self.goal.update(goal_text(event.goal, event.subgoals, event.progress), layout=False)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        record = self.trace.record_at_cursor()
-        if record is not None:
-            self.app.push_screen(PlanDetail(record))
+    def on_plan_trace_selected(self, event: PlanTrace.Selected) -> None:
+        self.app.push_screen(PlanDetail(event.record))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "button":
@@ -330,6 +335,8 @@ class Dashboard(App[Any]):
         self.last_step: StepEvent | None = None
         self._undrawn: StepEvent | None = None
         self._undrawn_imagined: ImaginedEvent | None = None
+        self._unshown_plans: list[dict[str, Any]] = []  # for the trace, with the panels
+        self._switch_interval = sys.getswitchinterval()  # restored on the way out
         self.metrics: dict[str, float] = {}
         self.rewards = RewardBins()
         self.loop_result: Any = None
@@ -353,6 +360,8 @@ class Dashboard(App[Any]):
         return self.board
 
     def on_mount(self) -> None:
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         if self.start_loop:
             # A thread of our own rather than a Textual thread worker: those run in asyncio's
             # default executor, which the app waits for on the way out, so a UI that exits by
@@ -364,6 +373,9 @@ class Dashboard(App[Any]):
             self.send(TakeControl(self.want_human))
             self.set_human(self.want_human)
         self.show_status()
+
+    def on_unmount(self) -> None:
+        sys.setswitchinterval(self._switch_interval)
 
     def _play(self) -> None:
         try:
@@ -393,7 +405,7 @@ class Dashboard(App[Any]):
                     imagined = event
             elif kind is PlanEvent:
                 if event.env == 0:
-                    board.trace.add_record(event.record)
+                    self._unshown_plans.append(event.record)
             elif kind is MetricsEvent:
                 self.metrics.update(event.metrics)
                 board.plots.add_metrics(event.metrics)
@@ -427,6 +439,9 @@ class Dashboard(App[Any]):
                 if self.last_step is not None:
                     board.show_panels(self.last_step)
                 board.plots.redraw()
+        if panels or self.paused or self.loop_done.is_set():  # at once when nothing runs
+            plans, self._unshown_plans = self._unshown_plans, []
+            board.trace.add_records(plans)
         if panels:
             self.show_status()
 

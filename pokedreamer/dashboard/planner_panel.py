@@ -4,18 +4,27 @@ with the full prompt and response that produced it."""
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from rich.console import Console
+from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Static
 
 PROGRESS_CELLS = 12
-MAX_TRACE_ROWS = 500  # older plans stay in plans.jsonl; the replay viewer reads them all
+MAX_TRACE_ROWS = 100
+"""Planning events the live trace keeps; older ones stay in plans.jsonl, where the replay viewer
+reads them all."""
 SOURCE_STYLES = {"llm": "cyan", "heuristic": "green", "fallback": "bold yellow"}
 
 
@@ -125,34 +134,146 @@ def plan_detail_text(record: dict[str, Any]) -> Text:
     return text
 
 
-class PlanTrace(DataTable[Any]):
-    """The planner's trace, newest last; enter (or a click) opens an entry."""
+class PlanTrace(Widget, can_focus=True):
+    """The planner's trace, newest last, as a log: up/down (or a click) picks an entry, enter
+    opens it. The cursor stays on the newest entry unless moved up.
+
+    Drawn line by line from Strips made once per entry: a new plan costs one Strip and a repaint
+    of this widget's few visible lines. (A DataTable re-renders every visible cell whenever a
+    row changes, and changes its size, which lays out the whole screen again, as rows come and
+    go; the heuristic planner may plan many times a second.)"""
+
+    BINDINGS = [
+        Binding("up", "move(-1)", "up", show=False),
+        Binding("down", "move(1)", "down", show=False),
+        Binding("pageup", "move(-10)", "page up", show=False),
+        Binding("pagedown", "move(10)", "page down", show=False),
+        Binding("home", "move(-1000000)", "first", show=False),
+        Binding("end", "move(1000000)", "last", show=False),
+        Binding("enter", "select", "open", show=False),
+    ]
+
+    class Selected(Message):
+        """An entry was opened (enter, or a click on it)."""
+
+        def __init__(self, record: dict[str, Any]) -> None:
+            super().__init__()
+            self.record = record
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self.records: list[dict[str, Any]] = []
+        super().__init__(id=id)
+        self.records: deque[dict[str, Any]] = deque(maxlen=MAX_TRACE_ROWS)
+        self._strips: deque[Strip] = deque(maxlen=MAX_TRACE_ROWS)
+        self.cursor_row = 0
+        self._top = 0  # the entry on the first line below the header
 
-    def on_mount(self) -> None:
-        self.add_column("step", key="step", width=6)
-        self.add_column("trigger", key="trigger", width=16)
-        self.add_column("source", key="source", width=9)
-        self.add_column("latency", key="latency", width=7)
-        self.add_column("goal", key="goal")
+    @property
+    def row_count(self) -> int:
+        return len(self.records)
+
+    @property
+    def shown(self) -> int:
+        """How many planning events the trace holds (at most MAX_TRACE_ROWS)."""
+        return len(self.records)
 
     def add_record(self, record: dict[str, Any]) -> None:
-        follow = self.row_count == 0 or self.cursor_row >= self.row_count - 1
-        self.records.append(record)
-        self.add_row(*trace_row(record), key=str(len(self.records) - 1))
-        if self.row_count > MAX_TRACE_ROWS:
-            self.remove_row(self.coordinate_to_cell_key((0, 0)).row_key)
-        if follow:  # keep the newest in view unless the user is reading an older one
-            self.move_cursor(row=self.row_count - 1)
+        self.add_records([record])
+
+    def add_records(self, records: list[dict[str, Any]]) -> None:
+        """Appends planning events, the oldest dropped beyond MAX_TRACE_ROWS."""
+        if not records:
+            return
+        following = self.cursor_row >= len(self.records) - 1
+        before = len(self.records)
+        for record in records:
+            self.records.append(record)
+            self._strips.append(_trace_strip(record))
+        dropped = before + len(records) - len(self.records)
+        if following:
+            self.cursor_row = len(self.records) - 1
+        else:  # reading an older entry: it stays under the cursor while it is kept
+            self.cursor_row = max(self.cursor_row - dropped, 0)
+            self._top = max(self._top - dropped, 0)
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def move_cursor(self, *, row: int) -> None:
+        self.cursor_row = min(max(row, 0), max(len(self.records) - 1, 0))
+        self._scroll_to_cursor()
+        self.refresh()
 
     def record_at_cursor(self) -> dict[str, Any] | None:
-        if not self.row_count:
-            return None
-        key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
-        return self.records[int(key)] if key is not None else None
+        return self.records[self.cursor_row] if self.records else None
+
+    def action_move(self, by: int) -> None:
+        self.move_cursor(row=self.cursor_row + by)
+
+    def action_select(self) -> None:
+        record = self.record_at_cursor()
+        if record is not None:
+            self.post_message(self.Selected(record))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y >= 1 and self._top + event.y - 1 < len(self.records):
+            self.move_cursor(row=self._top + event.y - 1)
+            self.action_select()
+
+    def on_resize(self) -> None:
+        self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self) -> None:
+        lines = max(self.size.height - 1, 1)
+        if self.cursor_row < self._top:
+            self._top = self.cursor_row
+        elif self.cursor_row >= self._top + lines:
+            self._top = self.cursor_row - lines + 1
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            return _TRACE_HEADER.crop_extend(0, width, None)
+        index = self._top + y - 1
+        if index >= len(self.records):
+            return Strip.blank(width)
+        strip = self._strips[index]
+        if index == self.cursor_row:
+            style = _CURSOR_FOCUSED if self.has_focus else _CURSOR
+            strip = strip.apply_style(style)
+        return strip.crop_extend(0, width, None)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+
+_TRACE_WIDTHS = (6, 16, 9, 7)  # step, trigger, source, latency; the goal takes the rest
+_CURSOR = Style(reverse=True, dim=True)
+_CURSOR_FOCUSED = Style(reverse=True)
+
+
+def _trace_line(cells: Sequence[Text | str]) -> Text:
+    line = Text(no_wrap=True, overflow="crop")
+    for cell, width in zip(cells, (*_TRACE_WIDTHS, None), strict=True):
+        text = cell.copy() if isinstance(cell, Text) else Text(cell)
+        if width is not None:
+            text.truncate(width, pad=True)
+            text.append(" ")
+        line.append_text(text)
+    return line
+
+
+def _trace_strip(record: dict[str, Any]) -> Strip:
+    line = _trace_line(trace_row(record))
+    return Strip(list(line.render(_CONSOLE)), line.cell_len)
+
+
+_CONSOLE = Console(width=1000, color_system="truecolor", force_terminal=True)
+"""Renders a trace line to segments; wide, as the widget crops each line to its own width."""
+_HEADER_LINE = _trace_line(("step", "trigger", "source", "latency", "goal"))
+_HEADER_LINE.stylize("bold")
+_TRACE_HEADER = Strip(list(_HEADER_LINE.render(_CONSOLE)), _HEADER_LINE.cell_len)
 
 
 class PlanDetail(ModalScreen[None]):
