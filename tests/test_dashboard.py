@@ -456,7 +456,7 @@ def test_the_screen_panels_and_trace_follow_the_loop(step_events: list[StepEvent
             assert "400 steps/s" in status_line(app) and "runs/fake" in status_line(app)
             # Open the planner trace's entry: its full prompt and response.
             board.trace.focus()
-            board.trace.move_cursor(row=board.trace.row_count - board.trace.shown)
+            board.trace.move_cursor(row=0)
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, PlanDetail))
             detail = str(app.screen.query_one("#plan-detail-text", Static).render())
@@ -691,8 +691,7 @@ def test_episode_trace_places_plans_and_subgoal_spans(recorded_run: RunDir) -> N
     assert len(trace) == len(ROUTE) + 1
     assert trace.plan_steps[0] == 0 and LLM_STEP in trace.plan_steps
     spans = [(s.subgoal, s.start, s.end, s.outcome) for s in trace.spans]
-    # Out of the house at step 11, by the mat beside the waypoint's: the map change replans.
-    assert spans[0] == ("go to REDS_HOUSE_1F (4, 7)", 0, 11, "replaced (map change)")
+    assert spans[0] == ("go to PALLET_TOWN", 0, 11, "done")  # out of the house at step 11
     assert spans[1][:2] == ("go to PALLET_TOWN (6, 2)", 11) and spans[1][3] == "done"
     assert spans[-1][3] == "still active"
     assert trace.steps[11].state.map_name == "PALLET_TOWN"
@@ -716,8 +715,7 @@ def test_replay_viewer_scrubs_jumps_to_plans_and_shows_the_active_subgoal(
                 return str(screen.query_one("#status", Static).render())
 
             assert screen.step == 0 and np.array_equal(frame.frame, reader.frame(0))
-            first = "go to REDS_HOUSE_1F (4, 7)"
-            assert f"active: {first} (since step 0, replaced (map change) at step 11)" in status()
+            assert "active: go to PALLET_TOWN (since step 0, done at step 11)" in status()
             await pilot.press("right", "right")
             assert screen.step == 2 and np.array_equal(frame.frame, reader.frame(2))
             terms = str(screen.query_one("#terms", Static).render())
@@ -737,7 +735,7 @@ def test_replay_viewer_scrubs_jumps_to_plans_and_shows_the_active_subgoal(
             assert screen.step == last and "still active at the end" in status()
             # Plans: ] and [ jump between the steps where a plan was adopted.
             await pilot.press("home", "right_square_bracket")
-            assert screen.step == 11 and "plan 2/" in status() and "(map change" in status()
+            assert screen.step == 11 and "plan 2/" in status() and "(subgoal done" in status()
             assert "active: go to PALLET_TOWN (6, 2) (since step 11" in status()
             await pilot.press("left_square_bracket")
             assert screen.step == 0
@@ -749,8 +747,8 @@ def test_replay_viewer_scrubs_jumps_to_plans_and_shows_the_active_subgoal(
             assert screen.step == 19
             assert "GUIDE: Hello, RED!" in str(screen.query_one("#dialog", Static).render())
             spans = str(screen.query_one("#spans", Static).render())
-            assert "▶ ■ go to PALLET_TOWN (4, 1)" in spans
-            assert f"{first}: steps 0–10, replaced (map change) at step 11" in spans
+            assert "▶ ■ go to ROUTE_1" in spans
+            assert "go to PALLET_TOWN: steps 0–10, done at step 11" in spans
             # The timeline: a click jumps; the plan table selects a plan's step.
             timeline = screen.query_one("#timeline", Timeline)
             await pilot.click("#timeline", offset=(1, 1))

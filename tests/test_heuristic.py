@@ -78,34 +78,25 @@ def test_the_fixture_quest_goes_through_the_stages_in_order(game: Game) -> None:
             trace.append(stage.name)
         return plan
 
-    # The start: no POKéMON. The whole plan, from the tile in front of the house's exit.
+    # The start: no POKéMON. The whole plan, since the house is not on its route.
     plan = ask("get_starter")
     assert plan.subgoals == [
-        GoToTile(map="REDS_HOUSE_1F", x=4, y=7),
         GoToMap(map="PALLET_TOWN"),
         GoToTile(map="PALLET_TOWN", x=6, y=2),
         ReadText(contains="GUIDE"),
         SetEvent(event="EVENT_GOT_STARTER"),
     ]
     texts = get_starter(game)
-    assert all(done(s, game.state, FIXTURE) for s in plan.subgoals[2:] if s.kind != "read_text")
+    assert all(done(s, game.state, FIXTURE) for s in plan.subgoals[1:] if s.kind != "read_text")
     assert "GUIDE" in texts[0]
 
-    # A level-5 SQUIRTLE at full HP: train, walking up and down the grass. From the town, the
-    # waypoints up to the town are dropped.
+    # A level-5 SQUIRTLE at full HP: train.
     plan = ask("train")
-    assert plan.subgoals == [
-        GoToTile(map="PALLET_TOWN", x=4, y=1),
-        GoToMap(map="ROUTE_1"),
-        GoToTile(map="ROUTE_1", x=4, y=3),
-        GoToTile(map="ROUTE_1", x=4, y=5),
-    ]
-    # (The gym's leg below checks that the town's waypoint is the tile in front of the exit.)
+    assert plan.subgoals == [GoToMap(map="ROUTE_1"), WinBattle()]
     game.walk(*GUIDE_TO_ROUTE, "right", "right", "up")
-    assert ask("train").subgoals == plan.subgoals[2:]  # on ROUTE_1 already: waypoints dropped
+    assert ask("train").subgoals == [WinBattle()]  # on ROUTE_1 already: the waypoint is dropped
 
-    # Battles until level 6; in each, the battle comes first; after each, train on, hurt or not
-    # (a blackout would bring SQUIRTLE home healed).
+    # Battles until level 6; in each, the battle comes first; after each, heal when hurt.
     while game["wPartyMon1Level"] < 6:
         find_wild_battle(game)
         ask("battle")
@@ -113,48 +104,34 @@ def test_the_fixture_quest_goes_through_the_stages_in_order(game: Game) -> None:
         state = game.state
         assert state.map_name == "ROUTE_1", "lost a wild battle"
         if state.party[0].level < 6:
-            ask("train")
+            ask("heal" if state.hp_fraction < 0.5 else "train")
 
-    # Level 6 but hurt, on ROUTE_1: the gym all the same. Back in town, hurt: heal first.
+    # Level 6 but hurt: heal at home before the gym.
     assert game.state.hp_fraction < 0.5
-    assert ask("gym").subgoals[0] == GoToTile(map="ROUTE_1", x=4, y=2)
-    x, y = game.pos[1:]
-    game.walk(*(["left"] * (x - 4)), *(["down"] * (8 - y)), flee=True)
     plan = ask("heal")
     assert plan.subgoals == [
-        GoToTile(map="PALLET_TOWN", x=2, y=4),
         GoToMap(map="REDS_HOUSE_1F"),
         GoToTile(map="REDS_HOUSE_1F", x=5, y=2),
         HealParty(),
     ]
-    game.walk("down", "down", "down", "left", "left")
-    assert done(plan.subgoals[0], game.state, FIXTURE)  # in front of the house's door
-    game.walk("up", "up", "up", "up", "up", "up", "right")
-    assert done(plan.subgoals[2], game.state, FIXTURE)  # at (5,2) in the house
+    x, y = game.pos[1:]
+    game.walk(*(["left"] * (x - 4)), *(["down"] * (8 - y)), flee=True)
+    game.walk("down", "down", "down", "left", "left", "up", "up", "up", "up", "up", "up", "right")
+    assert done(plan.subgoals[1], game.state, FIXTURE)  # at (5,2) in the house
     game.press("right")
     game.press("a")
     game.read_all()
     assert done(HealParty(), game.state, FIXTURE)
 
-    # Healed at level 6: the gym, by the tiles in front of the town's exit and the gym's door.
-    plan = ask("gym")
-    assert plan.subgoals == [
-        GoToMap(map="PALLET_TOWN"),
-        GoToTile(map="PALLET_TOWN", x=4, y=1),
-        GoToMap(map="ROUTE_1"),
-        GoToTile(map="ROUTE_1", x=4, y=2),
+    # Healed at level 6: the gym.
+    assert ask("gym").subgoals == [
         GoToMap(map="PEWTER_GYM"),
         GoToTile(map="PEWTER_GYM", x=4, y=2),
-        ReadText(contains="LEADER"),
         EarnBadge(badge="BOULDER"),
     ]
     game.walk("down", "down", "down", "down", "down", "down", "right", "right")
-    game.walk("up", "up", "up")
-    assert done(plan.subgoals[1], game.state, FIXTURE)
-    game.walk("up", *(["up"] * 5), flee=True)
-    assert done(plan.subgoals[3], game.state, FIXTURE)
-    game.walk("up")
-    assert ask("gym").subgoals == plan.subgoals[5:]
+    game.walk("up", "up", "up", "up", *(["up"] * 6), flee=True)
+    assert ask("gym").subgoals == [GoToTile(map="PEWTER_GYM", x=4, y=2), EarnBadge(badge="BOULDER")]
     # The CAMPER on the way: a trainer battle.
     game.walk("up", "up", "up", "right", "right")
     game.press("a")
@@ -162,7 +139,7 @@ def test_the_fixture_quest_goes_through_the_stages_in_order(game: Game) -> None:
     ask("battle")
     game.battle()
     assert game.state.map_name == "PEWTER_GYM", "lost to the CAMPER"
-    ask("gym")  # in the gym, hurt or not
+    ask("heal" if game.state.hp_fraction < 0.5 else "gym")
     # Heal again (as the walkthrough does), then the leader.
     game.walk("left", "down", "down", "down", "down", *(["down"] * 6), flee=True)
     game.walk("down", "down", "down", "left", "left", "up", "up", "up", "up", "up", "up", "right")
@@ -189,7 +166,7 @@ def test_the_fixture_quest_goes_through_the_stages_in_order(game: Game) -> None:
     assert [s for i, s in enumerate(quest) if i == 0 or quest[i - 1] != s] == [
         "get_starter", "train", "gym", "quest_complete",
     ]  # fmt: skip
-    assert "heal" in trace and trace.index("heal") < trace.index("quest_complete")
+    assert "heal" in trace and trace.index("heal") < trace.index("gym")
 
 
 def test_the_guide_congratulates_a_badge_holder(game: Game) -> None:

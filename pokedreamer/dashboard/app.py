@@ -60,7 +60,7 @@ UI_CPU_BUDGET = 0.06
 frames (down to MIN_FPS). The agent loop runs in the same interpreter, so every millisecond the UI
 holds the GIL is one an emulator-bound loop may wait: this bounds what watching costs it."""
 MIN_FPS = 4
-SWITCH_INTERVAL_S = 0.0005
+SWITCH_INTERVAL_S = 0.0002
 """The interpreter's thread switch interval while the dashboard runs (Python's default: 5 ms).
 The agent loop lets go of the GIL many times a step (each torch call, each pipe to an env), and
 each time the UI thread may take it and keep it for a whole interval while drawing: the loop
