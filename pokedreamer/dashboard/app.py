@@ -360,7 +360,6 @@ class Dashboard(App[Any]):
         return self.board
 
     def on_mount(self) -> None:
-        self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         if self.start_loop:
             # A thread of our own rather than a Textual thread worker: those run in asyncio's

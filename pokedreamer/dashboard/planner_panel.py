@@ -168,27 +168,19 @@ class PlanTrace(Widget, can_focus=True):
         self._top = 0  # the entry on the first line below the header
 
     @property
-    def row_count(self) -> int:
-        return len(self.records)
-
-    @property
     def shown(self) -> int:
         """How many planning events the trace holds (at most MAX_TRACE_ROWS)."""
         return len(self.records)
-
-    def add_record(self, record: dict[str, Any]) -> None:
-        self.add_records([record])
 
     def add_records(self, records: list[dict[str, Any]]) -> None:
         """Appends planning events, the oldest dropped beyond MAX_TRACE_ROWS."""
         if not records:
             return
         following = self.cursor_row >= len(self.records) - 1
-        before = len(self.records)
-        for record in records:
+        dropped = max(len(self.records) + len(records) - MAX_TRACE_ROWS, 0)
+        for record in records[-MAX_TRACE_ROWS:]:  # no Strip for an entry dropped at once
             self.records.append(record)
             self._strips.append(_trace_strip(record))
-        dropped = before + len(records) - len(self.records)
         if following:
             self.cursor_row = len(self.records) - 1
         else:  # reading an older entry: it stays under the cursor while it is kept
