@@ -165,13 +165,21 @@ class HumanAction:
 
 
 @dataclass(frozen=True, slots=True)
+class UsePrompts:
+    """Render the LLM planner's prompts from the templates in ``folder`` from its next plan on
+    (templates missing there stay the built-in ones): the prompt editor saved one there."""
+
+    folder: str
+
+
+@dataclass(frozen=True, slots=True)
 class Quit:
     """Stop after the current step: checkpoint written, logs flushed."""
 
 
 Command = (
     Pause | Resume | SingleStep | Replan | SetPlanner | SetRealtime | SaveCheckpoint
-    | TakeControl | HumanAction | Quit
+    | TakeControl | HumanAction | UsePrompts | Quit
 )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ from pokedreamer.agent.events import (
     StatusEvent,
     StepEvent,
     TakeControl,
+    UsePrompts,
 )
 from pokedreamer.agent.quest import stages_reached
 from pokedreamer.env.frames import FRAME_SHAPE
@@ -282,9 +283,24 @@ class AgentLoop:
         elif isinstance(command, TakeControl):
             self.human = command.human
             message = "you have control" if self.human else "the agent has control"
+        elif isinstance(command, UsePrompts):
+            message = self._use_prompts(Path(command.folder))
         elif isinstance(command, Quit):
             self._quit = True
         self.bus.publish(self.status(message))
+
+    def _use_prompts(self, folder: Path) -> str:
+        from pokedreamer.planner.prompts import PromptLibrary
+
+        if self.prompts is not None:
+            # The library reads its folder at every render: the next plan sees the change.
+            self.prompts.prompts_dir = folder
+            return ""
+        try:
+            self.prompts = PromptLibrary(folder)
+        except UserError as exc:
+            return f"prompts not used: {exc}"
+        return ""
 
     def _set_planner(self, kind: str) -> str:
         try:

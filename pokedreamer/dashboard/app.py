@@ -102,7 +102,13 @@ class AgentLoopLike(Protocol):
     def run(self, steps: int | None = None) -> Any: ...
 
 
+class LoopFailed(Exception):
+    """The agent loop in another process stopped with an error; the message is its one line."""
+
+
 def one_line(error: BaseException) -> str:
+    if isinstance(error, LoopFailed):
+        return str(error)
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
@@ -301,9 +307,13 @@ class Dashboard(App[Any]):
         start_loop: bool = True,
         cpu_budget: float | None = UI_CPU_BUDGET,
         imagined: bool = True,
+        switch_interval: float | None = SWITCH_INTERVAL_S,
     ) -> None:
         super().__init__()
         self.loop = loop
+        self.switch_interval = switch_interval
+        """The thread switch interval while the app runs (None leaves the interpreter's): short
+        when the loop runs in this interpreter, and pointless when it runs in another process."""
         self.steps = steps
         self.fps = fps
         self.cpu_budget = cpu_budget
@@ -346,6 +356,8 @@ class Dashboard(App[Any]):
         self.loop_started = False
         self.events_seen = 0
         self.frames_drawn = 0
+        self.first_frame_at: tuple[float, float, int] | None = None
+        """(monotonic time, process CPU time, frames drawn) when the first frame was drawn."""
         self._own_prompts: PromptLibrary | None = None
         self._panels_at = 0.0
         self._frame_at = 0.0
@@ -360,7 +372,8 @@ class Dashboard(App[Any]):
         return self.board
 
     def on_mount(self) -> None:
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        if self.switch_interval is not None:
+            sys.setswitchinterval(self.switch_interval)
         if self.start_loop:
             # A thread of our own rather than a Textual thread worker: those run in asyncio's
             # default executor, which the app waits for on the way out, so a UI that exits by
@@ -429,6 +442,8 @@ class Dashboard(App[Any]):
                 if self._undrawn is not None:
                     board.live.show(self._undrawn.frame)
                     self.frames_drawn += 1
+                    if self.first_frame_at is None:
+                        self.first_frame_at = (now, time.process_time(), self.frames_drawn)
                     self._frame_at = now
                     self._undrawn = None
                 if self._undrawn_imagined is not None:
@@ -478,7 +493,7 @@ class Dashboard(App[Any]):
 
     def on_loop_stopped(self, message: LoopStopped) -> None:
         self.drain()  # its last events: the checkpoint it wrote
-        if self.quitting:
+        if self.quitting or getattr(self.loop, "close_ui", False):
             self.exit(self.loop_result)
         elif self.loop_error is not None:
             self.say(f"the agent loop stopped: {one_line(self.loop_error)}; q quits", error=True)
@@ -607,20 +622,13 @@ class Dashboard(App[Any]):
 def run_dashboard(
     loop: AgentLoopLike, human: bool = False, steps: int | None = None, imagined: bool = True
 ) -> Any:
-    """Runs ``loop`` under the dashboard until the user quits (or the loop stops and the user
-    quits); returns what ``loop.run`` returned. ``human``: a person plays from the start
-    (``pokedreamer play``). ``steps``: passed to ``loop.run`` (None: until quit).
-    ``imagined=False`` leaves the imagined screen empty and spares the loop its decodes. An error
-    in the loop is raised again here, after the UI has closed."""
-    app = Dashboard(loop, human=human, steps=steps, imagined=imagined)
-    try:
-        app.run()
-    finally:
-        # The UI closed without the loop stopping (an error in the UI, a signal): stop it the
-        # same safe way, so the checkpoint and logs are still written.
-        if app.loop_started and not app.loop_done.is_set():
-            loop.send(Quit())
-            app.loop_done.wait()
-    if app.loop_error is not None:
-        raise app.loop_error
-    return app.loop_result
+    """Runs ``loop`` in this process under the dashboard, which runs in a child process that owns
+    the terminal (``remote.py``: so drawing never holds the loop's interpreter), until the user
+    quits (or the loop stops and the user quits); returns what ``loop.run`` returned.
+    ``human``: a person plays from the start (``pokedreamer play``). ``steps``: passed to
+    ``loop.run`` (None: until quit). ``imagined=False`` leaves the imagined screen empty and
+    spares the loop its decodes. An error in the loop is raised again here, after the UI has
+    closed; if the UI closes first (an error in it), the loop is stopped the safe way."""
+    from pokedreamer.dashboard.remote import DashboardProcess
+
+    return DashboardProcess(loop, human=human, imagined=imagined).run(steps)

@@ -11,8 +11,9 @@ flatter the figures):
 * **cost to the agent loop**: the loop's own step rate (its ``steps_per_s`` metrics) alone, with
   the dashboard attached at its default frame rate, and attached without imagined frames (the
   loop then decodes none), in alternating timed rounds, each round a fresh loop; a cost is
-  1 - the median ratio to the neighbouring lone round. The UI and the loop
-  share one interpreter, so every millisecond the UI holds the GIL is one the loop may wait for.
+  1 - the median ratio to the neighbouring lone round. Watched rounds start the dashboard as
+  ``pokedreamer run`` does, in a process of its own (remote.py), here headless at 200×60 and
+  encoding its updates to ANSI; it reports the frames it drew and the CPU its process took.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 from rich.console import Console
 
 from pokedreamer.agent.events import EventBus, ImaginedEvent, MetricsEvent, Quit, StepEvent
-from pokedreamer.dashboard.app import FPS, UI_CPU_BUDGET, Dashboard
+from pokedreamer.dashboard.app import FPS, Dashboard
 
 if TYPE_CHECKING:
     from pokedreamer.config import Settings
@@ -96,11 +97,11 @@ class _Feeder:
             time.sleep(1 / self.per_s)
 
 
-def _encode_like_a_terminal(app: Dashboard) -> list[int]:
+def _encode_like_a_terminal(app: Dashboard, size: tuple[int, int] = SIZE) -> list[int]:
     """Makes the headless app encode each screen update to ANSI, as a terminal driver would;
     returns the list the sizes of the updates go to. (Headless Textual stops short of this in
     ``App._display``; the bench wraps that one method.)"""
-    width, height = SIZE
+    width, height = size
     console = Console(
         width=width, height=height, file=io.StringIO(), force_terminal=True,
         color_system="truecolor", legacy_windows=False,
@@ -216,14 +217,15 @@ def _loop_rate(loop: AgentLoopLike, run: Callable[[], None]) -> float:
 
 
 def _run_alone(loop: AgentLoopLike, seconds: float, steps: int | None) -> None:
-    thread = threading.Thread(target=loop.run, args=(steps,), name="agent loop")
-    thread.start()  # in a thread, as under the dashboard
-    thread.join(seconds)
-    loop.send(Quit())
-    thread.join()
+    timer = threading.Timer(seconds, loop.send, args=(Quit(),))
+    timer.start()
+    try:
+        loop.run(steps)  # in the main thread, as under the dashboard
+    finally:
+        timer.cancel()
 
 
-async def _run_watched(
+def _run_watched(
     loop: AgentLoopLike,
     seconds: float,
     steps: int | None,
@@ -231,20 +233,24 @@ async def _run_watched(
     shares: list[float],
     imagined: bool,
 ) -> None:
-    app = Dashboard(loop, steps=steps, fps=FPS, imagined=imagined)
-    _encode_like_a_terminal(app)
-    async with app.run_test(size=SIZE) as pilot:
-        start, frames, cpu = time.perf_counter(), app.frames_drawn, time.thread_time()
-        while time.perf_counter() - start < seconds and not app.loop_done.is_set():
-            await pilot.pause(0.05)
-        elapsed = time.perf_counter() - start
-        drawn.append((app.frames_drawn - frames) / elapsed)
-        shares.append((time.thread_time() - cpu) / elapsed)
-        await app.action_quit()
-        while not app.loop_done.is_set():
-            await pilot.pause(0.05)
-    if app.loop_error is not None:
-        raise app.loop_error
+    """The loop under the dashboard as ``pokedreamer run`` starts it: the UI in a process of its
+    own, here headless at 200x60 and encoding its updates to ANSI."""
+    from pokedreamer.dashboard.remote import DashboardProcess
+
+    process = DashboardProcess(
+        loop, imagined=imagined, headless=True, size=SIZE, encode=True, close_when_done=True
+    )
+    timer = threading.Timer(seconds, loop.send, args=(Quit(),))
+    timer.start()
+    try:
+        process.run(steps)
+    finally:
+        timer.cancel()
+    if process.ui_exit_code:
+        raise RuntimeError(f"the dashboard's process exited with {process.ui_exit_code}")
+    if process.ui_stats is not None:
+        drawn.append(process.ui_stats.frames_per_s)
+        shares.append(process.ui_stats.cpu_share)
 
 
 def agent_loop_factory(settings: Settings, folder: Path, train: bool = False) -> LoopFactory:
@@ -283,6 +289,7 @@ def bench_dashboard(
     ``loop``: "agent" (``AgentLoop`` on ``settings``, in a temporary folder; ``train`` says
     whether it learns) or "env" (``EnvLoop``: the emulator alone, the worst case).
     ``loop_factory`` overrides both."""
+    from pokedreamer.dashboard.remote import UI_CPU_BUDGET as REMOTE_UI_CPU_BUDGET
     from pokedreamer.env.bench import machine_description
 
     if loop not in ("agent", "env"):
@@ -312,11 +319,9 @@ def bench_dashboard(
                 rates.append(
                     _loop_rate(
                         fresh,
-                        lambda f=fresh, i=imagined: asyncio.run(
-                            # The UI's own figures are kept for the usual case, imagined on.
-                            _run_watched(
-                                f, round_seconds, steps, drawn if i else [], shares if i else [], i
-                            )
+                        # The UI's own figures are kept for the usual case, imagined on.
+                        lambda f=fresh, i=imagined: _run_watched(
+                            f, round_seconds, steps, drawn if i else [], shares if i else [], i
                         ),
                     )
                 )
@@ -341,7 +346,7 @@ def bench_dashboard(
             "ui_frames_drawn_per_s_while_watching": statistics.median(drawn),
             "ui_cpu_share_while_watching": statistics.median(shares),
             "ui_fps_target": FPS,
-            "ui_cpu_budget": UI_CPU_BUDGET,
+            "ui_cpu_budget": REMOTE_UI_CPU_BUDGET,
         }
     )
     return result

@@ -1,0 +1,176 @@
+"""The dashboard in a process of its own (dashboard/remote.py): the real agent loop on the
+cartridge on one side of a socket pair, the dashboard on the other, driven with Pilot; and the
+child process ``pokedreamer run`` starts, headless here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Static
+
+from pokedreamer.agent.events import EventBus, Quit, UsePrompts
+from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.config import Settings, load_settings
+from pokedreamer.dashboard.app import Dashboard
+from pokedreamer.dashboard.editor import PromptEditor
+from pokedreamer.dashboard.remote import DashboardProcess, LoopBridge, LoopProxy, _recv, _send
+from pokedreamer.rundir import RunDir
+
+TINY = {"world_model.preset": "tiny", "agent.train_ratio": 0.0}
+SIZE = (200, 60)
+
+
+def tiny_loop(name: str, **extra: Any) -> AgentLoop:
+    settings = load_settings(None, {**TINY, **extra})
+    return AgentLoop(settings, RunDir.create(settings, name), train=False)
+
+
+def wait_for(condition: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_real_loop_is_steered_through_the_socket(isolated: Path) -> None:
+    """Pilot presses keys in a dashboard whose loop is a LoopProxy; the commands cross the
+    socket to the real loop, its events come back, the editor's save reaches its planner, and
+    q stops it with its checkpoint written."""
+    loop = tiny_loop("steered")
+    loop.paused = True
+    ours, theirs = socket.socketpair()
+    loop_end, ui_end = Connection(os.dup(ours.fileno())), Connection(os.dup(theirs.fileno()))
+    ours.close()
+    theirs.close()
+    bridge = LoopBridge(loop, loop_end, imagined=True)
+    _send(loop_end, DashboardProcess(loop)._hello())
+    bridge.start()
+    outcome: dict[str, Any] = {}
+
+    def play() -> None:
+        try:
+            outcome["result"] = loop.run(None)
+        finally:
+            bridge.finish(None, close_ui=False)
+
+    thread = threading.Thread(target=play)
+    thread.start()
+    proxy = LoopProxy(ui_end, _recv(ui_end))
+    assert proxy.paused and proxy.planner_kind == "heuristic" and "runs" in str(proxy.run_dir)
+    assert proxy.settings.planner.api_key is None
+
+    async def scenario() -> None:
+        app = Dashboard(proxy, switch_interval=None)
+        async with app.run_test(size=SIZE) as pilot:
+
+            async def until(condition: Any) -> None:
+                deadline = time.monotonic() + 20
+                while not condition():
+                    assert time.monotonic() < deadline, "timed out waiting for the dashboard"
+                    await pilot.pause(0.02)
+
+            await until(lambda: app.last_step is not None)
+            assert app.paused and "⏸ paused" in app.status_text().plain
+            await pilot.press("n")  # one step, through the socket
+            await until(lambda: loop.steps >= 1 and app.last_step.step >= 1)  # type: ignore[union-attr]
+            await pilot.press("e")
+            await until(lambda: isinstance(app.screen, PromptEditor))
+            await pilot.press("ctrl+s")  # saved to ./prompts, and the loop's planner reads it
+            await until(lambda: loop.prompts is not None)
+            assert loop.prompts.prompts_dir == Path("prompts")
+            assert (isolated / "prompts" / "user.txt").is_file()
+            status = app.screen.query_one("#status", Static)
+            assert "saved" in str(status.render())
+            await pilot.press("escape")
+            await pilot.press("q")
+            await until(lambda: not app.is_running)
+
+    asyncio.run(scenario())
+    ui_end.close()  # as the UI's process does on its way out
+    thread.join(30)
+    bridge.join()
+    assert not thread.is_alive()
+    assert outcome["result"].checkpoint is None  # acting only: nothing learnt to save
+    assert loop.steps >= 1
+
+
+def test_the_loop_applies_use_prompts_from_any_ui(isolated: Path) -> None:
+    (isolated / "mine").mkdir()
+    (isolated / "mine" / "user.txt").write_text("MINE {{state_summary}}\n", encoding="utf-8")
+    loop = tiny_loop("prompts")
+    status = loop.bus.subscribe()
+    loop._apply(UsePrompts("nowhere"))  # no planner library yet, and no such folder
+    assert loop.prompts is None
+    assert "prompts not used: prompts folder not found" in status.drain()[-1].message
+    loop._apply(UsePrompts("mine"))
+    assert loop.prompts is not None and loop.prompts.prompts_dir == Path("mine")
+    assert loop.prompts.template("user").text.startswith("MINE")
+    library = loop.prompts
+    loop._apply(UsePrompts("elsewhere"))  # a later save moves the library the planner holds
+    assert loop.prompts is library and library.prompts_dir == Path("elsewhere")
+
+
+def test_the_ui_process_closes_when_the_loop_is_done_and_reports(isolated: Path) -> None:
+    loop = tiny_loop("child")
+    process = DashboardProcess(loop, headless=True, size=SIZE, close_when_done=True)
+    # Long enough for the child to start and draw: its imports take about a second.
+    timer = threading.Timer(4.0, loop.send, (Quit(),))
+    timer.start()
+    try:
+        result = process.run(None)
+    finally:
+        timer.cancel()
+    assert process.ui_exit_code == 0
+    assert result.steps > 0
+    assert process.ui_stats is not None and process.ui_stats.frames_per_s > 0
+
+
+def test_a_ui_that_dies_stops_the_loop_safely(isolated: Path) -> None:
+    loop = tiny_loop("orphan", **{"agent.checkpoint_every": 0})
+    process = DashboardProcess(loop, headless=True, size=SIZE)
+
+    def kill_the_ui() -> None:
+        wait_for(lambda: process.process is not None and loop.steps > 20)
+        assert process.process is not None
+        process.process.send_signal(signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_ui)
+    killer.start()
+    result = process.run(None)  # returns: the loop was told to quit, as by q
+    killer.join()
+    assert process.ui_exit_code == -signal.SIGKILL
+    assert result.steps > 20
+    episodes = list((Path(loop.run_dir.path) / "episodes").iterdir())
+    assert episodes and (episodes[0] / "steps.jsonl").stat().st_size > 0
+
+
+class FailingLoop:
+    """A loop that fails at once, as a real one does on a bad checkpoint mid-run."""
+
+    def __init__(self) -> None:
+        self.bus = EventBus()
+        self.settings = Settings()
+        self.buttons = list(self.settings.env.buttons)
+
+    def send(self, command: Any) -> None:
+        pass
+
+    def run(self, steps: int | None = None) -> None:
+        time.sleep(0.5)
+        raise RuntimeError("the world model's weights went missing")
+
+
+def test_a_failing_loop_is_raised_again_after_the_ui_closes(isolated: Path) -> None:
+    process = DashboardProcess(FailingLoop(), headless=True, size=SIZE, close_when_done=True)
+    with pytest.raises(RuntimeError, match="went missing"):
+        process.run(None)
+    assert process.ui_exit_code == 0
