@@ -314,6 +314,42 @@ def test_go_to_tile_rises_towards_the_guide(game: Game) -> None:
     assert rewards[-1] == pytest.approx(0.997 - 1.0)  # turning to face him: done already
 
 
+def test_go_to_map_rises_along_the_route_of_doors() -> None:
+    """The fixture's doors make go_to_map a route: a map k doors away is worth less than every
+    cell of the map after it on the way, and within a map the potential rises towards the
+    door; a game without known doors reads arrival only."""
+    for target in FIXTURE.maps:
+        goal = GoToMap(map=target)
+        legs = {leg.map_id: leg for leg in FIXTURE.route_to(FIXTURE.map_id(target))}
+        assert set(legs) == {m.id for m in FIXTURE.maps.values()} - {FIXTURE.map_id(target)}
+
+        def on(map_id: int, goal: GoToMap = goal) -> list[float]:
+            cells = [(x, y) for x in range(10) for y in range(9)]
+            return [float(phi(goal, view(map_id, x, y), FIXTURE)) for x, y in cells]
+
+        for leg in legs.values():
+            nearer = (
+                FIXTURE.map_id(target)
+                if leg.hops == 1
+                else next(m for m, other in legs.items() if other.hops == leg.hops - 1)
+            )
+            assert max(on(leg.map_id)) < min(on(nearer))
+            door_x, door_y = leg.doors[0]
+            far = view(leg.map_id, 9 if door_x < 5 else 0, 8 if door_y < 4 else 0)
+            assert phi(goal, far, FIXTURE) < phi(goal, view(leg.map_id, door_x, door_y), FIXTURE)
+    gym = GoToMap(map="PEWTER_GYM")
+    house = view(FIXTURE.map_id("REDS_HOUSE_1F"), 3, 5)
+    assert 0 < phi(gym, house, FIXTURE) < 0.25
+    bare = dataclasses.replace(FIXTURE, doors=())
+    assert phi(gym, house, bare) == 0.0 and bare.route_to(FIXTURE.map_id("PEWTER_GYM")) == ()
+
+
+def view(map_id: int, x: int, y: int) -> StateView:
+    return StateView(
+        map_id=map_id, x=x, y=y, battle=0, text_shown=0.0, hp_fraction=1.0, badges=[0.0] * 8
+    )
+
+
 def test_the_quest_to_the_first_battle(game: Game) -> None:
     starter, squirtle = SetEvent(event="EVENT_GOT_STARTER"), ReadText(contains="got squirtle")
     assert phi(starter, game.state, FIXTURE) == 0.0

@@ -42,6 +42,24 @@ class MapFacts(NamedTuple):
     height: int
 
 
+class Door(NamedTuple):
+    """A cell that takes the player from one map to another when walked onto."""
+
+    map_id: int
+    x: int
+    y: int
+    to_map_id: int
+
+
+class RouteLeg(NamedTuple):
+    """On the way to a map: from ``map_id``, ``hops`` doors still to pass, the first through
+    one of ``doors`` (cells (x, y) on ``map_id``)."""
+
+    map_id: int
+    hops: int
+    doors: tuple[tuple[int, int], ...]
+
+
 @dataclass(frozen=True)
 class GameFacts:
     """The maps, events and badges of one game, by pret name."""
@@ -54,6 +72,9 @@ class GameFacts:
     """Every story event flag the game sets, by pret name -> flag index."""
     badges: tuple[str, ...]
     """The badges that can be earned, in wObtainedBadges bit order from bit 0."""
+    doors: tuple[Door, ...] = ()
+    """The doors between maps where they are known (the fixture's); go_to_map's potential
+    rises along the shortest route of doors to its map. Empty: it only reads arrival."""
     _map_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     _maps_by_id: dict[int, MapFacts] = field(init=False, repr=False, compare=False)
 
@@ -61,6 +82,33 @@ class GameFacts:
         # Shaping resolves names on every step: derive the look-up tables once.
         object.__setattr__(self, "_map_ids", {n: info.id for n, info in self.maps.items()})
         object.__setattr__(self, "_maps_by_id", {info.id: info for info in self.maps.values()})
+        object.__setattr__(self, "_routes", {})
+
+    def route_to(self, map_id: int) -> tuple[RouteLeg, ...]:
+        """Every map from which the doors lead to ``map_id``, with how many doors are left to
+        pass and which cells are the first of them (a breadth-first search back from the map,
+        cached); empty without doors."""
+        routes: dict[int, tuple[RouteLeg, ...]] = self._routes  # type: ignore[attr-defined]
+        if map_id not in routes:
+            hops = {map_id: 0}
+            frontier = [map_id]
+            legs = []
+            while frontier:
+                reached = []
+                for door in self.doors:
+                    if door.to_map_id in frontier and door.map_id not in hops:
+                        reached.append(door.map_id)
+                        hops[door.map_id] = hops[door.to_map_id] + 1
+                for here in dict.fromkeys(reached):
+                    cells = tuple(
+                        (d.x, d.y)
+                        for d in self.doors
+                        if d.map_id == here and hops.get(d.to_map_id) == hops[here] - 1
+                    )
+                    legs.append(RouteLeg(here, hops[here], cells))
+                frontier = reached
+            routes[map_id] = tuple(legs)
+        return routes[map_id]
 
     @staticmethod
     def pokemon_red() -> GameFacts:
@@ -170,9 +218,21 @@ _FIXTURE_EVENTS = ("EVENT_GOT_STARTER", "EVENT_BEAT_PEWTER_GYM_TRAINER_0", "EVEN
 FIXTURE_MAP_SIZE = (10, 9)
 
 
+# Its doors and mats (env/cartridge/README.md, world.c): (map, x, y, map it leads to).
+_FIXTURE_DOORS = (
+    ("REDS_HOUSE_1F", 4, 8, "PALLET_TOWN"), ("REDS_HOUSE_1F", 5, 8, "PALLET_TOWN"),
+    ("PALLET_TOWN", 2, 3, "REDS_HOUSE_1F"),
+    ("PALLET_TOWN", 4, 0, "ROUTE_1"), ("PALLET_TOWN", 5, 0, "ROUTE_1"),
+    ("ROUTE_1", 4, 8, "PALLET_TOWN"), ("ROUTE_1", 5, 8, "PALLET_TOWN"),
+    ("ROUTE_1", 4, 1, "PEWTER_GYM"),
+    ("PEWTER_GYM", 4, 8, "ROUTE_1"), ("PEWTER_GYM", 5, 8, "ROUTE_1"),
+)  # fmt: skip
+
+
 @cache
 def _fixture() -> GameFacts:
     width, height = FIXTURE_MAP_SIZE
     maps = {name: MapFacts(MAP_IDS[name], name, width, height) for name in _FIXTURE_MAPS}
     events = {name: EVENT_FLAGS[name] for name in _FIXTURE_EVENTS}
-    return GameFacts(game="fixture", maps=maps, events=events, badges=("BOULDER",))
+    doors = tuple(Door(MAP_IDS[a], x, y, MAP_IDS[b]) for a, x, y, b in _FIXTURE_DOORS)
+    return GameFacts(game="fixture", maps=maps, events=events, badges=("BOULDER",), doors=doors)

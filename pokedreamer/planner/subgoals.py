@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, fields
+from functools import reduce
 from itertools import accumulate
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -84,7 +85,23 @@ class GoToMap(BaseModel):
         return as_view(view).map_id == facts.map_id(self.map)
 
     def phi(self, view: StateView | GameState, facts: GameFacts) -> Value:
-        return _float(self.done(view, facts))
+        # 1 on the map. Where the game's doors are known, the potential also rises along the
+        # shortest route of doors to it: a map k doors away is worth (K - k + c) / (K + 1),
+        # K the longest route, c in [0, 0.9] the closeness to the next door; so passing a door
+        # always raises it, and a far map's subgoal pays for each step the right way.
+        v = as_view(view)
+        target = facts.map_id(self.map)
+        potential = _float(v.map_id == target)
+        legs = facts.route_to(target)
+        if legs:
+            longest = max(leg.hops for leg in legs)
+            for leg in legs:
+                distances = [abs(v.x - x) + abs(v.y - y) for x, y in leg.doors]
+                distance = reduce(_min, distances[1:], distances[0])
+                closeness = 0.9 * (1 - _min(distance, TILE_DISTANCE_CAP) / TILE_DISTANCE_CAP)
+                here = _float(v.map_id == leg.map_id)
+                potential = potential + here * (longest - leg.hops + closeness) / (longest + 1)
+        return potential
 
     def describe(self) -> str:
         return f"go to {self.map}"
@@ -408,7 +425,7 @@ def _float(condition: Value) -> Value:
     return condition * 1.0
 
 
-def _min(a: Value, b: float) -> Value:
+def _min(a: Value, b: Value) -> Value:
     """min() that also works elementwise on arrays and tensors."""
     return (a + b - abs(a - b)) / 2
 
