@@ -5,6 +5,7 @@ child process ``pokedreamer run`` starts, headless here."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -174,3 +175,27 @@ def test_a_failing_loop_is_raised_again_after_the_ui_closes(isolated: Path) -> N
     with pytest.raises(RuntimeError, match="went missing"):
         process.run(None)
     assert process.ui_exit_code == 0
+
+
+def test_the_bridge_sends_the_newest_screen_and_every_reward() -> None:
+    from pokedreamer.agent.events import ImaginedEvent, RewardSample, StepEvent
+    from pokedreamer.dashboard.bench import cartridge_events
+
+    steps = cartridge_events(4)
+
+    class Silent:
+        bus = EventBus()
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        bridge = LoopBridge(Silent(), Connection(os.dup(ours.fileno())), imagined=True)  # type: ignore[arg-type]
+        for event in steps:
+            Silent.bus.publish(event)
+        Silent.bus.publish(dataclasses.replace(steps[0], env=1))  # another env's: not drawn
+        Silent.bus.publish(ImaginedEvent(3, 0, steps[0].frame))
+        Silent.bus.publish(ImaginedEvent(4, 0, steps[1].frame))
+        batch = bridge._batch()
+        bridge.conn.close()
+    assert [type(e) for e in batch] == [RewardSample] * 3 + [StepEvent, ImaginedEvent]
+    assert [e.reward for e in batch[:3]] == [e.reward for e in steps[:3]]
+    assert batch[3] is steps[3] and batch[4].step == 4

@@ -59,6 +59,16 @@ class StepEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class RewardSample:
+    """A step's reward without its screen and state: what a dashboard in another process gets
+    for the steps it would not draw (its plots still sum every step's reward terms)."""
+
+    env: int
+    reward: float
+    terms: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
 class ImaginedEvent:
     """What the world model expected to see at ``step`` before it saw it: the prior's decoded
     screen, (144, 160) uint8 shade indices, upsampled from the model's resolution."""

@@ -35,6 +35,7 @@ from pokedreamer.agent.events import (
     Quit,
     Replan,
     Resume,
+    RewardSample,
     SaveCheckpoint,
     SetPlanner,
     SetRealtime,
@@ -411,6 +412,9 @@ class Dashboard(App[Any]):
             if kind is StepEvent:
                 if event.env == 0:
                     step = event
+                    self.rewards.add(event.reward, event.terms)
+            elif kind is RewardSample:
+                if event.env == 0:
                     self.rewards.add(event.reward, event.terms)
             elif kind is ImaginedEvent:
                 if event.env == 0:

@@ -338,6 +338,11 @@ def bench_dashboard(
             "round_steps": steps,
             "round_seconds": round_seconds,
             "rounds": rounds,
+            "loop_steps_per_s_by_round": {
+                "alone": alone,
+                "watched": watched,
+                "watched_without_imagined": plain,
+            },  # fmt: skip
             "loop_steps_per_s_alone": statistics.median(alone),
             "loop_steps_per_s_watched": statistics.median(watched),
             "loop_cost": cost(watched),

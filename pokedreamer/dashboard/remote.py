@@ -6,7 +6,8 @@ run`` keeps the loop in its own process and starts the dashboard as a child proc
 the terminal; they talk over a socket pair:
 
 - loop -> UI: a ``Hello`` (the settings, less secrets, and the loop's modes), then batches of the
-  loop's events about 60 times a second, then ``LoopEnded``;
+  loop's events about 60 times a second (the steps before a batch's newest as ``RewardSample``),
+  then ``LoopEnded``;
 - UI -> loop: the commands of ``agent.events`` (pause, step, replan, quit, ...), and ``UIStats``
   as the UI exits.
 
@@ -43,6 +44,7 @@ from pokedreamer.agent.events import (
     MetricsEvent,
     PlanEvent,
     Quit,
+    RewardSample,
     StatusEvent,
     StepEvent,
     UsePrompts,
@@ -146,19 +148,25 @@ class LoopBridge:
         """The waiting events the UI draws: env 0's steps, plans and newest imagined frame, and
         every metrics and status event."""
         batch: list[Any] = []
-        imagined = None
+        imagined = newest = None
         for event in self.subscription.drain():
             kind = type(event)
-            if kind is ImaginedEvent:
+            if kind is StepEvent:
+                if event.env == 0:
+                    # Only the newest step's screen and state can be drawn: the ones before it
+                    # go as their reward alone, a hundredth of the bytes to pickle and send.
+                    if newest is not None:
+                        batch.append(RewardSample(0, newest.reward, newest.terms))
+                    newest = event
+            elif kind is ImaginedEvent:
                 if event.env == 0:
                     imagined = event
-            elif kind is StepEvent or kind is PlanEvent:
+            elif kind is PlanEvent:
                 if event.env == 0:
                     batch.append(event)
             else:
                 batch.append(event)
-        if imagined is not None:
-            batch.append(imagined)
+        batch += [e for e in (newest, imagined) if e is not None]
         return batch
 
     def _send_events(self) -> None:
