@@ -205,6 +205,7 @@ class LoopBridge:
         self.loop_done.set()
         self._stop.set()
         self._sender.join()
+        self.loop.bus.unsubscribe(self.subscription)
         batch = self._batch()
         if batch:
             self._try_send(batch)
