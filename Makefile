@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stamp
 .PHONY: run test lint format clean
 
 run: $(STAMP)
-	$(BIN)/pokedreamer run --steps 3000 --no-train
+	POKEDREAMER_AGENT__END_AT_BADGES=1 $(BIN)/pokedreamer run --steps 3000 --no-train
 
 test: $(STAMP)
 	$(BIN)/pytest

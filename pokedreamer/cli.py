@@ -332,6 +332,39 @@ def train_world_model(
     )
 
 
+@train_app.command("imitation")
+def train_imitation(
+    ctx: typer.Context,
+    run: RunOption,
+    steps: Annotated[int, typer.Option(min=1, help="Env steps to add, all envs.")] = 30_000,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="Agent or world-model checkpoint whose world model the actor learns on "
+            "(default on the fixture: the shipped one); ignored when the run has its own.",
+        ),
+    ] = None,
+    envs: Annotated[int | None, typer.Option(min=1, help="Emulators played at once.")] = None,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
+) -> None:
+    """Teach the actor the scripted demonstrator's buttons on the states it reaches (DAgger);
+    continues the run from its latest checkpoint when it has one."""
+    from pokedreamer.agent.play import run_imitation
+
+    run_path = Path(load_settings(None, {}).run.runs_dir) / run
+    settings = (
+        _run_settings(ctx, run_path, seed=seed)
+        if (run_path / "config.toml").is_file()
+        else _settings(ctx, seed=seed)
+    )
+    if envs is not None:
+        settings = settings.model_copy(
+            update={"agent": settings.agent.model_copy(update={"envs": envs})}
+        )
+    run_imitation(settings, run, checkpoint, steps)
+
+
 eval_app = typer.Typer(
     help="Evaluate the world model or the agent.", no_args_is_help=True, rich_markup_mode=None
 )
@@ -394,7 +427,7 @@ def eval_agent(
     episodes: Annotated[int, typer.Option(min=1, help="Seeded episodes per variant.")] = 20,
     max_steps: Annotated[int, typer.Option(min=1, help="Step budget of an episode.")] = 3000,
     variants: Annotated[
-        str, typer.Option(help="Comma-separated: agent, no-planner, random.")
+        str, typer.Option(help="Comma-separated: agent, no-planner, random, demonstrator.")
     ] = "agent,no-planner,random",
     envs: Annotated[int, typer.Option(min=1, help="Emulators played at once.")] = 2,
     seed: Annotated[int | None, typer.Option(metavar="N", help="First episode's seed.")] = None,

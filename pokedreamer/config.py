@@ -279,6 +279,38 @@ class AgentSettings(BaseModel):
     """Record every episode under the run's episodes/ folder."""
 
 
+class ImitationSettings(BaseModel):
+    """``pokedreamer train imitation``: the actor learns to copy the scripted demonstrator on
+    the states it visits itself (DAgger), the world model held fixed."""
+
+    model_config = _SECTION_CONFIG
+
+    beta_start: float = Field(default=1.0, ge=0, le=1)
+    """Chance, at the first step, that the demonstrator's button is pressed instead of the
+    actor's (every step's state is labelled with the demonstrator's button either way)."""
+
+    beta_end: float = Field(default=0.0, ge=0, le=1)
+    """The same chance once beta_steps have been played; it falls linearly in between."""
+
+    beta_steps: int = Field(default=20_000, ge=0)
+    """Env steps (all envs together) over which the chance falls from beta_start to beta_end."""
+
+    ratio: float = Field(default=32.0, gt=0)
+    """Labelled states trained on per env step; one update takes batch_size of them."""
+
+    batch_size: int = Field(default=256, ge=1)
+    """Labelled states per update, drawn uniformly from all kept so far."""
+
+    lr: float = Field(default=1e-3, gt=0)
+    """Adam learning rate of the actor while it imitates."""
+
+    capacity: int = Field(default=200_000, ge=1)
+    """Labelled states kept; the oldest go first."""
+
+    train_after: int = Field(default=512, ge=0)
+    """Labelled states to gather before the first update."""
+
+
 class PlannerSettings(BaseModel):
     """System 2, the strategic planner."""
 
@@ -391,6 +423,9 @@ class Settings(BaseSettings):
 
     agent: AgentSettings = Field(default_factory=AgentSettings)
     """System 1 at play: the agent loop and its actor-critic."""
+
+    imitation: ImitationSettings = Field(default_factory=ImitationSettings)
+    """The actor copying the scripted demonstrator (``pokedreamer train imitation``)."""
 
     planner: PlannerSettings = Field(default_factory=PlannerSettings)
     """System 2, the strategic planner."""

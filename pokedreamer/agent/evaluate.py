@@ -5,7 +5,9 @@ learning, each episode ending at the first badge or after ``max_steps``:
 
 - ``agent``: the checkpoint's policy with the configured planner (heuristic by default);
 - ``no-planner``: the same policy with no subgoal (System 1 alone);
-- ``random``: uniformly random buttons (the floor).
+- ``random``: uniformly random buttons (the floor);
+- ``demonstrator``: the scripted player of the planner's subgoals that ``train imitation``
+  teaches the actor to copy (the ceiling of the imitation; not part of the default set).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from pokedreamer.config import Settings
 
 VARIANTS = ("agent", "no-planner", "random")
+KNOWN_VARIANTS = (*VARIANTS, "demonstrator")
 
 
 def evaluate_agent(
@@ -37,10 +40,10 @@ def evaluate_agent(
     from pokedreamer.errors import UserError
     from pokedreamer.rundir import RunDir
 
-    unknown = [v for v in variants if v not in VARIANTS]
+    unknown = [v for v in variants if v not in KNOWN_VARIANTS]
     if unknown:
         raise UserError(
-            f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}"
+            f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_VARIANTS)}"
         )
     report: dict[str, Any] = {
         "checkpoint": str(checkpoint) if checkpoint else None,
@@ -50,7 +53,7 @@ def evaluate_agent(
         "variants": {},
     }
     for variant in variants:
-        planner = "none" if variant != "agent" else settings.planner.kind
+        planner = settings.planner.kind if variant in ("agent", "demonstrator") else "none"
         variant_settings = settings.model_copy(
             update={
                 "env": settings.env.model_copy(update={"max_steps": max_steps}),
@@ -60,7 +63,7 @@ def evaluate_agent(
                 "planner": settings.planner.model_copy(update={"kind": planner}),
             }
         )
-        policy = "random" if variant == "random" else "agent"
+        policy = variant if variant in ("random", "demonstrator") else "agent"
         run = RunDir.make(out / variant)
         loop = AgentLoop(
             variant_settings, run, checkpoint=checkpoint, train=False, store=False, policy=policy

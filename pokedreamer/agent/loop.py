@@ -51,8 +51,10 @@ from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE, describe, encode, p
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pokedreamer.agent.demonstrator import Demonstrator
     from pokedreamer.agent.episodes import EpisodeRecorder
-    from pokedreamer.config import Settings
+    from pokedreamer.agent.imitation import Imitation
+    from pokedreamer.config import ImitationSettings, Settings
     from pokedreamer.env.rom import Rom
     from pokedreamer.env.state import GameState
     from pokedreamer.planner.service import PlannerService, PlanRecord
@@ -65,6 +67,8 @@ METRICS_EVERY_S = 1.0
 IMAGINE_SHARE = 0.03  # of the wall time, at most, decoding imagined frames for watchers
 IMAGINE_FPS = 5.0  # imagined frames a second, at most: enough to watch the model guess
 SUBGOAL_POOL = 32
+# Who picks the buttons: the actor, uniform random buttons, or the scripted demonstrator.
+POLICIES = ("agent", "random", "demonstrator")
 
 
 @dataclass
@@ -143,6 +147,7 @@ class AgentLoop:
         policy: str = "agent",
         store: bool | None = None,
         rom: Rom | None = None,
+        imitation: ImitationSettings | None = None,
     ) -> None:
         from pokedreamer.env.cartridge import ROM_PATH
         from pokedreamer.env.rom import load_rom
@@ -152,8 +157,12 @@ class AgentLoop:
         from pokedreamer.world_model.replay import Replay
         from pokedreamer.world_model.trainer import WorldModelTrainer
 
-        if policy not in ("agent", "random"):
-            raise UserError(f"unknown policy {policy!r}: agent or random")
+        if policy not in POLICIES:
+            raise UserError(f"unknown policy {policy!r}: {', '.join(POLICIES)}")
+        if (policy == "demonstrator" or imitation) and settings.planner.kind == "none":
+            raise UserError("the demonstrator plays the planner's subgoals: it needs a planner")
+        if imitation is not None and policy != "agent":
+            raise UserError("imitation trains the agent's own policy: use policy 'agent'")
         self.policy = policy
         # Replay is for learning: an acting-only run keeps its episodes, not a replay.
         self.store = (train and settings.agent.train_ratio > 0) if store is None else store
@@ -201,6 +210,11 @@ class AgentLoop:
             seed=settings.env.seed,
         )
         self.demos: Replay | None = None
+        self.imitation: Imitation | None = None
+        if imitation is not None:
+            from pokedreamer.agent.imitation import Imitation
+
+            self.imitation = Imitation(imitation, self.behavior, seed=settings.env.seed)
         self.steps = 0
         self.episodes_started = 0
         self.badge_episodes = 0
@@ -421,6 +435,10 @@ class AgentLoop:
                 actions = actions.cpu()
                 if self.policy == "random":
                     actions = torch.from_numpy(self.rng.integers(0, self.num_actions, n))
+                elif self.policy == "demonstrator":
+                    actions = torch.tensor([env.teach() for env in self._envs])
+                elif self.imitation is not None:
+                    actions = self._dagger(post, goal, actions)
                 human = False
                 if self.human:
                     human_action = self._human_action()
@@ -479,7 +497,12 @@ class AgentLoop:
                     t0 = time.perf_counter()
                     self._train_owed()
                     timings["train"] += time.perf_counter() - t0
-                every = settings.agent.checkpoint_every if self.training else 0
+                if self.imitation is not None:
+                    t0 = time.perf_counter()
+                    self._imitate_owed()
+                    timings["train"] += time.perf_counter() - t0
+                learning = self.training or self.imitation is not None
+                every = settings.agent.checkpoint_every if learning else 0
                 if every and self.steps // every != (self.steps - n) // every:
                     self.save()
                 now = time.perf_counter()
@@ -504,7 +527,7 @@ class AgentLoop:
             if self._llm is not None:
                 self._llm.close()
             # Acting only changes nothing worth keeping (SaveCheckpoint still writes one).
-            checkpoint = self.save() if self.training else None
+            checkpoint = self.save() if self.training or self.imitation is not None else None
             saved = f"; checkpoint {checkpoint}" if checkpoint else ""
             self.bus.publish(self.status(f"stopped{saved}", finished=True))
         return LoopResult(
@@ -603,6 +626,30 @@ class AgentLoop:
         self.bus.publish(MetricsEvent(self.steps, metrics))
 
     # --- learning -------------------------------------------------------------------------------
+
+    def _dagger(self, post: Any, goal: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Labels every env's state with the demonstrator's button and keeps it for imitation;
+        with the chance beta the demonstrator's button is the one pressed."""
+        assert self.imitation is not None
+        labels = torch.tensor([env.teach() for env in self._envs])
+        self.imitation.add(self.world_model.rssm.feat(post), goal, labels)
+        chosen = torch.from_numpy(self.rng.random(len(labels)) < self.imitation.beta(self.steps))
+        actions = torch.where(chosen, labels, actions)
+        for env, action in zip(self._envs, actions.tolist(), strict=True):
+            assert env.teacher is not None
+            env.teacher.pressed(action)
+        return actions
+
+    def _imitate_owed(self) -> None:
+        assert self.imitation is not None
+        for _ in range(self.imitation.owed()):
+            metrics = self.imitation.update()
+            metrics["imitation/beta"] = self.imitation.beta(self.steps)
+            self.last_metrics = metrics
+            if self.imitation.updates % 100 == 0:
+                record = {"kind": "imitation", "step": self.steps, "update": self.imitation.updates}
+                self.run_dir.log_metrics({**record, **metrics})
+                self._publish_metrics({})
 
     def _train_owed(self) -> None:
         wm = self.trainer.settings
@@ -714,7 +761,7 @@ class AgentLoop:
         )
 
         restore_module("model", self.world_model, tensors, source)
-        if "optimizer" in meta and self.training:
+        if "optimizer" in meta and (self.training or self.imitation is not None):
             restore_optimizer("optimizer", self.trainer.optimizer, tensors, meta["optimizer"])
         if meta["kind"] == "agent":
             self.behavior.load_state_tensors(tensors, meta["behavior"], source=source)
@@ -757,6 +804,18 @@ class _Env:
         # step the next one, so they cost the step rate nothing when the envs are slower.
         self._unwritten: tuple[Any, ...] | None = None
         self._unwritten_plans: list[PlanRecord] = []
+        self.teacher: Demonstrator | None = None
+        if loop.policy == "demonstrator" or loop.imitation is not None:
+            from pokedreamer.agent.demonstrator import Demonstrator
+
+            self.teacher = Demonstrator(
+                loop.facts, loop.buttons, seed=loop.settings.env.seed + index
+            )
+
+    def teach(self) -> int:
+        """The demonstrator's button for the newest state and the active subgoal."""
+        assert self.teacher is not None and self.state is not None
+        return self.teacher.act(self.state, self.service.subgoal if self.service else None)
 
     def begin(self, frame: np.ndarray, vector: np.ndarray, state: GameState, seed: int) -> None:
         loop = self.loop
@@ -765,6 +824,8 @@ class _Env:
         self.badge = False
         self.seed = seed
         self.reached = {}
+        if self.teacher is not None:
+            self.teacher.reset()
         stages_reached(state, self.reached, 0)
         if loop.store:
             loop.replay.add(self.index, frame, vector, 0, 0.0, is_first=True)

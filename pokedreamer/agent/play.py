@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pokedreamer.errors import UserError
 
 if TYPE_CHECKING:
-    from pokedreamer.agent.loop import AgentLoop
+    from pokedreamer.agent.loop import AgentLoop, LoopResult
     from pokedreamer.config import Settings
 
 # Trained on the fixture cartridge by the recipe in the README; used when no weights are named.
@@ -30,6 +30,7 @@ def make_loop(
     train: bool = True,
     name: str | None = None,
     human: bool = False,
+    imitation: bool = False,
 ) -> AgentLoop:
     """The loop for a new run (in run.runs_dir) or a resumed one, with its weights chosen."""
     from pokedreamer.agent.loop import CHECKPOINT_NAME, AgentLoop
@@ -58,7 +59,38 @@ def make_loop(
         if checkpoint is None and rom.game == "fixture":
             checkpoint = shipped_checkpoint()
         run = RunDir.create(settings, name)
-    return AgentLoop(settings, run, checkpoint=checkpoint, train=train, human=human, rom=rom)
+    return AgentLoop(
+        settings, run, checkpoint=checkpoint, train=train, human=human, rom=rom,
+        imitation=settings.imitation if imitation else None,
+    )  # fmt: skip
+
+
+def run_imitation(settings: Settings, name: str, checkpoint: Path | None, steps: int) -> None:
+    """``pokedreamer train imitation``: DAgger on the run ``name``, new or continued, with
+    progress lines and a checkpoint on Ctrl-C or SIGTERM."""
+    from pokedreamer.agent.loop import CHECKPOINT_NAME
+    from pokedreamer.world_model.checkpoint import latest_checkpoint
+
+    path = Path(settings.run.runs_dir) / name
+    resume = path if latest_checkpoint(path / "checkpoints", CHECKPOINT_NAME) else None
+    if settings.planner.kind == "none":
+        raise UserError("the demonstrator plays the planner's subgoals: set a planner, not none")
+    # A user's ROM has no shipped world model; the fixture's is used when none is named.
+    if resume is None and checkpoint is None and (settings.env.rom or not shipped_checkpoint()):
+        raise UserError("imitation needs a trained world model of the game: give --checkpoint")
+    loop = make_loop(
+        settings, resume=resume, checkpoint=None if resume else checkpoint, train=False,
+        name=None if resume else name, imitation=True,
+    )  # fmt: skip
+    result = _run_headless(loop, steps, "imitating the demonstrator")
+    metrics = loop.last_metrics
+    accuracy = metrics.get("imitation/accuracy", float("nan"))
+    print(
+        f"done: {result.steps} steps, {result.episodes} episodes ({result.badges} with a badge), "
+        f"{loop.imitation.updates if loop.imitation else 0} imitation updates in "
+        f"{result.seconds:.1f} s, accuracy {accuracy:.2f}; checkpoint {result.checkpoint}",
+        flush=True,
+    )
 
 
 def start_loop(
@@ -80,16 +112,7 @@ def start_loop(
         from pokedreamer.dashboard.app import run_dashboard
 
         return run_dashboard(loop, human=human, steps=steps)
-    print(f"run {loop.run_dir.path}: {describe_start(loop)}", flush=True)
-    loop.progress = progress_printer(settings.run.print_every)
-    # A service manager stops a server run with SIGTERM: stop as Ctrl-C does, checkpoint and
-    # logs written, rather than dying mid-step.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        result = loop.run(steps)
-    except KeyboardInterrupt:
-        print(f"stopped at step {loop.steps}; the checkpoint and logs are saved", file=sys.stderr)
-        raise
+    result = _run_headless(loop, steps)
     print(
         f"done: {result.steps} steps, {result.episodes} episodes ({result.badges} with a badge), "
         f"{result.updates} updates in {result.seconds:.1f} s"
@@ -97,6 +120,21 @@ def start_loop(
         flush=True,
     )
     return result.as_dict()
+
+
+def _run_headless(loop: AgentLoop, steps: int | None, doing: str = "") -> LoopResult:
+    """Runs the loop with progress lines; Ctrl-C and SIGTERM stop it with everything saved."""
+    line = f"run {loop.run_dir.path}: {describe_start(loop)}" + (f", {doing}" if doing else "")
+    print(line, flush=True)
+    loop.progress = progress_printer(loop.settings.run.print_every)
+    # A service manager stops a server run with SIGTERM: stop as Ctrl-C does, checkpoint and
+    # logs written, rather than dying mid-step.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return loop.run(steps)
+    except KeyboardInterrupt:
+        print(f"stopped at step {loop.steps}; the checkpoint and logs are saved", file=sys.stderr)
+        raise
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -124,6 +162,9 @@ def progress_printer(every_steps: int) -> Any:
         where = f"{state.map_name} ({state.x},{state.y})" if state is not None else "?"
         loss = loop.last_metrics.get("wm/loss")
         train = f"  updates {loop.trainer.updates}" + (f" loss {loss:.1f}" if loss else "")
+        accuracy = loop.last_metrics.get("imitation/accuracy")
+        if accuracy is not None and loop.imitation is not None:
+            train = f"  imitation updates {loop.imitation.updates} accuracy {accuracy:.2f}"
         print(
             f"step {loop.steps:>7}  {rate:7.0f} steps/s  {where:<24} badges "
             f"{state.badge_count if state else 0}  subgoal: {subgoal or '-'}{train}",

@@ -1,0 +1,208 @@
+"""A scripted player of subgoals: the teacher System 1's actor imitates.
+
+It reads only what the agent's other parts read — the GameState from RAM, the planner's active
+subgoal and the game's facts (map sizes, the doors between maps) — and knows nothing of a map's
+walls in advance. It walks by breadth-first search over the cells of the current map, treating a
+cell as open until a press towards it has failed twice while the player already faced it (the
+first failed press may only have turned the player), and remembers the walls it has bumped into
+for the rest of its life. That makes it an optimistic planner: it is never wrong for long, and on
+the fixture's 10×9 maps it has learnt every wall on its way within a few dozen steps.
+
+What it does per subgoal:
+
+- ``go_to_tile``: walk to the cell (on another map: walk the doors towards that map first);
+- ``go_to_map``: walk to the nearest door of the shortest route of doors (``GameFacts.route_to``);
+- ``win_battle``: in a battle, A (FIGHT is where the cursor starts, and A turns text pages); out
+  of one, walk to random cells of the map, which finds the tall grass sooner or later;
+- ``read_text``, ``heal_party``, ``earn_badge``, ``set_event``: A through any text or battle;
+  otherwise stand on the cell of the plan's last ``go_to_tile`` and face each blocked neighbour
+  in turn, pressing A, until somebody answers.
+
+It is a demonstrator, not the agent: ``pokedreamer train imitation`` labels the states the actor
+visits with its buttons (DAgger), and ``eval agent --variants demonstrator`` measures it as the
+ceiling the imitation is aiming for.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from pokedreamer.env.state import GameState
+from pokedreamer.planner.facts import GameFacts
+from pokedreamer.planner.subgoals import GoToMap, GoToTile, WinBattle
+
+# Direction -> (dx, dy); the press that walks it has the same name.
+MOVES: dict[str, tuple[int, int]] = {
+    "up": (0, -1),
+    "down": (0, 1),
+    "left": (-1, 0),
+    "right": (1, 0),
+}
+
+Cell = tuple[int, int]
+Edge = tuple[int, int, int, str]  # map, x, y, direction
+
+
+class Demonstrator:
+    """One player's scripted buttons; keep one per env (it remembers where it stands)."""
+
+    def __init__(self, facts: GameFacts, buttons: Sequence[str], seed: int = 0) -> None:
+        missing = [b for b in ("a", *MOVES) if b not in buttons]
+        if missing:
+            raise ValueError(f"the demonstrator needs the buttons {', '.join(missing)}")
+        self.facts = facts
+        self.index = {name: i for i, name in enumerate(buttons)}
+        self.names = list(buttons)
+        self.rng = np.random.default_rng(seed)
+        self.walls: set[Edge] = set()
+        """Edges a press has failed to cross; shared by nothing, kept across episodes."""
+        self._open: set[Edge] = set()
+        self._last: tuple[GameState, str] | None = None
+        self._stand: tuple[int, Cell] | None = None  # map and cell of the last go_to_tile
+        self._probe = 0  # which neighbour an interaction faces next
+        self._wander: tuple[int, Cell] | None = None
+
+    def reset(self) -> None:
+        """A new episode: the walls are kept, where the player was is not."""
+        self._last = None
+        self._stand = None
+        self._wander = None
+        self._probe = 0
+
+    def act(self, state: GameState, subgoal: object | None) -> int:
+        """The button (an index into ``buttons``) to press in ``state`` for ``subgoal``."""
+        self._learn(state)
+        button = self._choose(state, subgoal)
+        self._last = (state, button)
+        return self.index[button]
+
+    def pressed(self, button: int) -> None:
+        """The button actually pressed after ``act`` (another player's, when the demonstrator
+        only labels), so that the walls it learns and the A it waits on are that button's."""
+        if self._last is not None:
+            self._last = (self._last[0], self.names[button])
+
+    # -- learning walls -----------------------------------------------------------------------
+
+    def _learn(self, state: GameState) -> None:
+        if self._last is None:
+            return
+        before, button = self._last
+        if button not in MOVES or _busy(before) or _busy(state) or state.map_id != before.map_id:
+            return
+        edge = (before.map_id, before.x, before.y, button)
+        if (state.x, state.y) != (before.x, before.y):
+            self._open.add(edge)
+            self.walls.discard(edge)
+        elif before.facing == button:
+            self.walls.add(edge)
+
+    # -- choosing -----------------------------------------------------------------------------
+
+    def _choose(self, state: GameState, subgoal: object | None) -> str:
+        if _busy(state):
+            return "a"  # text pages, the battle menu's FIGHT and TACKLE all answer to A
+        if isinstance(subgoal, GoToTile):
+            self._stand = (self.facts.map_id(subgoal.map), (subgoal.x, subgoal.y))
+            target = self._stand
+            if target[0] == state.map_id:
+                return self._walk(state, {target[1]}) or self._interact(state)
+            return self._towards_map(state, target[0])
+        if isinstance(subgoal, GoToMap):
+            return self._towards_map(state, self.facts.map_id(subgoal.map))
+        if isinstance(subgoal, WinBattle) or subgoal is None:
+            return self._roam(state)
+        # An interaction: from the plan's last stand, if any, face the neighbours and press A.
+        if self._stand is not None and self._stand[0] == state.map_id:
+            step = self._walk(state, {self._stand[1]})
+            if step is not None:
+                return step
+        return self._interact(state)
+
+    def _interact(self, state: GameState) -> str:
+        last = self._last[1] if self._last is not None else None
+        if last != "a":
+            return "a"
+        # A answered nothing: turn to the next neighbour a person could stand on (a blocked or
+        # unknown edge, never one known to be open floor) and press A there next. A turn into
+        # open floor walks instead; the edge is then known open and the stand is walked back to.
+        directions = list(MOVES)
+        for _ in range(len(directions)):
+            self._probe = (self._probe + 1) % len(directions)
+            direction = directions[self._probe]
+            if direction != state.facing and self._may_be_blocked(state, direction):
+                return direction
+        return "a"
+
+    def _may_be_blocked(self, state: GameState, direction: str) -> bool:
+        dx, dy = MOVES[direction]
+        x, y = state.x + dx, state.y + dy
+        info = self.facts.map_by_id(state.map_id)
+        if info is not None and not (0 <= x < info.width and 0 <= y < info.height):
+            return False
+        return (state.map_id, state.x, state.y, direction) not in self._open
+
+    def _towards_map(self, state: GameState, target: int) -> str:
+        if state.map_id == target:
+            return self._roam(state)
+        legs = [leg for leg in self.facts.route_to(target) if leg.map_id == state.map_id]
+        if not legs:
+            return self._roam(state)  # no known door from here: explore
+        return self._walk(state, set(legs[0].doors)) or self._roam(state)
+
+    def _roam(self, state: GameState) -> str:
+        info = self.facts.map_by_id(state.map_id)
+        if info is None:
+            return str(self.rng.choice(list(MOVES)))
+        doors = {(d.x, d.y) for d in self.facts.doors if d.map_id == state.map_id}
+        for _ in range(4):
+            if self._wander is None or self._wander[0] != state.map_id:
+                cell = (int(self.rng.integers(info.width)), int(self.rng.integers(info.height)))
+                if cell in doors:  # roaming stays on the map
+                    continue
+                self._wander = (state.map_id, cell)
+            step = self._walk(state, {self._wander[1]})
+            if step is not None:
+                return step
+            self._wander = None  # reached, or out of reach: pick another
+        return str(self.rng.choice(list(MOVES)))
+
+    def _walk(self, state: GameState, goals: set[Cell]) -> str | None:
+        """The first press of a shortest path to any of ``goals`` over edges not known to be
+        walls; None when standing on one of them or none can be reached."""
+        start = (state.x, state.y)
+        if start in goals:
+            return None
+        info = self.facts.map_by_id(state.map_id)
+        width, height = (info.width, info.height) if info else (256, 256)
+        # A door leads off the map: walk onto one only as a goal, never through it.
+        doors = {(d.x, d.y) for d in self.facts.doors if d.map_id == state.map_id} - goals
+        first: dict[Cell, str] = {start: ""}
+        frontier = deque([start])
+        # Try the facing direction first: equal paths then need no turn.
+        order = [state.facing, *(d for d in MOVES if d != state.facing)]
+        while frontier:
+            cell = frontier.popleft()
+            for direction in order:
+                if (state.map_id, *cell, direction) in self.walls:
+                    continue
+                dx, dy = MOVES[direction]
+                nxt = (cell[0] + dx, cell[1] + dy)
+                if (
+                    nxt in first
+                    or nxt in doors
+                    or not (0 <= nxt[0] < width and 0 <= nxt[1] < height)
+                ):
+                    continue
+                first[nxt] = first[cell] or direction
+                if nxt in goals:
+                    return first[nxt]
+                frontier.append(nxt)
+        return None
+
+
+def _busy(state: GameState) -> bool:
+    return state.text_shown or state.battle != "none"

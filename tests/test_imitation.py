@@ -1,0 +1,208 @@
+"""The scripted demonstrator and the actor's imitation of it (DAgger): walls learnt by bumping,
+people found by facing them, the quest played on the cartridge, the actor fitted to labels, and
+``pokedreamer train imitation`` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from clirun import cli
+from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
+
+from pokedreamer.agent.behavior import Behavior, BehaviorConfig
+from pokedreamer.agent.demonstrator import MOVES, Demonstrator
+from pokedreamer.agent.evaluate import evaluate_agent
+from pokedreamer.agent.imitation import Imitation
+from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.agent.play import SHIPPED_CHECKPOINT
+from pokedreamer.config import ImitationSettings, load_settings
+from pokedreamer.env.maps import MAP_IDS
+from pokedreamer.env.state import GameState, PartyMon
+from pokedreamer.planner.facts import GameFacts
+from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE, GoToTile, ReadText
+from pokedreamer.rundir import RunDir
+from pokedreamer.world_model.checkpoint import load_checkpoint
+from pokedreamer.world_model.presets import PRESETS
+
+FACTS = GameFacts.fixture()
+BUTTONS = ["a", "b", "start", "select", "up", "down", "left", "right"]
+GYM = MAP_IDS["PEWTER_GYM"]
+
+
+class Room:
+    """A 10x9 map with walls and one person, moving the player as the cartridge does: a
+    direction turns the player and walks one cell unless a wall or the person is in the way; A
+    facing the person opens a text box."""
+
+    def __init__(self, walls: set[tuple[int, int]], person: tuple[int, int] | None = None) -> None:
+        self.walls, self.person = walls, person
+        self.x, self.y, self.facing, self.text = 4, 7, "up", False
+
+    def state(self) -> GameState:
+        return GameState(
+            map_id=GYM, map_name="PEWTER_GYM", x=self.x, y=self.y, facing=self.facing,
+            battle="none", enemy_hp=0, enemy_max_hp=0, text_shown=self.text, text=(),
+            party=(PartyMon(0xB1, 6, 22, 22),), badges=0, money=3000,
+            event_flags=bytes(320), pokedex_owned=1, pokedex_seen=1, bag=(),
+        )  # fmt: skip
+
+    def press(self, button: str) -> None:
+        if button == "a":
+            dx, dy = MOVES[self.facing]
+            self.text = (self.x + dx, self.y + dy) == self.person
+            return
+        self.facing = button  # type: ignore[assignment]
+        dx, dy = MOVES[button]
+        x, y = self.x + dx, self.y + dy
+        if 0 <= x < 10 and 0 <= y < 9 and (x, y) not in self.walls and (x, y) != self.person:
+            self.x, self.y = x, y
+
+
+def test_demonstrator_learns_walls_by_bumping_and_walks_around_them() -> None:
+    # A wall across the room with one gap at x=8: the straight way up is blocked.
+    wall = {(x, 4) for x in range(10) if x != 8}
+    room = Room(wall)
+    teacher = Demonstrator(FACTS, BUTTONS)
+    target = GoToTile(map="PEWTER_GYM", x=4, y=1)
+    for _ in range(60):
+        if (room.x, room.y) == (4, 1):
+            break
+        room.press(BUTTONS[teacher.act(room.state(), target)])
+    assert (room.x, room.y) == (4, 1)
+    learnt = {(x + MOVES[d][0], y + MOVES[d][1]) for _, x, y, d in teacher.walls}
+    assert learnt and learnt <= wall  # every wall it believes in is a real one
+
+    # Walls are kept across episodes: the second trip bumps into nothing.
+    room.x, room.y, room.facing = 4, 7, "up"
+    teacher.reset()
+    known = set(teacher.walls)
+    for steps in range(1, 40):  # noqa: B007
+        room.press(BUTTONS[teacher.act(room.state(), target)])
+        if (room.x, room.y) == (4, 1):
+            break
+    assert (room.x, room.y) == (4, 1) and teacher.walls == known
+    assert steps == 4 + 6 + 4  # the shortest way: 4 across to the gap, 6 up, 4 back
+
+
+def test_demonstrator_faces_each_neighbour_until_someone_answers() -> None:
+    # Standing at (4,2) facing down, the person to the right: A finds nobody, so it turns.
+    room = Room(set(), person=(5, 2))
+    room.x, room.y, room.facing = 4, 2, "down"
+    teacher = Demonstrator(FACTS, BUTTONS)
+    stand = GoToTile(map="PEWTER_GYM", x=4, y=2)  # the plan's go_to_tile, already reached
+    room.press(BUTTONS[teacher.act(room.state(), stand)])
+    for _ in range(12):
+        if room.text:
+            break
+        room.press(BUTTONS[teacher.act(room.state(), ReadText())])
+    assert room.text and (room.x, room.y) == (4, 2)  # a turn may walk off; it comes back
+
+
+def test_demonstrator_needs_the_buttons_it_presses() -> None:
+    with pytest.raises(ValueError, match="needs the buttons a"):
+        Demonstrator(FACTS, ["up", "down", "left", "right"])
+
+
+def test_demonstrator_plays_the_cartridge_quest_to_the_badge(tmp_path: Path) -> None:
+    settings = load_settings(
+        None,
+        {"world_model.preset": "tiny", "env.max_steps": 1500, "agent.end_at_badges": 1,
+         "agent.record": False},
+    )  # fmt: skip
+    loop = AgentLoop(settings, RunDir.make(tmp_path / "demo"), train=False, policy="demonstrator")
+    loop.run(None, episodes=1)
+    stages = loop.finished[0]["stages"]
+    assert list(stages) == ["left_house", "starter", "level_6", "badge"], loop.finished
+    assert stages["badge"] < 1500
+
+
+def test_demonstrator_and_imitation_refuse_a_run_without_a_planner(tmp_path: Path) -> None:
+    settings = load_settings(None, {"world_model.preset": "tiny", "planner.kind": "none"})
+    with pytest.raises(Exception, match="needs a planner"):
+        AgentLoop(settings, RunDir.make(tmp_path / "x"), train=False, policy="demonstrator")
+    with pytest.raises(Exception, match="needs a planner"):
+        AgentLoop(settings, RunDir.make(tmp_path / "y"), train=False, imitation=ImitationSettings())
+
+
+def test_imitation_fits_the_actor_to_the_labels_and_leaves_the_critic() -> None:
+    preset = PRESETS["tiny"]
+    behavior = Behavior(preset, len(BUTTONS), BehaviorConfig())
+    imitation = Imitation(ImitationSettings(batch_size=128, train_after=0), behavior)
+    critic = [p.detach().clone() for p in behavior.critic.parameters()]
+    # Labels that depend on both the state and the goal, as the demonstrator's do.
+    teacher = torch.randn(preset.feat_size + GOAL_ENCODING_SIZE, len(BUTTONS))
+    feats = torch.randn(2048, preset.feat_size)
+    goals = torch.zeros(2048, GOAL_ENCODING_SIZE)
+    goals[torch.arange(2048), torch.randint(0, GOAL_ENCODING_SIZE, (2048,))] = 1.0
+    labels = (torch.cat([feats, 4 * goals], -1) @ teacher).argmax(-1)
+    imitation.add(feats, goals, labels)
+    first = imitation.update()
+    for _ in range(300):
+        last = imitation.update()
+    assert first["imitation/accuracy"] < 0.4 < 0.8 < last["imitation/accuracy"]
+    assert last["imitation/loss"] < first["imitation/loss"]
+    assert all(torch.equal(a, b) for a, b in zip(critic, behavior.critic.parameters(), strict=True))
+
+
+def test_imitation_keeps_the_newest_labels_and_owes_updates_by_ratio() -> None:
+    behavior = Behavior(PRESETS["tiny"], len(BUTTONS), BehaviorConfig())
+    settings = ImitationSettings(capacity=10, batch_size=4, ratio=8.0, train_after=6)
+    imitation = Imitation(settings, behavior)
+    feat = behavior.preset.feat_size
+    for i in range(3):
+        labels = torch.full((4,), i, dtype=torch.int64)
+        imitation.add(torch.zeros(4, feat), torch.zeros(4, GOAL_ENCODING_SIZE), labels)
+    assert imitation.size == 10 and imitation.seen == 12
+    assert sorted(imitation.labels.tolist()) == [0, 0, 1, 1, 1, 1, 2, 2, 2, 2]  # oldest two gone
+    assert imitation.owed() == (12 - 6) * 8 // 4
+    assert imitation.beta(0) == 1.0 and imitation.beta(10_000) == pytest.approx(0.5)
+    assert imitation.beta(20_000) == imitation.beta(99_999) == 0.0
+
+
+@pytest.mark.skipif(not SHIPPED_CHECKPOINT.with_suffix(".json").is_file(), reason="no checkpoint")
+def test_train_imitation_end_to_end_continues_and_evaluates(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("POKEDREAMER_IMITATION__TRAIN_AFTER", "32")
+    monkeypatch.setenv("POKEDREAMER_AGENT__RECORD", "false")
+    first = cli("train", "imitation", "--run", "im", "--steps", "150", "--envs", "1")
+    assert first.returncode == 0, first.stderr
+    assert "done: 150 steps" in first.stdout and "imitation updates" in first.stdout
+    saved = Path("runs/im/checkpoints/agent-000000150")
+    tensors, meta = load_checkpoint(saved)
+    shipped, _ = load_checkpoint(SHIPPED_CHECKPOINT)
+    actor = [k for k in tensors if k.startswith("behavior/module/actor.")]
+    critic = [k for k in tensors if k.startswith("behavior/module/critic.")]
+    assert actor and critic
+    assert any(not torch.equal(tensors[k], shipped[k]) for k in actor)  # the actor learnt
+    assert all(torch.equal(tensors[k], shipped[k]) for k in critic)  # nothing else did
+    assert all(torch.equal(tensors[k], shipped[k]) for k in tensors if k.startswith("model/"))
+
+    again = cli("train", "imitation", "--run", "im", "--steps", "50", "--envs", "1")
+    assert again.returncode == 0, again.stderr
+    assert (
+        json.loads(Path("runs/im/checkpoints/agent-000000200.json").read_text())["meta"]["steps"]
+        == 200
+    )
+
+    report = evaluate_agent(
+        load_settings(None, {}), saved, tmp_path / "eval", episodes=1, max_steps=60,
+        variants=("agent", "demonstrator"),
+    )  # fmt: skip
+    assert set(report["variants"]) == {"agent", "demonstrator"}
+    assert report["variants"]["demonstrator"]["stages"]["starter"]["reached"] == 1.0
+
+
+def test_train_imitation_refuses_what_it_cannot_use_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POKEDREAMER_PLANNER__KIND", "none")
+    result = cli("train", "imitation", "--run", "np", "--steps", "10")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: the demonstrator plays the planner's subgoals: set a planner, not none"
+    ]
+    assert not Path("runs/np").exists()
