@@ -652,11 +652,26 @@ def bench_dashboard(
     seconds: Annotated[float, typer.Option(min=0.5, help="Seconds of drawing timed.")] = 3.0,
     steps: Annotated[int, typer.Option(min=100, help="Loop steps per timed round.")] = 3000,
     rounds: Annotated[int, typer.Option(min=1, help="Alone/watched round pairs.")] = 3,
+    toggle_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Also time one loop this long with the dashboard attached and detached in "
+            "turn (twice: with and without imagined frames); 0 skips it.",
+        ),
+    ] = 60.0,
+    window: Annotated[
+        float, typer.Option(min=0.5, help="Seconds of each attached or detached window.")
+    ] = 2.5,
 ) -> None:
     """Dashboard screen updates/s at 200x60, and what watching costs the agent loop."""
     from pokedreamer.dashboard.bench import bench_dashboard as run
 
-    _echo_bench(run(_settings(ctx, preset=preset), seconds, steps, rounds), json_out)
+    result = run(
+        _settings(ctx, preset=preset), seconds, steps, rounds,
+        toggle_seconds=toggle_seconds, window_seconds=window,
+    )  # fmt: skip
+    _echo_bench(result, json_out)
 
 
 prompts_app = typer.Typer(

@@ -64,7 +64,7 @@ CHECKPOINT_NAME = "agent"
 # The Game Boy draws ~59.73 frames a second; realtime play waits out each step's frames.
 GAME_BOY_FPS = 59.7275
 METRICS_EVERY_S = 1.0
-IMAGINE_SHARE = 0.03  # of the wall time, at most, decoding imagined frames for watchers
+IMAGINE_SHARE = 0.01  # of the wall time, at most, decoding imagined frames for watchers
 IMAGINE_FPS = 5.0  # imagined frames a second, at most: enough to watch the model guess
 SUBGOAL_POOL = 32
 # Who picks the buttons: the actor, uniform random buttons, or the scripted demonstrator.

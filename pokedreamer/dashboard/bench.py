@@ -253,6 +253,69 @@ def _run_watched(
         shares.append(process.ui_stats.cpu_share)
 
 
+def _run_toggled(
+    loop: AgentLoopLike, seconds: float, window: float, settle: float, imagined: bool
+) -> tuple[list[float], list[float]]:
+    """One loop under the dashboard's process for ``seconds``, the dashboard attached and
+    detached in turn (``LoopBridge.attach``/``detach``): the step rate of each ``window``, after
+    ``settle`` seconds for the change to take hold. Returns (watched rates, unwatched rates), in
+    the order they alternated, watched first. Neighbouring windows are seconds apart, so the
+    machine's drift, which moves a lone loop's rate by tens of percent over minutes, mostly
+    cancels out of their ratio."""
+    from pokedreamer.dashboard.remote import DashboardProcess
+
+    process = DashboardProcess(
+        loop, imagined=imagined, headless=True, size=SIZE, encode=True, close_when_done=True
+    )
+    watched: list[float] = []
+    unwatched: list[float] = []
+    done = threading.Event()
+
+    def toggle() -> None:
+        while (process.bridge is None or not getattr(loop, "steps", 0)) and not done.is_set():
+            time.sleep(0.02)  # the UI's process is up and the loop is stepping
+        bridge = process.bridge
+        end = time.perf_counter() + seconds
+        attached = True
+        while bridge is not None and time.perf_counter() < end and not done.wait(settle):
+            steps, start = loop.steps, time.perf_counter()  # type: ignore[attr-defined]
+            if done.wait(window):
+                break
+            rate = (loop.steps - steps) / (time.perf_counter() - start)  # type: ignore[attr-defined]
+            (watched if attached else unwatched).append(rate)
+            attached = not attached
+            bridge.attach() if attached else bridge.detach()
+        loop.send(Quit())
+
+    toggler = threading.Thread(target=toggle, name="bench toggler")
+    toggler.start()
+    try:
+        process.run(None)
+    finally:
+        done.set()
+        toggler.join()
+    if process.ui_exit_code:
+        raise RuntimeError(f"the dashboard's process exited with {process.ui_exit_code}")
+    return watched, unwatched
+
+
+def toggled_cost(watched: list[float], unwatched: list[float]) -> dict[str, Any]:
+    """1 - watched/unwatched over every pair of neighbouring windows (each unwatched window is
+    paired with the watched one before it and the one after it): median, mean and the pairs."""
+    ratios = []
+    for i, alone in enumerate(unwatched):
+        for j in (i, i + 1):
+            if j < len(watched):
+                ratios.append(watched[j] / alone)
+    if not ratios:
+        return {"cost_median": float("nan"), "cost_mean": float("nan"), "pairs": 0}
+    return {
+        "cost_median": 1 - statistics.median(ratios),
+        "cost_mean": 1 - statistics.mean(ratios),
+        "pairs": len(ratios),
+    }
+
+
 def agent_loop_factory(settings: Settings, folder: Path, train: bool = False) -> LoopFactory:
     """Fresh ``AgentLoop``s, each in its own run folder under ``folder`` (so none resumes
     another's checkpoint). ``train=False`` times acting alone."""
@@ -282,13 +345,17 @@ def bench_dashboard(
     loop: str = "agent",
     train: bool = False,
     loop_factory: LoopFactory | None = None,
+    toggle_seconds: float = 0.0,
+    window_seconds: float = 2.5,
 ) -> dict[str, Any]:
     """Updates/s of the dashboard at 200×60 (``seconds`` of drawing), and a loop's step rate
     alone, watched, and watched without imagined frames (``rounds`` times, a fresh loop each
     time; a round ends after ``steps`` steps or ``round_seconds``, whichever comes first).
     ``loop``: "agent" (``AgentLoop`` on ``settings``, in a temporary folder; ``train`` says
     whether it learns) or "env" (``EnvLoop``: the emulator alone, the worst case).
-    ``loop_factory`` overrides both."""
+    ``loop_factory`` overrides both. ``toggle_seconds`` > 0 adds the toggled measurement: one
+    loop for that long with the dashboard attached and detached every ``window_seconds``
+    (``_run_toggled``), with imagined frames and then without."""
     from pokedreamer.dashboard.remote import UI_CPU_BUDGET as REMOTE_UI_CPU_BUDGET
     from pokedreamer.env.bench import machine_description
 
@@ -325,6 +392,15 @@ def bench_dashboard(
                         ),
                     )
                 )
+        toggled: dict[str, Any] = {}
+        if toggle_seconds > 0:
+            settle = min(1.0, window_seconds / 2)
+            for imagined, key in ((True, "toggled"), (False, "toggled_without_imagined")):
+                on, off = _run_toggled(make(), toggle_seconds, window_seconds, settle, imagined)
+                toggled[key] = toggled_cost(on, off) | {
+                    "watched_steps_per_s": on,
+                    "unwatched_steps_per_s": off,
+                }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -354,4 +430,16 @@ def bench_dashboard(
             "ui_cpu_budget": REMOTE_UI_CPU_BUDGET,
         }
     )
+    if toggled:
+        result.update(
+            {
+                "toggle_seconds": toggle_seconds,
+                "window_seconds": window_seconds,
+                "loop_cost_toggled": toggled["toggled"]["cost_median"],
+                "loop_cost_toggled_without_imagined": toggled["toggled_without_imagined"][
+                    "cost_median"
+                ],
+                **toggled,
+            }
+        )
     return result

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from pokedreamer.dashboard.app import AgentLoopLike
     from pokedreamer.planner.prompts import PromptLibrary
 
-SEND_EVERY_S = 1 / 60
+SEND_EVERY_S = 1 / 40
 """How often the bridge sends the events gathered since its last batch: twice the UI's frame
 rate, so a frame waits at most half a frame for the socket."""
 UI_CPU_BUDGET = 0.4
@@ -132,7 +132,9 @@ class LoopBridge:
         kinds = (StepEvent, PlanEvent, MetricsEvent, StatusEvent)
         if imagined:
             kinds += (ImaginedEvent,)
+        self.kinds = kinds
         self.subscription = loop.bus.subscribe(SUBSCRIPTION_SIZE, kinds)
+        self.attached = True
         self.ui_stats: UIStats | None = None
         self.ui_gone = threading.Event()
         self.loop_done = threading.Event()
@@ -143,6 +145,19 @@ class LoopBridge:
     def start(self) -> None:
         self._sender.start()
         self._receiver.start()
+
+    def detach(self) -> None:
+        """Stops watching: the loop builds no events for the UI (and decodes no imagined
+        frames), as with no dashboard at all; the UI keeps what it last drew."""
+        if self.attached:
+            self.attached = False
+            self.loop.bus.unsubscribe(self.subscription)
+
+    def attach(self) -> None:
+        """Watches again after ``detach``."""
+        if not self.attached:
+            self.subscription = self.loop.bus.subscribe(SUBSCRIPTION_SIZE, self.kinds)
+            self.attached = True
 
     def _batch(self) -> list[Any]:
         """The waiting events the UI draws: env 0's steps, plans and newest imagined frame, and
@@ -243,6 +258,8 @@ class DashboardProcess:
         self.ui_exit_code: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         """The UI's process, once ``run`` has started it."""
+        self.bridge: LoopBridge | None = None
+        """The loop's end of the link, while ``run`` runs."""
 
     def _hello(self) -> Hello:
         loop = self.loop
@@ -272,7 +289,7 @@ class DashboardProcess:
                 pass_fds=(theirs.fileno(),),
             )
             conn = Connection(os.dup(ours.fileno()))
-        bridge = LoopBridge(self.loop, conn, self.imagined)
+        self.bridge = bridge = LoopBridge(self.loop, conn, self.imagined)
         _send(conn, self._hello())
         bridge.start()
         error: BaseException | None = None
