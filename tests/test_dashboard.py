@@ -810,7 +810,7 @@ def test_bench_reports_updates_and_the_loop_cost(step_events: list[StepEvent]) -
 
     result = bench_dashboard(
         Settings(), seconds=0.5, round_seconds=0.5, rounds=1,
-        loop_factory=lambda: FakeLoop(step_events),
+        loop_factory=lambda: FakeLoop(step_events), toggle_seconds=2.0, window_seconds=0.5,
     )  # fmt: skip
     assert result["terminal"] == "200x60" and result["screen_size"] == "half"
     assert result["updates_per_s"] > 0 and result["ui_cpu_ms_per_update"] > 0
@@ -818,3 +818,8 @@ def test_bench_reports_updates_and_the_loop_cost(step_events: list[StepEvent]) -
     assert result["loop_steps_per_s_alone"] > 0 and result["loop_steps_per_s_watched"] > 0
     assert result["loop_steps_per_s_watched_without_imagined"] > 0
     assert {"loop_cost", "loop_cost_without_imagined", "ui_cpu_share_while_watching"} <= set(result)
+    # The toggled figure: one loop, watched and unwatched windows in turn, paired.
+    for key in ("toggled", "toggled_without_imagined"):
+        toggled = result[key]
+        assert toggled["watched_steps_per_s"] and toggled["unwatched_steps_per_s"]
+        assert toggled["pairs"] >= 1 and result[f"loop_cost_{key}"] == toggled["cost_median"]

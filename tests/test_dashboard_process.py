@@ -199,3 +199,40 @@ def test_the_bridge_sends_the_newest_screen_and_every_reward() -> None:
     assert [type(e) for e in batch] == [RewardSample] * 3 + [StepEvent, ImaginedEvent]
     assert [e.reward for e in batch[:3]] == [e.reward for e in steps[:3]]
     assert batch[3] is steps[3] and batch[4].step == 4
+
+
+def test_a_detached_bridge_leaves_the_loop_unwatched_until_attached_again() -> None:
+    from pokedreamer.agent.events import ImaginedEvent, StepEvent
+    from pokedreamer.dashboard.bench import cartridge_events
+
+    steps = cartridge_events(3)
+
+    class Silent:
+        bus = EventBus()
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        bridge = LoopBridge(Silent(), Connection(os.dup(ours.fileno())), imagined=True)  # type: ignore[arg-type]
+        assert Silent.bus.wants(StepEvent) and Silent.bus.wants(ImaginedEvent)
+        bridge.detach()
+        # As with no dashboard: the loop builds no step events and decodes no imagined frames.
+        assert not Silent.bus.wants(StepEvent) and not Silent.bus.wants(ImaginedEvent)
+        Silent.bus.publish(steps[0])
+        assert bridge._batch() == []
+        bridge.detach()  # twice is harmless
+        bridge.attach()
+        Silent.bus.publish(steps[1])
+        batch = bridge._batch()
+        bridge.conn.close()
+    assert batch == [steps[1]]
+
+
+def test_toggled_cost_pairs_each_unwatched_window_with_its_neighbours() -> None:
+    from pokedreamer.dashboard.bench import toggled_cost
+
+    # Watched windows 90, 80, 90 around unwatched 100, 100: ratios .9, .8, .8, .9.
+    result = toggled_cost([90.0, 80.0, 90.0], [100.0, 100.0])
+    assert result["pairs"] == 4
+    assert result["cost_median"] == pytest.approx(0.15)
+    assert result["cost_mean"] == pytest.approx(0.15)
+    assert toggled_cost([], [])["pairs"] == 0
