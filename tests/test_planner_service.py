@@ -206,3 +206,32 @@ def test_vision_sends_the_screen(game: Game, llm_server: FakeLLMServer) -> None:
     assert any(part.get("type") == "image_url" for part in content)
     llm = next(r for r in records if r.source == "llm")
     assert "<screenshot" in json.dumps(llm.prompt)
+
+
+def test_a_new_plan_starts_at_its_first_subgoal_still_to_do() -> None:
+    # Standing on the GUIDE's cell with the starter plan's first two subgoals done already:
+    # the plan is adopted from its read_text, so the next steps pop nothing and ask again for
+    # nothing (before, each step popped a done subgoal and replanned, every step spent there).
+    from pokedreamer.config import PlannerSettings
+    from pokedreamer.env.maps import MAP_IDS
+    from pokedreamer.env.state import GameState
+    from pokedreamer.planner.facts import GameFacts
+    from pokedreamer.planner.heuristic import HeuristicPlanner
+    from pokedreamer.planner.service import PlannerService
+    from pokedreamer.planner.subgoals import ReadText
+
+    state = GameState(
+        map_id=MAP_IDS["PALLET_TOWN"], map_name="PALLET_TOWN", x=6, y=2, facing="right",
+        battle="none", enemy_hp=0, enemy_max_hp=0, text_shown=False, text=(), party=(),
+        badges=0, money=3000, event_flags=bytes(320), pokedex_owned=0, pokedex_seen=0, bag=(),
+    )  # fmt: skip
+    records = []
+    service = PlannerService(
+        PlannerSettings(kind="heuristic"), GameFacts.fixture(), HeuristicPlanner("fixture"),
+        sink=records.append,
+    )  # fmt: skip
+    for step in range(5):
+        service.observe(step, state)
+    assert isinstance(service.subgoal, ReadText) and service.subgoal.contains == "GUIDE"
+    assert [r.trigger for r in records] == ["start"]
+    assert len(records[0].plan["subgoals"]) == 3  # the record keeps the plan as the planner gave it

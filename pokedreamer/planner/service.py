@@ -119,13 +119,14 @@ class PlannerService:
     def request(self, step: int, state: GameState, trigger: str, screen: Any = None) -> None:
         """Asks for a new plan now (e.g. the dashboard's "replan")."""
         if self.kind == "heuristic" or self.llm is None:
-            self._adopt(step, trigger, "heuristic", self.heuristic.plan(state))
+            self._adopt(step, state, trigger, "heuristic", self.heuristic.plan(state))
             return
         if self._pending is not None:
             return  # one call at a time; the plan in flight will be judged against newer state
         if time.monotonic() - self._last_call < self.settings.min_interval_s:
             if self.plan is None:  # never leave the agent without a plan
-                self._adopt(step, trigger, "fallback", self.heuristic.plan(state), "rate limited")
+                fallback = self.heuristic.plan(state)
+                self._adopt(step, state, trigger, "fallback", fallback, "rate limited")
             return
         self._last_call = time.monotonic()
         system, user = self._render(state, trigger)
@@ -135,7 +136,7 @@ class PlannerService:
         self._pending = (future, step, trigger)
         if self.plan is None:
             # The agent acts from the first step: the heuristic plan holds until the LLM answers.
-            self._adopt(step, trigger, "heuristic", self.heuristic.plan(state))
+            self._adopt(step, state, trigger, "heuristic", self.heuristic.plan(state))
 
     def close(self, wait: bool = False) -> None:
         """Stops planning; ``wait`` lets a call in flight finish (so its client may be closed)."""
@@ -151,11 +152,11 @@ class PlannerService:
         self._pending = None
         call = future.result()
         if call.plan is not None:
-            self._adopt(step, trigger, "llm", call.plan, call=call, asked_at=asked_at)
+            self._adopt(step, state, trigger, "llm", call.plan, call=call, asked_at=asked_at)
         else:
             self._adopt(
-                step, trigger, "fallback", self.heuristic.plan(state), call.error or "no plan",
-                call=call, asked_at=asked_at,
+                step, state, trigger, "fallback", self.heuristic.plan(state),
+                call.error or "no plan", call=call, asked_at=asked_at,
             )  # fmt: skip
 
     def _trigger(self, step: int, state: GameState) -> str | None:
@@ -201,11 +202,19 @@ class PlannerService:
         return system, user
 
     def _adopt(
-        self, step: int, trigger: str, source: Source, plan: Plan, error: str | None = None,
-        call: PlannerCall | None = None, asked_at: int | None = None,
+        self, step: int, state: GameState, trigger: str, source: Source, plan: Plan,
+        error: str | None = None, call: PlannerCall | None = None, asked_at: int | None = None,
     ) -> None:  # fmt: skip
         self.plan = plan
-        self.queue = deque(plan.subgoals)
+        queue = deque(plan.subgoals)
+        # A plan often opens with what is done already (a go_to_map of the map the player is on,
+        # the go_to_tile it stands on). It starts at its first subgoal still to do; otherwise the
+        # next step would pop that one, call it "subgoal done" and ask for the same plan again,
+        # every step the player stays there. The last subgoal always stays.
+        view = StateView.from_game_state(state)
+        while len(queue) > 1 and bool(queue[0].done(view, self.facts)):
+            queue.popleft()
+        self.queue = queue
         self._subgoal_since = step
         self._last_plan_step = step
         record = PlanRecord(
