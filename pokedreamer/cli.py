@@ -353,11 +353,7 @@ def train_imitation(
     from pokedreamer.agent.play import run_imitation
 
     run_path = Path(load_settings(None, {}).run.runs_dir) / run
-    settings = (
-        _run_settings(ctx, run_path, seed=seed)
-        if (run_path / "config.toml").is_file()
-        else _settings(ctx, seed=seed)
-    )
+    settings = _run_settings(ctx, run_path, seed=seed)  # the run's own, once it has them
     if envs is not None:
         settings = settings.model_copy(
             update={"agent": settings.agent.model_copy(update={"envs": envs})}

@@ -5,12 +5,14 @@ child process ``pokedreamer run`` starts, headless here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -177,11 +179,9 @@ def test_a_failing_loop_is_raised_again_after_the_ui_closes(isolated: Path) -> N
     assert process.ui_exit_code == 0
 
 
-def test_the_bridge_sends_the_newest_screen_and_every_reward() -> None:
-    from pokedreamer.agent.events import ImaginedEvent, RewardSample, StepEvent
-    from pokedreamer.dashboard.bench import cartridge_events
-
-    steps = cartridge_events(4)
+@contextlib.contextmanager
+def silent_bridge() -> Iterator[tuple[EventBus, LoopBridge]]:
+    """A bridge on a loop that is only a bus, its socket's far end never read."""
 
     class Silent:
         bus = EventBus()
@@ -189,13 +189,24 @@ def test_the_bridge_sends_the_newest_screen_and_every_reward() -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:
         bridge = LoopBridge(Silent(), Connection(os.dup(ours.fileno())), imagined=True)  # type: ignore[arg-type]
+        try:
+            yield Silent.bus, bridge
+        finally:
+            bridge.conn.close()
+
+
+def test_the_bridge_sends_the_newest_screen_and_every_reward() -> None:
+    from pokedreamer.agent.events import ImaginedEvent, RewardSample, StepEvent
+    from pokedreamer.dashboard.bench import cartridge_events
+
+    steps = cartridge_events(4)
+    with silent_bridge() as (bus, bridge):
         for event in steps:
-            Silent.bus.publish(event)
-        Silent.bus.publish(dataclasses.replace(steps[0], env=1))  # another env's: not drawn
-        Silent.bus.publish(ImaginedEvent(3, 0, steps[0].frame))
-        Silent.bus.publish(ImaginedEvent(4, 0, steps[1].frame))
+            bus.publish(event)
+        bus.publish(dataclasses.replace(steps[0], env=1))  # another env's: not drawn
+        bus.publish(ImaginedEvent(3, 0, steps[0].frame))
+        bus.publish(ImaginedEvent(4, 0, steps[1].frame))
         batch = bridge._batch()
-        bridge.conn.close()
     assert [type(e) for e in batch] == [RewardSample] * 3 + [StepEvent, ImaginedEvent]
     assert [e.reward for e in batch[:3]] == [e.reward for e in steps[:3]]
     assert batch[3] is steps[3] and batch[4].step == 4
@@ -206,24 +217,17 @@ def test_a_detached_bridge_leaves_the_loop_unwatched_until_attached_again() -> N
     from pokedreamer.dashboard.bench import cartridge_events
 
     steps = cartridge_events(3)
-
-    class Silent:
-        bus = EventBus()
-
-    ours, theirs = socket.socketpair()
-    with ours, theirs:
-        bridge = LoopBridge(Silent(), Connection(os.dup(ours.fileno())), imagined=True)  # type: ignore[arg-type]
-        assert Silent.bus.wants(StepEvent) and Silent.bus.wants(ImaginedEvent)
+    with silent_bridge() as (bus, bridge):
+        assert bus.wants(StepEvent) and bus.wants(ImaginedEvent)
         bridge.detach()
         # As with no dashboard: the loop builds no step events and decodes no imagined frames.
-        assert not Silent.bus.wants(StepEvent) and not Silent.bus.wants(ImaginedEvent)
-        Silent.bus.publish(steps[0])
+        assert not bus.wants(StepEvent) and not bus.wants(ImaginedEvent)
+        bus.publish(steps[0])
         assert bridge._batch() == []
         bridge.detach()  # twice is harmless
         bridge.attach()
-        Silent.bus.publish(steps[1])
+        bus.publish(steps[1])
         batch = bridge._batch()
-        bridge.conn.close()
     assert batch == [steps[1]]
 
 

@@ -2,9 +2,9 @@
 
 It reads only what the agent's other parts read — the GameState from RAM, the planner's active
 subgoal and the game's facts (map sizes, the doors between maps) — and knows nothing of a map's
-walls in advance. It walks by breadth-first search over the cells of the current map, treating a
-cell as open until a press towards it has failed twice while the player already faced it (the
-first failed press may only have turned the player), and remembers the walls it has bumped into
+walls in advance. It walks by breadth-first search over the cells of the current map, treating an
+edge as open until a press along it has failed while the player already faced that way (a press
+from another facing may only have turned the player), and remembers the walls it has bumped into
 for the rest of its life. That makes it an optimistic planner: it is never wrong for long, and on
 the fixture's 10×9 maps it has learnt every wall on its way within a few dozen steps.
 
@@ -57,6 +57,11 @@ class Demonstrator:
         self.index = {name: i for i, name in enumerate(buttons)}
         self.names = list(buttons)
         self.rng = np.random.default_rng(seed)
+        # Door cells lead off the map: walked onto only as a goal, and never roamed to.
+        self._doors = {
+            m: frozenset((d.x, d.y) for d in facts.doors if d.map_id == m)
+            for m in {d.map_id for d in facts.doors}
+        }
         self.walls: set[Edge] = set()
         """Edges a press has failed to cross; shared by nothing, kept across episodes."""
         self._open: set[Edge] = set()
@@ -157,7 +162,7 @@ class Demonstrator:
         info = self.facts.map_by_id(state.map_id)
         if info is None:
             return str(self.rng.choice(list(MOVES)))
-        doors = {(d.x, d.y) for d in self.facts.doors if d.map_id == state.map_id}
+        doors = self._doors.get(state.map_id, frozenset())
         for _ in range(4):
             if self._wander is None or self._wander[0] != state.map_id:
                 cell = (int(self.rng.integers(info.width)), int(self.rng.integers(info.height)))
@@ -178,8 +183,7 @@ class Demonstrator:
             return None
         info = self.facts.map_by_id(state.map_id)
         width, height = (info.width, info.height) if info else (256, 256)
-        # A door leads off the map: walk onto one only as a goal, never through it.
-        doors = {(d.x, d.y) for d in self.facts.doors if d.map_id == state.map_id} - goals
+        doors = self._doors.get(state.map_id, frozenset()) - goals
         first: dict[Cell, str] = {start: ""}
         frontier = deque([start])
         # Try the facing direction first: equal paths then need no turn.

@@ -34,13 +34,16 @@ class Imitation:
         self.feats = torch.zeros(settings.capacity, feat)
         self.goals = torch.zeros(settings.capacity, GOAL_ENCODING_SIZE)
         self.labels = torch.zeros(settings.capacity, dtype=torch.int64)
-        self.size = 0
-        self._next = 0
         self.seen = 0
         """Labelled states added in all (the owed updates are counted from it)."""
         self.updates = 0
         self.rng = np.random.default_rng(seed)
         self.optimizer = torch.optim.Adam(behavior.actor.parameters(), lr=settings.lr)
+
+    @property
+    def size(self) -> int:
+        """Labelled states kept now."""
+        return min(self.seen, self.settings.capacity)
 
     def beta(self, steps: int) -> float:
         """The chance that the demonstrator presses the buttons at env step ``steps``."""
@@ -55,12 +58,10 @@ class Imitation:
         assert feats.shape == (n, self.feats.shape[1]), feats.shape
         assert goals.shape == (n, GOAL_ENCODING_SIZE), goals.shape
         assert labels.shape == (n,) and labels.dtype == torch.int64, labels
-        index = (self._next + torch.arange(n)) % self.settings.capacity
+        index = (self.seen + torch.arange(n)) % self.settings.capacity  # the oldest go first
         self.feats[index] = feats.detach().float().cpu()
         self.goals[index] = goals.detach().float().cpu()
         self.labels[index] = labels.cpu()
-        self._next = int(index[-1]) + 1
-        self.size = min(self.size + n, self.settings.capacity)
         self.seen += n
 
     def owed(self) -> int:

@@ -215,6 +215,8 @@ class AgentLoop:
             from pokedreamer.agent.imitation import Imitation
 
             self.imitation = Imitation(imitation, self.behavior, seed=settings.env.seed)
+        self.learning = self.training or self.imitation is not None
+        """Whether anything learns: the world model and actor-critic, or the actor imitating."""
         self.steps = 0
         self.episodes_started = 0
         self.badge_episodes = 0
@@ -501,8 +503,7 @@ class AgentLoop:
                     t0 = time.perf_counter()
                     self._imitate_owed()
                     timings["train"] += time.perf_counter() - t0
-                learning = self.training or self.imitation is not None
-                every = settings.agent.checkpoint_every if learning else 0
+                every = settings.agent.checkpoint_every if self.learning else 0
                 if every and self.steps // every != (self.steps - n) // every:
                     self.save()
                 now = time.perf_counter()
@@ -527,7 +528,7 @@ class AgentLoop:
             if self._llm is not None:
                 self._llm.close()
             # Acting only changes nothing worth keeping (SaveCheckpoint still writes one).
-            checkpoint = self.save() if self.training or self.imitation is not None else None
+            checkpoint = self.save() if self.learning else None
             saved = f"; checkpoint {checkpoint}" if checkpoint else ""
             self.bus.publish(self.status(f"stopped{saved}", finished=True))
         return LoopResult(
@@ -761,7 +762,7 @@ class AgentLoop:
         )
 
         restore_module("model", self.world_model, tensors, source)
-        if "optimizer" in meta and (self.training or self.imitation is not None):
+        if "optimizer" in meta and self.learning:
             restore_optimizer("optimizer", self.trainer.optimizer, tensors, meta["optimizer"])
         if meta["kind"] == "agent":
             self.behavior.load_state_tensors(tensors, meta["behavior"], source=source)

@@ -82,12 +82,12 @@ def run_imitation(settings: Settings, name: str, checkpoint: Path | None, steps:
         settings, resume=resume, checkpoint=None if resume else checkpoint, train=False,
         name=None if resume else name, imitation=True,
     )  # fmt: skip
+    assert loop.imitation is not None
     result = _run_headless(loop, steps, "imitating the demonstrator")
-    metrics = loop.last_metrics
-    accuracy = metrics.get("imitation/accuracy", float("nan"))
+    accuracy = loop.last_metrics.get("imitation/accuracy", float("nan"))
     print(
         f"done: {result.steps} steps, {result.episodes} episodes ({result.badges} with a badge), "
-        f"{loop.imitation.updates if loop.imitation else 0} imitation updates in "
+        f"{loop.imitation.updates} imitation updates in "
         f"{result.seconds:.1f} s, accuracy {accuracy:.2f}; checkpoint {result.checkpoint}",
         flush=True,
     )
