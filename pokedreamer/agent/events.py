@@ -114,6 +114,8 @@ class StatusEvent:
     """A line for the status bar, e.g. "checkpoint saved: runs/x/checkpoints/agent-100"."""
     finished: bool = False
     """The loop has stopped (its last event)."""
+    buttons: tuple[str, ...] = ()
+    """The loop's actions by index (HumanAction names one of them)."""
 
 
 Event = StepEvent | ImaginedEvent | PlanEvent | MetricsEvent | StatusEvent
