@@ -164,17 +164,19 @@ class LLMPlanner:
         facts: GameFacts,
         clock: Callable[[], float] = time.monotonic,
         *,
+        sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = 4,
         backoff_s: float = 0.5,
         backoff_max_s: float = 4.0,
         retry_after_max_s: float = 30.0,
         deadline_factor: float = 3.0,
     ) -> None:
-        """``clock`` drives the hourly budget (tests pass a fake one); the retry knobs exist so
-        that tests can make the backoff short."""
+        """``clock`` drives the hourly budget and ``sleep`` waits between retries (tests pass
+        fakes of both); the retry knobs exist so that tests can make the backoff short."""
         self.settings = settings
         self.facts = facts
         self._clock = clock
+        self._sleep = sleep
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._backoff_max_s = backoff_max_s
@@ -370,6 +372,7 @@ class LLMPlanner:
             wait=self._wait,
             stop=lambda state: self._stop(state, progress.deadline),
             before_sleep=self._log_retry,
+            sleep=self._sleep,
             reraise=True,
         )
         tries = 0
