@@ -114,7 +114,7 @@ def _parse_lines(data: bytes, name: str, folder: Path) -> list[dict[str, Any]]:
 
 def _why(exc: Exception) -> str:
     """One line about a bad step record."""
-    if isinstance(exc, ValidationError):  # its str() is many lines; the first error will do
+    if isinstance(exc, ValidationError):  # its str() is many lines: the first error, others counted
         return validation_summary(exc, lambda loc: f"state.{dotted(loc)}", most=1)
     if isinstance(exc, KeyError):
         return f"no {exc} field"
