@@ -27,6 +27,7 @@ from pokedreamer.planner.subgoals import (
     WinBattle,
     done,
 )
+from pokedreamer.planner.validate import check
 
 FIXTURE = GameFacts.fixture()
 RED = GameFacts.pokemon_red()
@@ -49,7 +50,7 @@ def test_every_plan_of_every_stage_passes_the_facts(game_name: str) -> None:
     assert planner.stages and not planner.stages[-1].when.model_dump(exclude_defaults=True)
     for stage in planner.stages:
         for plan in stage.plans():  # as written and from each waypoint
-            assert facts.check(plan) == [], (stage.name, plan)
+            assert check(plan, facts) == [], (stage.name, plan)
             # The same JSON shape the LLM answers in, and it round-trips.
             assert Plan.model_validate_json(plan.model_dump_json()) == plan
 
@@ -73,7 +74,7 @@ def test_the_fixture_quest_goes_through_the_stages_in_order(game: Game) -> None:
         stage = planner.stage(state)
         assert stage.name == expected, (expected, state.summary())
         plan = planner.plan(state)
-        assert FIXTURE.check(plan) == []
+        assert check(plan, FIXTURE) == []
         if not trace or trace[-1] != stage.name:
             trace.append(stage.name)
         return plan
@@ -269,7 +270,7 @@ def test_red_opening_stages(state: GameState, stage: str, first: object) -> None
     assert planner.stage(state).name == stage
     plan = planner.plan(state)
     assert plan.subgoals[0] == first
-    assert RED.check(plan) == []
+    assert check(plan, RED) == []
 
 
 def test_every_red_stage_is_reached_by_some_state() -> None:

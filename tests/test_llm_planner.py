@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import time
 from typing import Any
 
 import pytest
@@ -203,30 +202,32 @@ def test_impossible_plan_is_rejected_not_clamped(llm_server: FakeLLMServer) -> N
 
 def test_rate_limit_honours_retry_after(llm_server: FakeLLMServer) -> None:
     llm_server.script(error(429, "slow down", headers={"Retry-After": "1"}), answer(PLAN))
-    call = make_planner(llm_server.url).plan(SYSTEM, USER, "start")
+    waits: list[float] = []
+    call = make_planner(llm_server.url, sleep=waits.append).plan(SYSTEM, USER, "start")
 
     assert call.error is None and call.plan is not None and call.attempts == 2
+    assert waits == [1.0]  # the backoff alone would wait ~0.02 s; the server asked for 1 s
     first, second = llm_server.requests
-    # The backoff alone would wait ~0.02 s; the server asked for 1 s.
-    assert 0.95 <= second.time - first.time < 2.0
     assert second.headers["authorization"] == first.headers["authorization"]
 
 
 def test_overloaded_server_honours_retry_after_ms(llm_server: FakeLLMServer) -> None:
     llm_server.script(error(503, "overloaded", headers={"retry-after-ms": "300"}), answer(PLAN))
-    call = make_planner(llm_server.url).plan(SYSTEM, USER, "start")
+    waits: list[float] = []
+    call = make_planner(llm_server.url, sleep=waits.append).plan(SYSTEM, USER, "start")
     assert call.plan is not None and call.attempts == 2
-    first, second = llm_server.requests
-    assert 0.28 <= second.time - first.time < 1.0
+    assert waits == [0.3] and len(llm_server.requests) == 2
 
 
 def test_retry_after_past_the_deadline_gives_up_at_once(llm_server: FakeLLMServer) -> None:
     llm_server.default = error(429, "quota", headers={"Retry-After": "20"})
-    started = time.monotonic()
-    call = make_planner(llm_server.url, timeout_s=1.0).plan(SYSTEM, USER, "start")
-    assert time.monotonic() - started < 1.0
+    waits: list[float] = []
+    call = make_planner(llm_server.url, timeout_s=1.0, sleep=waits.append).plan(
+        SYSTEM, USER, "start"
+    )
+    assert waits == []  # 20 s is past the call's 3 s: no wait, and no second attempt
     assert call.error is not None and "429" in call.error and "wait 20 s" in call.error
-    assert call.attempts == 1
+    assert call.attempts == 1 and len(llm_server.requests) == 1
 
 
 def test_persistent_server_error_gives_up_after_four_attempts(
@@ -249,13 +250,16 @@ def test_client_errors_other_than_429_are_not_retried(llm_server: FakeLLMServer)
 
 def test_timeout_is_an_error_within_the_call_deadline(llm_server: FakeLLMServer) -> None:
     llm_server.default = slow(answer(PLAN), 5.0)
-    started = time.monotonic()
     call = make_planner(llm_server.url, timeout_s=0.25).plan(SYSTEM, USER, "start")
-    took = time.monotonic() - started
 
     assert call.plan is None and call.error is not None and "timed out" in call.error
-    assert 1 <= call.attempts <= 4
-    assert took < 3 * 0.25 + 0.5  # the call's deadline, plus slack for a busy machine
+    assert 1 <= call.attempts <= 4 and len(llm_server.requests) == call.attempts
+    # Each request's read timeout (the SDK sends it along) is what was left of the call's
+    # deadline, 3 x 0.25 s, when it was sent: together they never run past the deadline, however
+    # slowly the machine goes, since each of them was waited out before the next was sent.
+    timeouts = [float(r.headers["x-stainless-read-timeout"]) for r in llm_server.requests]
+    assert all(0 < t <= 0.25 for t in timeouts), timeouts
+    assert sum(timeouts) <= 3 * 0.25 + 0.001 * len(timeouts), timeouts
 
 
 def test_connection_refused_is_an_error() -> None:

@@ -4,6 +4,7 @@ local server, fallback to the heuristic planner, and the subgoal trace."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,12 +13,13 @@ import pytest
 from cartridge_driver import TO_MOM, Game, get_starter
 from llm_server import (
     FakeLLMServer,
+    Reply,
+    Request,
     answer,
     closed_port_url,
     completion,
     error,
     llm_server_fixture,  # noqa: F401 (registers the llm_server fixture)
-    slow,
 )
 
 from pokedreamer.config import PlannerSettings
@@ -60,16 +62,13 @@ def service(url: str | None, records: list[PlanRecord], **planner: Any) -> Plann
     return PlannerService(settings, heuristic.facts, heuristic, prompts, llm, sink=records.append)
 
 
-def run_until(svc: PlannerService, game: Game, until: Any, limit_s: float = 10.0) -> int:
-    """Steps the game (pressing B, which changes nothing here) until ``until()``; returns steps."""
-    step = 0
-    deadline = time.monotonic() + limit_s
-    while not until():
-        assert time.monotonic() < deadline, "the service never produced the expected plan"
-        step += 1
-        game.press("b")
-        svc.observe(step, game.state)
-    return step
+def take_up_answer(svc: PlannerService, game: Game, step: int) -> int:
+    """Waits for the LLM call in flight to return, then steps once (pressing B, which changes
+    nothing here) so that the service adopts what it answered; returns that step."""
+    assert svc.wait(timeout=60), "the LLM call never returned"
+    game.press("b")
+    svc.observe(step + 1, game.state)
+    return step + 1
 
 
 def test_heuristic_plans_at_start_and_after_progress(game: Game) -> None:
@@ -86,18 +85,33 @@ def test_heuristic_plans_at_start_and_after_progress(game: Game) -> None:
 
 
 def test_slow_llm_never_blocks_the_loop(game: Game, llm_server: FakeLLMServer) -> None:
-    llm_server.default = slow(answer(LLM_PLAN), 1.0)
+    # The server holds its answer until the test lets it go: whatever the loop does meanwhile
+    # happens while the call is certainly in flight, however fast or slow the machine.
+    arrived, release, held_out = threading.Event(), threading.Event(), threading.Event()
+
+    def held(request: Request) -> Reply:
+        arrived.set()
+        if not release.wait(timeout=60):  # only a test that never releases it gets here
+            held_out.set()
+        return answer(LLM_PLAN)
+
+    llm_server.default = held
     records: list[PlanRecord] = []
     svc = service(llm_server.url, records)
-    start = time.monotonic()
     svc.observe(0, game.state)
-    assert time.monotonic() - start < 0.5, "observe waited for the LLM"
-    # Until the LLM answers, the agent acts on the heuristic plan.
+    # Until the LLM answers, the agent acts on the heuristic plan, and the loop keeps stepping.
     assert records[0].source == "heuristic" and svc.busy
-    steps = run_until(svc, game, lambda: any(r.source == "llm" for r in records))
-    assert steps > 10  # the loop kept stepping while the call was in flight
+    assert arrived.wait(timeout=60), "the LLM call never reached the server"
+    for step in range(1, 21):
+        game.press("b")
+        svc.observe(step, game.state)
+        assert svc.busy and all(r.source != "llm" for r in records), step
+    held_for = time.monotonic() - llm_server.requests[0].time
+    release.set()
+    take_up_answer(svc, game, 20)
+    assert not held_out.is_set(), "observe waited for the LLM"
     llm = next(r for r in records if r.source == "llm")
-    assert llm.plan == LLM_PLAN and llm.latency_s >= 1.0 and llm.prompt
+    assert llm.plan == LLM_PLAN and llm.latency_s >= held_for and llm.prompt
     assert svc.goal == "Talk to MOM"
     svc.close(wait=True)
 
@@ -119,7 +133,7 @@ def test_failed_llm_plan_falls_back_to_the_heuristic(
     records: list[PlanRecord] = []
     svc = service(llm_server.url, records)
     svc.observe(0, game.state)
-    run_until(svc, game, lambda: any(r.source == "fallback" for r in records))
+    take_up_answer(svc, game, 0)
     fallback = next(r for r in records if r.source == "fallback")
     assert fallback.error and fallback.plan is not None  # a valid plan all the same
     assert svc.plan is not None and svc.subgoal is not None
@@ -130,7 +144,7 @@ def test_unreachable_endpoint_falls_back(game: Game) -> None:
     records: list[PlanRecord] = []
     svc = service(closed_port_url(), records)
     svc.observe(0, game.state)
-    run_until(svc, game, lambda: any(r.source == "fallback" for r in records))
+    take_up_answer(svc, game, 0)
     assert "connect" in (next(r for r in records if r.source == "fallback").error or "").lower()
     svc.close(wait=True)
 
@@ -183,8 +197,9 @@ def test_trace_records_are_json_and_keep_the_key_out(game: Game, llm_server: Fak
     records: list[PlanRecord] = []
     svc = service(llm_server.url, records)
     svc.observe(0, game.state)
-    run_until(svc, game, lambda: any(r.source == "llm" for r in records))
+    take_up_answer(svc, game, 0)
     svc.close(wait=True)
+    assert any(r.source == "llm" for r in records)
     for record in records:
         line = record.json()
         assert KEY not in line
@@ -200,7 +215,7 @@ def test_vision_sends_the_screen(game: Game, llm_server: FakeLLMServer) -> None:
     svc = service(llm_server.url, records, vision=True)
     screen = np.zeros((144, 160), dtype=np.uint8)
     svc.observe(0, game.state, screen)
-    run_until(svc, game, lambda: any(r.source == "llm" for r in records))
+    take_up_answer(svc, game, 0)
     svc.close(wait=True)
     content = llm_server.requests[0].body["messages"][-1]["content"]
     assert any(part.get("type") == "image_url" for part in content)
@@ -211,7 +226,8 @@ def test_vision_sends_the_screen(game: Game, llm_server: FakeLLMServer) -> None:
 def test_a_new_plan_starts_at_its_first_subgoal_still_to_do() -> None:
     # Standing on the GUIDE's cell with the starter plan's first two subgoals done already:
     # the plan is adopted from its read_text, so the next steps pop nothing and ask again for
-    # nothing (before, each step popped a done subgoal and replanned, every step spent there).
+    # nothing (were a done subgoal kept, each step would pop it and replan, every step spent
+    # there).
     from pokedreamer.config import PlannerSettings
     from pokedreamer.env.maps import MAP_IDS
     from pokedreamer.env.state import GameState

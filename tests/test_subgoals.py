@@ -1,5 +1,5 @@
 """The Subgoal schema, the game facts that check plans, and shaping on real and predicted state:
-parsing and its refusals, the strict JSON schema, facts.check for both games, done/phi/shaping
+parsing and its refusals, the strict JSON schema, validate.check for both games, done/phi/shaping
 on GameStates played on the fixture cartridge, and the same numbers from batches of arrays."""
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from cartridge_driver import (
 from pydantic import TypeAdapter, ValidationError
 
 from pokedreamer.env.maps import MAPS
-from pokedreamer.env.state import GameState
+from pokedreamer.env.state import BATTLE_ORDER, GameState
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
-    BATTLE_ORDER,
     GOAL_ENCODING_SIZE,
     SUBGOAL_KINDS,
     EarnBadge,
@@ -47,6 +46,7 @@ from pokedreamer.planner.subgoals import (
     phi,
     shaping,
 )
+from pokedreamer.planner.validate import check
 
 FIXTURE = GameFacts.fixture()
 RED = GameFacts.pokemon_red()
@@ -228,8 +228,8 @@ GOOD = Plan(
 
 @pytest.mark.parametrize("facts", [FIXTURE, RED], ids=["fixture", "red"])
 def test_a_good_plan_has_no_problems(facts: GameFacts) -> None:
-    assert facts.check(GOOD) == []
-    assert all(facts.check(s) == [] for s in GOOD.subgoals)
+    assert check(GOOD, facts) == []
+    assert all(check(s, facts) == [] for s in GOOD.subgoals)
 
 
 @pytest.mark.parametrize(
@@ -252,7 +252,7 @@ def test_impossible_subgoals_are_reported(
 ) -> None:
     plan = Plan(goal="g", subgoals=[WinBattle(), subgoal])
     for facts, expected in ((FIXTURE, fixture_problem), (RED, red_problem)):
-        problems = facts.check(plan)
+        problems = check(plan, facts)
         if expected is None:
             assert problems == []
         else:
@@ -265,13 +265,13 @@ def test_every_problem_is_listed() -> None:
         goal="g",
         subgoals=[GoToMap(map="MT_MOON"), GoToTile(map="ROUTE_1", x=10, y=0), SetEvent(event="X")],
     )
-    assert [p.split(":")[0] for p in FIXTURE.check(plan)] == [
+    assert [p.split(":")[0] for p in check(plan, FIXTURE)] == [
         "subgoal 1 (go_to_map)",
         "subgoal 2 (go_to_tile)",
         "subgoal 3 (set_event)",
     ]
     # The cartridge's maps are few enough to name them all, which helps a repair turn.
-    assert "PEWTER_GYM" in FIXTURE.check(plan)[0]
+    assert "PEWTER_GYM" in check(plan, FIXTURE)[0]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_maps_match_pret() -> None:
 
 
 def test_map_names_known_to_go_wrong() -> None:
-    # the original project mislabelled these; the Elite Four's rooms end the table
+    # easy to mislabel: the Elite Four's rooms end the table, and $F8 is no map
     assert [map_name(i) for i in (0xF5, 0xF6, 0xF7)] == [
         "LORELEIS_ROOM",
         "BRUNOS_ROOM",

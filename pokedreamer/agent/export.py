@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pokedreamer.agent.episodes import EpisodeReader, StepRecord
 from pokedreamer.env.frames import FRAME_SHAPE
-from pokedreamer.errors import UserError
+from pokedreamer.errors import UserError, error_line
 
 FORMATS = (".gif", ".mp4")
 MAX_SCALE = 8
@@ -252,8 +252,7 @@ def _write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple
             writer.send(GREYS[shades].tobytes())
             count += 1
     except (OSError, RuntimeError) as exc:
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"ffmpeg could not write {path}: {why}") from None
+        raise UserError(f"ffmpeg could not write {path}: {error_line(exc)}") from None
     finally:
         writer.close()
     return count

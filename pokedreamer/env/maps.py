@@ -2,8 +2,8 @@
 
 The rows are pret/pokered's map constants (``constants/map_constants.asm``). A block is 2×2
 player steps. Ids named ``UNUSED_MAP_xx`` exist in the id space but hold no map (size 0×0).
-The original research project named $F5–$F8 wrongly: $F5–$F7 are the Elite Four's rooms
-(LORELEIS_ROOM, BRUNOS_ROOM, AGATHAS_ROOM) and $F8 is not a map at all.
+The table's end is easy to misread: $F5–$F7 are the Elite Four's rooms (LORELEIS_ROOM,
+BRUNOS_ROOM, AGATHAS_ROOM) and $F8 is not a map at all.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ BattleKind = Literal["none", "wild", "trainer", "lost"]
 FACINGS: dict[int, Facing] = {0x00: "down", 0x04: "up", 0x08: "left", 0x0C: "right"}
 BATTLE_KINDS: dict[int, BattleKind] = {0x00: "none", 0x01: "wild", 0x02: "trainer", 0xFF: "lost"}
 BADGES = ("BOULDER", "CASCADE", "THUNDER", "RAINBOW", "SOUL", "MARSH", "VOLCANO", "EARTH")
+BATTLE_ORDER: tuple[BattleKind, ...] = tuple(BATTLE_KINDS.values())
+"""wIsInBattle's kinds as indexes 0 none, 1 wild, 2 trainer, 3 lost: the order of ``vector``'s
+battle_* fields, of the world model's battle head's classes and of a StateView's ``battle``."""
 MAX_PARTY = 6
 DEX_SIZE = 151
 
@@ -35,6 +38,12 @@ _EVENTS = slice(_A["wEventFlags"], _A["wEventFlags"] + RAM["wEventFlags"].width)
 _OWNED = slice(_A["wPokedexOwned"], _A["wPokedexOwned"] + RAM["wPokedexOwned"].width)
 _SEEN = slice(_A["wPokedexSeen"], _A["wPokedexSeen"] + RAM["wPokedexSeen"].width)
 _BAG_CAPACITY = 20
+
+
+def badge_bit(badge: str) -> int:
+    """A badge's bit in wObtainedBadges by name, case and a "BADGE" suffix forgiven ("Boulder",
+    "BOULDERBADGE"); ValueError for a name that is not a badge."""
+    return BADGES.index(badge.upper().removesuffix("BADGE"))
 
 
 class PartyMon(NamedTuple):
@@ -87,7 +96,7 @@ class GameState(BaseModel):
         return bool(self.event_flags[index >> 3] >> (index & 7) & 1)
 
     def has_badge(self, badge: int | str) -> bool:
-        bit = BADGES.index(badge.upper().removesuffix("BADGE")) if isinstance(badge, str) else badge
+        bit = badge_bit(badge) if isinstance(badge, str) else badge
         return bool(self.badges >> bit & 1)
 
     @property
@@ -175,13 +184,13 @@ def _one_hot(keys: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
 
 
 _FACING_ONE_HOT = _one_hot(tuple(FACINGS.values()))
-_BATTLE_ONE_HOT = _one_hot(tuple(BATTLE_KINDS.values()))
+_BATTLE_ONE_HOT = _one_hot(BATTLE_ORDER)
 _BADGE_BITS = tuple(tuple(float(b >> i & 1) for i in range(8)) for b in range(256))
 
 VECTOR_FIELDS: tuple[str, ...] = (
     "map_id", "x", "y",
     *(f"facing_{f}" for f in FACINGS.values()),
-    *(f"battle_{b}" for b in BATTLE_KINDS.values()),
+    *(f"battle_{b}" for b in BATTLE_ORDER),
     "text_shown", "party_size", "hp_fraction", "lead_level", "lead_hp_fraction",
     "enemy_hp_fraction",
     *(f"badge_{b.lower()}" for b in BADGES),

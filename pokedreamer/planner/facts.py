@@ -1,9 +1,8 @@
-"""What exists in the game being played: its maps (id and size), story events and badges.
+"""What exists in the game being played: its maps (id and size), story events, badges and the
+doors between maps.
 
 A plan names things by pret constant ("PALLET_TOWN", "EVENT_GOT_STARTER"). GameFacts resolves
-those names for shaping, and ``check`` lists every way a plan asks for something the game does
-not have. A plan with any problem is rejected by its caller, never clamped: a clamped tile is a
-different goal from the one the planner meant, and the planner learns nothing from it.
+those names for shaping; ``pokedreamer.planner.validate`` checks a plan against them.
 """
 
 from __future__ import annotations
@@ -13,24 +12,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple
 
-from pokedreamer.env.charmap import DECORATION, GLYPHS
 from pokedreamer.env.events import EVENT_FLAGS, NUM_EVENT_FLAGS
 from pokedreamer.env.maps import MAP_IDS, MAPS
-from pokedreamer.env.names import UnknownName, lookup
-from pokedreamer.env.state import BADGES
-from pokedreamer.planner.subgoals import (
-    MAX_CONTAINS_CHARS,
-    EarnBadge,
-    GoToMap,
-    GoToTile,
-    Plan,
-    ReadText,
-    SetEvent,
-    Subgoal,
-)
-
-# Characters the game can print (plus a space): a `contains` with any other can never match.
-_PRINTABLE = frozenset("".join(GLYPHS.values())) - DECORATION | {" "}
+from pokedreamer.env.names import lookup
+from pokedreamer.env.state import BADGES, badge_bit
 
 
 class MapFacts(NamedTuple):
@@ -145,59 +130,7 @@ class GameFacts:
 
     def badge_index(self, badge: str) -> int:
         """A badge's bit in wObtainedBadges; the same in every game (pret's order)."""
-        return BADGES.index(badge.upper().removesuffix("BADGE"))
-
-    def check(self, plan: Plan | Subgoal) -> list[str]:
-        """Every problem with a plan (or one subgoal) in this game, one readable line each;
-        empty when the plan can be carried out as written."""
-        subgoals = plan.subgoals if isinstance(plan, Plan) else [plan]
-        problems = []
-        for i, subgoal in enumerate(subgoals, 1):
-            where = f"subgoal {i} ({subgoal.kind})" if isinstance(plan, Plan) else subgoal.kind
-            problems += [f"{where}: {p}" for p in self._subgoal_problems(subgoal)]
-        return problems
-
-    def _subgoal_problems(self, subgoal: Subgoal) -> list[str]:
-        if isinstance(subgoal, GoToMap | GoToTile):
-            try:
-                info = self.map(subgoal.map)
-            except UnknownName as e:
-                return [f"{e}{_all_of(self.maps, 'maps')}"]
-            if isinstance(subgoal, GoToTile) and not (
-                0 <= subgoal.x < info.width and 0 <= subgoal.y < info.height
-            ):
-                return [
-                    f"({subgoal.x}, {subgoal.y}) lies outside {info.name}, which is "
-                    f"{info.width}×{info.height} steps (x 0..{info.width - 1}, "
-                    f"y 0..{info.height - 1})"
-                ]
-        elif isinstance(subgoal, SetEvent):
-            try:
-                self.event_index(subgoal.event)
-            except UnknownName as e:
-                return [f"{e}{_all_of(self.events, 'events')}"]
-        elif isinstance(subgoal, EarnBadge):
-            if subgoal.badge not in self.badges:
-                return [f"{subgoal.badge} cannot be earned here; badges: {', '.join(self.badges)}"]
-        elif isinstance(subgoal, ReadText):
-            problems = []
-            if len(subgoal.contains) > MAX_CONTAINS_CHARS:
-                problems.append(
-                    f"'contains' has {len(subgoal.contains)} characters; at most "
-                    f"{MAX_CONTAINS_CHARS}"
-                )
-            odd = sorted(set(subgoal.contains) - _PRINTABLE)
-            if odd:
-                problems.append(f"'contains' has characters the game never prints: {''.join(odd)}")
-            return problems
-        return []
-
-
-def _all_of(table: Mapping[str, object], what: str) -> str:
-    """The whole table when it is short enough to read (the fixture's), else its size."""
-    if len(table) <= 8:
-        return f" (the {what} here: {', '.join(table)})"
-    return f" ({len(table)} {what} here)"
+        return badge_bit(badge)
 
 
 @cache

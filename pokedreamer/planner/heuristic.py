@@ -2,7 +2,7 @@
 
 It is the default planner when no LLM endpoint is configured, and the fallback whenever an LLM
 plan fails or is rejected, so it must answer every GameState, instantly, with a plan that passes
-``GameFacts.check``. The knowledge lives in TOML beside this module (``knowledge/fixture.toml``,
+``validate.check``. The knowledge lives in TOML beside this module (``knowledge/fixture.toml``,
 ``knowledge/pokemon_red.toml``) so that the story can be read and corrected without reading code.
 
 A knowledge file holds ``games`` (the ``Rom.game`` values it is for), a ``description`` and a list
@@ -32,13 +32,14 @@ player's current map are dropped â€” they lead to where the player already is â€
 as a list of maps picks up from wherever the player stands on it. The last subgoal always stays.
 
 Loading checks everything once: unknown keys, values of the wrong kind, names the game does not
-have (spelled exactly as pret does), plans that ``GameFacts.check`` rejects, and stages that could
+have (spelled exactly as pret does), plans that ``validate.check`` rejects, and stages that could
 never be chosen. Each problem names the file and the stage.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -48,9 +49,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pokedreamer.env.names import UnknownName
 from pokedreamer.env.state import GameState
-from pokedreamer.errors import UserError
+from pokedreamer.errors import Location, UserError, validation_summary
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import GoToMap, Plan
+from pokedreamer.planner.validate import check
 
 KNOWLEDGE_PACKAGE = "pokedreamer.planner"
 KNOWLEDGE_DIR = "knowledge"
@@ -225,7 +227,7 @@ def _parse(raw: bytes, source: str) -> _KnowledgeSpec:
     try:
         return _KnowledgeSpec.model_validate(data)
     except ValidationError as exc:
-        raise KnowledgeError(f"{source}: {_describe(exc, data)}") from None
+        raise KnowledgeError(f"{source}: {validation_summary(exc, _where(data))}") from None
 
 
 def _stage_label(data: Any, index: int) -> str:
@@ -236,20 +238,22 @@ def _stage_label(data: Any, index: int) -> str:
     return f"stage {index + 1}" + (f" ({name})" if isinstance(name, str) else "")
 
 
-def _describe(exc: ValidationError, data: Any) -> str:
-    parts = []
-    for error in exc.errors(include_url=False):
-        loc = list(error["loc"])
-        where = []
-        if len(loc) >= 2 and loc[0] == "stage" and isinstance(loc[1], int):
-            where.append(_stage_label(data, loc[1]))
-            loc = loc[2:]
-        path = "".join(f"[{p + 1}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+def _where(data: Any) -> Callable[[Location], str]:
+    """Words a location in a knowledge file: the stage by number and name, then the key path
+    inside it, lists counted from 1 as a reader counts them."""
+
+    def where(loc: Location) -> str:
+        rest = list(loc)
+        parts = []
+        if len(rest) >= 2 and rest[0] == "stage" and isinstance(rest[1], int):
+            parts.append(_stage_label(data, rest[1]))
+            rest = rest[2:]
+        path = "".join(f"[{p + 1}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
         if path:
-            where.append(path)
-        problem = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        parts.append(": ".join([*where, problem]))
-    return "; ".join(parts)
+            parts.append(path)
+        return ": ".join(parts)
+
+    return where
 
 
 def _spelling(name: str, kind: Literal["map", "event"], facts: GameFacts) -> str | None:
@@ -337,7 +341,7 @@ def _compile(spec: _KnowledgeSpec, facts: GameFacts, source: str) -> tuple[Stage
             own.append("the last stage must have no `when`, so that every state gets a plan")
         if index < last and unconditional:
             own.append("has no `when`, so the stages after it could never be chosen")
-        own += [f"plan: {p}" for p in facts.check(stage_spec.plan)]
+        own += [f"plan: {p}" for p in check(stage_spec.plan, facts)]
         problems += [f"{label}: {p}" for p in own]
         if not own and test is not None:
             stages.append(

@@ -32,8 +32,9 @@ import openai
 from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
-from pokedreamer.errors import UserError
+from pokedreamer.errors import Location, UserError, dotted, one_line, validation_summary
 from pokedreamer.planner.subgoals import Plan
+from pokedreamer.planner.validate import check
 
 if TYPE_CHECKING:
     from pokedreamer.config import PlannerSettings
@@ -163,17 +164,19 @@ class LLMPlanner:
         facts: GameFacts,
         clock: Callable[[], float] = time.monotonic,
         *,
+        sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = 4,
         backoff_s: float = 0.5,
         backoff_max_s: float = 4.0,
         retry_after_max_s: float = 30.0,
         deadline_factor: float = 3.0,
     ) -> None:
-        """``clock`` drives the hourly budget (tests pass a fake one); the retry knobs exist so
-        that tests can make the backoff short."""
+        """``clock`` drives the hourly budget and ``sleep`` waits between retries (tests pass
+        fakes of both); the retry knobs exist so that tests can make the backoff short."""
         self.settings = settings
         self.facts = facts
         self._clock = clock
+        self._sleep = sleep
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._backoff_max_s = backoff_max_s
@@ -194,7 +197,7 @@ class LLMPlanner:
             )
         except Exception as exc:  # a malformed base_url is a setting to fix, not a crash
             raise UserError(
-                self._scrub(_one_line(f"planner.base_url {settings.base_url!r}: {exc}"))
+                self._scrub(_line(f"planner.base_url {settings.base_url!r}: {exc}"))
             ) from None
         self._structured = True
         # Spelled as the prompt library's {{schema}} spells it, so that a system prompt that
@@ -249,7 +252,7 @@ class LLMPlanner:
         except Exception as exc:  # the contract is "never raises": the caller must get a record
             trace = "".join(traceback.format_exception(exc))
             log.debug("planner call failed unexpectedly:\n%s", self._scrub(trace))
-            error = _one_line(f"{type(exc).__name__}: {exc}")
+            error = _line(f"{type(exc).__name__}: {exc}")
         call = self._record(progress, trigger, started, plan, error)
         self._count(
             calls=1,
@@ -297,7 +300,7 @@ class LLMPlanner:
         else:
             answer = self._send(progress, progress.messages, "json")
         if answer.refusal is not None:
-            raise _Failure(_one_line(f"the model refused: {self._scrub(answer.refusal)}"))
+            raise _Failure(_line(f"the model refused: {self._scrub(answer.refusal)}"))
 
         plan, problems = self._validate(answer)
         if plan is None:
@@ -310,11 +313,11 @@ class LLMPlanner:
             answer = self._send(progress, messages, progress.mode)
             plan, problems = self._validate(answer)
             if plan is None:
-                raise _Failure(_one_line(f"invalid plan after a repair turn: {problems}"))
+                raise _Failure(_line(f"invalid plan after a repair turn: {problems}"))
 
-        issues = self.facts.check(plan)
+        issues = check(plan, self.facts)
         if issues:
-            raise _Failure(_one_line("plan rejected: " + "; ".join(issues)))
+            raise _Failure(_line("plan rejected: " + "; ".join(issues)))
         return plan
 
     def _messages(
@@ -354,7 +357,7 @@ class LLMPlanner:
         try:
             return Plan.model_validate_json(answer.content), ""
         except ValidationError as exc:
-            return None, _validation_summary(exc)
+            return None, validation_summary(exc, _where, most=_MAX_REPAIR_ERRORS)
 
     # --- one request, with retries ---------------------------------------------------------
 
@@ -369,6 +372,7 @@ class LLMPlanner:
             wait=self._wait,
             stop=lambda state: self._stop(state, progress.deadline),
             before_sleep=self._log_retry,
+            sleep=self._sleep,
             reraise=True,
         )
         tries = 0
@@ -386,7 +390,7 @@ class LLMPlanner:
             ) from None
         except openai.APIConnectionError as exc:
             raise _Failure(
-                _one_line(
+                _line(
                     f"cannot connect to the planner endpoint ({tries} attempt(s)): "
                     f"{self._describe(exc)}"
                 )
@@ -398,9 +402,9 @@ class LLMPlanner:
             wait = _retry_after(exc)
             if _transient(exc) and wait is not None and tries < self._max_attempts:
                 note = f"; it asked to wait {wait:g} s, past the call's {self._deadline_s:g} s"
-            raise _Failure(_one_line(f"{self._describe(exc)} ({tries} attempt(s)){note}")) from None
+            raise _Failure(_line(f"{self._describe(exc)} ({tries} attempt(s)){note}")) from None
         except openai.OpenAIError as exc:
-            raise _Failure(_one_line(f"{type(exc).__name__}: {self._describe(exc)}")) from None
+            raise _Failure(_line(f"{type(exc).__name__}: {self._describe(exc)}")) from None
         progress.raw_response = self._scrub(answer.content) if answer.content else answer.content
         progress.prompt_tokens += answer.usage[0]
         progress.completion_tokens += answer.usage[1]
@@ -540,7 +544,7 @@ class LLMPlanner:
             text = f"{exc.message} {cause}" if cause is not None else exc.message
         else:
             text = str(exc)
-        return self._scrub(_one_line(text))
+        return self._scrub(_line(text))
 
 
 def _transient(exc: BaseException) -> bool:
@@ -589,7 +593,7 @@ def _answer_from(response: Any) -> _Answer:
         data = response.json()
     except ValueError:
         raise _Failure(
-            _one_line(f"the endpoint's answer is not JSON: {response.text[:80]!r}")
+            _line(f"the endpoint's answer is not JSON: {response.text[:80]!r}")
         ) from None
     if not isinstance(data, dict):
         raise _Failure("the endpoint's answer is not a chat completion")
@@ -605,18 +609,10 @@ def _answer_from(response: Any) -> _Answer:
     )
 
 
-def _validation_summary(exc: ValidationError) -> str:
-    """The errors as "where: what" without the input values (they can be long)."""
-    parts = []
-    for error in exc.errors(include_url=False, include_input=False)[:_MAX_REPAIR_ERRORS]:
-        where = ".".join(str(p) for p in error["loc"]) or "(the whole answer)"
-        parts.append(f"{where}: {error['msg']}")
-    more = exc.error_count() - len(parts)
-    if more > 0:
-        parts.append(f"and {more} more")
-    return "; ".join(parts)
+def _line(text: str) -> str:
+    """An error text as one line short enough for a log line and the trace."""
+    return one_line(text, _MAX_ERROR_CHARS)
 
 
-def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= _MAX_ERROR_CHARS else line[: _MAX_ERROR_CHARS - 1] + "…"
+def _where(loc: Location) -> str:
+    return dotted(loc) or "(the whole answer)"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -137,6 +138,14 @@ class PlannerService:
         if self.plan is None:
             # The agent acts from the first step: the heuristic plan holds until the LLM answers.
             self._adopt(step, state, trigger, "heuristic", self.heuristic.plan(state))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Blocks until the LLM call in flight, if any, has returned; the next ``observe`` adopts
+        its plan. False if ``timeout`` seconds passed first."""
+        if self._pending is None:
+            return True
+        done, _ = wait_for([self._pending[0]], timeout)
+        return bool(done)
 
     def close(self, wait: bool = False) -> None:
         """Stops planning; ``wait`` lets a call in flight finish (so its client may be closed)."""

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pokedreamer.env.events import NUM_EVENT_FLAGS, event_set
-from pokedreamer.env.state import BADGES, BATTLE_KINDS, GameState
+from pokedreamer.env.state import BADGES, BATTLE_ORDER, GameState
 
 if TYPE_CHECKING:
     from pokedreamer.planner.facts import GameFacts
@@ -295,9 +295,6 @@ class Plan(BaseModel):
 # ----------------------------------------------------------------------------------------------
 # The state the subgoals are judged on
 
-# wIsInBattle's kinds as indexes, in GameState's order, which is also the world model's battle
-# head's class order (world_model.heads.BATTLE_ORDER; a test holds the two together).
-BATTLE_ORDER: tuple[str, ...] = tuple(BATTLE_KINDS.values())
 NO_BATTLE, WILD, TRAINER, LOST = map(BATTLE_ORDER.index, ("none", "wild", "trainer", "lost"))
 
 TILE_DISTANCE_CAP = 20
