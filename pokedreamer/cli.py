@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pokedreamer import __version__
+from pokedreamer.bench.cli import bench_app
 from pokedreamer.config import Settings, load_settings
 from pokedreamer.errors import UserError
 
@@ -456,47 +457,7 @@ def eval_agent(
         typer.echo(f"report: {folder / 'report.md'}")
 
 
-bench_app = typer.Typer(
-    help="Measure speed: the env now; the world model, planner, loop and dashboard as they land.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(bench_app, name="bench")
-
-
-@bench_app.command("env")
-def bench_env(
-    ctx: typer.Context,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    steps: Annotated[int, typer.Option(min=50, help="Steps per timed round.")] = 400,
-    rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds of raw and env.")] = 21,
-    processes: Annotated[
-        int | None, typer.Option(min=1, help="Most processes to try (default: the core count).")
-    ] = None,
-    seconds: Annotated[float, typer.Option(min=0.5, help="Seconds each process count runs.")] = 3.0,
-    rom: Annotated[
-        Path | None, typer.Option(metavar="PATH", help="ROM (default: the fixture cartridge).")
-    ] = None,
-) -> None:
-    """Env steps/s against raw PyBoy at the same frames per step, and over 1..N processes."""
-    import json
-
-    from pokedreamer.env.bench import bench_env as run_bench
-
-    settings = _settings(ctx, rom=rom)
-    result = run_bench(settings.env, steps, rounds, processes, seconds).as_dict()
-    if json_out:
-        typer.echo(json.dumps(result, indent=2))
-        return
-    typer.echo(f"machine: {result['machine']}")
-    typer.echo(
-        f"raw PyBoy {result['raw_pyboy_steps_per_s']:.0f} steps/s, env "
-        f"{result['env_steps_per_s']:.0f} steps/s: env/raw = {result['env_over_raw']:.3f}"
-    )
-    for n, rate in result["processes_steps_per_s"].items():
-        typer.echo(
-            f"{n} process(es): {rate:.0f} steps/s (x{result['processes_scaling'][n]:.2f} of linear)"
-        )
+app.add_typer(bench_app(_settings), name="bench")
 
 
 @app.command()
@@ -557,117 +518,6 @@ def export(
         f"({result.steps} steps, every {every}), {result.width}x{result.height} at "
         f"{result.fps:.4g} fps"
     )
-
-
-def _echo_bench(result: dict[str, Any], json_out: bool) -> None:
-    import json
-
-    if json_out:
-        typer.echo(json.dumps(result, indent=2))
-        return
-    for key, value in result.items():
-        typer.echo(f"{key}: {value}")
-
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
-
-@bench_app.command("imagine")
-def bench_imagine(
-    ctx: typer.Context,
-    json_out: JsonOption = False,
-    preset: PresetOption = None,
-    batch: Annotated[int, typer.Option(min=1, help="Imagined trajectories at once.")] = 1024,
-    horizon: Annotated[int, typer.Option(min=1, help="Imagined steps per trajectory.")] = 15,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-) -> None:
-    """Imagined transitions/s (actor + GRU + prior) beside one env process's steps/s."""
-    from pokedreamer.agent.bench_wm import bench_imagine as run
-
-    settings = _settings(ctx, preset=preset, device=device)
-    _echo_bench(run(settings.world_model, settings.env, batch, horizon).as_dict(), json_out)
-
-
-@bench_app.command("train")
-def bench_train(
-    ctx: typer.Context,
-    json_out: JsonOption = False,
-    preset: PresetOption = None,
-    updates: Annotated[int, typer.Option(min=1, help="Timed updates.")] = 5,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-) -> None:
-    """Replayed transitions/s of world-model updates beside one env process's steps/s."""
-    from pokedreamer.agent.bench_wm import bench_train as run
-
-    settings = _settings(ctx, preset=preset, device=device)
-    _echo_bench(run(settings.world_model, settings.env, updates).as_dict(), json_out)
-
-
-@bench_app.command("planner")
-def bench_planner(
-    ctx: typer.Context,
-    json_out: JsonOption = False,
-    steps: Annotated[int, typer.Option(min=100, help="Steps per timed round.")] = 6000,
-    rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds.")] = 5,
-    latency: Annotated[float, typer.Option(min=0.0, help="Seconds the LLM takes to answer.")] = 2.0,
-) -> None:
-    """Loop steps/s with an asynchronous LLM planner (a slow local endpoint) against none."""
-    from pokedreamer.agent.bench_planner import bench_planner as run
-
-    _echo_bench(run(_settings(ctx), steps, rounds, latency), json_out)
-
-
-@bench_app.command("loop")
-def bench_loop(
-    ctx: typer.Context,
-    json_out: JsonOption = False,
-    preset: PresetOption = None,
-    envs: Annotated[str, typer.Option(help="Env counts to time, comma-separated.")] = "1,2",
-    steps: Annotated[int, typer.Option(min=10, help="Timed acting steps per env count.")] = 2000,
-    train_steps: Annotated[
-        int, typer.Option(min=0, help="Steps timed with training (0 skips it).")
-    ] = 1000,
-    checkpoint: Annotated[
-        Path | None, typer.Option(metavar="PATH", help="Weights to act with.")
-    ] = None,
-) -> None:
-    """Agent loop steps/s: env, model and overhead time acting only; updates/s training."""
-    from pokedreamer.agent.bench_loop import bench_loop as run
-    from pokedreamer.agent.loop import resolve_checkpoint
-
-    counts = tuple(int(n) for n in envs.split(",") if n.strip())
-    path = resolve_checkpoint(checkpoint) if checkpoint else None
-    _echo_bench(run(_settings(ctx, preset=preset), counts, steps, train_steps, path), json_out)
-
-
-@bench_app.command("dashboard")
-def bench_dashboard(
-    ctx: typer.Context,
-    json_out: JsonOption = False,
-    preset: PresetOption = None,
-    seconds: Annotated[float, typer.Option(min=0.5, help="Seconds of drawing timed.")] = 3.0,
-    steps: Annotated[int, typer.Option(min=100, help="Loop steps per timed round.")] = 3000,
-    rounds: Annotated[int, typer.Option(min=1, help="Alone/watched round pairs.")] = 3,
-    toggle_seconds: Annotated[
-        float,
-        typer.Option(
-            min=0,
-            help="Also time one loop this long with the dashboard attached and detached in "
-            "turn (twice: with and without imagined frames); 0 skips it.",
-        ),
-    ] = 60.0,
-    window: Annotated[
-        float, typer.Option(min=0.5, help="Seconds of each attached or detached window.")
-    ] = 2.5,
-) -> None:
-    """Dashboard screen updates/s at 200x60, and what watching costs the agent loop."""
-    from pokedreamer.dashboard.bench import bench_dashboard as run
-
-    result = run(
-        _settings(ctx, preset=preset), seconds, steps, rounds,
-        toggle_seconds=toggle_seconds, window_seconds=window,
-    )  # fmt: skip
-    _echo_bench(result, json_out)
 
 
 prompts_app = typer.Typer(

@@ -1,4 +1,5 @@
-"""The fake LLM server as a pytest fixture (the server lives in pokedreamer.planner.fake_llm).
+"""The fake LLM server as a pytest fixture (the server lives in pokedreamer.bench.fake_llm, beside
+the planner bench that ships it), and a URL where no server listens.
 
 from llm_server import llm_server_fixture  # noqa: F401 (registers the fixture)
 
@@ -10,16 +11,16 @@ def test_x(llm_server: FakeLLMServer) -> None:
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
 
-from pokedreamer.planner.fake_llm import (  # noqa: F401 (re-exported for the tests)
+from pokedreamer.bench.fake_llm import (  # noqa: F401 (re-exported for the tests)
     FakeLLMServer,
     Reply,
     Request,
     answer,
-    closed_port_url,
     completion,
     error,
     slow,
@@ -36,3 +37,12 @@ def llm_server_fixture() -> Iterator[FakeLLMServer]:
         yield server
     finally:
         server.close()
+
+
+def closed_port_url() -> str:
+    """The URL of a port on 127.0.0.1 that nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Closed without listen(): the port is free and refuses connections until someone takes it.
+    return f"http://127.0.0.1:{port}/v1"

@@ -8,17 +8,21 @@ envs compute the next: that work is reported as ``hidden_ms_per_step`` and count
 beside ``wait_ms_per_step``, the rest of env time, spent blocked on the envs. When the writes
 take longer than the envs, ``wait`` falls to ~0 and the excess is plain to see.
 Then with training at the configured train ratio: env steps/s and updates/s.
+
+The times are the loop's own books (``timings`` of what ``AgentLoop.run`` returns): they split
+each step into parts that no clock outside the loop could tell apart.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pokedreamer.agent.loop import AgentLoop
-    from pokedreamer.config import Settings
+from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.bench.timing import machine_description
+from pokedreamer.config import Settings
+from pokedreamer.rundir import RunDir
 
 
 def bench_loop(
@@ -28,10 +32,6 @@ def bench_loop(
     train_steps: int = 1000,
     checkpoint: Path | None = None,
 ) -> dict[str, Any]:
-    from pokedreamer.agent.loop import AgentLoop
-    from pokedreamer.env.bench import machine_description
-    from pokedreamer.rundir import RunDir
-
     result: dict[str, Any] = {
         "machine": machine_description(),
         "preset": None,  # filled in from the first loop: a checkpoint brings its own

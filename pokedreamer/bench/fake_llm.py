@@ -1,15 +1,15 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1, scripted reply by reply.
 
-For the planner's tests (openai 3.x sends through httpx2, which respx cannot intercept, so they
-talk HTTP to this) and for ``pokedreamer bench planner``, which needs an endpoint with a known,
-slow answer time. A script queues the replies, one per request, in order; afterwards every
-request's body, headers and arrival time can be read back.
+``pokedreamer bench planner`` needs an endpoint with a known, slow answer time, so the server
+ships with the bench; the planner's tests use it too (openai 3.x sends through httpx2, which respx
+cannot intercept, so they talk HTTP to this, through ``tests/llm_server.py``). A script queues the
+replies, one per request, in order; afterwards every request's body, headers and arrival time can
+be read back.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections import deque
@@ -209,12 +209,3 @@ class FakeLLMServer:
                 pass  # keep pytest's output to the tests' own
 
         return Handler
-
-
-def closed_port_url() -> str:
-    """The URL of a port on 127.0.0.1 that nothing listens on (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # Closed without listen(): the port is free and refuses connections until someone takes it.
-    return f"http://127.0.0.1:{port}/v1"

@@ -1,4 +1,6 @@
 """``pokedreamer bench env``: our env's step rate against raw PyBoy, and scaling over processes.
+Here too is the one random-button game that every bench comparing itself with play times
+(:func:`play`, :func:`env_steps_per_s`).
 
 Raw PyBoy and the env play the same button sequence from the same start state with the same
 frames per step (held, released, the last frame rendered), in alternating rounds of one run; the
@@ -10,17 +12,77 @@ with one process's.
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
-import platform
+import statistics
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pokedreamer.bench.timing import Clock, alternate, machine_description, repeat_for, timed
 from pokedreamer.config import EnvSettings, RewardSettings
+from pokedreamer.env.gym_env import SHADE_PALETTE, PokemonRedEnv
+from pokedreamer.env.start import save_state_bytes
+from pokedreamer.env.state import GameState
+
+
+def headless_env(env_settings: EnvSettings, rewards: RewardSettings | None = None) -> PokemonRedEnv:
+    """The env a bench plays: no window, and no step limit, so a timed round of any length is
+    one episode."""
+    settings = env_settings.model_copy(update={"headless": True, "max_steps": 0})
+    return PokemonRedEnv(settings, rewards or RewardSettings())
+
+
+def random_buttons(
+    env: PokemonRedEnv, steps: int, rng: np.random.Generator | None = None
+) -> list[int]:
+    """``steps`` actions drawn uniformly from the env's buttons (from seed 0 unless ``rng``)."""
+    if rng is None:
+        rng = np.random.default_rng(0)
+    return rng.integers(0, env.action_space.n, steps).tolist()
+
+
+def play(
+    env: PokemonRedEnv,
+    actions: list[int],
+    clock: Clock = time.perf_counter,
+    after_step: Callable[[int, GameState], object] | None = None,
+) -> float:
+    """Seconds ``clock`` counts while ``env``, reset with seed 0, plays ``actions``.
+
+    ``after_step(step, state)`` runs after every step (counting from 1), inside the timing: the
+    cost of whatever watches the env is part of the figure.
+    """
+    env.reset(seed=0)
+    step = env.step
+    if after_step is None:
+
+        def work() -> None:
+            for action in actions:
+                step(action)
+
+    else:
+
+        def work() -> None:
+            for n, action in enumerate(actions, 1):
+                after_step(n, step(action)[4]["state"])
+
+    return timed(work, clock)
+
+
+def env_steps_per_s(env_settings: EnvSettings, steps: int = 1000) -> float:
+    """One env process's steps/s playing random buttons (the rate the other benches compare
+    with)."""
+    env = headless_env(env_settings)
+    try:
+        return steps / play(env, random_buttons(env, steps))
+    finally:
+        env.close()
 
 
 @dataclass(frozen=True)
@@ -52,48 +114,28 @@ class EnvBenchResult:
         }
 
 
-def machine_description() -> str:
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
-    )
-
-
 def _raw_round(pyboy: Any, start: bytes, buttons: list[str], hold: int, rest: int) -> float:
-    import io
-
     pyboy.load_state(io.BytesIO(start))
-    t0 = time.thread_time()
-    for button in buttons:
-        pyboy.button_press(button)
-        pyboy.tick(hold, False)
-        pyboy.button_release(button)
-        pyboy.tick(rest, True)
-    return time.thread_time() - t0
 
+    def work() -> None:
+        for button in buttons:
+            pyboy.button_press(button)
+            pyboy.tick(hold, False)
+            pyboy.button_release(button)
+            pyboy.tick(rest, True)
 
-def _env_round(env: Any, actions: list[int]) -> float:
-    env.reset(seed=0)
-    step = env.step
-    t0 = time.thread_time()
-    for action in actions:
-        step(action)
-    return time.thread_time() - t0
+    return timed(work, time.thread_time)
 
 
 def env_vs_raw(env_settings: EnvSettings, steps: int, rounds: int) -> tuple[float, float, float]:
     """(raw steps/s, env steps/s, env/raw) over ``rounds`` alternating rounds of ``steps`` steps,
     both playing the same button sequence from the same state."""
-    from pokedreamer.env.gym_env import SHADE_PALETTE, PokemonRedEnv
-    from pokedreamer.env.start import save_state_bytes
-
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # pysdl2-dll announces itself on import
         from pyboy import PyBoy
 
-    settings = env_settings.model_copy(update={"headless": True, "max_steps": 0})
-    env = PokemonRedEnv(settings, RewardSettings())
-    rng = np.random.default_rng(0)
-    actions = [int(a) for a in rng.integers(0, env.action_space.n, steps)]
+    env = headless_env(env_settings)
+    actions = random_buttons(env, steps)
     buttons = [env.buttons[a] or "a" for a in actions]
     env.reset(seed=0)
     # The very state each env round starts from (after reset's seeding), so both play one game.
@@ -105,73 +147,67 @@ def env_vs_raw(env_settings: EnvSettings, steps: int, rounds: int) -> tuple[floa
         log_level="ERROR",
         color_palette=SHADE_PALETTE,
     )
-    hold = settings.hold_frames
-    rest = settings.action_repeat - hold
-    raw_times, env_times = [], []
+    hold = env.settings.hold_frames
+    rest = env.settings.action_repeat - hold
     try:
-        for _ in range(rounds):
-            raw_times.append(_raw_round(raw, start, buttons, hold, rest))
-            env_times.append(_env_round(env, actions))
+        times = alternate(
+            rounds,
+            lambda: _raw_round(raw, start, buttons, hold, rest),
+            lambda: play(env, actions, time.thread_time),
+        )
     finally:
         raw.stop(save=False)
         env.close()
-    # Each env round runs right after its raw round, so a pair shares whatever else the machine
-    # was doing; the median of the pairs' ratios shrugs off the rounds a burst of noise hit.
-    ratio = float(np.median([r / e for r, e in zip(raw_times, env_times, strict=True)]))
-    return steps / float(np.median(raw_times)), steps / float(np.median(env_times)), ratio
+    raw_rate = steps / statistics.median(times.first)
+    return raw_rate, steps / statistics.median(times.second), times.ratio()
 
 
 def env_overhead_us(env_settings: EnvSettings, steps: int = 2000) -> float:
     """Microseconds a step spends outside the emulator (RAM snapshot, GameState, rewards,
     observation), timed alone — steady where end-to-end ratios move with machine noise."""
-    from pokedreamer.env.gym_env import PokemonRedEnv
-
-    settings = env_settings.model_copy(update={"headless": True, "max_steps": 0})
-    env = PokemonRedEnv(settings, RewardSettings())
+    env = headless_env(env_settings)
     env.reset(seed=0)
-    rng = np.random.default_rng(0)
+
+    def five_times() -> None:
+        for _ in range(5):
+            env._after_frames()
+
     times = []
     try:
-        for action in rng.integers(0, env.action_space.n, steps):
-            env.step(int(action))  # move the game on, so the state read varies as in play
-            t0 = time.perf_counter()
-            for _ in range(5):
-                env._after_frames()
-            times.append((time.perf_counter() - t0) / 5)
+        for action in random_buttons(env, steps):
+            env.step(action)  # move the game on, so the state read varies as in play
+            times.append(timed(five_times) / 5)
     finally:
         env.close()
-    return float(np.median(times)) * 1e6
+    return statistics.median(times) * 1e6
 
 
 def _worker(args: tuple[EnvSettings, float]) -> int:
-    from pokedreamer.env.gym_env import PokemonRedEnv
-
-    settings, seconds = args
-    env = PokemonRedEnv(settings, RewardSettings())
+    env_settings, seconds = args
+    env = headless_env(env_settings)
     # Every worker plays the same game, so 1 and N processes do the same work per step.
     env.reset(seed=0)
     rng = np.random.default_rng(0)
-    n = 0
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        for action in rng.integers(0, env.action_space.n, 64):
-            env.step(int(action))
-        n += 64
+
+    def chunk() -> None:
+        for action in random_buttons(env, 64, rng):
+            env.step(action)
+
+    runs = repeat_for(seconds, chunk)
     env.close()
-    return n
+    return 64 * runs
 
 
 def process_scaling(
     env_settings: EnvSettings, max_processes: int, seconds: float
 ) -> dict[int, float]:
     """Total env steps/s with 1..max_processes processes, each stepping for ``seconds``."""
-    settings = env_settings.model_copy(update={"headless": True, "max_steps": 0})
     rates: dict[int, float] = {}
     context = multiprocessing.get_context("spawn")
     with context.Pool(max_processes) as pool:
-        pool.map(_worker, [(settings, 0.2)] * max_processes)  # start-up and imports, untimed
+        pool.map(_worker, [(env_settings, 0.2)] * max_processes)  # start-up and imports, untimed
         for n in range(1, max_processes + 1):
-            counts = pool.map(_worker, [(settings, seconds)] * n)
+            counts = pool.map(_worker, [(env_settings, seconds)] * n)
             rates[n] = sum(counts) / seconds
     return rates
 

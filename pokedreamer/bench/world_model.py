@@ -12,7 +12,7 @@ ROM) beside the world model's rate, and report the ratio:
 from __future__ import annotations
 
 import contextlib
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,22 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pokedreamer.config import EnvSettings, RewardSettings, WorldModelSettings
-from pokedreamer.env.bench import machine_description
-
-
-def env_steps_per_s(env_settings: EnvSettings, steps: int = 1000) -> float:
-    from pokedreamer.env.gym_env import PokemonRedEnv
-
-    env = PokemonRedEnv(env_settings.model_copy(update={"headless": True}), RewardSettings())
-    env.reset(seed=0)
-    actions = np.random.default_rng(0).integers(0, env.action_space.n, steps).tolist()
-    start = time.perf_counter()
-    for action in actions:
-        env.step(action)
-    rate = steps / (time.perf_counter() - start)
-    env.close()
-    return rate
+from pokedreamer.bench.env import env_steps_per_s
+from pokedreamer.bench.timing import machine_description, timed
+from pokedreamer.config import EnvSettings, WorldModelSettings
+from pokedreamer.world_model.dist import categorical_st_sample
+from pokedreamer.world_model.trainer import WorldModelTrainer
 
 
 def device_name(device: torch.device, bf16: bool) -> str:
@@ -70,19 +59,22 @@ class WorldModelBench:
         }
 
 
-def _model(settings: WorldModelSettings, num_actions: int) -> tuple[Any, torch.device]:
-    from pokedreamer.world_model.trainer import WorldModelTrainer
-
+def _model(
+    settings: WorldModelSettings, num_actions: int
+) -> tuple[WorldModelTrainer, torch.device]:
     trainer = WorldModelTrainer(settings, num_actions)
     return trainer, trainer.device
+
+
+def _synchronize(device: torch.device) -> Callable[[], None] | None:
+    """What makes the clock wait for ``device``'s queued work (nothing to wait for on a CPU)."""
+    return torch.cuda.synchronize if device.type == "cuda" else None
 
 
 def bench_imagine(
     settings: WorldModelSettings, env_settings: EnvSettings, batch: int = 1024, horizon: int = 15,
     rollouts: int = 10,
 ) -> WorldModelBench:  # fmt: skip
-    from pokedreamer.world_model.dist import categorical_st_sample
-
     num_actions = len(env_settings.buttons) + int(env_settings.noop)
     trainer, device = _model(settings, num_actions)
     model = trainer.model.eval()
@@ -99,14 +91,12 @@ def bench_imagine(
     start = model.rssm.initial(batch)
     with torch.no_grad(), trainer._autocast or contextlib.nullcontext():
         model.rssm.imagine(start, policy, horizon)  # warm-up: kernels, caches
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(rollouts):
-            model.rssm.imagine(start, policy, horizon)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        rate = batch * horizon * rollouts / (time.perf_counter() - t0)
+
+        def rollout() -> None:
+            for _ in range(rollouts):
+                model.rssm.imagine(start, policy, horizon)
+
+        rate = batch * horizon * rollouts / timed(rollout, sync=_synchronize(device))
     return WorldModelBench(
         "imagine", settings.preset, device_name(device, trainer._autocast is not None), batch,
         horizon, rate,
@@ -131,14 +121,12 @@ def bench_train(
         "is_terminal": np.zeros((b, t), dtype=bool),
     }
     trainer.update(batch)  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(updates):
-        trainer.update(batch)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    rate = b * t * updates / (time.perf_counter() - t0)
+
+    def train() -> None:
+        for _ in range(updates):
+            trainer.update(batch)
+
+    rate = b * t * updates / timed(train, sync=_synchronize(device))
     return WorldModelBench(
         "train", settings.preset, device_name(device, trainer._autocast is not None), b, t, rate,
         env_steps_per_s(env_settings), machine_description(),

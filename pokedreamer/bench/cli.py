@@ -1,0 +1,184 @@
+"""The ``pokedreamer bench`` verbs.
+
+Each verb reads its flags, runs one bench of this package and prints the result: a line per
+figure, or with ``--json`` the whole result, whose keys users' scripts and docs/benchmarks.md
+read. The benches, and the heavy libraries they load, are imported inside the verbs, so that
+``pokedreamer --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+import typer
+
+from pokedreamer.config import Settings
+
+
+class SettingsFor(Protocol):
+    """How the main command resolves a verb's settings: its ``--config`` file under the verb's
+    flags, each tied to its setting by the main command's one flag table."""
+
+    def __call__(self, ctx: typer.Context, **flags: Any) -> Settings: ...
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+PresetOption = Annotated[
+    str | None, typer.Option(help="Size preset: tiny, small, base, large (default: config).")
+]
+DeviceOption = Annotated[str | None, typer.Option(help="auto, cpu or cuda.")]
+
+
+def echo_result(result: dict[str, Any], json_out: bool) -> None:
+    """A bench's result as JSON, or as one ``key: value`` line per entry."""
+    if json_out:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        typer.echo(f"{key}: {value}")
+
+
+def bench_app(settings_for: SettingsFor) -> typer.Typer:
+    """The ``bench`` sub-command, its verbs reading their settings through ``settings_for``."""
+    bench = typer.Typer(
+        help="Measure speed: the env, the world model, the planner, the agent loop and the "
+        "dashboard.",
+        no_args_is_help=True,
+        rich_markup_mode=None,
+    )
+
+    @bench.command("env")
+    def env(
+        ctx: typer.Context,
+        json_out: JsonOption = False,
+        steps: Annotated[int, typer.Option(min=50, help="Steps per timed round.")] = 400,
+        rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds of raw and env.")] = 21,
+        processes: Annotated[
+            int | None, typer.Option(min=1, help="Most processes to try (default: the core count).")
+        ] = None,
+        seconds: Annotated[
+            float, typer.Option(min=0.5, help="Seconds each process count runs.")
+        ] = 3.0,
+        rom: Annotated[
+            Path | None, typer.Option(metavar="PATH", help="ROM (default: the fixture cartridge).")
+        ] = None,
+    ) -> None:
+        """Env steps/s against raw PyBoy at the same frames per step, and over 1..N processes."""
+        from pokedreamer.bench.env import bench_env
+
+        settings = settings_for(ctx, rom=rom)
+        result = bench_env(settings.env, steps, rounds, processes, seconds).as_dict()
+        if json_out:
+            echo_result(result, json_out)
+            return
+        typer.echo(f"machine: {result['machine']}")
+        typer.echo(
+            f"raw PyBoy {result['raw_pyboy_steps_per_s']:.0f} steps/s, env "
+            f"{result['env_steps_per_s']:.0f} steps/s: env/raw = {result['env_over_raw']:.3f}"
+        )
+        for n, rate in result["processes_steps_per_s"].items():
+            scaling = result["processes_scaling"][n]
+            typer.echo(f"{n} process(es): {rate:.0f} steps/s (x{scaling:.2f} of linear)")
+
+    @bench.command("imagine")
+    def imagine(
+        ctx: typer.Context,
+        json_out: JsonOption = False,
+        preset: PresetOption = None,
+        batch: Annotated[int, typer.Option(min=1, help="Imagined trajectories at once.")] = 1024,
+        horizon: Annotated[int, typer.Option(min=1, help="Imagined steps per trajectory.")] = 15,
+        device: DeviceOption = None,
+    ) -> None:
+        """Imagined transitions/s (actor + GRU + prior) beside one env process's steps/s."""
+        from pokedreamer.bench.world_model import bench_imagine
+
+        settings = settings_for(ctx, preset=preset, device=device)
+        result = bench_imagine(settings.world_model, settings.env, batch, horizon)
+        echo_result(result.as_dict(), json_out)
+
+    @bench.command("train")
+    def train(
+        ctx: typer.Context,
+        json_out: JsonOption = False,
+        preset: PresetOption = None,
+        updates: Annotated[int, typer.Option(min=1, help="Timed updates.")] = 5,
+        device: DeviceOption = None,
+    ) -> None:
+        """Replayed transitions/s of world-model updates beside one env process's steps/s."""
+        from pokedreamer.bench.world_model import bench_train
+
+        settings = settings_for(ctx, preset=preset, device=device)
+        echo_result(bench_train(settings.world_model, settings.env, updates).as_dict(), json_out)
+
+    @bench.command("planner")
+    def planner(
+        ctx: typer.Context,
+        json_out: JsonOption = False,
+        steps: Annotated[int, typer.Option(min=100, help="Steps per timed round.")] = 6000,
+        rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds.")] = 5,
+        latency: Annotated[
+            float, typer.Option(min=0.0, help="Seconds the LLM takes to answer.")
+        ] = 2.0,
+    ) -> None:
+        """Loop steps/s with an asynchronous LLM planner (a slow local endpoint) against none."""
+        from pokedreamer.bench.planner import bench_planner
+
+        echo_result(bench_planner(settings_for(ctx), steps, rounds, latency), json_out)
+
+    @bench.command("loop")
+    def loop(
+        ctx: typer.Context,
+        json_out: JsonOption = False,
+        preset: PresetOption = None,
+        envs: Annotated[str, typer.Option(help="Env counts to time, comma-separated.")] = "1,2",
+        steps: Annotated[
+            int, typer.Option(min=10, help="Timed acting steps per env count.")
+        ] = 2000,
+        train_steps: Annotated[
+            int, typer.Option(min=0, help="Steps timed with training (0 skips it).")
+        ] = 1000,
+        checkpoint: Annotated[
+            Path | None, typer.Option(metavar="PATH", help="Weights to act with.")
+        ] = None,
+    ) -> None:
+        """Agent loop steps/s: env, model and overhead time acting only; updates/s training."""
+        from pokedreamer.agent.loop import resolve_checkpoint
+        from pokedreamer.bench.loop import bench_loop
+
+        counts = tuple(int(n) for n in envs.split(",") if n.strip())
+        path = resolve_checkpoint(checkpoint) if checkpoint else None
+        settings = settings_for(ctx, preset=preset)
+        echo_result(bench_loop(settings, counts, steps, train_steps, path), json_out)
+
+    @bench.command("dashboard")
+    def dashboard(
+        ctx: typer.Context,
+        json_out: JsonOption = False,
+        preset: PresetOption = None,
+        seconds: Annotated[float, typer.Option(min=0.5, help="Seconds of drawing timed.")] = 3.0,
+        steps: Annotated[int, typer.Option(min=100, help="Loop steps per timed round.")] = 3000,
+        rounds: Annotated[int, typer.Option(min=1, help="Alone/watched round pairs.")] = 3,
+        toggle_seconds: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                help="Also time one loop this long with the dashboard attached and detached in "
+                "turn (twice: with and without imagined frames); 0 skips it.",
+            ),
+        ] = 60.0,
+        window: Annotated[
+            float, typer.Option(min=0.5, help="Seconds of each attached or detached window.")
+        ] = 2.5,
+    ) -> None:
+        """Dashboard screen updates/s at 200x60, and what watching costs the agent loop."""
+        from pokedreamer.dashboard.bench import bench_dashboard
+
+        result = bench_dashboard(
+            settings_for(ctx, preset=preset), seconds, steps, rounds,
+            toggle_seconds=toggle_seconds, window_seconds=window,
+        )  # fmt: skip
+        echo_result(result, json_out)
+
+    return bench
