@@ -39,27 +39,32 @@ from pokedreamer.agent.events import (
     StatusEvent,
     StepEvent,
     TakeControl,
+    UsePrompts,
 )
+from pokedreamer.agent.protocol import LoopControl
 from pokedreamer.config import Settings
 from pokedreamer.dashboard.app import Dashboard
-from pokedreamer.dashboard.editor import PromptEditor, TemplateArea, slot_highlights
-from pokedreamer.dashboard.planner_panel import (
-    MAX_TRACE_ROWS,
-    PlanDetail,
-    PlanTrace,
-    describe_subgoals,
-    plan_detail_text,
-)
-from pokedreamer.dashboard.plots import RewardBins, sparkline
-from pokedreamer.dashboard.replay import EpisodeTrace, ReplayApp, Timeline
-from pokedreamer.dashboard.screen import (
+from pokedreamer.dashboard.episode_trace import EpisodeTrace
+from pokedreamer.dashboard.pacing import MIN_FPS, FramePacer
+from pokedreamer.dashboard.replay import ReplayApp
+from pokedreamer.dashboard.screens.editor import PromptEditor, TemplateArea, slot_highlights
+from pokedreamer.dashboard.screens.plan_detail import PlanDetail
+from pokedreamer.dashboard.widgets.game_screen import (
     GREY_COLOURS,
     HALF_BLOCK,
     GameScreen,
     cell_codes,
     row_strips,
 )
-from pokedreamer.dashboard.state_panel import dialog_text, state_text
+from pokedreamer.dashboard.widgets.planner_panel import (
+    MAX_TRACE_ROWS,
+    PlanTrace,
+    describe_subgoals,
+    plan_detail_text,
+)
+from pokedreamer.dashboard.widgets.plots import RewardBins, sparkline
+from pokedreamer.dashboard.widgets.state_panel import dialog_text, state_text
+from pokedreamer.dashboard.widgets.timeline import Timeline
 from pokedreamer.planner.prompts import PromptLibrary, sample_fields
 from pokedreamer.planner.service import PlanRecord
 from pokedreamer.rundir import RunDir
@@ -152,19 +157,22 @@ def step_events(recorded_run: RunDir) -> list[StepEvent]:
 
 
 class FakeLoop:
-    """AgentLoop's surface (bus, settings, buttons, prompts, send, run), replaying recorded steps
-    from its thread and answering commands the way the loop does: a StatusEvent after each, a
-    step at a time while paused, and a step per button while a person plays.
+    """A LoopControl (bus, settings, prompts, status, send, run), replaying recorded steps from
+    its thread and answering commands the way the agent loop does: a StatusEvent after each, a
+    step at a time while paused, a step per button while a person plays, and a prompt library
+    read from the folder UsePrompts names.
 
     Tests start it paused where they can: Pilot waits for the process to go idle after each key,
     which a running loop never lets it do."""
 
-    def __init__(self, events: list[StepEvent], paused: bool = False) -> None:
+    def __init__(
+        self, events: list[StepEvent], paused: bool = False, prompts: PromptLibrary | None = None
+    ) -> None:
         self.bus = EventBus()
         self.settings = Settings()
-        self.buttons = list(self.settings.env.buttons)
+        self.buttons = tuple(self.settings.env.buttons)
         self.run_dir = RunDir(Path("runs/fake"))
-        self.prompts: PromptLibrary | None = None
+        self._prompts = prompts
         self.events = events
         self.commands: list[Any] = []
         self.pressed: list[str] = []
@@ -179,6 +187,10 @@ class FakeLoop:
         self._single = 0
         self._quit = False
 
+    @property
+    def prompts(self) -> PromptLibrary | None:
+        return self._prompts
+
     def send(self, command: Any) -> None:
         if isinstance(command, HumanAction) and command.button not in self.buttons:
             raise ValueError(f"unknown button {command.button!r}")
@@ -189,7 +201,7 @@ class FakeLoop:
         return StatusEvent(
             step=self.steps, paused=self.paused, human=self.human, planner=self.planner_kind,
             realtime=self.realtime, training=self.training, run_dir=str(self.run_dir.path),
-            message=message, finished=finished,
+            message=message, finished=finished, buttons=self.buttons,
         )  # fmt: skip
 
     def _apply(self, command: Any) -> None:
@@ -222,6 +234,11 @@ class FakeLoop:
             self.pressed.append(command.button)
             self._single += 1
             return
+        elif isinstance(command, UsePrompts):
+            if self._prompts is not None:
+                self._prompts.prompts_dir = Path(command.folder)
+            else:
+                self._prompts = PromptLibrary(command.folder)
         elif isinstance(command, Quit):
             self._quit = True
         self.bus.publish(self.status(message))
@@ -240,7 +257,7 @@ class FakeLoop:
         self.bus.publish(PlanEvent(0, 1, asdict(llm_record(0))))
         self._step()  # the reset observation, published even when paused
         target = self.steps + steps if steps else None
-        deadline = time.monotonic() + 30  # a failed test never leaves this thread running
+        deadline = time.monotonic() + 240  # a failed test never leaves this thread running
         while not self._quit and (target is None or self.steps < target):
             if time.monotonic() > deadline:
                 break
@@ -262,7 +279,8 @@ class FakeLoop:
         return {"steps": self.steps}
 
 
-async def until(pilot: Pilot[Any], condition: Callable[[], Any], timeout: float = 5.0) -> None:
+async def until(pilot: Pilot[Any], condition: Callable[[], Any], timeout: float = 60.0) -> None:
+    """Waits for ``condition``; the timeout only keeps a broken test from hanging."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -275,7 +293,7 @@ async def dashboard(loop: FakeLoop, **kwargs: Any) -> AsyncIterator[tuple[Dashbo
     app = Dashboard(loop, **kwargs)
     async with app.run_test(size=SIZE) as pilot:
         try:
-            await until(pilot, lambda: app.last_step is not None)
+            await until(pilot, lambda: app.board.last_step is not None)
             yield app, pilot
         finally:
             loop._quit = True  # never leave the loop's thread behind a failed test
@@ -283,7 +301,12 @@ async def dashboard(loop: FakeLoop, **kwargs: Any) -> AsyncIterator[tuple[Dashbo
 
 
 def status_line(app: Dashboard) -> str:
-    return app.status_text().plain
+    return app.board.status_text().plain
+
+
+def test_the_fake_loop_is_a_loop_control(step_events: list[StepEvent]) -> None:
+    loop: LoopControl = FakeLoop(step_events)
+    assert loop.status().buttons == tuple(Settings().env.buttons) and loop.prompts is None
 
 
 # --- the half-block screen ----------------------------------------------------------------------
@@ -377,6 +400,47 @@ def test_panels_read_the_game_state(step_events: list[StepEvent]) -> None:
     assert bins.close() is None  # no steps since: no bin
 
 
+def test_frames_are_drawn_further_apart_while_the_ui_is_over_its_budget() -> None:
+    clock = {"wall": 100.0, "thread": 0.0, "process": 0.0}
+    pacer = FramePacer(
+        30, 0.1, clock=lambda: clock["wall"], thread_clock=lambda: clock["thread"],
+        process_clock=lambda: clock["process"],
+    )  # fmt: skip
+    assert pacer.frame_interval == pytest.approx(1 / 30)
+    assert pacer.due(100.0) and pacer.first_frame_at is None
+    pacer.drew(100.0)
+    assert pacer.first_frame_at == (100.0, 0.0, 1)
+    assert not pacer.due(100.02) and pacer.due(100.0 + 0.9 / 30)  # 0.9: timer jitter
+
+    def second(thread_cpu: float) -> None:
+        clock["wall"] += 1.0
+        clock["thread"] += thread_cpu
+        pacer.pace(clock["wall"])
+
+    second(0.4)  # four times the budget: the interval doubles, at most
+    assert pacer.cpu_share == pytest.approx(0.4)
+    assert pacer.frame_interval == pytest.approx(2 / 30)
+    for _ in range(5):
+        second(0.4)
+    assert pacer.frame_interval == pytest.approx(1 / MIN_FPS)  # never fewer than MIN_FPS
+    second(0.15)  # over the budget by half: 1.5 times further apart, but still MIN_FPS
+    assert pacer.frame_interval == pytest.approx(1 / MIN_FPS)
+    for _ in range(5):
+        second(0.01)  # well under it: back up, to fps at most
+    assert pacer.frame_interval == pytest.approx(1 / 30)
+    pacer.pace(clock["wall"] + 0.5)  # less than a second since the last: nothing changes
+    assert pacer.cpu_share == pytest.approx(0.01)
+    for at in (101.0, 101.1, 101.2):
+        pacer.drew(at)
+    pacer.count_frames(102.0)
+    assert pacer.frames_per_s == pytest.approx(4 / 2.0)
+    unbudgeted = FramePacer(30, None, clock=lambda: 0.0, thread_clock=lambda: clock["thread"])
+    clock["thread"] += 1.0
+    unbudgeted.pace(1.0)
+    assert unbudgeted.cpu_share == pytest.approx(1.0)
+    assert unbudgeted.frame_interval == pytest.approx(1 / 30)
+
+
 def test_plan_detail_shows_the_prompt_and_the_answer() -> None:
     text = plan_detail_text(asdict(llm_record(22))).plain
     for expected in (
@@ -426,7 +490,7 @@ def test_big_terminal_gets_full_size_screens(step_events: list[StepEvent]) -> No
         app = Dashboard(loop)
         async with app.run_test(size=(360, 90)) as pilot:
             live = app.board.live
-            await until(pilot, lambda: app.last_step is not None and live.region.width == 160)
+            await until(pilot, lambda: app.board.last_step is not None and live.region.width == 160)
             assert (live.region.width, live.region.height) == (160, 72)
             assert live.render_line(71).cell_length == 160
             await app.action_quit()
@@ -441,8 +505,8 @@ def test_the_screen_panels_and_trace_follow_the_loop(step_events: list[StepEvent
         async with dashboard(loop) as (app, pilot):
             board = app.board
             await pilot.press("space")
-            await until(pilot, lambda: app.paused and not app.subscription._events)
-            shown = app.last_step
+            await until(pilot, lambda: app.steering.paused and not app.subscription._events)
+            shown = app.board.last_step
             assert shown is not None
             # The newest frame is drawn, and the panels catch up within PANELS_EVERY_S.
             await until(pilot, lambda: board.state_panel.state is shown.state)
@@ -493,7 +557,7 @@ def test_every_control_sends_its_command_and_the_ui_follows(step_events: list[St
             await press("r", Replan(), "replanning")
             await until(pilot, lambda: app.board.trace.shown >= 2)
             await press("p", SetPlanner("llm"), "planner stays heuristic")
-            assert app.board.status_bar.has_class("-error") and app.planner == "heuristic"
+            assert app.board.status_bar.has_class("-error") and app.steering.planner == "heuristic"
             await press("p", SetPlanner("none"), "planner none")  # on past the refused one
             await press("p", SetPlanner("heuristic"), "planner heuristic")
             await press("s", SetRealtime(True), "real time")
@@ -578,8 +642,8 @@ def test_prompt_editor_validates_saves_and_the_next_plan_uses_it(
     step_events: list[StepEvent], isolated: Path
 ) -> None:
     async def scenario() -> None:
-        loop = FakeLoop(step_events, paused=True)
-        loop.prompts = PromptLibrary()  # an LLM planner's library, built-in templates only
+        # An LLM planner's library, built-in templates only.
+        loop = FakeLoop(step_events, paused=True, prompts=PromptLibrary())
         async with dashboard(loop) as (app, pilot):
             await pilot.press("e")
             await until(pilot, lambda: isinstance(app.screen, PromptEditor))
@@ -607,7 +671,8 @@ def test_prompt_editor_validates_saves_and_the_next_plan_uses_it(
             saved = isolated / "prompts" / "user.txt"
             assert saved.read_text() == "EDITED {{trigger}}\n{{state_summary}}"
             assert f"✓ saved {Path('prompts') / 'user.txt'}" in str(status.render())
-            assert loop.prompts.prompts_dir == Path("prompts")
+            await until(pilot, lambda: UsePrompts("prompts") in loop.commands)  # read it there
+            await until(pilot, lambda: loop.prompts.prompts_dir == Path("prompts"))
             rendered = loop.prompts.render("user", **sample_fields(step_events[0].state, "stuck"))
             assert rendered.startswith("EDITED stuck\nLocation: REDS_HOUSE_1F")
             assert loop.prompts.template("system").builtin  # the others stay built-in
@@ -633,6 +698,7 @@ def test_editor_without_a_planner_library_makes_its_own(
             await until(pilot, lambda: isinstance(app.screen, PromptEditor))
             await pilot.press("ctrl+s")
             assert (isolated / "prompts" / "user.txt").is_file()
+            await until(pilot, lambda: loop.prompts is not None)
             assert loop.prompts is not None and loop.prompts.prompts_dir == Path("prompts")
 
     asyncio.run(scenario())
@@ -806,7 +872,7 @@ def test_replay_layout_at_200x60(recorded_run: RunDir) -> None:
 
 
 def test_bench_reports_updates_and_the_loop_cost(step_events: list[StepEvent]) -> None:
-    from pokedreamer.dashboard.bench import bench_dashboard
+    from pokedreamer.bench.dashboard import bench_dashboard
 
     result = bench_dashboard(
         Settings(), seconds=0.5, round_seconds=0.5, rounds=1,

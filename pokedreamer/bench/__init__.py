@@ -1,0 +1,1 @@
+"""Benchmarks: how fast each part runs, and what one costs another."""
