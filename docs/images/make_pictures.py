@@ -45,7 +45,7 @@ def to_png(svg: str, name: str) -> None:
 async def live(loop: AgentLoop) -> None:
     app = Dashboard(loop, human=True)
     async with app.run_test(size=SIZE) as pilot:
-        while app.last_step is None:
+        while app.board.last_step is None:
             await pilot.pause(0.2)
         for button in (*TO_MOM[:-1], *MOM_TO_TOWN, *TOWN_TO_GUIDE, "a"):
             steps = loop.steps

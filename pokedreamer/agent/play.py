@@ -109,7 +109,7 @@ def start_loop(
     )
     steps = settings.run.steps or None
     if dashboard:
-        from pokedreamer.dashboard.app import run_dashboard
+        from pokedreamer.dashboard.process import run_dashboard
 
         return run_dashboard(loop, human=human, steps=steps)
     result = _run_headless(loop, steps)

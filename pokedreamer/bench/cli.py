@@ -173,7 +173,7 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         ] = 2.5,
     ) -> None:
         """Dashboard screen updates/s at 200x60, and what watching costs the agent loop."""
-        from pokedreamer.dashboard.bench import bench_dashboard
+        from pokedreamer.bench.dashboard import bench_dashboard
 
         result = bench_dashboard(
             settings_for(ctx, preset=preset), seconds, steps, rounds,

@@ -12,16 +12,20 @@ flatter the figures):
   the dashboard attached at its default frame rate, and attached without imagined frames (the
   loop then decodes none), in alternating timed rounds, each round a fresh loop; a cost is
   1 - the median ratio to the neighbouring lone round. Watched rounds start the dashboard as
-  ``pokedreamer run`` does, in a process of its own (remote.py), here headless at 200×60 and
-  encoding its updates to ANSI; it reports the frames it drew and the CPU its process took.
+  ``pokedreamer run`` does, in a process of its own (``dashboard/process.py``), here headless at
+  200×60 and encoding its updates to ANSI; it reports the frames it drew and the CPU its process
+  took.
+
+The loops the bench watches are ``LoopControl``s: the agent loop, or a stand-in of the bench's
+own (``EnvLoop``, ``_Feeder``), which the dashboard reads the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -30,20 +34,54 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rich.console import Console
 
-from pokedreamer.agent.events import EventBus, ImaginedEvent, MetricsEvent, Quit, StepEvent
-from pokedreamer.dashboard.app import FPS, Dashboard
+from pokedreamer.agent.events import (
+    EventBus,
+    ImaginedEvent,
+    MetricsEvent,
+    Quit,
+    StatusEvent,
+    StepEvent,
+)
+from pokedreamer.agent.protocol import LoopControl
+from pokedreamer.dashboard.app import FPS, UI_CPU_BUDGET, Dashboard
+from pokedreamer.dashboard.process import DashboardProcess
+from pokedreamer.dashboard.terminal import encode_like_a_terminal
 
 if TYPE_CHECKING:
     from pokedreamer.config import Settings
-    from pokedreamer.dashboard.app import AgentLoopLike
+    from pokedreamer.planner.prompts import PromptLibrary
 
 SIZE = (200, 60)
 UPDATE_TARGET = 60
 """Frame rate asked of the dashboard when measuring updates/s: Textual's own ceiling."""
+SWITCH_INTERVAL_S = 0.0002
+"""The interpreter's thread switch interval while the updates/s figure is taken (Python's
+default: 5 ms): the feeder's thread then gets the GIL soon after it wakes, so its steps arrive
+at their pace rather than in clumps behind the UI's thread."""
 
-LoopFactory = Callable[[], "AgentLoopLike"]
+LoopFactory = Callable[[], LoopControl]
+
+
+class _StandIn:
+    """What the bench's stand-ins for the agent loop share: a bus, the settings, no prompt
+    library, and a status of a loop that runs on its own (``steps`` so far)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.bus = EventBus()
+        self.settings = settings
+        self.steps = 0
+
+    @property
+    def prompts(self) -> PromptLibrary | None:
+        return None
+
+    def status(self, message: str = "", finished: bool = False) -> StatusEvent:
+        return StatusEvent(
+            step=self.steps, paused=False, human=False, planner=self.settings.planner.kind,
+            realtime=False, training=False, run_dir="", message=message, finished=finished,
+            buttons=tuple(self.settings.env.buttons),
+        )  # fmt: skip
 
 
 def cartridge_events(count: int = 240, seed: int = 0) -> list[StepEvent]:
@@ -72,19 +110,18 @@ def cartridge_events(count: int = 240, seed: int = 0) -> list[StepEvent]:
         env.close()
 
 
-class _Feeder:
+class _Feeder(_StandIn):
     """A stand-in for the agent loop that only publishes recorded steps, for the draw figure."""
 
     def __init__(self, settings: Settings, events: list[StepEvent], per_s: float) -> None:
-        self.bus = EventBus()
-        self.settings = settings
-        self.buttons = list(settings.env.buttons)
+        super().__init__(settings)
         self.events = events
         self.per_s = per_s
         self.stop = threading.Event()
 
     def send(self, command: Any) -> None:
-        pass
+        if isinstance(command, Quit):
+            self.stop.set()
 
     def run(self, steps: int | None = None) -> None:
         i = 0
@@ -97,37 +134,28 @@ class _Feeder:
             time.sleep(1 / self.per_s)
 
 
-def _encode_like_a_terminal(app: Dashboard, size: tuple[int, int] = SIZE) -> list[int]:
-    """Makes the headless app encode each screen update to ANSI, as a terminal driver would;
-    returns the list the sizes of the updates go to. (Headless Textual stops short of this in
-    ``App._display``; the bench wraps that one method.)"""
-    width, height = size
-    console = Console(
-        width=width, height=height, file=io.StringIO(), force_terminal=True,
-        color_system="truecolor", legacy_windows=False,
-    )  # fmt: skip
-    sizes: list[int] = []
-    display = app._display
-
-    def encode(screen: Any, renderable: Any) -> None:
-        if renderable is not None and hasattr(renderable, "render_segments"):
-            sizes.append(len(renderable.render_segments(console)))
-        display(screen, renderable)
-
-    app._display = encode  # type: ignore[method-assign]
-    return sizes
-
-
 async def _measure_updates(settings: Settings, events: list[StepEvent], seconds: float) -> dict:
+    """Screen updates a second over at least ``seconds``, and until one update was drawn."""
     feeder = _Feeder(settings, events, per_s=UPDATE_TARGET * 2)
     app = Dashboard(feeder, fps=UPDATE_TARGET, cpu_budget=None)  # what it can do, unthrottled
-    sizes = _encode_like_a_terminal(app)
+    sizes = encode_like_a_terminal(app, SIZE)
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    try:
+        return await _time_updates(app, feeder, sizes, seconds)
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+
+async def _time_updates(app: Dashboard, feeder: _Feeder, sizes: list[int], seconds: float) -> dict:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.5)  # layout settled, first frames drawn
         board = app.board
         start_updates, start_sizes = board.live.updates, len(sizes)
         start_cpu, start = time.thread_time(), time.perf_counter()
         await pilot.pause(seconds)
+        while board.live.updates == start_updates:  # a figure needs one update at least
+            await pilot.pause(0.05)
         elapsed = time.perf_counter() - start
         cpu = time.thread_time() - start_cpu
         updates = board.live.updates - start_updates
@@ -147,7 +175,7 @@ async def _measure_updates(settings: Settings, events: list[StepEvent], seconds:
     }
 
 
-class EnvLoop:
+class EnvLoop(_StandIn):
     """The fastest loop there is to watch: the fixture cartridge under random buttons, publishing
     what the agent loop publishes (a StepEvent a step, an ImaginedEvent every other step, its
     step rate twice a second) with no model at all. The world model's work releases the GIL in
@@ -157,11 +185,7 @@ class EnvLoop:
     METRICS_EVERY_S = 0.5
 
     def __init__(self, settings: Settings) -> None:
-        self.bus = EventBus()
-        self.settings = settings
-        self.buttons = list(settings.env.buttons)
-        self.prompts = None
-        self.steps = 0
+        super().__init__(settings)
         self._quit = threading.Event()
 
     def send(self, command: Any) -> None:
@@ -203,7 +227,7 @@ class EnvLoop:
         return {"steps": self.steps}
 
 
-def _loop_rate(loop: AgentLoopLike, run: Callable[[], None]) -> float:
+def _loop_rate(loop: LoopControl, run: Callable[[], None]) -> float:
     """The loop's step rate as it reports it: the median of its steps_per_s metrics, leaving
     out the first (it holds the start-up)."""
     metrics = loop.bus.subscribe(4096, kinds=(MetricsEvent,))
@@ -213,10 +237,10 @@ def _loop_rate(loop: AgentLoopLike, run: Callable[[], None]) -> float:
     rates = [e.metrics["steps_per_s"] for e in metrics.drain() if "steps_per_s" in e.metrics]
     if len(rates) >= 3:
         return float(statistics.median(rates[1:]))
-    return float(getattr(loop, "steps", 0)) / elapsed
+    return loop.status().step / elapsed
 
 
-def _run_alone(loop: AgentLoopLike, seconds: float, steps: int | None) -> None:
+def _run_alone(loop: LoopControl, seconds: float, steps: int | None) -> None:
     timer = threading.Timer(seconds, loop.send, args=(Quit(),))
     timer.start()
     try:
@@ -226,7 +250,7 @@ def _run_alone(loop: AgentLoopLike, seconds: float, steps: int | None) -> None:
 
 
 def _run_watched(
-    loop: AgentLoopLike,
+    loop: LoopControl,
     seconds: float,
     steps: int | None,
     drawn: list[float],
@@ -235,11 +259,7 @@ def _run_watched(
 ) -> None:
     """The loop under the dashboard as ``pokedreamer run`` starts it: the UI in a process of its
     own, here headless at 200x60 and encoding its updates to ANSI."""
-    from pokedreamer.dashboard.remote import DashboardProcess
-
-    process = DashboardProcess(
-        loop, imagined=imagined, headless=True, size=SIZE, encode=True, close_when_done=True
-    )
+    process = DashboardProcess(loop, imagined=imagined, headless=SIZE, close_when_done=True)
     timer = threading.Timer(seconds, loop.send, args=(Quit(),))
     timer.start()
     try:
@@ -254,34 +274,34 @@ def _run_watched(
 
 
 def _run_toggled(
-    loop: AgentLoopLike, seconds: float, window: float, settle: float, imagined: bool
+    loop: LoopControl, seconds: float, window: float, settle: float, imagined: bool
 ) -> tuple[list[float], list[float]]:
     """One loop under the dashboard's process for ``seconds``, the dashboard attached and
     detached in turn (``LoopBridge.attach``/``detach``): the step rate of each ``window``, after
     ``settle`` seconds for the change to take hold. Returns (watched rates, unwatched rates), in
-    the order they alternated, watched first. Neighbouring windows are seconds apart, so the
-    machine's drift, which moves a lone loop's rate by tens of percent over minutes, mostly
-    cancels out of their ratio."""
-    from pokedreamer.dashboard.remote import DashboardProcess
-
-    process = DashboardProcess(
-        loop, imagined=imagined, headless=True, size=SIZE, encode=True, close_when_done=True
-    )
+    the order they alternated, watched first; one of each at least, however short ``seconds``.
+    Neighbouring windows are seconds apart, so the machine's drift, which moves a lone loop's
+    rate by tens of percent over minutes, mostly cancels out of their ratio."""
+    process = DashboardProcess(loop, imagined=imagined, headless=SIZE, close_when_done=True)
     watched: list[float] = []
     unwatched: list[float] = []
     done = threading.Event()
 
     def toggle() -> None:
-        while (process.bridge is None or not getattr(loop, "steps", 0)) and not done.is_set():
+        while (process.bridge is None or not loop.status().step) and not done.is_set():
             time.sleep(0.02)  # the UI's process is up and the loop is stepping
         bridge = process.bridge
         end = time.perf_counter() + seconds
         attached = True
-        while bridge is not None and time.perf_counter() < end and not done.wait(settle):
-            steps, start = loop.steps, time.perf_counter()  # type: ignore[attr-defined]
+
+        def more() -> bool:
+            return time.perf_counter() < end or not unwatched
+
+        while bridge is not None and more() and not done.wait(settle):
+            steps, start = loop.status().step, time.perf_counter()
             if done.wait(window):
                 break
-            rate = (loop.steps - steps) / (time.perf_counter() - start)  # type: ignore[attr-defined]
+            rate = (loop.status().step - steps) / (time.perf_counter() - start)
             (watched if attached else unwatched).append(rate)
             attached = not attached
             bridge.attach() if attached else bridge.detach()
@@ -327,7 +347,7 @@ def agent_loop_factory(settings: Settings, folder: Path, train: bool = False) ->
     )
     count = 0
 
-    def make() -> AgentLoopLike:
+    def make() -> LoopControl:
         nonlocal count
         count += 1
         return AgentLoop(settings, RunDir.create(settings, f"bench-{count}"), train=train)
@@ -356,8 +376,7 @@ def bench_dashboard(
     ``loop_factory`` overrides both. ``toggle_seconds`` > 0 adds the toggled measurement: one
     loop for that long with the dashboard attached and detached every ``window_seconds``
     (``_run_toggled``), with imagined frames and then without."""
-    from pokedreamer.dashboard.remote import UI_CPU_BUDGET as REMOTE_UI_CPU_BUDGET
-    from pokedreamer.env.bench import machine_description
+    from pokedreamer.bench.timing import machine_description
 
     if loop not in ("agent", "env"):
         raise ValueError(f"loop must be 'agent' or 'env', not {loop!r}")
@@ -427,7 +446,7 @@ def bench_dashboard(
             "ui_frames_drawn_per_s_while_watching": statistics.median(drawn),
             "ui_cpu_share_while_watching": statistics.median(shares),
             "ui_fps_target": FPS,
-            "ui_cpu_budget": REMOTE_UI_CPU_BUDGET,
+            "ui_cpu_budget": UI_CPU_BUDGET,
         }
     )
     if toggled:

@@ -1,5 +1,5 @@
-"""System 2 on screen: the goal and its subgoal queue, the planner's trace, and one plan opened up
-with the full prompt and response that produced it."""
+"""System 2 on screen: the goal and its subgoal queue, the planner's trace, and one planning event
+written out with the full prompt and response that produced it (``screens/plan_detail.py``)."""
 
 from __future__ import annotations
 
@@ -12,14 +12,10 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Static
 
 PROGRESS_CELLS = 12
 MAX_TRACE_ROWS = 100
@@ -266,22 +262,3 @@ _CONSOLE = Console(width=1000, color_system="truecolor", force_terminal=True)
 _HEADER_LINE = _trace_line(("step", "trigger", "source", "latency", "goal"))
 _HEADER_LINE.stylize("bold")
 _TRACE_HEADER = Strip(list(_HEADER_LINE.render(_CONSOLE)), _HEADER_LINE.cell_len)
-
-
-class PlanDetail(ModalScreen[None]):
-    """One planning event opened up; escape or q closes it."""
-
-    BINDINGS = [Binding("escape,q,enter", "dismiss", "close")]
-
-    def __init__(self, record: dict[str, Any]) -> None:
-        super().__init__()
-        self.record = record
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="plan-detail"):
-            yield Static(plan_detail_text(self.record), id="plan-detail-text")
-
-    def on_mount(self) -> None:
-        box = self.query_one("#plan-detail")
-        box.border_title = f"plan at step {self.record.get('step')}"
-        box.focus()

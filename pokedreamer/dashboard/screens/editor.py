@@ -1,5 +1,7 @@
 """The prompt editor: open a planner template, edit it, render it against the game as it is now,
-save it to the user's prompts folder — the planner reads the file again at its next plan.
+save it to the user's prompts folder. A save posts ``PromptEditor.Saved`` upward; the live
+dashboard then tells the loop to read that folder (``UsePrompts``), and its planner reads the file
+again at its next plan.
 
 Templates are plain text with ``{{field}}`` slots (pokedreamer.planner.prompts), so highlighting
 means the slots: a known field in one colour, an unknown one (which the planner would refuse) in
@@ -9,7 +11,6 @@ red. Nothing is saved that does not render.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,12 +18,13 @@ from rich.style import Style
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.widgets.text_area import TextAreaTheme
 
-from pokedreamer.errors import UserError
+from pokedreamer.errors import UserError, first_line
 from pokedreamer.files import write_atomic
 from pokedreamer.planner.prompts import (
     FIELDS,
@@ -85,22 +87,31 @@ class PromptEditor(Screen[None]):
         Binding("escape", "close", "back"),
     ]
 
+    class Saved(Message):
+        """A template was saved in ``folder``: the planner should read its templates there."""
+
+        def __init__(self, folder: Path) -> None:
+            super().__init__()
+            self.folder = folder
+
     def __init__(
         self,
         library: PromptLibrary,
         folder: Path,
         state: GameState | None,
         goal: str = "",
-        on_saved: Callable[[PromptLibrary, Path], str] | None = None,
+        planner: str = "",
     ) -> None:
         super().__init__(id="prompt-editor")
         self.library = library
+        """The templates shown: the user's folder over the built-in ones, as the planner reads."""
         self.folder = folder
         """Where a saved template goes (the user's prompts folder)."""
         self.state = state
         """The game state to render against; None before the first step."""
         self.goal = goal
-        self.on_saved = on_saved
+        self.planner = planner
+        """The loop's planner kind, to say when a saved template takes effect."""
         self.name_open: str | None = None
         self.drafts: dict[str, str] = {}
         """Unsaved text by template name: switching templates keeps edits."""
@@ -141,7 +152,7 @@ class PromptEditor(Screen[None]):
 
     def say(self, message: str, error: bool = False) -> None:
         bar = self.query_one("#status", Static)
-        bar.update(message.splitlines()[0] if message else "")
+        bar.update(first_line(message))
         bar.set_class(error, "-error")
 
     def open(self, name: str) -> None:
@@ -209,7 +220,12 @@ class PromptEditor(Screen[None]):
             self.say(f"✗ cannot save {path}: {exc}", error=True)
             return
         self.drafts.pop(name, None)
-        note = self.on_saved(self.library, self.folder) if self.on_saved else ""
+        if self.library.prompts_dir is None:
+            # The library looks at its folder on every read, so this takes effect at once;
+            # templates not saved there stay the built-in ones.
+            self.library.prompts_dir = self.folder
+        self.post_message(self.Saved(self.folder))
+        note = "the next LLM plan uses it" if self.planner == "llm" else "LLM plans will use it"
         try:
             self.library.template(name)  # read back as the planner will read it
         except UserError as exc:
@@ -217,7 +233,7 @@ class PromptEditor(Screen[None]):
             return
         options = self.query_one("#templates", OptionList)
         options.replace_option_prompt(name, self._label(name))
-        self.say(f"✓ saved {path}" + (f": {note}" if note else ""))
+        self.say(f"✓ saved {path}: {note}")
 
     def action_close(self) -> None:
         self.app.pop_screen()

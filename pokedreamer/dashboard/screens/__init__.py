@@ -1,0 +1,1 @@
+"""The dashboard's screens: the live one, the prompt editor, a plan opened up, the replay viewer."""
