@@ -10,14 +10,15 @@ percentile-normalised advantages, the critic by twohot regression on the returns
 Gradients: the rollout runs under no_grad, so neither the world model nor the dynamics carry any
 gradient; the actor's only gradient is log pi(a_t | sg(s_t)) times a stop-gradient advantage
 (buttons are discrete, so there is no reparameterised path worth the world model's gradients).
-Unlike the original project, the actor loss is computed with gradients enabled and stepped.
+The actor loss is computed with gradients enabled, and stepped.
+
+The hyper-parameters are the agent settings section (pokedreamer.config.AgentSettings).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -51,67 +52,17 @@ from pokedreamer.world_model.nets import MLP
 from pokedreamer.world_model.presets import Preset
 from pokedreamer.world_model.rssm import RSSMState
 
+if TYPE_CHECKING:
+    from pokedreamer.config import AgentSettings
 
-@dataclass(frozen=True)
-class BehaviorConfig:
-    """Hyper-parameters of the actor-critic (DreamerV3's defaults unless noted)."""
 
-    horizon: int = 15
-    """Imagined steps per update, from each start state."""
-    gamma: float = 0.997
-    """Discount per step; also the gamma of the subgoal's potential shaping, so the potential
-    part telescopes under the same discount the returns use."""
-    lam: float = 0.95
-    """lambda of the lambda-returns: 0 is one-step TD, 1 the Monte-Carlo return to the horizon."""
-    entropy: float = 3e-4
-    """Weight of the policy's entropy bonus (advantages are normalised, so this is absolute)."""
-    actor_lr: float = 3e-5
-    """Adam learning rate of the actor."""
-    critic_lr: float = 3e-5
-    """Adam learning rate of the critic."""
-    adam_eps: float = 1e-5
-    """Adam's epsilon, for both optimisers."""
-    slow_critic_decay: float = 0.98
-    """EMA decay of the slow critic per update: it supplies the return targets and the
-    critic's regulariser, so targets move smoothly."""
-    slow_critic_reg: float = 1.0
-    """Weight of the critic's cross-entropy towards the slow critic's value."""
-    return_norm_percentiles: tuple[float, float] = (5.0, 95.0)
-    """Percentiles of the lambda-returns whose range scales the advantages: robust to outliers,
-    and sparse rewards are not blown up (see return_norm_decay, ReturnNorm)."""
-    return_norm_decay: float = 0.99
-    """EMA decay of the two percentiles."""
-    shaping_bonus: float = 1.0
-    """Reward on the imagined step the subgoal becomes done (paid at most once a trajectory)."""
-    shaping_scale: float = 1.0
-    """Weight of the subgoal shaping against the world model's predicted game reward."""
-    grad_clip: float = 100.0
-    """Global gradient-norm clip, per optimiser."""
-    critic_bins: int = 255
-    """Twohot bins of the critic, uniform in symlog space; odd so 0 has a bin."""
-    unimix: float = 0.01
-    """Share of the uniform distribution mixed into the policy: every button keeps some
-    probability, so log pi stays finite and exploration never dies."""
-    actor_out_scale: float = 0.01
-    """Scale of the actor's output layer at init: a near-uniform first policy whose gradients
-    still reach the first layer (a zero layer would block them on the first update)."""
-
-    def __post_init__(self) -> None:
-        lo, hi = self.return_norm_percentiles
-        checks = {
-            "horizon must be >= 1": self.horizon >= 1,
-            "gamma must be in (0, 1]": 0.0 < self.gamma <= 1.0,
-            "lam must be in [0, 1]": 0.0 <= self.lam <= 1.0,
-            "slow_critic_decay must be in [0, 1)": 0.0 <= self.slow_critic_decay < 1.0,
-            "return_norm_decay must be in [0, 1)": 0.0 <= self.return_norm_decay < 1.0,
-            "return_norm_percentiles must be 0 <= lo < hi <= 100": 0.0 <= lo < hi <= 100.0,
-            "critic_bins must be odd": self.critic_bins % 2 == 1,
-            "unimix must be in [0, 1)": 0.0 <= self.unimix < 1.0,
-            "grad_clip must be > 0": self.grad_clip > 0.0,
-        }
-        failed = [what for what, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError(f"BehaviorConfig: {'; '.join(failed)}")
+# The agent settings a behaviour checkpoint records, in the order it records them: those that
+# decide the actor-critic's updates (the loop's own settings are saved beside them).
+RECORDED_SETTINGS = (
+    "horizon", "gamma", "lam", "entropy", "actor_lr", "critic_lr", "adam_eps",
+    "slow_critic_decay", "slow_critic_reg", "return_norm_percentiles", "return_norm_decay",
+    "shaping_bonus", "shaping_scale", "grad_clip", "critic_bins", "unimix", "actor_out_scale",
+)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------
@@ -257,7 +208,7 @@ class Imagination(NamedTuple):
 class Behavior(nn.Module):
     """The actor, the critic and its slow copy, the return scale, and their two optimisers."""
 
-    def __init__(self, preset: Preset, num_actions: int, settings: BehaviorConfig) -> None:
+    def __init__(self, preset: Preset, num_actions: int, settings: AgentSettings) -> None:
         super().__init__()
         self.preset = preset
         self.num_actions = num_actions
@@ -482,12 +433,11 @@ class Behavior(nn.Module):
         tensors = module_tensors(f"{prefix}/module", self)
         actor_t, actor_meta = optimizer_tensors(f"{prefix}/actor_opt", self.actor_opt)
         critic_t, critic_meta = optimizer_tensors(f"{prefix}/critic_opt", self.critic_opt)
-        settings = asdict(self.settings)
-        settings["return_norm_percentiles"] = list(self.settings.return_norm_percentiles)
+        settings = self.settings.model_dump(mode="json", include=set(RECORDED_SETTINGS))
         meta = {
             "num_actions": self.num_actions,
             "updates": self.updates,
-            "settings": settings,
+            "settings": {name: settings[name] for name in RECORDED_SETTINGS},
             "actor_opt": actor_meta,
             "critic_opt": critic_meta,
         }

@@ -37,6 +37,13 @@ from pokedreamer.files import fsync_directory, write_atomic
 
 FORMAT = "pokedreamer-checkpoint"
 VERSION = 1
+"""The checkpoint format this code writes, in every checkpoint's JSON record."""
+OLDEST_VERSION = 1
+"""The oldest format this code still loads."""
+CHANGES: dict[int, str] = {
+    1: "tensors in safetensors, the rest in a JSON record that holds the tensor file's SHA-256",
+}
+"""What each version brought: a refusal of an old checkpoint names the changes since."""
 TENSORS_SUFFIX = ".safetensors"
 META_SUFFIX = ".json"
 _TMP_SUFFIX = ".tmp"
@@ -178,8 +185,10 @@ def _check_record(record: object, meta_file: Path) -> tuple[dict[str, Any], int,
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise bad(f'lacks "format": "{FORMAT}"')
     version = record.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise bad(f"has version {version!r}, and this pokedreamer reads up to {VERSION}")
+    # Every checkpoint ever written records its version: one without is damaged, not old.
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f'lacks an integer "version" (found {version!r})')
+    _check_version(version, meta_file)
     files = record.get("tensors")
     if (
         not isinstance(files, dict)
@@ -191,6 +200,21 @@ def _check_record(record: object, meta_file: Path) -> tuple[dict[str, Any], int,
     if not isinstance(meta, dict):
         raise bad('lacks a "meta" object')
     return meta, files["bytes"], files["sha256"]
+
+
+def _check_version(found: int, meta_file: Path) -> None:
+    if found > VERSION:
+        raise UserError(
+            f"checkpoint {meta_file} has format version {found}, newer than this pokedreamer "
+            f"loads (up to {VERSION}): load it with the pokedreamer that wrote it, or upgrade"
+        )
+    if found < OLDEST_VERSION:
+        since = "; ".join(f"{v}: {text}" for v, text in CHANGES.items() if v > found)
+        raise UserError(
+            f"checkpoint {meta_file} has format version {found}, which this pokedreamer no "
+            f"longer loads (changed since: {since}); load it with an older pokedreamer, or "
+            "start a new run"
+        )
 
 
 def _sha256(path: Path) -> str:
