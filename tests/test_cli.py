@@ -215,10 +215,15 @@ def test_envs_is_a_flag_of_the_one_table(
 
 
 def elsewhere(tmp_path: Path) -> tuple[Path, Path]:
-    """A config file whose runs live in a folder that is not ./runs."""
+    """A config file whose runs live in a folder that is not ./runs. With --config, the verbs
+    that work on a run read this file rather than the run's own config.toml, so it names the
+    preset the run is trained with too."""
     runs = tmp_path / "elsewhere"
     config = tmp_path / "my.toml"
-    config.write_text(f"[run]\nruns_dir = {json.dumps(str(runs))}\n", encoding="utf-8")
+    config.write_text(
+        f'[run]\nruns_dir = {json.dumps(str(runs))}\n[world_model]\npreset = "tiny"\n',
+        encoding="utf-8",
+    )
     return config, runs
 
 
@@ -230,8 +235,7 @@ def test_the_config_files_runs_dir_decides_where_world_model_verbs_work(tmp_path
     assert any((runs / "c" / "replay").iterdir())
     assert load_settings(runs / "c" / "config.toml", {}).agent.envs == 1
 
-    result = cli("--config", str(config), "train", "world-model", "--run", "c", "--updates", "1",
-                 "--preset", "tiny")  # fmt: skip
+    result = cli("--config", str(config), "train", "world-model", "--run", "c", "--updates", "1")
     assert result.returncode == 0, result.stderr
     assert [p.name for p in (runs / "c" / "checkpoints").glob("*.json")] == ["wm-000000001.json"]
 
