@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -27,10 +24,17 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from pokedreamer.config_layers import (
+    ENV_NESTED_DELIMITER,
+    ENV_PREFIX,
+    FileSource,
+    describe,
+    file_layer,
+    nest,
+    read_toml,
+)
 from pokedreamer.errors import UserError
 
-ENV_PREFIX = "POKEDREAMER_"
-ENV_NESTED_DELIMITER = "__"
 DEFAULT_CONFIG_NAME = "config.toml"
 
 # Sections forbid unknown keys so that a typo in config.toml fails loudly instead of being ignored,
@@ -460,21 +464,6 @@ class LogSettings(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
 
-# The parsed config file for the load in progress. Settings' sources are chosen per class, not per
-# call, so this is how load_settings hands one particular file to the source that sits between the
-# defaults and the environment.
-_file_layer: ContextVar[Mapping[str, Any] | None] = ContextVar("_file_layer", default=None)
-
-
-class _FileSource(PydanticBaseSettingsSource):
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        # Unused: __call__ hands over the whole parsed file at once.
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_file_layer.get() or {})
-
-
 class Settings(BaseSettings):
     """Everything a run is configured by, resolved once and handed to constructors."""
 
@@ -523,7 +512,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Highest priority first. No .env or secrets-dir sources: one file and the environment are
         # enough places to look when a value surprises you.
-        return init_settings, env_settings, _FileSource(settings_cls)
+        return init_settings, env_settings, FileSource(settings_cls)
 
     def to_toml(self) -> str:
         """The resolved settings as commented TOML that loads back to equal settings.
@@ -584,100 +573,12 @@ def load_settings(
             raise UserError(f"config file not found: {config_path}")
         path = config_path
 
-    file_data = _read_toml(path) if path is not None else {}
-    nested_overrides = _nest(overrides or {})
-    token = _file_layer.set(file_data)
+    file_data = read_toml(path) if path is not None else {}
+    nested_overrides = nest(overrides or {})
+    token = file_layer.set(file_data)
     try:
         return Settings(**nested_overrides)
     except ValidationError as exc:
-        raise UserError(_describe(exc, path, nested_overrides)) from None
+        raise UserError(describe(exc, path, nested_overrides)) from None
     finally:
-        _file_layer.reset(token)
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        # tomllib puts the position at the end of its message: "... (at line 3, column 7)".
-        message = str(exc)
-        where = re.search(r"\s*\(at (line \d+, column \d+)\)$", message)
-        if where:
-            message = f"{where.group(1)}: {message[: where.start()]}"
-        raise UserError(f"{path}: {message}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
-
-
-def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        *parents, leaf = dotted.split(".")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
-
-
-def _has(tree: Mapping[str, Any], loc: tuple[str, ...]) -> bool:
-    node: Any = tree
-    for part in loc:
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def _env_var_for(loc: tuple[str, ...]) -> str | None:
-    """The POKEDREAMER_* variable that supplied ``loc``, if any (env names are case-insensitive)."""
-    by_upper = {name.upper(): name for name in os.environ}
-    # The exact nested variable first, then a JSON value for an enclosing section.
-    for depth in range(len(loc), 0, -1):
-        wanted = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:depth]).upper()
-        if wanted in by_upper:
-            return by_upper[wanted]
-    return None
-
-
-def _origin(loc: tuple[str, ...], path: Path | None, overrides: Mapping[str, Any]) -> str:
-    # Walk the layers from the highest priority down: the first that has the key supplied it.
-    if _has(overrides, loc):
-        return "command line"
-    env_var = _env_var_for(loc)
-    if env_var is not None:
-        return f"environment variable {env_var}"
-    if path is not None:
-        return str(path)
-    return "settings"
-
-
-def _describe(exc: ValidationError, path: Path | None, overrides: Mapping[str, Any]) -> str:
-    parts: list[str] = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(str(part) for part in error["loc"])
-        dotted = ".".join(loc) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            problem = "unknown key"
-        else:
-            # Drop pydantic's "Value error, " prefix from our own validators' messages.
-            problem = error["msg"].removeprefix("Value error, ")
-        shown = _shown_input(loc, error.get("input"))
-        if shown is not None:
-            problem += f" (got {shown})"
-        parts.append(f"{_origin(loc, path, overrides)}: {dotted}: {problem}")
-    return "; ".join(parts)
-
-
-def _shown_input(loc: tuple[str, ...], value: Any) -> str | None:
-    # Never echo anything that may be a secret, nor whole sections (they can be long).
-    if loc and loc[-1] == "api_key":
-        return None
-    if isinstance(value, Mapping | list | BaseModel):
-        return None
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return repr(value)
+        file_layer.reset(token)

@@ -13,14 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
-from pokedreamer.agent.behavior import (
-    RECORDED_SETTINGS,
-    Behavior,
-    Imagination,
-    ReturnNorm,
-    goal_tensor,
-    lambda_return,
-)
+from pokedreamer.agent.actor_critic import ReturnNorm, lambda_return
+from pokedreamer.agent.behavior import RECORDED_SETTINGS, Behavior, Imagination, goal_tensor
 from pokedreamer.config import AgentSettings, Settings
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
