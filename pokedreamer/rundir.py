@@ -8,7 +8,7 @@ evaluation and the dashboard read.
     replay/         the world model's experience, in chunk files
     episodes/<n>/   recorded episodes
 
-A folder without format.json is version 1: the same layout, from before the version was written.
+A folder without format.json is version 1: the same layout without that file.
 Opening a run checks its version; making or reusing one writes the current version.
 """
 

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from clirun import cli
 
 from pokedreamer import rundir
 from pokedreamer.config import load_settings
@@ -16,6 +17,7 @@ from pokedreamer.rundir import FORMAT_FILE, VERSION, RunDir
 # A run directory as written before run directories recorded a format version: its config.toml
 # is the resolved settings of the fixture agent's recipe, with kl_balance on and no planner.
 BEFORE = Path(__file__).resolve().parent / "data" / "run-before-format-version"
+SHIPPED = Path(__file__).resolve().parent.parent / "pokedreamer" / "agent" / "shipped"
 
 
 def refusal(path: Path) -> str:
@@ -51,6 +53,21 @@ def test_a_run_from_before_the_version_opens_as_version_1_and_is_reused(tmp_path
     # Continuing it (a resume makes it again) brings it to the current version.
     RunDir.make(old)
     assert RunDir.open(old).version() == VERSION
+
+
+def test_a_run_from_before_the_version_resumes(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(BEFORE, old)
+    # The shipped checkpoint is the agent checkpoint this recipe's run ended with.
+    (old / "checkpoints").mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(
+            SHIPPED / f"fixture-agent{suffix}", old / "checkpoints" / f"agent-000020000{suffix}"
+        )
+    result = cli("run", "--headless", "--resume", str(old), "--steps", "2")
+    assert result.returncode == 0, result.stderr
+    assert "done: 20002 steps" in result.stdout
+    assert (old / "checkpoints" / "agent-000020002.json").is_file()
 
 
 def test_a_newer_format_version_is_refused_in_one_line(tmp_path: Path) -> None:
