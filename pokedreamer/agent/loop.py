@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pokedreamer.agent.behavior import Behavior
+from pokedreamer.agent.behavior import Behavior, BehaviorConfig
 from pokedreamer.agent.events import (
     EventBus,
     HumanAction,
@@ -87,6 +87,14 @@ class LoopResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def behavior_config(settings: Settings) -> BehaviorConfig:
+    a = settings.agent
+    return BehaviorConfig(
+        horizon=a.horizon, gamma=a.gamma, entropy=a.entropy, actor_lr=a.actor_lr,
+        critic_lr=a.critic_lr, shaping_scale=a.shaping_scale, shaping_bonus=a.shaping_bonus,
+    )  # fmt: skip
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -191,7 +199,7 @@ class AgentLoop:
         self.world_model = self.trainer.model
         self.device = self.trainer.device
         self.preset = self.world_model.preset
-        self.behavior = Behavior(self.preset, self.num_actions, settings.agent).to(
+        self.behavior = Behavior(self.preset, self.num_actions, behavior_config(settings)).to(
             self.device
         )
         self.rng = np.random.default_rng(settings.env.seed)
