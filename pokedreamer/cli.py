@@ -16,7 +16,7 @@ import typer
 
 from pokedreamer import __version__
 from pokedreamer.bench.cli import bench_app
-from pokedreamer.config import Settings, load_settings
+from pokedreamer.config import PlannerKind, Settings, load_settings
 from pokedreamer.errors import UserError
 
 EXIT_CHECK_FAILED = 1
@@ -43,6 +43,7 @@ FLAG_TO_SETTING: dict[str, str] = {
     "seed": "env.seed",
     "steps": "run.steps",
     "planner": "planner.kind",
+    "envs": "agent.envs",
 }
 
 
@@ -65,9 +66,12 @@ class _Globals:
     config: Path | None
 
 
+def _globals(ctx: typer.Context) -> _Globals:
+    return ctx.obj if isinstance(ctx.obj, _Globals) else _Globals(config=None)
+
+
 def _settings(ctx: typer.Context, **flags: Any) -> Settings:
-    globals_ = ctx.obj if isinstance(ctx.obj, _Globals) else _Globals(config=None)
-    return load_settings(globals_.config, flag_overrides(**flags))
+    return load_settings(_globals(ctx).config, flag_overrides(**flags))
 
 
 def _print_version(value: bool) -> None:
@@ -106,12 +110,6 @@ PresetOption = Annotated[
 ]
 
 
-class PlannerChoice(StrEnum):
-    llm = "llm"
-    heuristic = "heuristic"
-    none = "none"
-
-
 @app.command()
 def run(
     ctx: typer.Context,
@@ -136,7 +134,7 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
     planner: Annotated[
-        PlannerChoice | None, typer.Option(help="Which planner sets subgoals.")
+        PlannerKind | None, typer.Option(help="Which planner sets subgoals.")
     ] = None,
     checkpoint: Annotated[
         Path | None,
@@ -167,15 +165,11 @@ def run(
     from pokedreamer.agent.play import start_loop
 
     flags = {"rom": rom, "headless": headless, "steps": steps, "seed": seed, "planner": planner,
-             "preset": preset}  # fmt: skip
+             "preset": preset, "envs": envs}  # fmt: skip
     if resume is not None:
         settings = _run_settings(ctx, resume, **flags)
     else:
         settings = _settings(ctx, **flags)
-    if envs is not None:
-        settings = settings.model_copy(
-            update={"agent": settings.agent.model_copy(update={"envs": envs})}
-        )
     start_loop(
         settings, resume=resume, checkpoint=checkpoint, train=not no_train, name=name,
         dashboard=not headless and sys.stdout.isatty(), human=False,
@@ -262,10 +256,15 @@ def ram(
 
 def _run_settings(ctx: typer.Context, run_path: Path, **flags: Any) -> Settings:
     """A run's own saved settings (so models match their data), unless --config says otherwise."""
-    globals_ = ctx.obj if isinstance(ctx.obj, _Globals) else _Globals(config=None)
     saved = run_path / "config.toml"
-    config = globals_.config or (saved if saved.is_file() else None)
+    config = _globals(ctx).config or (saved if saved.is_file() else None)
     return load_settings(config, flag_overrides(**flags))
+
+
+def _runs_dir(ctx: typer.Context) -> Path:
+    """Where runs live: run.runs_dir of --config (or ./config.toml), the environment's value or
+    the default; a run's own saved settings cannot say where the run itself is."""
+    return Path(_settings(ctx).run.runs_dir)
 
 
 RunOption = Annotated[
@@ -292,10 +291,10 @@ def collect(
     from pokedreamer.agent.collect import collect as run_collect
     from pokedreamer.rundir import RunDir
 
-    settings = _settings(ctx, seed=seed, rom=rom)
+    settings = _settings(ctx, seed=seed, rom=rom, envs=envs)
     check_policy(policy)  # before the run directory is made
     run_dir = RunDir.create(settings, run)
-    result = run_collect(settings, run_dir, steps, envs, policy)
+    result = run_collect(settings, run_dir, steps, settings.agent.envs, policy)
     typer.echo(
         f"collected {result.steps} steps ({result.episodes} episodes ended) in "
         f"{result.seconds:.1f} s, {result.steps / max(result.seconds, 1e-9):.0f} steps/s; "
@@ -321,8 +320,7 @@ def train_world_model(
     from pokedreamer.rundir import RunDir
     from pokedreamer.world_model.train import train_world_model as run_train
 
-    settings_path = Path(load_settings(None, {}).run.runs_dir) / run
-    run_dir = RunDir.open(settings_path)
+    run_dir = RunDir.open(_runs_dir(ctx) / run)
     settings = _run_settings(ctx, run_dir.path, preset=preset, device=device)
     # The run's config.toml describes what was trained on it, so eval and resume find the model.
     (run_dir.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
@@ -353,12 +351,8 @@ def train_imitation(
     continues the run from its latest checkpoint when it has one."""
     from pokedreamer.agent.play import run_imitation
 
-    run_path = Path(load_settings(None, {}).run.runs_dir) / run
-    settings = _run_settings(ctx, run_path, seed=seed)  # the run's own, once it has them
-    if envs is not None:
-        settings = settings.model_copy(
-            update={"agent": settings.agent.model_copy(update={"envs": envs})}
-        )
+    # The run's own settings, once it has them.
+    settings = _run_settings(ctx, _runs_dir(ctx) / run, seed=seed, envs=envs)
     run_imitation(settings, run, checkpoint, steps)
 
 
@@ -385,26 +379,14 @@ def eval_world_model(
 ) -> None:
     """Open-loop report: observe, then imagine under logged actions; JSON, markdown, PNG, GIF."""
     from pokedreamer.rundir import RunDir
-    from pokedreamer.world_model.checkpoint import latest_checkpoint
-    from pokedreamer.world_model.evaluate import evaluate_run, summary_line
-    from pokedreamer.world_model.replay import Replay
-    from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
+    from pokedreamer.world_model.evaluate import evaluate_world_model, summary_line
 
-    runs_dir = Path(load_settings(None, {}).run.runs_dir)
+    runs_dir = _runs_dir(ctx)
     run_dir = RunDir.open(runs_dir / run)
     data_dir = RunDir.open(runs_dir / data) if data else run_dir
     settings = _run_settings(ctx, run_dir.path)
-    path = checkpoint or latest_checkpoint(run_dir.checkpoints, CHECKPOINT_NAME)
-    if path is None:
-        raise UserError(f"{run_dir.checkpoints} has no checkpoint: train first")
-    wm = settings.world_model
-    replay = Replay(
-        data_dir.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed + 1
-    )
-    trainer = WorldModelTrainer(wm, len(settings.env.buttons) + int(settings.env.noop))
-    out = run_dir.path / "eval" / Path(path).name
-    report, paths = evaluate_run(
-        trainer, Path(path), replay, out, sequences, context, horizon, data_dir.path.name
+    report, paths = evaluate_world_model(
+        settings, run_dir, data_dir, checkpoint, sequences, context, horizon
     )
     typer.echo(summary_line(report))
     for kind, file in paths.items():
@@ -441,10 +423,7 @@ def eval_agent(
     from pokedreamer.agent.loop import resolve_checkpoint
     from pokedreamer.agent.play import shipped_checkpoint
 
-    settings = _settings(ctx, seed=seed)
-    settings = settings.model_copy(
-        update={"agent": settings.agent.model_copy(update={"envs": envs})}
-    )
+    settings = _settings(ctx, seed=seed, envs=envs)
     if checkpoint is not None:
         checkpoint = resolve_checkpoint(checkpoint)
     elif not settings.env.rom:
@@ -498,14 +477,14 @@ def export(
 
     # Options first: a wrong suffix or a missing encoder should not wait on reading the episode.
     check_export(out, scale, every, fps)
-    runs_dir = Path(_settings(ctx).run.runs_dir)
+    runs_dir = _runs_dir(ctx)
     # A name is looked up under runs_dir, like --run elsewhere; a path to a run folder works too.
     folder = runs_dir / run
     if not folder.is_dir() and Path(run).is_dir():
         folder = Path(run)
     if not folder.is_dir():
         raise UserError(f"run not found: {run} (no folder {runs_dir / run})")
-    reader = open_episode(RunDir(folder), episode)
+    reader = open_episode(RunDir.open(folder), episode)
     # On stderr, and only at a terminal: stdout keeps just the result line for scripts.
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:

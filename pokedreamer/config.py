@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -27,10 +24,17 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from pokedreamer.config_layers import (
+    ENV_NESTED_DELIMITER,
+    ENV_PREFIX,
+    FileSource,
+    describe,
+    file_layer,
+    nest,
+    read_toml,
+)
 from pokedreamer.errors import UserError
 
-ENV_PREFIX = "POKEDREAMER_"
-ENV_NESTED_DELIMITER = "__"
 DEFAULT_CONFIG_NAME = "config.toml"
 
 # Sections forbid unknown keys so that a typo in config.toml fails loudly instead of being ignored,
@@ -38,6 +42,12 @@ DEFAULT_CONFIG_NAME = "config.toml"
 _SECTION_CONFIG = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 Button = Literal["a", "b", "start", "select", "up", "down", "left", "right"]
+
+NOOP = "noop"
+"""The name of the action that presses nothing (env.noop)."""
+
+PlannerKind = Literal["heuristic", "llm", "none"]
+PLANNER_KINDS: tuple[PlannerKind, ...] = get_args(PlannerKind)
 
 
 class EnvSettings(BaseModel):
@@ -79,6 +89,16 @@ class EnvSettings(BaseModel):
     data_dir: str = ""
     """Folder for cached start states; empty means $XDG_DATA_HOME/pokedreamer
     (~/.local/share/pokedreamer)."""
+
+    @property
+    def action_names(self) -> list[str]:
+        """The agent's actions by index: the buttons, then NOOP when noop is on."""
+        return [*self.buttons, *([NOOP] if self.noop else [])]
+
+    @property
+    def num_actions(self) -> int:
+        """How many actions the agent chooses from (the policy's and world model's width)."""
+        return len(self.buttons) + int(self.noop)
 
     @field_validator("buttons")
     @classmethod
@@ -164,7 +184,8 @@ class WorldModelSettings(BaseModel):
     """Largest global gradient norm; larger gradients are scaled down to it."""
 
     kl_free_nats: float = Field(default=1.0, ge=0)
-    """Free bits: KL below this many nats (per step) is not penalised."""
+    """Free bits: each step's KL is clipped below at this many nats, so a posterior already
+    close to its prior is not squeezed further (and gets no gradient from the KL)."""
 
     dyn_scale: float = Field(default=0.5, ge=0)
     """Weight of the dynamics KL, KL(sg(posterior) || prior)."""
@@ -173,10 +194,22 @@ class WorldModelSettings(BaseModel):
     """Weight of the representation KL, KL(posterior || sg(prior))."""
 
     kl_balance: float = Field(default=0.0, ge=0, lt=1)
-    """DreamerV2 KL balancing instead of the two scales when above 0 (the seed used 0.8)."""
+    """KL balancing: 0 (off) keeps dyn_scale and rep_scale; a in (0, 1) replaces them with
+    DreamerV2's a*KL(sg(posterior) || prior) + (1-a)*KL(posterior || sg(prior)) (DreamerV2
+    used 0.8), free nats still per term."""
 
     unimix: float = Field(default=0.01, ge=0, lt=1)
-    """Share of the uniform distribution mixed into every categorical latent."""
+    """Share of the uniform distribution mixed into every categorical latent, so that no class
+    has probability zero and the KL stays finite."""
+
+    state_scale: float = Field(default=1.0, ge=0)
+    """Weight of the state heads' losses (map, position, battle, text, HP, badges)."""
+
+    reward_scale: float = Field(default=1.0, ge=0)
+    """Weight of the reward head's twohot cross-entropy."""
+
+    cont_scale: float = Field(default=1.0, ge=0)
+    """Weight of the continue head's binary cross-entropy."""
 
     replay_capacity: int = Field(default=200_000, ge=1)
     """Steps the replay buffer holds (~5.9 KB each); the oldest chunks go first."""
@@ -239,7 +272,7 @@ class AgentSettings(BaseModel):
     """Env steps between agent checkpoints; 0 checkpoints only at the end."""
 
     horizon: int = Field(default=15, ge=1)
-    """Imagined steps per behaviour update."""
+    """Imagined steps per behaviour update, from each start state."""
 
     behavior_updates: int = Field(default=4, ge=1)
     """Behaviour updates per world-model update, each from other start states and subgoals:
@@ -254,17 +287,52 @@ class AgentSettings(BaseModel):
     critic_lr: float = Field(default=1e-4, gt=0)
     """Adam learning rate of the critic."""
 
+    adam_eps: float = Field(default=1e-5, gt=0)
+    """Adam epsilon of the actor's and the critic's optimisers."""
+
+    grad_clip: float = Field(default=100.0, gt=0)
+    """Largest global gradient norm of the actor and of the critic, each on its own."""
+
     entropy: float = Field(default=3e-3, ge=0)
-    """Weight of the policy's entropy bonus."""
+    """Weight of the policy's entropy bonus (advantages are normalised, so this is absolute)."""
 
     gamma: float = Field(default=0.985, gt=0, le=1)
-    """Discount per step (also the subgoal shaping's gamma)."""
+    """Discount per step; also the gamma of the subgoal's potential shaping, so the potential
+    part telescopes under the same discount the returns use."""
+
+    lam: float = Field(default=0.95, ge=0, le=1)
+    """lambda of the lambda-returns: 0 is one-step TD, 1 the Monte-Carlo return to the horizon."""
+
+    slow_critic_decay: float = Field(default=0.98, ge=0, lt=1)
+    """EMA decay of the slow critic per update: it supplies the return targets and the
+    critic's regulariser, so targets move smoothly."""
+
+    slow_critic_reg: float = Field(default=1.0, ge=0)
+    """Weight of the critic's cross-entropy towards the slow critic's value."""
+
+    return_norm_percentiles: tuple[float, float] = (5.0, 95.0)
+    """Percentiles (low, high) of the lambda-returns whose range scales the advantages: robust
+    to outliers, and sparse rewards are not blown up (the scale is at least 1)."""
+
+    return_norm_decay: float = Field(default=0.99, ge=0, lt=1)
+    """EMA decay of the two percentiles."""
+
+    critic_bins: int = Field(default=255, ge=3)
+    """Twohot bins of the critic, uniform in symlog space; odd so that 0 has a bin."""
+
+    unimix: float = Field(default=0.01, ge=0, lt=1)
+    """Share of the uniform distribution mixed into the policy: every button keeps some
+    probability, so log pi stays finite and exploration never dies."""
+
+    actor_out_scale: float = Field(default=0.01, gt=0)
+    """Scale of the actor's output layer at init: a near-uniform first policy whose gradients
+    still reach the first layer (a zero layer would block them on the first update)."""
 
     shaping_scale: float = Field(default=1.0, ge=0)
-    """Weight of the subgoal's potential shaping in imagined rewards."""
+    """Weight of the subgoal's potential shaping against the world model's predicted reward."""
 
     shaping_bonus: float = Field(default=1.0, ge=0)
-    """Reward on the imagined step a subgoal becomes done."""
+    """Reward on the imagined step a subgoal becomes done (paid at most once a trajectory)."""
 
     sample: bool = True
     """Sample the policy's buttons; false takes its most likely button."""
@@ -277,6 +345,21 @@ class AgentSettings(BaseModel):
 
     record: bool = True
     """Record every episode under the run's episodes/ folder."""
+
+    @field_validator("return_norm_percentiles")
+    @classmethod
+    def _ordered_percentiles(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0.0 <= low < high <= 100.0:
+            raise ValueError("must be (low, high) with 0 <= low < high <= 100")
+        return value
+
+    @field_validator("critic_bins")
+    @classmethod
+    def _odd_bins(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("must be odd, so that a value of 0 has a bin of its own")
+        return value
 
 
 class ImitationSettings(BaseModel):
@@ -316,7 +399,7 @@ class PlannerSettings(BaseModel):
 
     model_config = _SECTION_CONFIG
 
-    kind: Literal["heuristic", "llm", "none"] = "heuristic"
+    kind: PlannerKind = "heuristic"
     """Which planner sets subgoals: "heuristic" (offline rules), "llm" or "none"."""
 
     base_url: str = Field(default="", validate_default=True)
@@ -381,21 +464,6 @@ class LogSettings(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
 
-# The parsed config file for the load in progress. Settings' sources are chosen per class, not per
-# call, so this is how load_settings hands one particular file to the source that sits between the
-# defaults and the environment.
-_file_layer: ContextVar[Mapping[str, Any] | None] = ContextVar("_file_layer", default=None)
-
-
-class _FileSource(PydanticBaseSettingsSource):
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        # Unused: __call__ hands over the whole parsed file at once.
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_file_layer.get() or {})
-
-
 class Settings(BaseSettings):
     """Everything a run is configured by, resolved once and handed to constructors."""
 
@@ -444,7 +512,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Highest priority first. No .env or secrets-dir sources: one file and the environment are
         # enough places to look when a value surprises you.
-        return init_settings, env_settings, _FileSource(settings_cls)
+        return init_settings, env_settings, FileSource(settings_cls)
 
     def to_toml(self) -> str:
         """The resolved settings as commented TOML that loads back to equal settings.
@@ -505,100 +573,12 @@ def load_settings(
             raise UserError(f"config file not found: {config_path}")
         path = config_path
 
-    file_data = _read_toml(path) if path is not None else {}
-    nested_overrides = _nest(overrides or {})
-    token = _file_layer.set(file_data)
+    file_data = read_toml(path) if path is not None else {}
+    nested_overrides = nest(overrides or {})
+    token = file_layer.set(file_data)
     try:
         return Settings(**nested_overrides)
     except ValidationError as exc:
-        raise UserError(_describe(exc, path, nested_overrides)) from None
+        raise UserError(describe(exc, path, nested_overrides)) from None
     finally:
-        _file_layer.reset(token)
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        # tomllib puts the position at the end of its message: "... (at line 3, column 7)".
-        message = str(exc)
-        where = re.search(r"\s*\(at (line \d+, column \d+)\)$", message)
-        if where:
-            message = f"{where.group(1)}: {message[: where.start()]}"
-        raise UserError(f"{path}: {message}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read: {exc}") from None
-
-
-def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        *parents, leaf = dotted.split(".")
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
-
-
-def _has(tree: Mapping[str, Any], loc: tuple[str, ...]) -> bool:
-    node: Any = tree
-    for part in loc:
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return True
-
-
-def _env_var_for(loc: tuple[str, ...]) -> str | None:
-    """The POKEDREAMER_* variable that supplied ``loc``, if any (env names are case-insensitive)."""
-    by_upper = {name.upper(): name for name in os.environ}
-    # The exact nested variable first, then a JSON value for an enclosing section.
-    for depth in range(len(loc), 0, -1):
-        wanted = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:depth]).upper()
-        if wanted in by_upper:
-            return by_upper[wanted]
-    return None
-
-
-def _origin(loc: tuple[str, ...], path: Path | None, overrides: Mapping[str, Any]) -> str:
-    # Walk the layers from the highest priority down: the first that has the key supplied it.
-    if _has(overrides, loc):
-        return "command line"
-    env_var = _env_var_for(loc)
-    if env_var is not None:
-        return f"environment variable {env_var}"
-    if path is not None:
-        return str(path)
-    return "settings"
-
-
-def _describe(exc: ValidationError, path: Path | None, overrides: Mapping[str, Any]) -> str:
-    parts: list[str] = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(str(part) for part in error["loc"])
-        dotted = ".".join(loc) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            problem = "unknown key"
-        else:
-            # Drop pydantic's "Value error, " prefix from our own validators' messages.
-            problem = error["msg"].removeprefix("Value error, ")
-        shown = _shown_input(loc, error.get("input"))
-        if shown is not None:
-            problem += f" (got {shown})"
-        parts.append(f"{_origin(loc, path, overrides)}: {dotted}: {problem}")
-    return "; ".join(parts)
-
-
-def _shown_input(loc: tuple[str, ...], value: Any) -> str | None:
-    # Never echo anything that may be a secret, nor whole sections (they can be long).
-    if loc and loc[-1] == "api_key":
-        return None
-    if isinstance(value, Mapping | list | BaseModel):
-        return None
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return repr(value)
+        file_layer.reset(token)

@@ -1,11 +1,15 @@
 """A run directory, ``runs/<name>/``: everything a run leaves behind, and all that replay, export,
 evaluation and the dashboard read.
 
+    format.json     the layout's version: {"format": "pokedreamer-run", "version": 2}
     config.toml     the resolved settings (secrets left out)
     metrics.jsonl   one JSON object per logged update or episode
     checkpoints/    safetensors + JSON pairs
     replay/         the world model's experience, in chunk files
-    episodes/<n>/   recorded episodes (issue #6)
+    episodes/<n>/   recorded episodes
+
+A folder without format.json is version 1: the same layout without that file.
+Opening a run checks its version; making or reusing one writes the current version.
 """
 
 from __future__ import annotations
@@ -16,9 +20,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pokedreamer.errors import UserError
+from pokedreamer.files import write_atomic
 
 if TYPE_CHECKING:
     from pokedreamer.config import Settings
+
+FORMAT = "pokedreamer-run"
+FORMAT_FILE = "format.json"
+VERSION = 2
+"""The run directory layout this code writes."""
+OLDEST_VERSION = 1
+"""The oldest layout this code still reads."""
+CHANGES: dict[int, str] = {
+    1: "config.toml, metrics.jsonl, checkpoints/, replay/ and episodes/",
+    2: "format.json records the layout's version",
+}
+"""What each version brought: a refusal of an old run names the changes since its version."""
 
 
 class RunDir:
@@ -35,22 +52,71 @@ class RunDir:
 
     @classmethod
     def make(cls, path: Path) -> RunDir:
-        """The folders of a run at ``path`` (made if missing), without saving settings: for
-        throwaway runs such as a benchmark's or an evaluation's."""
+        """The folders of a run at ``path`` (made if missing, checked if there), without saving
+        settings: for throwaway runs such as a benchmark's or an evaluation's."""
         run = cls(path)
+        if run.path.is_dir():
+            run.check_version()
         for folder in (run.path, run.checkpoints, run.replay, run.episodes):
             folder.mkdir(parents=True, exist_ok=True)
+        if run.version() != VERSION:
+            record = {"format": FORMAT, "version": VERSION}
+            write_atomic(run.format_path, (json.dumps(record) + "\n").encode())
         return run
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
-        """An existing run, or a UserError saying what was expected."""
+        """An existing run of a layout this code reads, or a UserError saying what to do."""
         run = cls(Path(path))
         if not run.path.is_dir():
             raise UserError(
                 f"run directory not found: {run.path} (make one with pokedreamer collect)"
             )
+        run.check_version()
         return run
+
+    @property
+    def format_path(self) -> Path:
+        return self.path / FORMAT_FILE
+
+    def version(self) -> int:
+        """The layout's version: format.json's, 1 without one (UserError if it is unreadable)."""
+        try:
+            text = self.format_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return 1
+        except OSError as exc:
+            raise UserError(f"cannot read {self.format_path}: {exc.strerror}") from None
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        ours = isinstance(record, dict) and record.get("format") == FORMAT
+        version = record.get("version") if ours else None
+        # type() rather than isinstance: JSON's true is not a version.
+        if type(version) is int:
+            return version
+        raise UserError(
+            f"{self.format_path} is not a pokedreamer run directory's format record "
+            f'(expected {{"format": "{FORMAT}", "version": N}}); fix or remove it'
+        )
+
+    def check_version(self) -> None:
+        """Refuses (UserError, one line) a layout newer than this code or older than it reads."""
+        found = self.version()
+        if found > VERSION:
+            raise UserError(
+                f"{self.path} is a run directory of format version {found}, newer than this "
+                f"pokedreamer reads (up to {VERSION}): open it with the pokedreamer that wrote it, "
+                "or upgrade"
+            )
+        if found < OLDEST_VERSION:
+            since = "; ".join(f"{v}: {text}" for v, text in CHANGES.items() if v > found)
+            raise UserError(
+                f"{self.path} is a run directory of format version {found}, which this "
+                f"pokedreamer no longer reads (changed since: {since}); open it with an older "
+                "pokedreamer, or start a new run"
+            )
 
     @property
     def checkpoints(self) -> Path:

@@ -4,6 +4,7 @@ stops at done, a toy learning check, batched acting and checkpoints."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
-from pokedreamer.agent.behavior import (
-    Behavior,
-    BehaviorConfig,
-    Imagination,
-    ReturnNorm,
-    goal_tensor,
-    lambda_return,
-)
+from pokedreamer.agent.actor_critic import ReturnNorm, lambda_return
+from pokedreamer.agent.behavior import RECORDED_SETTINGS, Behavior, Imagination, goal_tensor
+from pokedreamer.config import AgentSettings, Settings
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.planner.facts import GameFacts
@@ -47,6 +43,14 @@ FACTS = GameFacts.fixture()
 # shaping figures below easy to check by hand; the route potential is tested in test_subgoals.
 ARRIVAL_ONLY = dataclasses.replace(FACTS, doors=())
 SUBGOAL = GoToMap(map="PALLET_TOWN")
+# DreamerV3's discount, entropy weight and learning rates, which these tests were tuned with.
+DREAMERV3 = {"gamma": 0.997, "entropy": 3e-4, "actor_lr": 3e-5, "critic_lr": 3e-5}
+SHIPPED = Path(__file__).resolve().parent.parent / "pokedreamer/agent/shipped/fixture-agent.json"
+
+
+def config(**changes: object) -> AgentSettings:
+    """The agent settings with DREAMERV3's values, then ``changes``."""
+    return AgentSettings.model_validate({**DREAMERV3, **changes})
 
 
 def starts(wm: WorldModel, b: int) -> RSSMState:
@@ -86,7 +90,7 @@ def test_gradients_reach_the_actor_and_not_the_world_model(subgoal: GoToMap | No
     # advantage to follow; random output weights give every imagined step a reward.
     torch.nn.init.normal_(wm.reward_head[-1].weight, std=0.5)
     wm_before = {k: v.clone() for k, v in wm.state_dict().items()}
-    behavior = Behavior(TINY, ACTIONS, BehaviorConfig(horizon=6))
+    behavior = Behavior(TINY, ACTIONS, config(horizon=6))
     actor_before = [p.detach().clone() for p in behavior.actor.parameters()]
     critic_before = [p.detach().clone() for p in behavior.critic.parameters()]
     slow_before = [p.detach().clone() for p in behavior.slow_critic.parameters()]
@@ -175,7 +179,7 @@ def test_shaping_bonus_is_paid_at_most_once_and_the_return_stops_at_done(
     ]
     maps = torch.tensor(paths).T  # (H+1, B)
     monkeypatch.setattr(wm, "predict", lambda feat: fake_predict(maps))
-    cfg = BehaviorConfig(horizon=6, gamma=0.9, shaping_bonus=5.0)
+    cfg = config(horizon=6, gamma=0.9, shaping_bonus=5.0)
     behavior = Behavior(TINY, ACTIONS, cfg)
     imag = behavior.imagine(
         wm, starts(wm, 4), goal_tensor(SUBGOAL, FACTS, 4, "cpu"), SUBGOAL, ARRIVAL_ONLY
@@ -218,7 +222,7 @@ def test_every_subgoal_kind_shapes_predicted_states(subgoal: Subgoal) -> None:
     """Each kind's done/phi run on the real world model's predicted state, batched over
     (time, trajectory); kinds that cannot judge a prediction (events) give 0, not an error."""
     wm = WorldModel(TINY, ACTIONS)
-    behavior = Behavior(TINY, ACTIONS, BehaviorConfig(horizon=3))
+    behavior = Behavior(TINY, ACTIONS, config(horizon=3))
     imag = behavior.imagine(
         wm, starts(wm, 4), goal_tensor(subgoal, FACTS, 4, "cpu"), subgoal, FACTS
     )
@@ -252,7 +256,7 @@ def test_actor_learns_the_button_the_reward_pays_for(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(wm.rssm, "img_step", img_step)
     monkeypatch.setattr(wm, "predict", predict)
-    cfg = BehaviorConfig(horizon=5, actor_lr=1e-3, critic_lr=1e-3)
+    cfg = config(horizon=5, actor_lr=1e-3, critic_lr=1e-3)
     behavior = Behavior(TINY, ACTIONS, cfg)
     b = 64
     start = starts(wm, b)
@@ -278,7 +282,7 @@ def test_actor_learns_the_button_the_reward_pays_for(monkeypatch: pytest.MonkeyP
 
 def test_policy_step_batches_envs_and_resets_on_is_first() -> None:
     wm = WorldModel(TINY, ACTIONS)
-    behavior = Behavior(TINY, ACTIONS, BehaviorConfig())
+    behavior = Behavior(TINY, ACTIONS, config())
     b = 3
     frames = torch.randint(0, 4, (b, *FRAME_SHAPE), dtype=torch.uint8)
     vectors = torch.rand(b, VECTOR_SIZE)
@@ -331,7 +335,7 @@ def test_goal_tensor_is_the_subgoal_encoding() -> None:
 def test_checkpoint_round_trip_resumes_exactly(tmp_path: Path) -> None:
     wm = WorldModel(TINY, ACTIONS)
     torch.nn.init.normal_(wm.reward_head[-1].weight, std=0.5)
-    cfg = BehaviorConfig(horizon=4)
+    cfg = config(horizon=4)
     behavior = Behavior(TINY, ACTIONS, cfg)
     start = starts(wm, 4)
     goal = goal_tensor(SUBGOAL, FACTS, 4, "cpu")
@@ -354,6 +358,19 @@ def test_checkpoint_round_trip_resumes_exactly(tmp_path: Path) -> None:
 
 def test_config_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="horizon"):
-        BehaviorConfig(horizon=0)
+        config(horizon=0)
     with pytest.raises(ValueError, match="critic_bins"):
-        BehaviorConfig(critic_bins=254)
+        config(critic_bins=254)
+    with pytest.raises(ValueError, match="return_norm_percentiles"):
+        config(return_norm_percentiles=(95.0, 5.0))
+
+
+def test_the_shipped_checkpoint_was_trained_with_the_settings_it_saved() -> None:
+    """The behaviour's hyper-parameters are the agent settings alone: the settings saved in
+    the shipped checkpoint, read back, give exactly the behaviour settings it recorded."""
+    meta = json.loads(SHIPPED.read_text(encoding="utf-8"))["meta"]
+    settings = Settings.model_validate(meta["settings"])
+    behavior = Behavior(TINY, settings.env.num_actions, settings.agent)
+    _, recorded = behavior.state_tensors()
+    assert recorded["settings"] == meta["behavior"]["settings"]
+    assert list(recorded["settings"]) == list(RECORDED_SETTINGS)

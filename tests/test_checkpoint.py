@@ -15,7 +15,9 @@ from pickle_probe import CALLS, Exploit
 from torch import nn
 
 from pokedreamer.errors import UserError
+from pokedreamer.world_model import checkpoint
 from pokedreamer.world_model.checkpoint import (
+    VERSION,
     checkpoint_path,
     generator_state,
     latest_checkpoint,
@@ -125,6 +127,47 @@ def test_missing_or_incomplete_files(tmp_path: Path) -> None:
     json_file.write_text(json_text)
     path.with_name(path.name + ".safetensors").unlink()
     assert "has no wm-000000010.safetensors" in refusal(path)
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "pokedreamer/agent/shipped/fixture-agent"
+
+
+def test_every_checkpoint_records_its_format_version(tmp_path: Path) -> None:
+    path = tmp_path / "wm-000000010"
+    save_checkpoint(path, {"w": torch.ones(1)}, META)
+    record = json.loads(path.with_name(path.name + ".json").read_text())
+    assert (record["format"], record["version"]) == ("pokedreamer-checkpoint", VERSION)
+    # The shipped checkpoint is of a format this code loads.
+    _, meta = load_checkpoint(SHIPPED)
+    assert meta["kind"] == "agent"
+
+
+def test_a_newer_or_dropped_format_version_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "wm-000000010"
+    save_checkpoint(path, {"w": torch.ones(1)}, META)
+    json_file = path.with_name(path.name + ".json")
+    record = json.loads(json_file.read_text())
+
+    json_file.write_text(json.dumps({**record, "version": VERSION + 1}))
+    message = refusal(path)
+    assert f"format version {VERSION + 1}, newer than this pokedreamer loads" in message
+    assert "upgrade" in message
+
+    # A format this code no longer loads names what changed since and what to do.
+    json_file.write_text(json.dumps(record))
+    monkeypatch.setattr(checkpoint, "OLDEST_VERSION", VERSION + 1)
+    monkeypatch.setattr(checkpoint, "VERSION", VERSION + 1)
+    monkeypatch.setitem(checkpoint.CHANGES, VERSION + 1, "tensors renamed")
+    message = refusal(path)
+    assert f"format version {VERSION}, which this pokedreamer no longer loads" in message
+    assert f"{VERSION + 1}: tensors renamed" in message
+    assert "start a new run" in message
+
+    for version in (None, "1", True):
+        json_file.write_text(json.dumps({**record, "version": version}))
+        assert 'lacks an integer "version"' in refusal(path)
 
 
 def test_pickle_file_is_refused_not_loaded(tmp_path: Path) -> None:

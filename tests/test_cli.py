@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +14,7 @@ from clirun import cli
 
 import pokedreamer
 from pokedreamer.cli import FLAG_TO_SETTING, main
-from pokedreamer.config import Settings
+from pokedreamer.config import Settings, load_settings
 from pokedreamer.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -192,19 +192,65 @@ def test_cli_import_and_help_stay_light() -> None:
     assert result.stderr.strip() == "", f"imported at startup: {result.stderr.strip()}"
 
 
-demo_missing = importlib.util.find_spec("pokedreamer.env.demo") is None
-
-
-@pytest.mark.skipif(demo_missing, reason="pokedreamer.env.demo is not written yet")
 def test_run_plays_the_fixture_cartridge() -> None:
     result = cli("run", "--headless", "--steps", "3")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.skipif(demo_missing, reason="pokedreamer.env.demo is not written yet")
 def test_run_with_a_missing_rom_is_one_line_exit_2(tmp_path: Path) -> None:
     result = cli("run", "--headless", "--steps", "3", "--rom", str(tmp_path / "missing.gb"))
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
+
+
+def test_envs_is_a_flag_of_the_one_table(
+    capsys: pytest.CaptureFixture[str], fake_demo: list[Settings]
+) -> None:
+    assert FLAG_TO_SETTING["envs"] == "agent.envs"
+    code, _, err = call_main(capsys, "run", "--envs", "3")
+    assert code == 0, err
+    assert fake_demo[0].agent.envs == 3
+
+
+def elsewhere(tmp_path: Path) -> tuple[Path, Path]:
+    """A config file whose runs live in a folder that is not ./runs. With --config, the verbs
+    that work on a run read this file rather than the run's own config.toml, so it names the
+    preset the run is trained with too."""
+    runs = tmp_path / "elsewhere"
+    config = tmp_path / "my.toml"
+    config.write_text(
+        f'[run]\nruns_dir = {json.dumps(str(runs))}\n[world_model]\npreset = "tiny"\n',
+        encoding="utf-8",
+    )
+    return config, runs
+
+
+def test_the_config_files_runs_dir_decides_where_world_model_verbs_work(tmp_path: Path) -> None:
+    config, runs = elsewhere(tmp_path)
+    steps = ("--steps", "300", "--envs", "1")
+    result = cli("--config", str(config), "collect", "--run", "c", *steps)
+    assert result.returncode == 0, result.stderr
+    assert any((runs / "c" / "replay").iterdir())
+    assert load_settings(runs / "c" / "config.toml", {}).agent.envs == 1
+
+    result = cli("--config", str(config), "train", "world-model", "--run", "c", "--updates", "1")
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (runs / "c" / "checkpoints").glob("*.json")] == ["wm-000000001.json"]
+
+    result = cli("--config", str(config), "eval", "world-model", "--run", "c", "--sequences", "2",
+                 "--context", "2", "--horizon", "3")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (runs / "c" / "eval" / "wm-000000001" / "openloop.json").is_file()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_config_files_runs_dir_decides_where_imitation_works(tmp_path: Path) -> None:
+    config, runs = elsewhere(tmp_path)
+    result = cli("--config", str(config), "train", "imitation", "--run", "dagger", "--steps", "4",
+                 "--envs", "1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert list((runs / "dagger" / "checkpoints").glob("agent-*.json"))
+    assert load_settings(runs / "dagger" / "config.toml", {}).agent.envs == 1
+    assert not (tmp_path / "runs").exists()

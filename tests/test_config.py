@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from pokedreamer.config import Settings, load_settings
+from pokedreamer.config import PLANNER_KINDS, EnvSettings, PlannerSettings, Settings, load_settings
 from pokedreamer.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -226,3 +226,28 @@ def test_every_setting_is_in_shipped_config_with_a_comment_above() -> None:
             assert dotted in seen, f"{dotted} is missing from config.toml"
             assert seen[dotted].startswith("# "), f"{dotted} has no comment above it"
             assert not seen[dotted].removeprefix("# ").startswith(f"{field_name} =")
+
+
+def test_actions_are_the_buttons_then_noop() -> None:
+    assert EnvSettings().num_actions == 8 == len(EnvSettings().action_names)
+    env = EnvSettings(buttons=["up", "a"], noop=True)
+    assert env.action_names == ["up", "a", "noop"]
+    assert env.num_actions == 3
+
+
+def test_planner_kinds_are_the_settings_choices() -> None:
+    assert set(PLANNER_KINDS) == {"heuristic", "llm", "none"}
+    for kind in PLANNER_KINDS:
+        assert PlannerSettings(kind=kind).kind == kind
+
+
+def test_return_norm_percentiles_load_from_toml_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    write(Path("config.toml"), "[agent]\nreturn_norm_percentiles = [10, 90]\n")
+    assert load_settings(None, {}).agent.return_norm_percentiles == (10.0, 90.0)
+    monkeypatch.setenv("POKEDREAMER_AGENT__RETURN_NORM_PERCENTILES", "[1, 99]")
+    assert load_settings(None, {}).agent.return_norm_percentiles == (1.0, 99.0)
+    write(Path("config.toml"), "[agent]\nreturn_norm_percentiles = [90, 10]\n")
+    monkeypatch.delenv("POKEDREAMER_AGENT__RETURN_NORM_PERCENTILES")
+    assert user_error().startswith(
+        "config.toml: agent.return_norm_percentiles: must be (low, high)"
+    )

@@ -12,13 +12,13 @@ import torch
 from clirun import cli
 from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
-from pokedreamer.agent.behavior import Behavior, BehaviorConfig
+from pokedreamer.agent.behavior import Behavior
 from pokedreamer.agent.demonstrator import MOVES, Demonstrator
 from pokedreamer.agent.evaluate import evaluate_agent
 from pokedreamer.agent.imitation import Imitation
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.play import SHIPPED_CHECKPOINT
-from pokedreamer.config import ImitationSettings, load_settings
+from pokedreamer.config import AgentSettings, ImitationSettings, load_settings
 from pokedreamer.env.maps import MAP_IDS
 from pokedreamer.env.state import GameState, PartyMon
 from pokedreamer.planner.facts import GameFacts
@@ -129,7 +129,7 @@ def test_demonstrator_and_imitation_refuse_a_run_without_a_planner(tmp_path: Pat
 
 def test_imitation_fits_the_actor_to_the_labels_and_leaves_the_critic() -> None:
     preset = PRESETS["tiny"]
-    behavior = Behavior(preset, len(BUTTONS), BehaviorConfig())
+    behavior = Behavior(preset, len(BUTTONS), AgentSettings())
     imitation = Imitation(ImitationSettings(batch_size=128, train_after=0), behavior)
     critic = [p.detach().clone() for p in behavior.critic.parameters()]
     # Labels that depend on both the state and the goal, as the demonstrator's do.
@@ -148,7 +148,7 @@ def test_imitation_fits_the_actor_to_the_labels_and_leaves_the_critic() -> None:
 
 
 def test_imitation_keeps_the_newest_labels_and_owes_updates_by_ratio() -> None:
-    behavior = Behavior(PRESETS["tiny"], len(BUTTONS), BehaviorConfig())
+    behavior = Behavior(PRESETS["tiny"], len(BUTTONS), AgentSettings())
     settings = ImitationSettings(capacity=10, batch_size=4, ratio=8.0, train_after=6)
     imitation = Imitation(settings, behavior)
     feat = behavior.preset.feat_size

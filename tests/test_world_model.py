@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
+from pokedreamer.config import WorldModelSettings
 from pokedreamer.env.state import VECTOR_FIELDS, VECTOR_SIZE, GameState, PartyMon
 from pokedreamer.world_model.dist import (
     categorical_st_sample,
@@ -31,7 +32,7 @@ from pokedreamer.world_model.heads import (
 )
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.nets import downsample
-from pokedreamer.world_model.presets import PRESETS, LossConfig, Preset
+from pokedreamer.world_model.presets import PRESETS, Preset
 from pokedreamer.world_model.rssm import RSSM, RSSMState
 
 TINY = PRESETS["tiny"]
@@ -372,7 +373,7 @@ def test_loss_metrics_and_last_posterior() -> None:
     loss2, _, _ = wm.loss(structured_batch(seed=1), start=last)
     assert math.isfinite(loss2.item())
 
-    balanced = WorldModel(TINY, ACTIONS, LossConfig(kl_balance=0.8))
+    balanced = WorldModel(TINY, ACTIONS, WorldModelSettings(kl_balance=0.8))
     balanced.load_state_dict(wm.state_dict())
     _, b_metrics, _ = balanced.loss(batch)
     assert b_metrics["kl_loss"] >= 1.0 - 1e-6  # 0.8 * max(1, dyn) + 0.2 * max(1, rep)

@@ -10,18 +10,21 @@ percentile-normalised advantages, the critic by twohot regression on the returns
 Gradients: the rollout runs under no_grad, so neither the world model nor the dynamics carry any
 gradient; the actor's only gradient is log pi(a_t | sg(s_t)) times a stop-gradient advantage
 (buttons are discrete, so there is no reparameterised path worth the world model's gradients).
-Unlike the original project, the actor loss is computed with gradients enabled and stepped.
+The actor loss is computed with gradients enabled, and stepped.
+
+The hyper-parameters are the agent settings section (pokedreamer.config.AgentSettings); the
+networks, lambda-returns and the return scale are in pokedreamer.agent.actor_critic.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from pokedreamer.agent.actor_critic import Actor, Critic, ReturnNorm, lambda_return
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.planner.facts import GameFacts
@@ -39,132 +42,23 @@ from pokedreamer.world_model.checkpoint import (
     restore_module,
     restore_optimizer,
 )
-from pokedreamer.world_model.dist import (
-    categorical_st_sample,
-    twohot_loss,
-    twohot_mean,
-    unimix_logits,
-)
+from pokedreamer.world_model.dist import categorical_st_sample, twohot_loss, twohot_mean
 from pokedreamer.world_model.heads import STATE_HEADS
 from pokedreamer.world_model.model import WorldModel
-from pokedreamer.world_model.nets import MLP
 from pokedreamer.world_model.presets import Preset
 from pokedreamer.world_model.rssm import RSSMState
 
-
-@dataclass(frozen=True)
-class BehaviorConfig:
-    """Hyper-parameters of the actor-critic (DreamerV3's defaults unless noted)."""
-
-    horizon: int = 15
-    """Imagined steps per update, from each start state."""
-    gamma: float = 0.997
-    """Discount per step; also the gamma of the subgoal's potential shaping, so the potential
-    part telescopes under the same discount the returns use."""
-    lam: float = 0.95
-    """lambda of the lambda-returns: 0 is one-step TD, 1 the Monte-Carlo return to the horizon."""
-    entropy: float = 3e-4
-    """Weight of the policy's entropy bonus (advantages are normalised, so this is absolute)."""
-    actor_lr: float = 3e-5
-    """Adam learning rate of the actor."""
-    critic_lr: float = 3e-5
-    """Adam learning rate of the critic."""
-    adam_eps: float = 1e-5
-    """Adam's epsilon, for both optimisers."""
-    slow_critic_decay: float = 0.98
-    """EMA decay of the slow critic per update: it supplies the return targets and the
-    critic's regulariser, so targets move smoothly."""
-    slow_critic_reg: float = 1.0
-    """Weight of the critic's cross-entropy towards the slow critic's value."""
-    return_norm_percentiles: tuple[float, float] = (5.0, 95.0)
-    """Percentiles of the lambda-returns whose range scales the advantages: robust to outliers,
-    and sparse rewards are not blown up (see return_norm_decay, ReturnNorm)."""
-    return_norm_decay: float = 0.99
-    """EMA decay of the two percentiles."""
-    shaping_bonus: float = 1.0
-    """Reward on the imagined step the subgoal becomes done (paid at most once a trajectory)."""
-    shaping_scale: float = 1.0
-    """Weight of the subgoal shaping against the world model's predicted game reward."""
-    grad_clip: float = 100.0
-    """Global gradient-norm clip, per optimiser."""
-    critic_bins: int = 255
-    """Twohot bins of the critic, uniform in symlog space; odd so 0 has a bin."""
-    unimix: float = 0.01
-    """Share of the uniform distribution mixed into the policy: every button keeps some
-    probability, so log pi stays finite and exploration never dies."""
-    actor_out_scale: float = 0.01
-    """Scale of the actor's output layer at init: a near-uniform first policy whose gradients
-    still reach the first layer (a zero layer would block them on the first update)."""
-
-    def __post_init__(self) -> None:
-        lo, hi = self.return_norm_percentiles
-        checks = {
-            "horizon must be >= 1": self.horizon >= 1,
-            "gamma must be in (0, 1]": 0.0 < self.gamma <= 1.0,
-            "lam must be in [0, 1]": 0.0 <= self.lam <= 1.0,
-            "slow_critic_decay must be in [0, 1)": 0.0 <= self.slow_critic_decay < 1.0,
-            "return_norm_decay must be in [0, 1)": 0.0 <= self.return_norm_decay < 1.0,
-            "return_norm_percentiles must be 0 <= lo < hi <= 100": 0.0 <= lo < hi <= 100.0,
-            "critic_bins must be odd": self.critic_bins % 2 == 1,
-            "unimix must be in [0, 1)": 0.0 <= self.unimix < 1.0,
-            "grad_clip must be > 0": self.grad_clip > 0.0,
-        }
-        failed = [what for what, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError(f"BehaviorConfig: {'; '.join(failed)}")
+if TYPE_CHECKING:
+    from pokedreamer.config import AgentSettings
 
 
-# ----------------------------------------------------------------------------------------------
-# Pure pieces
-
-
-def lambda_return(
-    rewards: Tensor, conts: Tensor, values: Tensor, gamma: float, lam: float
-) -> Tensor:
-    """DreamerV3's lambda-returns (H, ...): R_t = r_t + gamma c_t ((1-lam) v_{t+1} + lam R_{t+1}),
-    R_H = v_H. rewards and conts (H, ...) are those of the transition s_t -> s_{t+1}; values
-    (H+1, ...) are v(s_0) .. v(s_H)."""
-    h = rewards.shape[0]
-    assert conts.shape == rewards.shape, (conts.shape, rewards.shape)
-    assert values.shape == (h + 1, *rewards.shape[1:]), (values.shape, rewards.shape)
-    ret = values[-1]
-    out = []
-    for t in reversed(range(h)):
-        ret = rewards[t] + gamma * conts[t] * ((1.0 - lam) * values[t + 1] + lam * ret)
-        out.append(ret)
-    return torch.stack(out[::-1])
-
-
-class ReturnNorm(nn.Module):
-    """DreamerV3's return scale: an EMA of the low..high percentile range of the returns, used
-    as max(1, range). Dividing by the range makes the entropy weight mean the same for any
-    reward scale; the floor of 1 keeps small (sparse, near-zero) returns from being amplified
-    into noise."""
-
-    def __init__(self, percentiles: tuple[float, float], decay: float) -> None:
-        super().__init__()
-        self.decay = decay
-        # Not persistent: the percentiles are settings, so a checkpoint must not override them.
-        quantiles = torch.tensor(percentiles, dtype=torch.float32) / 100
-        self.register_buffer("quantiles", quantiles, persistent=False)
-        self.register_buffer("low", torch.zeros(()))
-        self.register_buffer("high", torch.zeros(()))
-        self.register_buffer("count", torch.zeros((), dtype=torch.int64))
-
-    def update(self, returns: Tensor) -> None:
-        """Folds a batch of returns (any shape) into the EMA; the first batch sets it outright
-        (no zero-initialised bias to wear off)."""
-        q = torch.quantile(returns.detach().float().flatten(), self.quantiles)
-        first = self.count == 0
-        # torch.where instead of an `if`: no device-to-host sync in the update.
-        d = self.decay
-        self.low.copy_(torch.where(first, q[0], d * self.low + (1 - d) * q[0]))
-        self.high.copy_(torch.where(first, q[1], d * self.high + (1 - d) * q[1]))
-        self.count.add_(1)
-
-    def scale(self) -> Tensor:
-        """max(1, high - low), a float32 scalar."""
-        return torch.clamp(self.high - self.low, min=1.0)
+# The agent settings a behaviour checkpoint records, in the order it records them: those that
+# decide the actor-critic's updates (the loop's own settings are saved beside them).
+RECORDED_SETTINGS = (
+    "horizon", "gamma", "lam", "entropy", "actor_lr", "critic_lr", "adam_eps",
+    "slow_critic_decay", "slow_critic_reg", "return_norm_percentiles", "return_norm_decay",
+    "shaping_bonus", "shaping_scale", "grad_clip", "critic_bins", "unimix", "actor_out_scale",
+)  # fmt: skip
 
 
 def goal_tensor(
@@ -177,53 +71,6 @@ def goal_tensor(
     assert facts is not None, "a subgoal needs the game's facts to be encoded"
     row = torch.tensor(encode(subgoal, facts), dtype=torch.float32, device=device)
     return row.expand(batch, GOAL_ENCODING_SIZE).clone()
-
-
-# ----------------------------------------------------------------------------------------------
-# Networks
-
-
-def _inputs(feat: Tensor, goal: Tensor) -> Tensor:
-    """concat(feat (..., F), goal), goal (B, G) broadcast over feat's leading time dims."""
-    assert goal.shape[-1] == GOAL_ENCODING_SIZE, goal.shape
-    assert feat.shape[-2] == goal.shape[-2], (feat.shape, goal.shape)
-    return torch.cat([feat, goal.expand(*feat.shape[:-1], GOAL_ENCODING_SIZE)], dim=-1)
-
-
-class Actor(nn.Module):
-    """pi(a | feat, goal): a categorical over the buttons, with a uniform mix."""
-
-    def __init__(self, preset: Preset, num_actions: int, unimix: float, out_scale: float) -> None:
-        super().__init__()
-        self.unimix = unimix
-        self.net = MLP(
-            preset.feat_size + GOAL_ENCODING_SIZE, num_actions, preset.hidden, preset.mlp_layers
-        )
-        with torch.no_grad():
-            head = self.net[-1]
-            assert isinstance(head, nn.Linear)
-            head.weight.mul_(out_scale)
-            head.bias.zero_()
-
-    def forward(self, feat: Tensor, goal: Tensor) -> Tensor:
-        """Log-probabilities (..., A), float32, uniform mix included."""
-        return unimix_logits(self.net(_inputs(feat, goal)), self.unimix)
-
-
-class Critic(nn.Module):
-    """v(feat, goal) as twohot logits over symlog bins; the value is their twohot_mean."""
-
-    def __init__(self, preset: Preset, bins: int) -> None:
-        super().__init__()
-        # Zero output: a fresh critic predicts exactly 0 rather than a random value the first
-        # advantages would be measured against (DreamerV3).
-        self.net = MLP(
-            preset.feat_size + GOAL_ENCODING_SIZE, bins, preset.hidden, preset.mlp_layers, True
-        )
-
-    def forward(self, feat: Tensor, goal: Tensor) -> Tensor:
-        """Twohot logits (..., bins)."""
-        return self.net(_inputs(feat, goal))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -257,7 +104,7 @@ class Imagination(NamedTuple):
 class Behavior(nn.Module):
     """The actor, the critic and its slow copy, the return scale, and their two optimisers."""
 
-    def __init__(self, preset: Preset, num_actions: int, settings: BehaviorConfig) -> None:
+    def __init__(self, preset: Preset, num_actions: int, settings: AgentSettings) -> None:
         super().__init__()
         self.preset = preset
         self.num_actions = num_actions
@@ -482,12 +329,11 @@ class Behavior(nn.Module):
         tensors = module_tensors(f"{prefix}/module", self)
         actor_t, actor_meta = optimizer_tensors(f"{prefix}/actor_opt", self.actor_opt)
         critic_t, critic_meta = optimizer_tensors(f"{prefix}/critic_opt", self.critic_opt)
-        settings = asdict(self.settings)
-        settings["return_norm_percentiles"] = list(self.settings.return_norm_percentiles)
+        settings = self.settings.model_dump(mode="json", include=set(RECORDED_SETTINGS))
         meta = {
             "num_actions": self.num_actions,
             "updates": self.updates,
-            "settings": settings,
+            "settings": {name: settings[name] for name in RECORDED_SETTINGS},
             "actor_opt": actor_meta,
             "critic_opt": critic_meta,
         }

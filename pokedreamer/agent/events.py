@@ -13,14 +13,13 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from pokedreamer.config import PlannerKind
     from pokedreamer.env.state import GameState
-
-PlannerKind = Literal["heuristic", "llm", "none"]
 
 
 # --- events: loop -> watchers ------------------------------------------------------------------

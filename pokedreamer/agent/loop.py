@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from pokedreamer.agent.behavior import Behavior, BehaviorConfig
+from pokedreamer.agent.behavior import Behavior
 from pokedreamer.agent.events import (
     EventBus,
     HumanAction,
@@ -87,14 +87,6 @@ class LoopResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def behavior_config(settings: Settings) -> BehaviorConfig:
-    a = settings.agent
-    return BehaviorConfig(
-        horizon=a.horizon, gamma=a.gamma, entropy=a.entropy, actor_lr=a.actor_lr,
-        critic_lr=a.critic_lr, shaping_scale=a.shaping_scale, shaping_bonus=a.shaping_bonus,
-    )  # fmt: skip
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -174,8 +166,8 @@ class AgentLoop:
         self.rom = rom or load_rom(settings.env.rom or str(ROM_PATH))
         self.heuristic = HeuristicPlanner(self.rom.game)
         self.facts = self.heuristic.facts
-        self.buttons = list(settings.env.buttons) + (["noop"] if settings.env.noop else [])
-        self.num_actions = len(self.buttons)
+        self.buttons = settings.env.action_names
+        self.num_actions = settings.env.num_actions
         self.planner_kind = settings.planner.kind
         self.prompts: Any = None
         self._llm: Any = None
@@ -199,9 +191,7 @@ class AgentLoop:
         self.world_model = self.trainer.model
         self.device = self.trainer.device
         self.preset = self.world_model.preset
-        self.behavior = Behavior(self.preset, self.num_actions, behavior_config(settings)).to(
-            self.device
-        )
+        self.behavior = Behavior(self.preset, self.num_actions, settings.agent).to(self.device)
         self.rng = np.random.default_rng(settings.env.seed)
         self.replay = Replay(
             run.replay,

@@ -75,7 +75,7 @@ def bench_imagine(
     settings: WorldModelSettings, env_settings: EnvSettings, batch: int = 1024, horizon: int = 15,
     rollouts: int = 10,
 ) -> WorldModelBench:  # fmt: skip
-    num_actions = len(env_settings.buttons) + int(env_settings.noop)
+    num_actions = env_settings.num_actions
     trainer, device = _model(settings, num_actions)
     model = trainer.model.eval()
     p = model.preset
@@ -107,7 +107,7 @@ def bench_imagine(
 def bench_train(
     settings: WorldModelSettings, env_settings: EnvSettings, updates: int = 5
 ) -> WorldModelBench:
-    num_actions = len(env_settings.buttons) + int(env_settings.noop)
+    num_actions = env_settings.num_actions
     trainer, device = _model(settings, num_actions)
     b, t = settings.batch_size, settings.batch_length
     rng = np.random.default_rng(0)

@@ -11,6 +11,7 @@ from typing import Any
 from textual.app import App
 
 from pokedreamer.agent.episodes import EpisodeReader, open_episode
+from pokedreamer.config import NOOP
 from pokedreamer.dashboard.episode_trace import EpisodeTrace
 from pokedreamer.dashboard.screens.replay import ReplayScreen
 from pokedreamer.rundir import RunDir
@@ -28,7 +29,7 @@ def run_buttons(run_path: Path) -> list[str]:
     except (OSError, tomllib.TOMLDecodeError):
         pass
     buttons = list(env.get("buttons") or EnvSettings().buttons)
-    return buttons + (["noop"] if env.get("noop") else [])
+    return [*buttons, *([NOOP] if env.get("noop") else [])]
 
 
 class ReplayApp(App[None]):

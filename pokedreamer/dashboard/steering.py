@@ -12,10 +12,11 @@ from pathlib import Path
 
 from pokedreamer.agent.events import StatusEvent, UsePrompts
 from pokedreamer.agent.protocol import LoopControl
+from pokedreamer.config import PLANNER_KINDS
 from pokedreamer.errors import error_line
 from pokedreamer.planner.prompts import PromptLibrary
 
-PLANNERS = ("heuristic", "llm", "none")
+PLANNERS = PLANNER_KINDS
 """The planners the ``p`` key cycles through, in order."""
 
 

@@ -32,11 +32,18 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from pokedreamer.errors import UserError
+from pokedreamer.errors import UserError, one_line
 from pokedreamer.files import fsync_directory, write_atomic
 
 FORMAT = "pokedreamer-checkpoint"
 VERSION = 1
+"""The checkpoint format this code writes, in every checkpoint's JSON record."""
+OLDEST_VERSION = 1
+"""The oldest format this code still loads."""
+CHANGES: dict[int, str] = {
+    1: "tensors in safetensors, the rest in a JSON record that holds the tensor file's SHA-256",
+}
+"""What each version brought: a refusal of an old checkpoint names the changes since."""
 TENSORS_SUFFIX = ".safetensors"
 META_SUFFIX = ".json"
 _TMP_SUFFIX = ".tmp"
@@ -135,7 +142,7 @@ def load_checkpoint(
         record = json.loads(meta_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise UserError(
-            f"cannot read checkpoint metadata {meta_file}: {_one_line(e)}; "
+            f"cannot read checkpoint metadata {meta_file}: {one_line(e)}; "
             "resume from an earlier checkpoint"
         ) from None
     meta, size, sha256 = _check_record(record, meta_file)
@@ -146,7 +153,7 @@ def load_checkpoint(
             pass
     except (SafetensorError, OSError) as e:
         raise UserError(
-            f"{tensors_file} is not a valid safetensors file ({_one_line(e)}); it is truncated, "
+            f"{tensors_file} is not a valid safetensors file ({one_line(e)}); it is truncated, "
             "or not a pokedreamer checkpoint (pickle and torch.save files are never loaded)"
         ) from None
     if tensors_file.stat().st_size != size or _sha256(tensors_file) != sha256:
@@ -178,8 +185,10 @@ def _check_record(record: object, meta_file: Path) -> tuple[dict[str, Any], int,
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise bad(f'lacks "format": "{FORMAT}"')
     version = record.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise bad(f"has version {version!r}, and this pokedreamer reads up to {VERSION}")
+    # Every checkpoint ever written records its version: one without is damaged, not old.
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise bad(f'lacks an integer "version" (found {version!r})')
+    _check_version(version, meta_file)
     files = record.get("tensors")
     if (
         not isinstance(files, dict)
@@ -191,6 +200,21 @@ def _check_record(record: object, meta_file: Path) -> tuple[dict[str, Any], int,
     if not isinstance(meta, dict):
         raise bad('lacks a "meta" object')
     return meta, files["bytes"], files["sha256"]
+
+
+def _check_version(found: int, meta_file: Path) -> None:
+    if found > VERSION:
+        raise UserError(
+            f"checkpoint {meta_file} has format version {found}, newer than this pokedreamer "
+            f"loads (up to {VERSION}): load it with the pokedreamer that wrote it, or upgrade"
+        )
+    if found < OLDEST_VERSION:
+        since = "; ".join(f"{v}: {text}" for v, text in CHANGES.items() if v > found)
+        raise UserError(
+            f"checkpoint {meta_file} has format version {found}, which this pokedreamer no "
+            f"longer loads (changed since: {since}); load it with an older pokedreamer, or "
+            "start a new run"
+        )
 
 
 def _sha256(path: Path) -> str:
@@ -227,10 +251,6 @@ def _differences(
 def _short(value: object) -> str:
     text = json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _one_line(error: object) -> str:
-    return " ".join(str(error).split())
 
 
 def latest_checkpoint(directory: Path, name: str | None = None) -> Path | None:
@@ -365,7 +385,7 @@ def restore_optimizer(
         }
         saved_counts = [len(group["params"]) for group in saved["param_groups"]]
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise misfit(f"malformed state: {_one_line(e)}") from None
+        raise misfit(f"malformed state: {one_line(e)}") from None
     counts = [len(group["params"]) for group in optimizer.param_groups]
     if saved_counts != counts:
         raise misfit(f"parameters per group {saved_counts} there, {counts} here")
@@ -407,7 +427,7 @@ def restore_rng(state: dict[str, Any]) -> None:
             torch.cuda.set_rng_state_all([_unb64(s) for s in state["cuda"]])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise UserError(
-            f"the checkpoint's RNG state is unreadable ({_one_line(e)}); start a new run"
+            f"the checkpoint's RNG state is unreadable ({one_line(e)}); start a new run"
         ) from None
 
 
@@ -443,6 +463,5 @@ def restore_generator(generator: np.random.Generator, state: dict[str, Any]) -> 
         generator.bit_generator.state = state
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(
-            f"the checkpoint's random generator state does not fit ({_one_line(e)}); "
-            "start a new run"
+            f"the checkpoint's random generator state does not fit ({one_line(e)}); start a new run"
         ) from None

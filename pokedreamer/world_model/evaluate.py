@@ -15,14 +15,22 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from pokedreamer.env.frames import GREYS
+from pokedreamer.errors import UserError
+from pokedreamer.world_model.checkpoint import latest_checkpoint
 from pokedreamer.world_model.model import WorldModel
+from pokedreamer.world_model.replay import Replay
+from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
+
+if TYPE_CHECKING:
+    from pokedreamer.config import Settings
+    from pokedreamer.rundir import RunDir
 
 PSNR_CAP = 60.0  # dB for a perfect frame, so that averages stay finite
 
@@ -236,3 +244,19 @@ def evaluate_run(
         "the GameState's; PSNR over shades scaled to [0, 1] at the model's resolution",
     }
     return report, write_report(out_dir, report, real, model, info)
+
+
+def evaluate_world_model(
+    settings: Settings, run: RunDir, data: RunDir, checkpoint: Path | None, sequences: int,
+    context: int, horizon: int,
+) -> tuple[OpenLoopReport, dict[str, Path]]:  # fmt: skip
+    """``pokedreamer eval world-model``: the open-loop report of ``checkpoint`` (default: the
+    run's latest) on ``data``'s replay, written to ``run``/eval/<checkpoint name>/."""
+    path = checkpoint or latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+    if path is None:
+        raise UserError(f"{run.checkpoints} has no checkpoint: train first")
+    wm = settings.world_model
+    replay = Replay(data.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed + 1)
+    trainer = WorldModelTrainer(wm, settings.env.num_actions)
+    out = run.path / "eval" / path.name
+    return evaluate_run(trainer, path, replay, out, sequences, context, horizon, data.path.name)

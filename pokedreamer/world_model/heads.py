@@ -16,14 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pokedreamer.env.state import BATTLE_KINDS, VECTOR_FIELDS, VECTOR_SIZE
+from pokedreamer.env.state import BATTLE_ORDER, VECTOR_FIELDS, VECTOR_SIZE
 from pokedreamer.world_model.nets import MLP
 
 HeadKind = Literal["categorical", "bernoulli"]
 
-# The battle head's classes, in VECTOR_FIELDS' battle_* order: index 0 none, 1 wild, 2 trainer,
-# 3 lost. predicted_state gives the index; BATTLE_ORDER[i] is GameState.battle's value.
-BATTLE_ORDER: tuple[str, ...] = tuple(BATTLE_KINDS.values())
+# The battle head's classes are BATTLE_ORDER, VECTOR_FIELDS' battle_* order: index 0 none, 1 wild,
+# 2 trainer, 3 lost. predicted_state gives the index; BATTLE_ORDER[i] is GameState.battle's value.
 
 
 def _field(name: str) -> int:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pokedreamer.config import WorldModelSettings
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.world_model.dist import (
@@ -28,23 +29,29 @@ from pokedreamer.world_model.heads import (
     state_targets,
 )
 from pokedreamer.world_model.nets import MLP, Decoder, Encoder, downsample, image_input
-from pokedreamer.world_model.presets import LossConfig, Preset
+from pokedreamer.world_model.presets import Preset
 from pokedreamer.world_model.rssm import RSSM, RSSMState
 
 BATCH_KEYS = ("frames", "states", "actions", "rewards", "is_first", "is_terminal")
 
 
 class WorldModel(nn.Module):
-    """The world model for `num_actions` discrete actions, sized by `preset`."""
+    """The world model for `num_actions` discrete actions, sized by `preset`.
 
-    def __init__(self, preset: Preset, num_actions: int, loss: LossConfig | None = None) -> None:
+    `settings` supplies the latents' unimix and the loss weights (the defaults when None); the
+    sizes come from `preset` alone, not from settings.preset, so that a checkpoint's preset can
+    be rebuilt under any settings."""
+
+    def __init__(
+        self, preset: Preset, num_actions: int, settings: WorldModelSettings | None = None
+    ) -> None:
         super().__init__()
         self.preset = preset
         self.num_actions = num_actions
-        self.loss_config = loss = loss or LossConfig()
+        self.settings = settings = settings or WorldModelSettings()
         p = preset
         self.encoder = Encoder(p)
-        self.rssm = RSSM(p, num_actions, loss.unimix)
+        self.rssm = RSSM(p, num_actions, settings.unimix)
         self.decoder = Decoder(p)
         # Zero output layer: the first reward predictions are exactly 0, not noise the actor
         # would chase (DreamerV3).
@@ -134,7 +141,7 @@ class WorldModel(nn.Module):
             is_first.dtype,
             is_terminal.dtype,
         )
-        cfg = self.loss_config
+        cfg = self.settings
 
         shades = self.shades(frames)
         posts, priors = self.rssm.observe(
@@ -162,7 +169,7 @@ class WorldModel(nn.Module):
         dyn = kl_categorical(posts.logits.detach(), priors.logits)
         rep = kl_categorical(posts.logits, priors.logits.detach())
         free = cfg.kl_free_nats
-        if cfg.kl_balance is None:
+        if cfg.kl_balance == 0.0:  # off: the two scales
             kl_loss = cfg.dyn_scale * free_bits(dyn, free) + cfg.rep_scale * free_bits(rep, free)
         else:
             a = cfg.kl_balance

@@ -1,5 +1,6 @@
-"""World-model sizes in one place (DreamerV3 keeps its 12m…400m presets the same way) and the
-loss weights. Every network reads its widths from a Preset; nothing else picks a size."""
+"""World-model sizes in one place (DreamerV3 keeps its 12m…400m presets the same way). Every
+network reads its widths from a Preset; nothing else picks a size. The loss weights are settings
+(pokedreamer.config.WorldModelSettings)."""
 
 from __future__ import annotations
 
@@ -94,34 +95,3 @@ PRESETS: dict[str, Preset] = {
                mlp_layers=3, reward_bins=255),
     )
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights of the world model's loss terms (DreamerV3's defaults unless noted)."""
-
-    kl_free_nats: float = 1.0
-    """Free bits: each step's KL is clipped below at this many nats, so a posterior already
-    close to its prior is not squeezed further (and gets no gradient from the KL)."""
-    dyn_scale: float = 0.5
-    """Weight of KL(sg(post) || prior): trains the prior toward the posterior."""
-    rep_scale: float = 0.1
-    """Weight of KL(post || sg(prior)): keeps the posterior predictable."""
-    kl_balance: float | None = None
-    """When set (the seed used 0.8), DreamerV2 balancing replaces the two scales:
-    a*KL(sg(post) || prior) + (1-a)*KL(post || sg(prior)), free bits still per term."""
-    unimix: float = 0.01
-    """Share of the uniform distribution mixed into every latent categorical, so that no class
-    has probability zero and the KL stays finite."""
-    state_scale: float = 1.0
-    """Weight of the state heads' losses (map, position, battle, text, HP, badges)."""
-    reward_scale: float = 1.0
-    """Weight of the reward head's twohot cross-entropy."""
-    cont_scale: float = 1.0
-    """Weight of the continue head's binary cross-entropy."""
-
-    def __post_init__(self) -> None:
-        if self.kl_balance is not None and not 0.0 <= self.kl_balance <= 1.0:
-            raise ValueError(f"kl_balance must be in [0, 1], got {self.kl_balance}")
-        if not 0.0 <= self.unimix < 1.0:
-            raise ValueError(f"unimix must be in [0, 1), got {self.unimix}")

@@ -34,8 +34,7 @@ def train_world_model(settings: Settings, run: RunDir, updates: int) -> dict[str
             f"{run.replay} holds {len(replay)} steps but no sequence of {wm.batch_length}: "
             f"collect first (pokedreamer collect --run {run.path.name})"
         )
-    num_actions = len(settings.env.buttons) + int(settings.env.noop)
-    trainer = WorldModelTrainer(wm, num_actions, seed=settings.env.seed)
+    trainer = WorldModelTrainer(wm, settings.env.num_actions, seed=settings.env.seed)
     latest = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
     if latest is not None:
         meta = trainer.load(latest)

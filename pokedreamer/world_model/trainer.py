@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from pokedreamer.config import WorldModelSettings
+from pokedreamer.errors import UserError
 from pokedreamer.world_model.checkpoint import (
     checkpoint_path,
     load_checkpoint,
@@ -22,7 +23,7 @@ from pokedreamer.world_model.checkpoint import (
     save_checkpoint,
 )
 from pokedreamer.world_model.model import WorldModel
-from pokedreamer.world_model.presets import PRESETS, LossConfig
+from pokedreamer.world_model.presets import PRESETS
 from pokedreamer.world_model.rssm import RSSMState
 
 CHECKPOINT_NAME = "wm"
@@ -32,8 +33,6 @@ def resolve_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if setting == "cuda" and not torch.cuda.is_available():
-        from pokedreamer.errors import UserError
-
         raise UserError("world_model.device is cuda but no CUDA device is available")
     return torch.device(setting)
 
@@ -54,16 +53,6 @@ def autocast(device: torch.device, amp: str) -> torch.autocast | None:
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def loss_config(settings: WorldModelSettings) -> LossConfig:
-    return LossConfig(
-        kl_free_nats=settings.kl_free_nats,
-        dyn_scale=settings.dyn_scale,
-        rep_scale=settings.rep_scale,
-        kl_balance=settings.kl_balance or None,
-        unimix=settings.unimix,
-    )
-
-
 class WorldModelTrainer:
     """One world model, its optimiser and its update count."""
 
@@ -74,7 +63,7 @@ class WorldModelTrainer:
         if settings.threads:
             torch.set_num_threads(settings.threads)
         torch.manual_seed(seed)
-        self.model = WorldModel(PRESETS[settings.preset], num_actions, loss_config(settings))
+        self.model = WorldModel(PRESETS[settings.preset], num_actions, settings)
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=settings.lr, eps=settings.adam_eps

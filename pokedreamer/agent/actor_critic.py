@@ -1,0 +1,104 @@
+"""The actor-critic's networks and the pure parts of its update (DreamerV3): the actor
+pi(a | feat, goal), the twohot critic v(feat, goal), lambda-returns and the return scale."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
+from pokedreamer.world_model.dist import unimix_logits
+from pokedreamer.world_model.nets import MLP
+from pokedreamer.world_model.presets import Preset
+
+
+def lambda_return(
+    rewards: Tensor, conts: Tensor, values: Tensor, gamma: float, lam: float
+) -> Tensor:
+    """DreamerV3's lambda-returns (H, ...): R_t = r_t + gamma c_t ((1-lam) v_{t+1} + lam R_{t+1}),
+    R_H = v_H. rewards and conts (H, ...) are those of the transition s_t -> s_{t+1}; values
+    (H+1, ...) are v(s_0) .. v(s_H)."""
+    h = rewards.shape[0]
+    assert conts.shape == rewards.shape, (conts.shape, rewards.shape)
+    assert values.shape == (h + 1, *rewards.shape[1:]), (values.shape, rewards.shape)
+    ret = values[-1]
+    out = []
+    for t in reversed(range(h)):
+        ret = rewards[t] + gamma * conts[t] * ((1.0 - lam) * values[t + 1] + lam * ret)
+        out.append(ret)
+    return torch.stack(out[::-1])
+
+
+class ReturnNorm(nn.Module):
+    """DreamerV3's return scale: an EMA of the low..high percentile range of the returns, used
+    as max(1, range). Dividing by the range makes the entropy weight mean the same for any
+    reward scale; the floor of 1 keeps small (sparse, near-zero) returns from being amplified
+    into noise."""
+
+    def __init__(self, percentiles: tuple[float, float], decay: float) -> None:
+        super().__init__()
+        self.decay = decay
+        # Not persistent: the percentiles are settings, so a checkpoint must not override them.
+        quantiles = torch.tensor(percentiles, dtype=torch.float32) / 100
+        self.register_buffer("quantiles", quantiles, persistent=False)
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.zeros(()))
+        self.register_buffer("count", torch.zeros((), dtype=torch.int64))
+
+    def update(self, returns: Tensor) -> None:
+        """Folds a batch of returns (any shape) into the EMA; the first batch sets it outright
+        (no zero-initialised bias to wear off)."""
+        q = torch.quantile(returns.detach().float().flatten(), self.quantiles)
+        first = self.count == 0
+        # torch.where instead of an `if`: no device-to-host sync in the update.
+        d = self.decay
+        self.low.copy_(torch.where(first, q[0], d * self.low + (1 - d) * q[0]))
+        self.high.copy_(torch.where(first, q[1], d * self.high + (1 - d) * q[1]))
+        self.count.add_(1)
+
+    def scale(self) -> Tensor:
+        """max(1, high - low), a float32 scalar."""
+        return torch.clamp(self.high - self.low, min=1.0)
+
+
+def _inputs(feat: Tensor, goal: Tensor) -> Tensor:
+    """concat(feat (..., F), goal), goal (B, G) broadcast over feat's leading time dims."""
+    assert goal.shape[-1] == GOAL_ENCODING_SIZE, goal.shape
+    assert feat.shape[-2] == goal.shape[-2], (feat.shape, goal.shape)
+    return torch.cat([feat, goal.expand(*feat.shape[:-1], GOAL_ENCODING_SIZE)], dim=-1)
+
+
+class Actor(nn.Module):
+    """pi(a | feat, goal): a categorical over the buttons, with a uniform mix."""
+
+    def __init__(self, preset: Preset, num_actions: int, unimix: float, out_scale: float) -> None:
+        super().__init__()
+        self.unimix = unimix
+        self.net = MLP(
+            preset.feat_size + GOAL_ENCODING_SIZE, num_actions, preset.hidden, preset.mlp_layers
+        )
+        with torch.no_grad():
+            head = self.net[-1]
+            assert isinstance(head, nn.Linear)
+            head.weight.mul_(out_scale)
+            head.bias.zero_()
+
+    def forward(self, feat: Tensor, goal: Tensor) -> Tensor:
+        """Log-probabilities (..., A), float32, uniform mix included."""
+        return unimix_logits(self.net(_inputs(feat, goal)), self.unimix)
+
+
+class Critic(nn.Module):
+    """v(feat, goal) as twohot logits over symlog bins; the value is their twohot_mean."""
+
+    def __init__(self, preset: Preset, bins: int) -> None:
+        super().__init__()
+        # Zero output: a fresh critic predicts exactly 0 rather than a random value the first
+        # advantages would be measured against (DreamerV3).
+        self.net = MLP(
+            preset.feat_size + GOAL_ENCODING_SIZE, bins, preset.hidden, preset.mlp_layers, True
+        )
+
+    def forward(self, feat: Tensor, goal: Tensor) -> Tensor:
+        """Twohot logits (..., bins)."""
+        return self.net(_inputs(feat, goal))
