@@ -116,7 +116,8 @@ def test_fixed_seeds_play_the_recorded_trajectories(
     assert sorted(got) == sorted(want)
     for name, lines in want.items():
         difference = first_difference(got[name], lines)
-        assert difference is None, f"{name}: {difference}"
+        if difference is not None:
+            pytest.fail(f"{name}: {difference}", pytrace=False)
 
 
 def test_the_recording_holds_every_case(recorded: dict[str, list[dict[str, Any]]]) -> None:
