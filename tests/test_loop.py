@@ -140,7 +140,7 @@ def test_commands_pause_step_human_control_checkpoint_and_quit(tmp_path: Path) -
     loop = AgentLoop(s, RunDir.create(s, "steer"), bus=bus)
     loop.send(Pause())
     thread = _run_in_thread(loop, None)
-    _wait(lambda: loop.paused and loop._envs)
+    _wait(lambda: loop.paused and loop.driver is not None)
     time.sleep(0.2)
     assert loop.steps == 0
     loop.send(SingleStep(3))
