@@ -1,9 +1,10 @@
 """One env's books: its episode, its planner, its newest observation, and the writes of its steps.
 
 An ``EnvBook`` takes in each step as the env returns it — the planner sees it at once — and
-hands it to the driver's ``on_step`` callbacks (replay, demonstrations, events) and to the env's
-episode recorder later, at ``flush``: the driver flushes while the envs step the next step, so
-the writes cost the step rate nothing when the envs are the slower part.
+writes it later, at ``flush``: to the env's episode recorder, then to the driver's ``on_step``
+callbacks (replay, demonstrations, events). The driver flushes while the envs step the next
+step, so the writes cost the step rate nothing when the envs are the slower part. An episode's
+first step, from the reset, is written at once.
 """
 
 from __future__ import annotations

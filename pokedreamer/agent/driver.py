@@ -128,10 +128,10 @@ class Driver:
         seeds = [self.tally.next_seed() if ended[i] else None for i in range(self.n)]
         obs, info = self.venv.reset(seed=seeds, options={"reset_mask": ended})
         self.timings["env"] += time.perf_counter() - t0
-        for env in self.envs:
-            if ended[env.index]:
+        for env, seed in zip(self.envs, seeds, strict=True):
+            if seed is not None:
                 i = env.index
-                env.begin(obs["screen"][i], obs["state"][i], info["state"][i], seeds[i])
+                env.begin(obs["screen"][i], obs["state"][i], info["state"][i], seed)
 
     def flush(self) -> None:
         """Writes every env's newest step, if not yet written."""
