@@ -419,8 +419,8 @@ def eval_agent(
     import json
     import time
 
+    from pokedreamer.agent.checkpointer import resolve_checkpoint
     from pokedreamer.agent.evaluate import evaluate_agent, markdown
-    from pokedreamer.agent.loop import resolve_checkpoint
     from pokedreamer.agent.play import shipped_checkpoint
 
     settings = _settings(ctx, seed=seed, envs=envs)

@@ -117,14 +117,14 @@ def test_the_loop_applies_use_prompts_from_any_ui(isolated: Path) -> None:
     (isolated / "mine" / "user.txt").write_text("MINE {{state_summary}}\n", encoding="utf-8")
     loop = tiny_loop("prompts")
     status = loop.bus.subscribe()
-    loop._apply(UsePrompts("nowhere"))  # no planner library yet, and no such folder
+    loop.commands.apply(UsePrompts("nowhere"))  # no planner library yet, and no such folder
     assert loop.prompts is None
     assert "prompts not used: prompts folder not found" in status.drain()[-1].message
-    loop._apply(UsePrompts("mine"))
+    loop.commands.apply(UsePrompts("mine"))
     assert loop.prompts is not None and loop.prompts.prompts_dir == Path("mine")
     assert loop.prompts.template("user").text.startswith("MINE")
     library = loop.prompts
-    loop._apply(UsePrompts("elsewhere"))  # a later save moves the library the planner holds
+    loop.commands.apply(UsePrompts("elsewhere"))  # a later save moves the library the planner holds
     assert loop.prompts is library and library.prompts_dir == Path("elsewhere")
 
 

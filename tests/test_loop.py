@@ -29,8 +29,10 @@ from pokedreamer.agent.events import (
     StatusEvent,
     StepEvent,
     TakeControl,
+    UsePrompts,
 )
 from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.agent.protocol import LoopControl
 from pokedreamer.config import Settings, load_settings
 from pokedreamer.rundir import RunDir
 
@@ -140,7 +142,7 @@ def test_commands_pause_step_human_control_checkpoint_and_quit(tmp_path: Path) -
     loop = AgentLoop(s, RunDir.create(s, "steer"), bus=bus)
     loop.send(Pause())
     thread = _run_in_thread(loop, None)
-    _wait(lambda: loop.paused and loop._envs)
+    _wait(lambda: loop.paused and loop.driver is not None)
     time.sleep(0.2)
     assert loop.steps == 0
     loop.send(SingleStep(3))
@@ -180,6 +182,29 @@ def test_commands_pause_step_human_control_checkpoint_and_quit(tmp_path: Path) -
     assert (loop.run_dir.path / "demos").is_dir() and len(loop.demos or []) == 3
     with pytest.raises(ValueError, match="unknown button"):
         loop.send(HumanAction("turbo"))
+
+
+def test_a_watcher_reads_the_loop_through_its_protocol(tmp_path: Path) -> None:
+    s = settings(**{"run.runs_dir": str(tmp_path), "env.noop": True})
+    loop = AgentLoop(s, RunDir.create(s, "watched"), train=False)
+    control: LoopControl = loop
+    status = control.status("hello")
+    assert status.buttons == (*s.env.buttons, "noop") and status.message == "hello"
+    assert not status.paused and status.planner == "heuristic" and not status.training
+    assert control.prompts is None
+    with pytest.raises(AttributeError):
+        loop.prompts = None  # type: ignore[misc]
+    (tmp_path / "mine").mkdir()
+    events = loop.bus.subscribe(kinds=(StatusEvent,))
+    loop.send(UsePrompts(str(tmp_path / "mine")))
+    loop.send(Pause())
+    loop.send(Quit())
+    loop.run(None)  # applies the commands before its first step
+    assert control.prompts is not None and control.prompts.prompts_dir == tmp_path / "mine"
+    assert loop.steps == 0 and loop.paused
+    statuses = events.drain()
+    assert statuses[0].message == "started" and not statuses[0].paused
+    assert statuses[-1].finished and statuses[-1].paused
 
 
 def test_imagined_frames_only_when_someone_listens(tmp_path: Path) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
+from rich.progress import Progress
 
-if TYPE_CHECKING:
-    from pokedreamer.config import Settings
-    from pokedreamer.rundir import RunDir
+from pokedreamer.config import Settings
+from pokedreamer.env.vector import make_vector_env
+from pokedreamer.rundir import RunDir
+from pokedreamer.world_model.replay import Replay
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ def check_policy(policy: str) -> None:
     """``random``, or a checkpoint that must load (checked before anything is made)."""
     if policy == "random":
         return
-    from pokedreamer.agent.loop import read_checkpoint_meta, resolve_checkpoint
+    # torch comes with a checkpoint's policy: collecting random buttons never imports it.
+    from pokedreamer.agent.checkpointer import read_checkpoint_meta, resolve_checkpoint
 
     read_checkpoint_meta(resolve_checkpoint(policy))
 
@@ -35,7 +37,9 @@ def collect_with_checkpoint(
 ) -> CollectResult:
     """Plays a checkpoint's policy (with the configured planner, learning nothing) into the
     run's replay."""
-    from pokedreamer.agent.loop import AgentLoop, resolve_checkpoint
+    # Deferred as in check_policy: torch only for a checkpoint's policy.
+    from pokedreamer.agent.checkpointer import resolve_checkpoint
+    from pokedreamer.agent.loop import AgentLoop
 
     settings = settings.model_copy(
         update={"agent": settings.agent.model_copy(update={"envs": envs, "record": False})}
@@ -53,11 +57,6 @@ def collect(
     check_policy(policy)
     if policy != "random":
         return collect_with_checkpoint(settings, run, steps, envs, policy)
-    from rich.progress import Progress
-
-    from pokedreamer.env.vector import make_vector_env
-    from pokedreamer.world_model.replay import Replay
-
     wm = settings.world_model
     replay = Replay(run.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed)
     venv = make_vector_env(settings.env, settings.rewards, envs, asynchronous=envs > 1)

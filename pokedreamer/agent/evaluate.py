@@ -16,12 +16,13 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.quest import STAGE_NAMES
-
-if TYPE_CHECKING:
-    from pokedreamer.config import Settings
+from pokedreamer.config import Settings
+from pokedreamer.errors import UserError
+from pokedreamer.rundir import RunDir
 
 VARIANTS = ("agent", "no-planner", "random")
 KNOWN_VARIANTS = (*VARIANTS, "demonstrator")
@@ -36,10 +37,6 @@ def evaluate_agent(
     variants: tuple[str, ...] = VARIANTS,
 ) -> dict[str, Any]:
     """Plays each variant's episodes and writes ``report.json`` and ``report.md`` to ``out``."""
-    from pokedreamer.agent.loop import AgentLoop
-    from pokedreamer.errors import UserError
-    from pokedreamer.rundir import RunDir
-
     unknown = [v for v in variants if v not in KNOWN_VARIANTS]
     if unknown:
         raise UserError(

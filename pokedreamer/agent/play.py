@@ -6,13 +6,17 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pokedreamer.agent.checkpointer import CHECKPOINT_NAME
+from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.agent.tally import LoopResult
+from pokedreamer.config import Settings
+from pokedreamer.env.cartridge import ROM_PATH
+from pokedreamer.env.rom import load_rom
 from pokedreamer.errors import UserError
-
-if TYPE_CHECKING:
-    from pokedreamer.agent.loop import AgentLoop, LoopResult
-    from pokedreamer.config import Settings
+from pokedreamer.rundir import RunDir
+from pokedreamer.world_model.checkpoint import latest_checkpoint
 
 # Trained on the fixture cartridge by the recipe in the README; used when no weights are named.
 SHIPPED_CHECKPOINT = Path(__file__).parent / "shipped" / "fixture-agent"
@@ -33,12 +37,6 @@ def make_loop(
     imitation: bool = False,
 ) -> AgentLoop:
     """The loop for a new run (in run.runs_dir) or a resumed one, with its weights chosen."""
-    from pokedreamer.agent.loop import CHECKPOINT_NAME, AgentLoop
-    from pokedreamer.env.cartridge import ROM_PATH
-    from pokedreamer.env.rom import load_rom
-    from pokedreamer.rundir import RunDir
-    from pokedreamer.world_model.checkpoint import latest_checkpoint
-
     rom = load_rom(settings.env.rom or str(ROM_PATH))  # a bad ROM is refused before any folder
     if rom.warning:
         print(f"warning: {rom.warning}", file=sys.stderr, flush=True)
@@ -68,9 +66,6 @@ def make_loop(
 def run_imitation(settings: Settings, name: str, checkpoint: Path | None, steps: int) -> None:
     """``pokedreamer train imitation``: DAgger on the run ``name``, new or continued, with
     progress lines and a checkpoint on Ctrl-C or SIGTERM."""
-    from pokedreamer.agent.loop import CHECKPOINT_NAME
-    from pokedreamer.world_model.checkpoint import latest_checkpoint
-
     path = Path(settings.run.runs_dir) / name
     resume = path if latest_checkpoint(path / "checkpoints", CHECKPOINT_NAME) else None
     if settings.planner.kind == "none":
@@ -109,6 +104,7 @@ def start_loop(
     )
     steps = settings.run.steps or None
     if dashboard:
+        # Textual takes a while to import: a headless run never pays for it.
         from pokedreamer.dashboard.process import run_dashboard
 
         return run_dashboard(loop, human=human, steps=steps)

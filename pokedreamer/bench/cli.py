@@ -144,7 +144,7 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         ] = None,
     ) -> None:
         """Agent loop steps/s: env, model and overhead time acting only; updates/s training."""
-        from pokedreamer.agent.loop import resolve_checkpoint
+        from pokedreamer.agent.checkpointer import resolve_checkpoint
         from pokedreamer.bench.loop import bench_loop
 
         counts = tuple(int(n) for n in envs.split(",") if n.strip())

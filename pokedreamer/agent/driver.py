@@ -1,0 +1,150 @@
+"""The driver: N emulators in one vector env, stepped together, each with its books.
+
+With more than one env the envs step in processes of their own, and the last step's writes
+(replay, episode files, events) are done while they step. The driver times the envs: ``env``
+(stepping and resetting, including ``hidden``, the writes done meanwhile, and ``wait``, blocked
+on the envs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from pokedreamer.agent.books import EnvBook, PlanCallback, StepCallback
+from pokedreamer.agent.episodes import EpisodeRecorder
+from pokedreamer.agent.planners import Planners
+from pokedreamer.agent.subgoal_pool import SubgoalPool
+from pokedreamer.agent.tally import Tally
+from pokedreamer.config import Settings
+from pokedreamer.env.rom import Rom
+from pokedreamer.env.vector import make_vector_env
+from pokedreamer.rundir import RunDir
+
+
+class Transition(NamedTuple):
+    """What the vector env returned for one step of every env."""
+
+    obs: dict[str, Any]
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    info: dict[str, Any]
+
+
+class Driver:
+    def __init__(
+        self,
+        settings: Settings,
+        rom: Rom,
+        run: RunDir,
+        planners: Planners,
+        tally: Tally,
+        *,
+        on_step: Sequence[StepCallback],
+        on_plan: Sequence[PlanCallback],
+    ) -> None:
+        """Starts the envs; ``on_step`` and ``on_plan`` take every step and plan written."""
+        self.n = n = settings.agent.envs
+        self.tally = tally
+        env_settings = settings.env.model_copy(update={"rom": str(rom.path)})
+        self.venv = make_vector_env(
+            env_settings, settings.rewards, n, asynchronous=n > 1, autoreset=False
+        )
+        agent = settings.agent
+        self.envs = []
+        for i in range(n):
+            book = EnvBook(
+                i, EpisodeRecorder(run), planners, tally, rom, record=agent.record,
+                end_at_badges=agent.end_at_badges, on_step=on_step, on_plan=on_plan,
+            )  # fmt: skip
+            self.envs.append(book)
+        self.overlap = n > 1
+        self.timings = {"env": 0.0, "hidden": 0.0, "wait": 0.0}
+
+    def start(self) -> None:
+        """Resets every env to the next seeds; each begins its first episode."""
+        t0 = time.perf_counter()
+        seeds = [self.tally.next_seed() for _ in range(self.n)]
+        obs, info = self.venv.reset(seed=seeds)
+        self.timings["env"] += time.perf_counter() - t0
+        for env in self.envs:
+            i = env.index
+            env.begin(obs["screen"][i], obs["state"][i], info["state"][i], seeds[i])
+
+    def observations(self) -> tuple[np.ndarray, np.ndarray]:
+        """The newest frames (n, 144, 160) and state vectors (n, V) of every env."""
+        frames = np.stack([env.frame for env in self.envs])
+        vectors = np.stack([env.vector for env in self.envs])
+        return frames, vectors
+
+    def goals(self, pool: SubgoalPool) -> torch.Tensor:
+        """The actor's goal input (n, G): each env's active subgoal, encoded."""
+        return torch.stack([pool.goal_row(env.subgoal) for env in self.envs])
+
+    def pursued(self) -> list[Any]:
+        """The subgoals the envs pursue now."""
+        return [s for s in (env.subgoal for env in self.envs) if s is not None]
+
+    def step(self, actions: torch.Tensor) -> Transition:
+        """Steps every env; the writes of the step before are done meanwhile."""
+        t0 = time.perf_counter()
+        if self.overlap:
+            self.venv.step_async(actions.numpy())
+            t1 = time.perf_counter()
+            self.flush()
+            t2 = time.perf_counter()
+            self.timings["hidden"] += t2 - t1
+            out = self.venv.step_wait()
+            self.timings["wait"] += time.perf_counter() - t2
+        else:
+            out = self.venv.step(actions.numpy())
+        self.timings["env"] += time.perf_counter() - t0
+        if not self.overlap:
+            self.flush()
+        return Transition(*out)
+
+    def take(self, out: Transition, actions: torch.Tensor, human: bool) -> np.ndarray:
+        """Hands each env its step (``human``: a person pressed env 0's button); which envs'
+        episodes ended with it."""
+        ended = np.zeros(self.n, dtype=bool)
+        obs, info = out.obs, out.info
+        for env in self.envs:
+            i = env.index
+            ended[i] = env.take(
+                obs["screen"][i], obs["state"][i], info["state"][i], int(actions[i]),
+                float(out.reward[i]), _terms(info["rewards"], i), bool(out.terminated[i]),
+                bool(out.truncated[i]), human and i == 0,
+            )  # fmt: skip
+        return ended
+
+    def reset(self, ended: np.ndarray) -> None:
+        """Resets the envs whose episodes ended to the next seeds; each begins a new one."""
+        t0 = time.perf_counter()
+        seeds = [self.tally.next_seed() if ended[i] else None for i in range(self.n)]
+        obs, info = self.venv.reset(seed=seeds, options={"reset_mask": ended})
+        self.timings["env"] += time.perf_counter() - t0
+        for env, seed in zip(self.envs, seeds, strict=True):
+            if seed is not None:
+                i = env.index
+                env.begin(obs["screen"][i], obs["state"][i], info["state"][i], seed)
+
+    def flush(self) -> None:
+        """Writes every env's newest step, if not yet written."""
+        for env in self.envs:
+            env.flush()
+
+    def close(self) -> None:
+        """Ends the episodes still running as cut short, then the envs."""
+        for env in self.envs:
+            env.flush()
+            env.close()
+        self.venv.close()
+
+
+def _terms(rewards: dict[str, np.ndarray], i: int) -> dict[str, float]:
+    return {name: float(values[i]) for name, values in rewards.items() if not name.startswith("_")}

@@ -1,0 +1,55 @@
+"""The world model's guess of env 0's newest screen, for watchers.
+
+The prior's guess is made before the posterior has seen the frame. Decoding is not free, so it
+runs on a budget: at most ``IMAGINE_SHARE`` of the wall time, and no more often than
+``IMAGINE_FPS``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from pokedreamer.agent.events import EventBus, ImaginedEvent
+from pokedreamer.world_model.model import WorldModel
+
+IMAGINE_SHARE = 0.01  # of the wall time, at most, decoding imagined frames for watchers
+IMAGINE_FPS = 5.0  # imagined frames a second, at most: enough to watch the model guess
+
+
+class ImaginedFrames:
+    def __init__(
+        self, world_model: WorldModel, num_actions: int, device: torch.device, bus: EventBus
+    ) -> None:
+        self.world_model, self.num_actions, self.device, self.bus = (
+            world_model, num_actions, device, bus,
+        )  # fmt: skip
+        self._next = 0.0
+
+    def due(self) -> bool:
+        """Whether someone listens and the budget allows a frame now."""
+        return self.bus.wants(ImaginedEvent) and time.perf_counter() >= self._next
+
+    def publish(
+        self, step: int, prev_post: Any, actions_prev: torch.Tensor, is_first: torch.Tensor
+    ) -> None:
+        """Env 0's prior after ``actions_prev`` from ``prev_post``, decoded (none on an
+        episode's first frame: there is nothing to guess from)."""
+        if bool(is_first[0]):
+            return
+        began = time.perf_counter()
+        with torch.no_grad():
+            rssm = self.world_model.rssm
+            state = prev_post.map(lambda x: x[:1])
+            one_hot = torch.nn.functional.one_hot(
+                actions_prev[:1].to(self.device), self.num_actions
+            ).float()
+            prior = rssm.img_step(state, one_hot)
+            shades = self.world_model.decode(rssm.feat(prior)).argmax(-3)[0]
+        pool = self.world_model.preset.pool
+        frame = shades.to(torch.uint8).cpu().numpy().repeat(pool, 0).repeat(pool, 1)
+        self.bus.publish(ImaginedEvent(step, 0, frame))
+        spent = time.perf_counter() - began
+        self._next = began + max(spent / IMAGINE_SHARE, 1.0 / IMAGINE_FPS)

@@ -1,0 +1,137 @@
+"""System 1 learning online: world-model updates from replay, behaviour updates imagining from
+their posteriors under subgoals the planners set, and the actor's imitation of the
+demonstrator (DAgger).
+
+Updates are owed at a ratio to the env steps taken: ``agent.train_ratio`` replayed steps per env
+step for the world model (each world-model update followed by ``agent.behavior_updates``
+behaviour updates), ``imitation.ratio`` labelled states per state for the actor's imitation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from pokedreamer.agent.behavior import Behavior
+from pokedreamer.agent.events import EventBus, MetricsEvent
+from pokedreamer.agent.imitation import Imitation
+from pokedreamer.agent.subgoal_pool import SubgoalPool
+from pokedreamer.config import ImitationSettings, Settings, WorldModelSettings
+from pokedreamer.planner.facts import GameFacts
+from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
+from pokedreamer.rundir import RunDir
+from pokedreamer.world_model.replay import Replay
+from pokedreamer.world_model.trainer import WorldModelTrainer
+
+
+class Learner:
+    """The world model, the actor-critic and what they learn from. ``rng`` is the loop's one
+    numpy generator: behaviour learning and the random and DAgger policies draw from it in
+    turn, and a checkpoint keeps its state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        world_model: WorldModelSettings,
+        num_actions: int,
+        run: RunDir,
+        facts: GameFacts,
+        bus: EventBus,
+        imitation: ImitationSettings | None = None,
+    ) -> None:
+        self.settings = settings
+        self.run_dir = run
+        self.facts = facts
+        self.bus = bus
+        seed = settings.env.seed
+        self.trainer = WorldModelTrainer(world_model, num_actions, seed=seed)
+        self.world_model = self.trainer.model
+        self.device = self.trainer.device
+        self.preset = self.world_model.preset
+        self.behavior = Behavior(self.preset, num_actions, settings.agent).to(self.device)
+        self.rng = np.random.default_rng(seed)
+        self.replay = Replay(
+            run.replay, world_model.replay_capacity, world_model.replay_chunk, seed=seed
+        )
+        self.imitation = (
+            Imitation(imitation, self.behavior, seed=seed) if imitation is not None else None
+        )
+        self.pool = SubgoalPool(facts)
+        self.last_metrics: dict[str, float] = {}
+
+    # --- world model and behaviour --------------------------------------------------------------
+
+    def train_owed(self, steps: int, pursued: list[Any] | None) -> None:
+        """The updates owed after ``steps`` env steps; ``pursued``: the subgoals the envs
+        pursue now (None: no planner sets any)."""
+        wm = self.trainer.settings
+        agent = self.settings.agent
+        per_update = wm.batch_size * wm.batch_length
+        if len(self.replay) < agent.train_after or self.replay.num_sequences(wm.batch_length) == 0:
+            return
+        owed = (steps - agent.train_after) * agent.train_ratio / per_update
+        while self.trainer.updates < owed:
+            self.train_step(steps, pursued)
+
+    def train_step(self, steps: int, pursued: list[Any] | None) -> dict[str, float]:
+        """One world-model update, then agent.behavior_updates behaviour updates imagining from
+        its posteriors."""
+        wm = self.trainer.settings
+        metrics = {
+            f"wm/{k}": v
+            for k, v in self.trainer.update(
+                self.replay.sample(wm.batch_size, wm.batch_length)
+            ).items()
+        }
+        posts = self.trainer.last_posts
+        assert posts is not None
+        starts = posts.flatten()
+        for _ in range(self.settings.agent.behavior_updates):
+            behavior = self._behavior_update(starts, pursued)
+        metrics.update({f"behavior/{k}": v for k, v in behavior.items()})
+        self.last_metrics = metrics
+        if self.trainer.updates % 25 == 0:
+            record = {"kind": "agent", "step": steps, "update": self.trainer.updates}
+            self.run_dir.log_metrics({**record, **metrics})
+            self.publish_metrics(steps, {})
+        return metrics
+
+    def _behavior_update(self, all_starts: Any, pursued: list[Any] | None) -> dict[str, float]:
+        total = all_starts.deter.shape[0]
+        take = min(self.settings.agent.imagine_batch, total)
+        index = torch.from_numpy(self.rng.choice(total, take, replace=False)).to(self.device)
+        starts = all_starts.map(lambda x: x.index_select(0, index))
+        # Half the updates train a subgoal some env pursues now, half one seen lately.
+        subgoal = self.pool.draw(self.rng, pursued) if pursued is not None and self.pool else None
+        if subgoal is None:
+            goal = torch.zeros(take, GOAL_ENCODING_SIZE, device=self.device)
+        else:
+            goal = self.pool.row(subgoal).to(self.device).expand(take, -1).clone()
+        return self.behavior.imagine_and_train(
+            self.world_model, starts, goal, subgoal, self.facts if subgoal else None
+        )
+
+    # --- imitation --------------------------------------------------------------------------------
+
+    def imitate_owed(self, steps: int) -> None:
+        """The actor's imitation updates owed for the labelled states added so far."""
+        assert self.imitation is not None
+        for _ in range(self.imitation.owed()):
+            metrics = self.imitation.update()
+            metrics["imitation/beta"] = self.imitation.beta(steps)
+            self.last_metrics = metrics
+            if self.imitation.updates % 100 == 0:
+                record = {"kind": "imitation", "step": steps, "update": self.imitation.updates}
+                self.run_dir.log_metrics({**record, **metrics})
+                self.publish_metrics(steps, {})
+
+    # --- reporting --------------------------------------------------------------------------------
+
+    def publish_metrics(self, steps: int, extra: dict[str, float]) -> None:
+        metrics = {
+            **self.last_metrics, **extra,
+            "updates": float(self.trainer.updates), "replay_steps": float(len(self.replay)),
+        }  # fmt: skip
+        self.bus.publish(MetricsEvent(steps, metrics))
