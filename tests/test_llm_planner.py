@@ -94,7 +94,7 @@ def test_structured_outputs(llm_server: FakeLLMServer) -> None:
     assert call.prompt == request.body["messages"]
 
 
-def test_without_structured_outputs_uses_json_mode_and_remembers(
+def test_without_structured_outputs_uses_json_mode_with_the_schema_and_remembers(
     llm_server: FakeLLMServer,
 ) -> None:
     llm_server.structured_outputs = False
@@ -103,18 +103,22 @@ def test_without_structured_outputs_uses_json_mode_and_remembers(
 
     first = planner.plan(SYSTEM, USER, "start")
     assert first.error is None and first.plan == Plan.model_validate(PLAN)
-    assert (first.mode, first.attempts) == ("json", 2)
-    assert [r.response_format for r in llm_server.requests] == ["json_schema", "json_object"]
+    assert (first.mode, first.attempts) == ("schema", 2)
+    assert llm_server.kinds == ["structured", "schema"]
+    assert llm_server.requests[1].body["response_format"] == {
+        "type": "json_object",
+        "schema": Plan.model_json_schema(),
+    }
     system = llm_server.requests[1].body["messages"][0]["content"]
-    # JSON mode promises only some JSON object: the schema has to be in the prompt.
+    # JSON mode promises only some JSON object: the schema has to be in the prompt too.
     assert system.startswith(SYSTEM) and json.dumps(Plan.model_json_schema()) in system
     assert first.prompt == llm_server.requests[1].body["messages"]
-    assert not planner.structured_outputs
+    assert not planner.structured_outputs and planner.mode == "schema"
 
     second = planner.plan(SYSTEM, USER, "plan done")
     assert second.plan == Plan.model_validate(OTHER_PLAN)
-    assert (second.mode, second.attempts) == ("json", 1)
-    assert llm_server.requests[2].response_format == "json_object"
+    assert (second.mode, second.attempts) == ("schema", 1)
+    assert llm_server.kinds == ["structured", "schema", "schema"]
 
 
 def test_schema_already_in_the_system_prompt_is_not_sent_twice(
@@ -132,19 +136,20 @@ def test_empty_structured_answer_falls_back_to_json_mode(llm_server: FakeLLMServ
     llm_server.script(completion(None), answer(PLAN))
     planner = make_planner(llm_server.url)
     call = planner.plan(SYSTEM, USER, "start")
-    assert call.plan is not None and call.mode == "json"
-    assert [r.response_format for r in llm_server.requests] == ["json_schema", "json_object"]
+    assert call.plan is not None and call.mode == "schema"
+    assert llm_server.kinds == ["structured", "schema"]
     assert not planner.structured_outputs
 
 
-def test_fallback_not_remembered_when_json_mode_fails_too(llm_server: FakeLLMServer) -> None:
-    # A wrong model name fails both ways: structured outputs were not the problem.
+def test_fallback_not_remembered_when_every_mode_fails_alike(llm_server: FakeLLMServer) -> None:
+    # A wrong model name fails every way: the response format was not the problem.
     llm_server.default = error(404, "model 'test-model' not found")
     planner = make_planner(llm_server.url)
     call = planner.plan(SYSTEM, USER, "start")
     assert call.plan is None and call.error is not None
     assert "404" in call.error and "not found" in call.error
-    assert len(llm_server.requests) == 2  # no retries for a 4xx
+    assert llm_server.kinds == ["structured", "schema", "json", "prompt"]  # none retried
+    assert call.attempts == 4 and call.mode == "prompt"
     assert planner.structured_outputs
 
 
@@ -171,11 +176,12 @@ def test_schema_violation_repaired_and_still_bad_is_an_error(llm_server: FakeLLM
     llm_server.script(answer(bad), answer(worse))
     call = make_planner(llm_server.url).plan(SYSTEM, USER, "start")
 
-    assert call.plan is None and call.repaired and call.mode == "json"
+    assert call.plan is None and call.repaired and call.mode == "schema"
     assert call.error is not None and call.error.startswith("invalid plan after a repair turn")
     assert "\n" not in call.error and "subgoals" in call.error
     assert call.raw_response == json.dumps(worse)
-    assert call.attempts == 3  # refused structured, JSON mode, repair
+    assert call.attempts == 3  # refused structured, JSON mode with the schema, repair
+    assert llm_server.kinds == ["structured", "schema", "schema"]
     repair = llm_server.requests[-1].body["messages"][-1]["content"]
     assert "subgoals.0" in repair and "fly_to" in repair
 

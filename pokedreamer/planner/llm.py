@@ -1,12 +1,15 @@
 """The LLM planner: one OpenAI-compatible chat call that turns a prompt into a checked ``Plan``.
 
-It speaks to OpenAI, vLLM, llama.cpp's server and Ollama's ``/v1`` alike. It asks for structured
-outputs first (``chat.completions.parse`` with ``Plan`` as the response format); a server that
-refuses them is answered in JSON mode from then on, with the schema spelled out in the system
-message. An answer that is not a valid ``Plan`` gets one repair turn carrying the validation
-errors. A valid plan is then checked against the game's facts (maps, events, coordinates), and a
-plan with problems is rejected rather than clamped: the caller falls back to the heuristic planner,
-which is better than a plan quietly changed into something the model did not mean.
+It speaks to OpenAI, vLLM, llama.cpp's server and Ollama's ``/v1`` alike. A call asks in the
+strongest mode the endpoint has not refused (``planner.endpoint``: structured outputs, JSON mode
+with the schema attached, plain JSON mode, or no response_format at all) and steps down past
+each mode the server refuses; a refusal that names ``response_format`` is remembered for the
+planner's life at once, a bare 4xx only once a weaker mode has been answered. Below structured
+outputs the schema is spelled out in the system message. An answer that is not a valid ``Plan``
+gets one repair turn carrying the validation errors. A valid plan is then checked against the
+game's facts (maps, events, coordinates), and a plan with problems is rejected rather than
+clamped: the caller falls back to the heuristic planner, which is better than a plan quietly
+changed into something the model did not mean.
 
 Whatever happens, ``plan()`` returns a ``PlannerCall`` (the record for the subgoal trace) and never
 raises; a failure is a one-line ``error`` with ``plan=None``. The API key appears in no record,
@@ -25,14 +28,27 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import openai
 from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from pokedreamer.errors import Location, UserError, dotted, one_line, validation_summary
+from pokedreamer.planner.endpoint import (
+    MAX_ERROR_CHARS,
+    MODES,
+    Answer,
+    CallFailed,
+    Mode,
+    Refusal,
+    format_refusal,
+    lower,
+    request,
+    retry_after,
+    status_message,
+    transient,
+)
 from pokedreamer.planner.subgoals import Plan
 from pokedreamer.planner.validate import check
 
@@ -42,22 +58,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["structured", "json"]
-
 BUDGET_ERROR = "budget"
 """``PlannerCall.error`` of a call refused because max_calls_per_hour were made in the last hour."""
 
 _WINDOW_S = 3600.0
 _NO_KEY = "not-needed"  # local servers (Ollama, llama.cpp) take any key; the client insists on one
-_MAX_ERROR_CHARS = 300
 _MAX_REPAIR_ERRORS = 12
-# The status codes with which servers refuse response_format json_schema (vLLM and llama.cpp
-# answer 400, some proxies 422, older routes 404).
-_NO_STRUCTURED = (
-    openai.BadRequestError,
-    openai.UnprocessableEntityError,
-    openai.NotFoundError,
-)
 
 
 @dataclass
@@ -78,9 +84,10 @@ class PlannerCall:
     repaired: bool = False
     """Whether a repair turn was needed (the first answer was not a valid Plan)."""
     mode: Mode = "structured"
-    """How the last request asked for JSON: structured outputs, or JSON mode + schema in prompt."""
+    """How the last request asked for JSON (``planner.endpoint.MODES``): "structured",
+    "schema" (JSON mode with the schema attached), "json" or "prompt"."""
     attempts: int = 0
-    """HTTP requests sent: retries, the JSON-mode fallback and the repair turn each count."""
+    """HTTP requests sent: retries, each weaker mode tried and the repair turn count."""
     latency_s: float = 0.0
     """Wall-clock seconds the call took, waits between retries included."""
     prompt_tokens: int = 0
@@ -121,16 +128,12 @@ class PlannerTotals:
     completion_tokens: int = 0
 
 
-class _Failure(Exception):
-    """Ends a call with a one-line error that is already fit to record."""
+class _Refused(Exception):
+    """A server's answer that it cannot take the request's mode; carries the error as one line."""
 
-
-@dataclass
-class _Answer:
-    content: str | None
-    parsed: Plan | None = None
-    refusal: str | None = None
-    usage: tuple[int, int] = (0, 0)
+    def __init__(self, how: Refusal, line: str) -> None:
+        super().__init__(line)
+        self.how = how
 
 
 @dataclass
@@ -151,9 +154,9 @@ class LLMPlanner:
     """Asks an OpenAI-compatible endpoint for plans, within an hourly call budget.
 
     The budget counts calls, not requests: a call is one decision to ask for a plan, and the
-    requests inside it are already bounded (``max_attempts`` per request, at most three requests:
-    structured, JSON-mode fallback, repair) and by a deadline of ``deadline_factor`` × timeout_s.
-    Every admitted call counts, failed ones included, since failures can cost too.
+    requests inside it are already bounded (``max_attempts`` per request, at most five requests:
+    one per mode stepped down through and a repair) and by a deadline of ``deadline_factor`` ×
+    timeout_s. Every admitted call counts, failed ones included, since failures can cost too.
 
     Thread-safe: the planner service calls ``plan`` from a worker thread.
     """
@@ -170,9 +173,12 @@ class LLMPlanner:
         backoff_max_s: float = 4.0,
         retry_after_max_s: float = 30.0,
         deadline_factor: float = 3.0,
+        mode: Mode = "structured",
     ) -> None:
         """``clock`` drives the hourly budget and ``sleep`` waits between retries (tests pass
-        fakes of both); the retry knobs exist so that tests can make the backoff short."""
+        fakes of both); the retry knobs exist so that tests can make the backoff short.
+        ``mode`` is the first mode to ask in, for a caller that knows its server (llama-cpp-python
+        takes ``schema`` and not ``structured``)."""
         self.settings = settings
         self.facts = facts
         self._clock = clock
@@ -199,18 +205,24 @@ class LLMPlanner:
             raise UserError(
                 self._scrub(_line(f"planner.base_url {settings.base_url!r}: {exc}"))
             ) from None
-        self._structured = True
+        self._mode: Mode = mode
+        self._schema_object = Plan.model_json_schema()
         # Spelled as the prompt library's {{schema}} spells it, so that a system prompt that
         # already carries the schema is recognised and not sent it twice.
-        self._schema = json.dumps(Plan.model_json_schema())
+        self._schema = json.dumps(self._schema_object)
         self._lock = threading.Lock()
         self._admitted: deque[float] = deque()
         self._totals = PlannerTotals()
 
     @property
+    def mode(self) -> Mode:
+        """The mode the next call asks in: the strongest the endpoint has not refused."""
+        return self._mode
+
+    @property
     def structured_outputs(self) -> bool:
-        """False once the endpoint has refused structured outputs (JSON mode is used from then)."""
-        return self._structured
+        """False once the endpoint has refused structured outputs."""
+        return self._mode == "structured"
 
     @property
     def totals(self) -> PlannerTotals:
@@ -233,7 +245,7 @@ class LLMPlanner:
         """Asks for a plan. Never raises: every failure is a PlannerCall with ``plan=None`` and a
         one-line ``error``, so that the caller can fall back to the heuristic planner."""
         started = time.monotonic()
-        mode: Mode = "structured" if self._structured else "json"
+        mode = self._mode
         progress = _Progress(
             deadline=started + self._deadline_s,
             mode=mode,
@@ -247,7 +259,7 @@ class LLMPlanner:
         error: str | None = None
         try:
             plan = self._run(progress, system, user, screenshot_png)
-        except _Failure as exc:
+        except CallFailed as exc:
             error = str(exc)
         except Exception as exc:  # the contract is "never raises": the caller must get a record
             trace = "".join(traceback.format_exception(exc))
@@ -277,30 +289,9 @@ class LLMPlanner:
     # --- one call --------------------------------------------------------------------------
 
     def _run(self, progress: _Progress, system: str, user: str, screenshot: bytes | None) -> Plan:
-        answer: _Answer | None = None
-        if progress.mode == "structured":
-            try:
-                answer = self._send(progress, progress.messages, "structured")
-            except _NO_STRUCTURED as exc:
-                log.info(
-                    "endpoint refused structured outputs (%s); trying JSON mode",
-                    self._describe(exc),
-                )
-            else:
-                if not answer.content and answer.refusal is None:
-                    log.info("structured outputs came back empty; trying JSON mode")
-                    answer = None
-            if answer is None:
-                messages = self._messages(system, user, screenshot, "json")
-                answer = self._send(progress, messages, "json")
-                # Remembered only now that JSON mode has been answered: when JSON mode fails too
-                # (a wrong model name, an image the model cannot take) structured outputs were
-                # not the problem.
-                self._structured = False
-        else:
-            answer = self._send(progress, progress.messages, "json")
+        answer = self._first_answer(progress, system, user, screenshot)
         if answer.refusal is not None:
-            raise _Failure(_line(f"the model refused: {self._scrub(answer.refusal)}"))
+            raise CallFailed(_line(f"the model refused: {self._scrub(answer.refusal)}"))
 
         plan, problems = self._validate(answer)
         if plan is None:
@@ -310,20 +301,60 @@ class LLMPlanner:
                 {"role": "assistant", "content": answer.content or ""},
                 {"role": "user", "content": self._repair_prompt(problems, progress.messages)},
             ]
-            answer = self._send(progress, messages, progress.mode)
+            try:
+                answer = self._send(progress, messages, progress.mode)
+            except _Refused as exc:
+                # The mode was answered a moment ago: this refusal is about something else.
+                raise CallFailed(str(exc)) from None
             plan, problems = self._validate(answer)
             if plan is None:
-                raise _Failure(_line(f"invalid plan after a repair turn: {problems}"))
+                raise CallFailed(_line(f"invalid plan after a repair turn: {problems}"))
 
         issues = check(plan, self.facts)
         if issues:
-            raise _Failure(_line("plan rejected: " + "; ".join(issues)))
+            raise CallFailed(_line("plan rejected: " + "; ".join(issues)))
         return plan
+
+    def _first_answer(
+        self, progress: _Progress, system: str, user: str, screenshot: bytes | None
+    ) -> Answer:
+        """The call's first answer: asked in the remembered mode, then in each weaker one while
+        the server refuses the mode or answers it with nothing."""
+        mode = progress.mode
+        while True:
+            weaker = lower(mode)
+            messages = self._messages(system, user, screenshot, mode)
+            try:
+                answer = self._send(progress, messages, mode)
+            except _Refused as exc:
+                if weaker is None:
+                    raise CallFailed(str(exc)) from None
+                log.info("endpoint refused %s mode (%s); trying %s mode", mode, exc, weaker)
+                if exc.how == "named":
+                    # The server said the response_format is what it cannot take: asking in
+                    # this mode again, this run, would only be refused again.
+                    self._step_down(weaker)
+                mode = weaker
+                continue
+            if answer.content or answer.refusal is not None or weaker is None:
+                # A bare 4xx is remembered only once a weaker mode has been answered: when every
+                # mode is refused alike (a wrong model name) the format was not the problem.
+                self._step_down(mode)
+                return answer
+            log.info("%s mode came back empty; trying %s mode", mode, weaker)
+            mode = weaker
+
+    def _step_down(self, mode: Mode) -> None:
+        """Remembers ``mode`` for later calls if it is weaker than the one remembered."""
+        with self._lock:
+            if MODES.index(mode) > MODES.index(self._mode):
+                log.info("planner endpoint: %s mode from now on", mode)
+                self._mode = mode
 
     def _messages(
         self, system: str, user: str, screenshot: bytes | None, mode: Mode
     ) -> list[dict[str, Any]]:
-        if mode == "json" and self._schema not in system:
+        if mode != "structured" and self._schema not in system:
             # JSON mode only promises some JSON object; the schema in the prompt says which.
             system = (
                 f"{system}\n\nAnswer with one JSON object, and nothing else, that matches this "
@@ -349,7 +380,7 @@ class LLMPlanner:
             text += f" It must match this JSON schema:\n{self._schema}"
         return text
 
-    def _validate(self, answer: _Answer) -> tuple[Plan | None, str]:
+    def _validate(self, answer: Answer) -> tuple[Plan | None, str]:
         if answer.parsed is not None:
             return answer.parsed, ""
         if not answer.content:
@@ -361,14 +392,15 @@ class LLMPlanner:
 
     # --- one request, with retries ---------------------------------------------------------
 
-    def _send(self, progress: _Progress, messages: list[dict[str, Any]], mode: Mode) -> _Answer:
-        """Sends one request, retrying transient failures, and books it into ``progress``."""
+    def _send(self, progress: _Progress, messages: list[dict[str, Any]], mode: Mode) -> Answer:
+        """Sends one request, retrying transient failures, and books it into ``progress``.
+        Raises ``_Refused`` when the server refuses the mode's response_format."""
         progress.messages = messages
         progress.mode = mode
         if time.monotonic() >= progress.deadline:
-            raise _Failure(f"out of time: the call took over {self._deadline_s:g} s")
+            raise CallFailed(f"out of time: the call took over {self._deadline_s:g} s")
         retrying = Retrying(
-            retry=retry_if_exception(_transient),
+            retry=retry_if_exception(transient),
             wait=self._wait,
             stop=lambda state: self._stop(state, progress.deadline),
             before_sleep=self._log_retry,
@@ -383,65 +415,46 @@ class LLMPlanner:
                     progress.attempts += 1
                     # The call's deadline bounds the request too, not just the waits between.
                     timeout = min(self.settings.timeout_s, progress.deadline - time.monotonic())
-                    answer = self._request(messages, mode, max(timeout, 0.001))
+                    answer = request(
+                        self._client,
+                        self.settings.model,
+                        messages,
+                        mode,
+                        self._schema_object,
+                        max(timeout, 0.001),
+                    )
         except openai.APITimeoutError:
-            raise _Failure(
+            raise CallFailed(
                 f"timed out ({tries} attempt(s), {self.settings.timeout_s:g} s each at most)"
             ) from None
         except openai.APIConnectionError as exc:
-            raise _Failure(
+            raise CallFailed(
                 _line(
                     f"cannot connect to the planner endpoint ({tries} attempt(s)): "
                     f"{self._describe(exc)}"
                 )
             ) from None
         except openai.APIStatusError as exc:
-            if mode == "structured" and isinstance(exc, _NO_STRUCTURED):
-                raise  # the caller falls back to JSON mode
+            how = format_refusal(exc) if mode != "prompt" else None
+            if how is not None:
+                raise _Refused(how, self._describe(exc)) from None
             note = ""
-            wait = _retry_after(exc)
-            if _transient(exc) and wait is not None and tries < self._max_attempts:
+            wait = retry_after(exc)
+            if transient(exc) and wait is not None and tries < self._max_attempts:
                 note = f"; it asked to wait {wait:g} s, past the call's {self._deadline_s:g} s"
-            raise _Failure(_line(f"{self._describe(exc)} ({tries} attempt(s)){note}")) from None
+            raise CallFailed(_line(f"{self._describe(exc)} ({tries} attempt(s)){note}")) from None
         except openai.OpenAIError as exc:
-            raise _Failure(_line(f"{type(exc).__name__}: {self._describe(exc)}")) from None
+            raise CallFailed(_line(f"{type(exc).__name__}: {self._describe(exc)}")) from None
         progress.raw_response = self._scrub(answer.content) if answer.content else answer.content
         progress.prompt_tokens += answer.usage[0]
         progress.completion_tokens += answer.usage[1]
         return answer
 
-    def _request(self, messages: list[dict[str, Any]], mode: Mode, timeout: float) -> _Answer:
-        completions = self._client.chat.completions.with_raw_response
-        # Raw responses throughout, so that an answer that fails to parse as a Plan still yields
-        # its text and token counts (parse() raises from inside the SDK and loses both).
-        if mode == "json":
-            raw = completions.create(
-                model=self.settings.model,
-                messages=messages,
-                response_format={"type": "json_object"},
-                timeout=timeout,
-            )
-            return _answer_from(raw.http_response)
-        raw = completions.parse(
-            model=self.settings.model,
-            messages=messages,
-            response_format=Plan,
-            timeout=timeout,
-        )
-        answer = _answer_from(raw.http_response)
-        try:
-            parsed = raw.parse()
-        except (ValidationError, openai.LengthFinishReasonError):
-            return answer  # validated again by _validate, which words the errors for the repair
-        message = parsed.choices[0].message if parsed.choices else None
-        answer.parsed = message.parsed if message is not None else None
-        return answer
-
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        retry_after = _retry_after(exc)
-        if retry_after is not None:
-            return min(retry_after, self._retry_after_max_s)
+        asked = retry_after(exc)
+        if asked is not None:
+            return min(asked, self._retry_after_max_s)
         # Exponential with a little jitter, so that several agents rate-limited together do not
         # come back in step.
         wait = self._backoff_s * 2 ** (state.attempt_number - 1)
@@ -535,7 +548,7 @@ class LLMPlanner:
     def _describe(self, exc: BaseException) -> str:
         """A short, key-free description of an SDK error."""
         if isinstance(exc, openai.APIStatusError):
-            text = f"HTTP {exc.status_code}: {_status_message(exc)}"
+            text = f"HTTP {exc.status_code}: {status_message(exc)}"
         elif isinstance(exc, openai.APITimeoutError):
             text = "timed out"
         elif isinstance(exc, openai.APIConnectionError):
@@ -547,71 +560,9 @@ class LLMPlanner:
         return self._scrub(_line(text))
 
 
-def _transient(exc: BaseException) -> bool:
-    """Worth retrying: rate limits, server errors, timeouts and connection failures. Other 4xx
-    answers will not change by asking again."""
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code == 429 or exc.status_code >= 500
-    return isinstance(exc, openai.APIConnectionError)  # APITimeoutError is one too
-
-
-def _retry_after(exc: BaseException | None) -> float | None:
-    """Seconds the server asked us to wait (Retry-After, or OpenAI's retry-after-ms), if any."""
-    if not isinstance(exc, openai.APIStatusError):
-        return None
-    headers = exc.response.headers
-    try:
-        if "retry-after-ms" in headers:
-            return max(float(headers["retry-after-ms"]) / 1000.0, 0.0)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            # The other form the header may take: an HTTP date.
-            return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (ValueError, TypeError, OverflowError):
-        return None
-
-
-def _status_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"]
-        if isinstance(body.get("message"), str):
-            return body["message"]
-    return exc.message
-
-
-def _answer_from(response: Any) -> _Answer:
-    """The first choice's text and refusal, and the token usage, from a chat.completion
-    response. Read defensively, since local servers differ in what they leave out."""
-    try:
-        data = response.json()
-    except ValueError:
-        raise _Failure(
-            _line(f"the endpoint's answer is not JSON: {response.text[:80]!r}")
-        ) from None
-    if not isinstance(data, dict):
-        raise _Failure("the endpoint's answer is not a chat completion")
-    choices = data.get("choices") or [{}]
-    message = (choices[0].get("message") if isinstance(choices[0], dict) else None) or {}
-    usage = data.get("usage") or {}
-    content = message.get("content")
-    refusal = message.get("refusal")
-    return _Answer(
-        content=content if isinstance(content, str) else None,
-        refusal=refusal if isinstance(refusal, str) and refusal else None,
-        usage=(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)),
-    )
-
-
 def _line(text: str) -> str:
     """An error text as one line short enough for a log line and the trace."""
-    return one_line(text, _MAX_ERROR_CHARS)
+    return one_line(text, MAX_ERROR_CHARS)
 
 
 def _where(loc: Location) -> str:
