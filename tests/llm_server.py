@@ -7,6 +7,9 @@ def test_x(llm_server: FakeLLMServer) -> None:
     llm_server.script(completion(plan_json), error(429, headers={"Retry-After": "1"}))
     ...
     assert llm_server.requests[0].body["response_format"]["type"] == "json_schema"
+
+llm_server.dialect = "llama.cpp" makes it refuse json_schema with the 500 that llama-cpp-python's
+server sends; llm_server.kinds lists how each request asked for JSON.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from collections.abc import Iterator
 import pytest
 
 from pokedreamer.bench.fake_llm import (  # noqa: F401 (re-exported for the tests)
+    Dialect,
     FakeLLMServer,
     Reply,
     Request,
     answer,
     completion,
     error,
+    llama_cpp_validation_error,
+    replaying,
     slow,
 )
 

@@ -1,72 +1,130 @@
 """``pokedreamer bench planner``: what an asynchronous LLM planner costs the acting loop.
 
-The same loop — env steps with random buttons, the planner consulted after every step — runs
-without a planner and with the LLM planner against a local OpenAI-compatible server that takes
-``latency_s`` to answer (a call is always in flight: the service starts the next one as soon as
-the last returns). Rounds alternate; the ratio is the median over neighbouring pairs.
+The same loop — env steps with random buttons, the planner service consulted after every step —
+runs without a planner, with the heuristic planner, and with the LLM planner against a local
+OpenAI-compatible server that answers every request with a valid plan after the next of
+``latencies_s`` (the local model's measured plan latencies, replayed in turn). Both planners share
+the run's planner settings, except that the LLM may be called as often as the triggers ask
+(``min_interval_s`` 0), so that a call is in flight whenever one has been asked for since the
+last answer. The three run one after another in each round; a ratio is the median over rounds of
+the round's two rates. The issue's figure is ``llm_over_heuristic``.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from typing import Any
 
 from pokedreamer.bench.env import headless_env, play, random_buttons
-from pokedreamer.bench.fake_llm import FakeLLMServer, answer, slow
-from pokedreamer.bench.timing import alternate, machine_description
-from pokedreamer.config import Settings
+from pokedreamer.bench.fake_llm import FakeLLMServer, answer, replaying
+from pokedreamer.bench.timing import Alternated, machine_description
+from pokedreamer.config import PlannerSettings, Settings
+from pokedreamer.errors import UserError
 from pokedreamer.planner.heuristic import HeuristicPlanner
 from pokedreamer.planner.llm import LLMPlanner
 from pokedreamer.planner.prompts import PromptLibrary
 from pokedreamer.planner.service import PlannerService
 
+LOCAL_MODEL_LATENCY_S = 40.0
+"""Seconds Gemma 3 270M (Q4_K_M) took for one plan through llama-cpp-python's server on 2 cores."""
+
+
+def parse_latencies(text: str) -> list[float]:
+    """``--latency-s`` as seconds: one number, or several separated by commas to replay in turn."""
+    try:
+        latencies = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--latency-s {text!r}: give seconds, such as 40 or 38.5,41,44") from None
+    if not latencies or any(not 0 <= value < float("inf") for value in latencies):
+        raise UserError(f"--latency-s {text!r}: give one or more seconds, each 0 or more")
+    return latencies
+
 
 def bench_planner(
-    settings: Settings, steps: int = 6000, rounds: int = 5, latency_s: float = 2.0
+    settings: Settings,
+    steps: int = 6000,
+    rounds: int = 5,
+    latency_s: float | Sequence[float] = LOCAL_MODEL_LATENCY_S,
 ) -> dict[str, Any]:
+    latencies = [float(latency_s)] if isinstance(latency_s, int | float) else list(latency_s)
+    if not latencies:
+        raise ValueError("bench_planner needs at least one latency")
     env = headless_env(settings.env, settings.rewards)
     heuristic = HeuristicPlanner(env.rom.game)
     _, info = env.reset(seed=0)
-    server = FakeLLMServer()
-    server.default = slow(answer(heuristic.plan(info["state"]).model_dump()), latency_s)
-    planner_settings = settings.planner.model_copy(
-        update={
-            "kind": "llm",
-            "base_url": server.url,
-            "model": "bench",
-            "timeout_s": latency_s * 3,
-            "max_calls_per_hour": 1_000_000,
-            "min_interval_s": 0.0,
-            "replan_every": 1,  # every step asks; the service keeps one call in flight
-        }
-    )
+    reply = answer(heuristic.plan(info["state"]).model_dump())
+    shared = settings.planner.model_copy(update={"min_interval_s": 0.0})
     actions = random_buttons(env, steps)
-    calls: list[float] = []
+    adopted: list[float] = []
+    requests = 0
 
-    def with_planner() -> float:
+    def with_heuristic() -> float:
+        planner_settings = shared.model_copy(update={"kind": "heuristic"})
+        service = PlannerService(planner_settings, heuristic.facts, heuristic)
+        seconds = play(env, actions, after_step=service.observe)
+        service.close()
+        return seconds
+
+    def with_llm() -> float:
+        nonlocal requests
+        server = FakeLLMServer()
+        server.default = replaying(reply, latencies)
+        planner_settings = llm_settings(shared, server.url, max(latencies))
         llm = LLMPlanner(planner_settings, heuristic.facts)
         service = PlannerService(
             planner_settings, heuristic.facts, heuristic, PromptLibrary(), llm,
-            sink=lambda record: record.source == "llm" and calls.append(record.latency_s),
+            sink=lambda record: record.source == "llm" and adopted.append(record.latency_s),
         )  # fmt: skip
-        seconds = play(env, actions, after_step=service.observe)
-        service.close(wait=True)
-        llm.close()
+        try:
+            seconds = play(env, actions, after_step=service.observe)
+        finally:
+            # The call in flight is answered at once, so that the round ends without waiting
+            # out a replayed latency.
+            server.release()
+            service.close(wait=True)
+            llm.close()
+            server.close()
+            requests += len(server.requests)
         return seconds
 
+    none_s: list[float] = []
+    heuristic_s: list[float] = []
+    llm_s: list[float] = []
     try:
-        times = alternate(rounds, lambda: play(env, actions), with_planner)
+        for _ in range(rounds):
+            none_s.append(play(env, actions))
+            heuristic_s.append(with_heuristic())
+            llm_s.append(with_llm())
     finally:
-        server.close()
         env.close()
     return {
         "machine": machine_description(),
         "steps_per_round": steps,
         "rounds": rounds,
-        "llm_latency_s": latency_s,
-        "no_planner_steps_per_s": round(steps / statistics.median(times.first), 1),
-        "llm_planner_steps_per_s": round(steps / statistics.median(times.second), 1),
-        "with_over_without": round(times.ratio(), 4),
-        "llm_plans_adopted": len(calls),
-        "mean_llm_latency_s": round(statistics.fmean(calls), 3) if calls else None,
+        "llm_latency_s": round(statistics.fmean(latencies), 3),
+        "no_planner_steps_per_s": round(steps / statistics.median(none_s), 1),
+        "llm_planner_steps_per_s": round(steps / statistics.median(llm_s), 1),
+        "with_over_without": round(Alternated(none_s, llm_s).ratio(), 4),
+        "llm_plans_adopted": len(adopted),
+        "mean_llm_latency_s": round(statistics.fmean(adopted), 3) if adopted else None,
+        "llm_latencies_s": latencies,
+        "heuristic_planner_steps_per_s": round(steps / statistics.median(heuristic_s), 1),
+        "llm_over_heuristic": round(Alternated(heuristic_s, llm_s).ratio(), 4),
+        "llm_requests": requests,
     }
+
+
+def llm_settings(shared: PlannerSettings, url: str, longest_s: float) -> PlannerSettings:
+    """The LLM arm's planner settings: the bench's server, a timeout no replayed latency reaches,
+    and a call budget that never refuses, so that the server answers every request."""
+    return shared.model_copy(
+        update={
+            "kind": "llm",
+            "base_url": url,
+            "model": "bench",
+            "api_key": None,
+            "timeout_s": 2 * longest_s + 1.0,
+            "max_calls_per_hour": 1_000_000,
+        }
+    )
