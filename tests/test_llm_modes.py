@@ -139,6 +139,20 @@ def test_a_bare_refusal_is_forgotten_when_the_weaker_mode_fails_too(
     assert planner.mode == "structured"
 
 
+def test_an_error_naming_another_field_is_not_a_refusal(llm_server: FakeLLMServer) -> None:
+    too_long = {
+        "message": "This model's maximum context length is 2048 tokens.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+    llm_server.default = Reply(status=400, body={"error": too_long})
+    planner = make_planner(llm_server.url)
+    call = planner.plan(SYSTEM, USER, "start")
+    assert call.error is not None and "maximum context length" in call.error
+    assert llm_server.kinds == ["structured"] and planner.mode == "structured"
+
+
 def test_fastapis_own_422_naming_response_format_is_a_refusal(llm_server: FakeLLMServer) -> None:
     detail = [{"loc": ["body", "response_format", "type"], "msg": "Input should be 'text'"}]
     llm_server.script(Reply(status=422, body={"detail": detail}), error(503, "busy"))

@@ -124,8 +124,11 @@ def format_refusal(exc: BaseException) -> Refusal | None:
     """Whether ``exc`` is a server refusing the request's response_format, and how surely."""
     if not isinstance(exc, openai.APIStatusError) or exc.status_code in _NOT_ABOUT_FORMAT:
         return None
+    param = _error_param(exc)
+    if param is not None and param != "response_format":
+        return None  # the server named the field it could not take, and it is another one
     text = status_message(exc)
-    named = bool(_FORMAT_FIELD.search(text)) or _error_param(exc) == "response_format"
+    named = bool(_FORMAT_FIELD.search(text)) or param == "response_format"
     if 400 <= exc.status_code < 500:
         return "named" if named else "unnamed"
     if exc.status_code >= 500 and named and _INVALID_REQUEST.search(text):
