@@ -47,6 +47,12 @@ def bench_planner(
     rounds: int = 5,
     latency_s: float | Sequence[float] = LOCAL_MODEL_LATENCY_S,
 ) -> dict[str, Any]:
+    """Steps/s of ``rounds`` rounds of ``steps`` random buttons with no planner, the heuristic
+    planner and the LLM planner answering after ``latency_s`` (one latency or several to replay).
+
+    A round plays for as long as its steps take: an LLM plan is adopted within it only when the
+    round outlasts a replayed latency, and ``llm_plans_adopted`` says how many were.
+    """
     latencies = [float(latency_s)] if isinstance(latency_s, int | float) else list(latency_s)
     if not latencies:
         raise ValueError("bench_planner needs at least one latency")
