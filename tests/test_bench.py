@@ -129,15 +129,25 @@ def _json(*args: str) -> dict:
 
 
 def test_bench_planner_json_keys() -> None:
-    report = _json("planner", "--steps", "100", "--rounds", "1", "--latency", "0.01")
+    report = _json("planner", "--steps", "100", "--rounds", "1", "--latency-s", "0.01,0.02")
     assert list(report) == [
         "machine", "steps_per_round", "rounds", "llm_latency_s", "no_planner_steps_per_s",
         "llm_planner_steps_per_s", "with_over_without", "llm_plans_adopted", "mean_llm_latency_s",
+        "llm_latencies_s", "heuristic_planner_steps_per_s", "llm_over_heuristic", "llm_requests",
     ]  # fmt: skip
+    assert report["llm_latencies_s"] == [0.01, 0.02]
     assert report["steps_per_round"] == 100 and report["rounds"] == 1
     assert report["with_over_without"] == pytest.approx(
         report["llm_planner_steps_per_s"] / report["no_planner_steps_per_s"], rel=1e-2
     )
+
+
+def test_bench_planner_bad_latency_is_one_line() -> None:
+    result = cli("bench", "planner", "--latency-s", "soon")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --latency-s 'soon': give seconds, such as 40 or 38.5,41,44"
+    ]
 
 
 def test_bench_imagine_json_keys() -> None:

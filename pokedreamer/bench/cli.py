@@ -119,13 +119,22 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         steps: Annotated[int, typer.Option(min=100, help="Steps per timed round.")] = 6000,
         rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds.")] = 5,
         latency: Annotated[
-            float, typer.Option(min=0.0, help="Seconds the LLM takes to answer.")
-        ] = 2.0,
+            str,
+            typer.Option(
+                "--latency-s",
+                "--latency",
+                help="Seconds the LLM takes to answer; several, comma-separated, are replayed "
+                "in turn.",
+            ),
+        ] = "40",
     ) -> None:
-        """Loop steps/s with an asynchronous LLM planner (a slow local endpoint) against none."""
-        from pokedreamer.bench.planner import bench_planner
+        """Loop steps/s with an asynchronous LLM planner (a slow local endpoint that answers every
+        request) against the heuristic planner and none."""
+        from pokedreamer.bench.planner import bench_planner, parse_latencies
 
-        echo_result(bench_planner(settings_for(ctx), steps, rounds, latency), json_out)
+        echo_result(
+            bench_planner(settings_for(ctx), steps, rounds, parse_latencies(latency)), json_out
+        )
 
     @bench.command("loop")
     def loop(
