@@ -302,3 +302,20 @@ def test_a_subgoal_on_every_step_unless_there_is_no_planner(
     recorded = plans(loop.run_dir.path)
     assert recorded[0]["source"] == "heuristic" and recorded[0]["step"] == 0
     assert {p["source"] for p in recorded} <= {"heuristic", "llm", "fallback"}
+
+
+def test_the_status_bar_shows_the_llms_tokens_and_cost() -> None:
+    from pokedreamer.dashboard.widgets.status_bar import status_text
+
+    def bar(metrics: dict[str, float]) -> str:
+        return status_text(
+            paused=False, message="", message_is_error=False, step=None, metrics=metrics,
+            ui_fps=30.0, ui_cpu_share=0.1, planner="llm", realtime=False, human=False,
+            training=False, run_dir="runs/x",
+        ).plain  # fmt: skip
+
+    assert "tokens" not in bar({})  # before the first call
+    spent = {"planner/calls": 3.0, "planner/prompt_tokens": 5169.0,
+             "planner/completion_tokens": 861.0}  # fmt: skip
+    assert "planner llm, tokens 5,169+861 ·" in bar(spent)
+    assert "tokens 5,169+861 (cost 0.0123) ·" in bar(spent | {"planner/cost": 0.0123})
