@@ -319,3 +319,21 @@ def test_the_status_bar_shows_the_llms_tokens_and_cost() -> None:
              "planner/completion_tokens": 861.0}  # fmt: skip
     assert "planner llm, tokens 5,169+861 ·" in bar(spent)
     assert "tokens 5,169+861 (cost 0.0123) ·" in bar(spent | {"planner/cost": 0.0123})
+
+
+def test_a_spent_token_budget_is_told_once(llm_server: FakeLLMServer, tmp_path: Path) -> None:
+    from pokedreamer.agent.events import StatusEvent
+
+    llm_server.default = answer(PLAN, prompt_tokens=300, completion_tokens=40)
+    s = loop_settings(
+        tmp_path, kind="llm", base_url=llm_server.url, api_key=KEY, min_interval_s=0.0,
+        max_tokens=100,
+    )  # fmt: skip
+    loop = make_loop(s, "budget")
+    told = loop.bus.subscribe(kinds=(StatusEvent,))
+    said: list[str] = []
+    loop.say = said.append
+    loop.run(80)
+    assert len(llm_server.requests) == 1  # 340 tokens: the budget is spent after one call
+    assert len(said) == 1 and "planner.max_tokens = 100" in said[0]
+    assert [m for m in statuses(told) if "max_tokens" in m] == said
