@@ -112,11 +112,12 @@ def start_loop(
 
         return run_dashboard(loop, human=human, steps=steps)
     result = _run_headless(loop, steps)
+    spent = spending(loop.planners.ledger)
     print(
         f"done: {result.steps} steps, {result.episodes} episodes ({result.badges} with a badge), "
         f"{result.updates} updates in {result.seconds:.1f} s"
         + (f"; checkpoint {result.checkpoint}" if result.checkpoint else "; nothing learnt")
-        + spending(loop.planners.ledger).replace("  ", "; ", 1),
+        + (f"; {spent}" if spent else ""),
         flush=True,
     )
     return result.as_dict()
@@ -166,10 +167,11 @@ def progress_printer(every_steps: int) -> Any:
         accuracy = loop.last_metrics.get("imitation/accuracy")
         if accuracy is not None and loop.imitation is not None:
             train = f"  imitation updates {loop.imitation.updates} accuracy {accuracy:.2f}"
+        spent = spending(loop.planners.ledger)
         print(
             f"step {loop.steps:>7}  {rate:7.0f} steps/s  {where:<24} badges "
             f"{state.badge_count if state else 0}  subgoal: {subgoal or '-'}{train}"
-            f"{spending(loop.planners.ledger)}",
+            + (f"  {spent}" if spent else ""),
             flush=True,
         )
 
@@ -177,12 +179,12 @@ def progress_printer(every_steps: int) -> Any:
 
 
 def spending(ledger: TokenLedger) -> str:
-    """The LLM's tokens (prompt + completion) and cost for a progress line; "" before any
-    call."""
+    """The LLM's calls, tokens (prompt + completion) and cost, for the progress and last
+    lines; "" before any call."""
     if not ledger.calls:
         return ""
     cost = f" cost {ledger.cost:.4f}" if ledger.priced else ""
     return (
-        f"  LLM {ledger.calls} calls, tokens {ledger.prompt_tokens:,}+"
+        f"LLM {ledger.calls} calls, tokens {ledger.prompt_tokens:,}+"
         f"{ledger.completion_tokens:,}{cost}"
     )
