@@ -252,6 +252,14 @@ def test_the_local_kind_runs_its_own_server_for_each_run(
     assert (local.started, local.closed) == (2, 2) and len(local.server.requests) > asked
     last = EpisodeReader(list_episodes(loop.run_dir.path)[-1].path).plans()
     assert any(p["source"] == "llm" for p in last)
+    # Switched away from, it stops at once; switched back to, it starts again.
+    from pokedreamer.agent.events import SetPlanner
+
+    loop.send(SetPlanner("heuristic"))
+    loop.send(SetPlanner("local"))
+    loop.send(SetPlanner("none"))
+    loop.run(5)
+    assert (local.started, local.closed) == (4, 4) and loop.planner_kind == "none"
 
 
 def test_the_local_server_stops_when_the_loop_fails(

@@ -76,6 +76,8 @@ class Planners:
                 self._ensure_llm(kind)
         except UserError as exc:
             return f"planner stays {self.kind}: {exc}"
+        if kind not in LLM_KINDS:
+            self.close()  # a local model's server holds memory, and its call in flight a core
         self.kind = kind
         return None
 
