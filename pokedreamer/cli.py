@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -410,6 +410,17 @@ def eval_agent(
     ] = "agent,no-planner,random",
     envs: Annotated[int, typer.Option(min=1, help="Emulators played at once.")] = 2,
     seed: Annotated[int | None, typer.Option(metavar="N", help="First episode's seed.")] = None,
+    planner: Annotated[
+        PlannerKind | None,
+        typer.Option(help="Which planner sets the agent's subgoals (default: config)."),
+    ] = None,
+    pace: Annotated[
+        Literal["wait", "free"] | None,
+        typer.Option(
+            help="wait: the game waits for each LLM plan (the default for llm and local); "
+            "free: the agent plays on, on heuristic plans, while the LLM thinks."
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(metavar="DIR", help="Report folder (default runs/eval-<time>).")
     ] = None,
@@ -423,14 +434,14 @@ def eval_agent(
     from pokedreamer.agent.evaluate import evaluate_agent, markdown
     from pokedreamer.agent.play import shipped_checkpoint
 
-    settings = _settings(ctx, seed=seed, envs=envs)
+    settings = _settings(ctx, seed=seed, envs=envs, planner=planner)
     if checkpoint is not None:
         checkpoint = resolve_checkpoint(checkpoint)
     elif not settings.env.rom:
         checkpoint = shipped_checkpoint()
     folder = out or Path(settings.run.runs_dir) / time.strftime("eval-%Y%m%d-%H%M%S")
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
-    report = evaluate_agent(settings, checkpoint, folder, episodes, max_steps, chosen)
+    report = evaluate_agent(settings, checkpoint, folder, episodes, max_steps, chosen, pace)
     typer.echo(json.dumps(report, indent=1) if json_out else markdown(report))
     if not json_out:
         typer.echo(f"report: {folder / 'report.md'}")

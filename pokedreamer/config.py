@@ -46,8 +46,10 @@ Button = Literal["a", "b", "start", "select", "up", "down", "left", "right"]
 NOOP = "noop"
 """The name of the action that presses nothing (env.noop)."""
 
-PlannerKind = Literal["heuristic", "llm", "none"]
+PlannerKind = Literal["heuristic", "llm", "local", "none"]
 PLANNER_KINDS: tuple[PlannerKind, ...] = get_args(PlannerKind)
+LLM_KINDS: tuple[PlannerKind, ...] = ("llm", "local")
+"""The kinds that plan with a language model (an endpoint, or the local model's own server)."""
 
 
 class EnvSettings(BaseModel):
@@ -400,7 +402,8 @@ class PlannerSettings(BaseModel):
     model_config = _SECTION_CONFIG
 
     kind: PlannerKind = "heuristic"
-    """Which planner sets subgoals: "heuristic" (offline rules), "llm" or "none"."""
+    """Which planner sets subgoals: "heuristic" (offline rules), "llm" (an OpenAI-compatible
+    endpoint), "local" (the local model, on a server the run starts) or "none"."""
 
     base_url: str = Field(default="", validate_default=True)
     """OpenAI-compatible endpoint; empty means $OPENAI_BASE_URL, else OpenAI's own."""
@@ -433,7 +436,24 @@ class PlannerSettings(BaseModel):
     """Ask for a new plan at least this often (steps)."""
 
     min_interval_s: float = Field(default=5.0, ge=0)
-    """Start at most one LLM call per this many seconds; triggers in between are dropped."""
+    """Start at most one LLM call per this many seconds; a trigger in between waits, and the
+    LLM is asked as soon as the interval allows."""
+
+    pace: Literal["free", "wait"] = "free"
+    """"free": the agent plays on while the LLM thinks, on the heuristic planner's plan until
+    the LLM's arrives; "wait": the game waits for each LLM plan (and for min_interval_s), so a
+    slow model is judged on its own plans (eval agent uses it for llm and local)."""
+
+    max_tokens: int = Field(default=0, ge=0)
+    """Most prompt + completion tokens a run may spend on the LLM; once spent, the LLM is not
+    asked again and the heuristic planner plans. 0 means no limit."""
+
+    prompt_price_per_1k: float = Field(default=0.0, ge=0)
+    """Price of 1,000 prompt tokens, to show a run's cost; 0 with completion_price_per_1k 0
+    shows none."""
+
+    completion_price_per_1k: float = Field(default=0.0, ge=0)
+    """Price of 1,000 completion tokens, to show a run's cost."""
 
     # The OpenAI variables are fallbacks rather than a settings source so that an explicit empty
     # value in config.toml (which means "not set") still lets them through.

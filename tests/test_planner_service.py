@@ -251,3 +251,251 @@ def test_a_new_plan_starts_at_its_first_subgoal_still_to_do() -> None:
     assert isinstance(service.subgoal, ReadText) and service.subgoal.contains == "GUIDE"
     assert [r.trigger for r in records] == ["start"]
     assert len(records[0].plan["subgoals"]) == 3  # the record keeps the plan as the planner gave it
+
+
+# --- timing, deferral, battles, pacing and the token budget, on a fake clock ------------------
+
+
+class FakeClock:
+    """time.monotonic for the service; ``sleep`` moves it on and remembers each wait."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def town(**changes: Any) -> Any:
+    """The player in PALLET_TOWN next to the GUIDE, nothing on screen; ``changes`` to fields."""
+    from pokedreamer.env.maps import MAP_IDS
+    from pokedreamer.env.state import GameState
+
+    fields: dict[str, Any] = {
+        "map_id": MAP_IDS["PALLET_TOWN"], "map_name": "PALLET_TOWN", "x": 6, "y": 2,
+        "facing": "right", "battle": "none", "enemy_hp": 0, "enemy_max_hp": 0,
+        "text_shown": False, "text": (), "party": (), "badges": 0, "money": 3000,
+        "event_flags": bytes(320), "pokedex_owned": 0, "pokedex_seen": 0, "bag": (),
+    }  # fmt: skip
+    return GameState(**{**fields, **changes})
+
+
+def talking(n: int, **changes: Any) -> Any:
+    """``town`` with dialog page ``n`` on screen: each page is new dialog."""
+    return town(text_shown=True, text=(f"PAGE {n}",), **changes)
+
+
+def timed_service(
+    url: str, records: list[PlanRecord], clock: FakeClock, **planner: Any
+) -> PlannerService:
+    settings = PlannerSettings(
+        kind="llm", base_url=url, model="test", api_key=KEY, timeout_s=2.0,
+        **{"subgoal_timeout": 10_000, "stuck_steps": 10_000, "replan_every": 10_000, **planner},
+    )  # fmt: skip
+    heuristic = HeuristicPlanner("fixture")
+    llm = LLMPlanner(settings, heuristic.facts, backoff_s=0.01, backoff_max_s=0.05)
+    return PlannerService(
+        settings, heuristic.facts, heuristic, PromptLibrary(), llm, sink=records.append,
+        clock=clock, sleep=clock.sleep,
+    )  # fmt: skip
+
+
+def settle(svc: PlannerService, step: int, state: Any) -> None:
+    """Lets the call in flight, if any, return; then the service sees ``state`` at ``step``."""
+    assert svc.wait(timeout=60), "the LLM call never returned"
+    svc.observe(step, state)
+
+
+def test_a_trigger_inside_the_interval_waits_and_is_asked_when_it_allows(
+    llm_server: FakeLLMServer,
+) -> None:
+    llm_server.default = answer(LLM_PLAN)
+    records: list[PlanRecord] = []
+    clock = FakeClock()
+    svc = timed_service(llm_server.url, records, clock, min_interval_s=10.0)
+    svc.observe(0, town())
+    settle(svc, 1, town())
+    assert len(llm_server.requests) == 1 and svc.source == "llm"
+    clock.now += 3
+    svc.observe(2, talking(1))  # new dialog 3 s after the last call: deferred, not dropped
+    assert svc.deferred == "new dialog" and not svc.busy
+    for step in range(3, 8):
+        clock.now += 1
+        svc.observe(step, talking(1))
+        assert svc.deferred == "new dialog" and len(llm_server.requests) == 1, step
+    clock.now += 2.5  # 10.5 s since the last call
+    svc.observe(8, talking(1))
+    assert svc.busy and svc.deferred is None
+    settle(svc, 9, talking(1))
+    assert len(llm_server.requests) == 2
+    asked = records[-1]
+    assert asked.source == "llm" and asked.trigger == "new dialog at step 2 (asked at step 8)"
+    svc.close(wait=True)
+
+
+def test_a_trigger_while_a_call_is_in_flight_is_asked_after_it(
+    llm_server: FakeLLMServer,
+) -> None:
+    arrived, release = threading.Event(), threading.Event()
+
+    def held(request: Request) -> Reply:
+        arrived.set()
+        release.wait(timeout=60)
+        return answer(LLM_PLAN)
+
+    llm_server.default = held
+    records: list[PlanRecord] = []
+    clock = FakeClock()
+    svc = timed_service(llm_server.url, records, clock, min_interval_s=0.0)
+    svc.observe(0, town())
+    assert arrived.wait(timeout=60)
+    svc.observe(1, talking(1))  # the call in flight cannot have seen this page
+    assert svc.busy and svc.deferred == "new dialog"
+    llm_server.default = answer(LLM_PLAN)
+    release.set()
+    settle(svc, 2, talking(1))  # adopts the first answer and asks about the page
+    assert svc.busy and svc.deferred is None
+    settle(svc, 3, talking(1))
+    assert len(llm_server.requests) == 2
+    triggers = [r.trigger for r in records if r.source == "llm"]
+    assert triggers == ["start (asked at step 0)", "new dialog at step 1 (asked at step 2)"]
+    svc.close(wait=True)
+
+
+def test_the_periodic_trigger_asks_every_replan_every_steps(llm_server: FakeLLMServer) -> None:
+    llm_server.default = answer(LLM_PLAN)
+    records: list[PlanRecord] = []
+    clock = FakeClock()
+    svc = timed_service(llm_server.url, records, clock, min_interval_s=0.0, replan_every=20)
+    for step in range(61):
+        settle(svc, step, town())  # nothing changes: only the timer asks
+    llm = [r for r in records if r.source == "llm"]
+    assert [r.trigger for r in llm] == [
+        "start (asked at step 0)", "periodic (asked at step 21)", "periodic (asked at step 42)",
+    ]  # fmt: skip
+    assert len(llm_server.requests) == 3
+    svc.close(wait=True)
+
+
+def test_heuristic_periodic_trigger() -> None:
+    records: list[PlanRecord] = []
+    svc = PlannerService(
+        PlannerSettings(kind="heuristic", replan_every=5, stuck_steps=1000),
+        HeuristicPlanner("fixture").facts, HeuristicPlanner("fixture"), sink=records.append,
+    )  # fmt: skip
+    for step in range(12):
+        svc.observe(step, town())
+    assert [(r.step, r.trigger) for r in records] == [
+        (0, "start"),
+        (5, "periodic"),
+        (10, "periodic"),
+    ]
+
+
+def test_a_battles_messages_ask_the_llm_once(llm_server: FakeLLMServer) -> None:
+    llm_server.default = answer(LLM_PLAN)
+    records: list[PlanRecord] = []
+    clock = FakeClock()
+    svc = timed_service(llm_server.url, records, clock, min_interval_s=0.0)
+    settle(svc, 0, town())
+    settle(svc, 1, town())
+    battle = {"battle": "wild", "enemy_hp": 20, "enemy_max_hp": 20}
+    step = 1
+    for page in range(12):  # twelve messages of one battle
+        step += 1
+        settle(svc, step, talking(page, **battle))
+    assert len(llm_server.requests) == 2  # the start, then the battle's first message
+    step += 1
+    settle(svc, step, town())  # the battle is over
+    step += 1
+    settle(svc, step, talking(99, **battle))  # a second battle asks again
+    settle(svc, step + 1, talking(99, **battle))
+    assert len(llm_server.requests) == 3
+    svc.close(wait=True)
+
+
+def test_the_heuristic_planner_still_replans_at_each_battle_message() -> None:
+    records: list[PlanRecord] = []
+    heuristic = HeuristicPlanner("fixture")
+    svc = PlannerService(
+        PlannerSettings(kind="heuristic", replan_every=10_000), heuristic.facts, heuristic,
+        sink=records.append,
+    )  # fmt: skip
+    svc.observe(0, town())
+    battle = {"battle": "wild", "enemy_hp": 20, "enemy_max_hp": 20}
+    for page in range(5):
+        svc.observe(page + 1, talking(page, **battle))
+    assert [r.trigger for r in records] == ["start"] + ["new dialog"] * 5
+
+
+def test_between_llm_plans_the_heuristic_plan_rules(llm_server: FakeLLMServer) -> None:
+    # The LLM's plan is done at once (the player is in PALLET_TOWN): the heuristic plan takes
+    # over on that very step, while the next LLM call waits for its interval.
+    llm_server.default = answer(
+        {"goal": "Reach the town", "subgoals": [{"kind": "go_to_map", "map": "PALLET_TOWN"}]}
+    )
+    records: list[PlanRecord] = []
+    clock = FakeClock()
+    svc = timed_service(llm_server.url, records, clock, min_interval_s=30.0)
+    svc.observe(0, town())
+    assert svc.subgoal is not None and records[0].source == "heuristic"
+    for step in range(1, 40):
+        clock.now += 0.5
+        if svc.busy:
+            assert svc.wait(timeout=60)
+        svc.observe(step, town())
+        assert svc.subgoal is not None, step
+    sources = [(r.source, r.trigger.split(" (")[0]) for r in records]
+    assert sources[:3] == [("heuristic", "start"), ("llm", "start"), ("heuristic", "plan done")]
+    assert svc.deferred == "plan done" and len(llm_server.requests) == 1
+    svc.close(wait=True)
+
+
+def test_paced_service_waits_for_each_plan_and_for_the_interval(
+    llm_server: FakeLLMServer,
+) -> None:
+    llm_server.default = answer(LLM_PLAN)
+    records: list[PlanRecord] = []
+    clock = FakeClock()
+    svc = timed_service(llm_server.url, records, clock, min_interval_s=10.0, pace="wait")
+    svc.observe(0, town())
+    # The game waited: the first plan is the LLM's, and nothing was pursued before it.
+    assert [r.source for r in records] == ["llm"] and not svc.busy
+    clock.now += 4
+    svc.observe(1, talking(1))
+    assert clock.slept == [6.0]  # the rest of the interval, waited out on the fake clock
+    assert [(r.source, r.step) for r in records] == [("llm", 0), ("llm", 1)]
+    svc.close(wait=True)
+
+
+def test_the_token_budget_stops_asking_and_says_so_once(llm_server: FakeLLMServer) -> None:
+    llm_server.default = answer(LLM_PLAN, prompt_tokens=100, completion_tokens=20)
+    records: list[PlanRecord] = []
+    clock = FakeClock()
+    svc = timed_service(llm_server.url, records, clock, min_interval_s=0.0, max_tokens=150)
+    settle(svc, 0, town())
+    for step in range(1, 10):
+        settle(svc, step, talking(step))
+        assert svc.subgoal is not None
+    assert len(llm_server.requests) == 2  # 120 tokens, then 240: spent
+    assert (svc.ledger.prompt_tokens, svc.ledger.completion_tokens) == (200, 40)
+    notice = svc.ledger.take_notice()
+    assert notice and "planner.max_tokens" in notice and svc.ledger.take_notice() is None
+    assert records[-1].source == "heuristic"  # the heuristic planner plans from then on
+    svc.close(wait=True)
+
+
+def test_the_ledger_prices_tokens() -> None:
+    from pokedreamer.planner.service import TokenLedger
+
+    ledger = TokenLedger(prompt_price_per_1k=0.5, completion_price_per_1k=2.0)
+    assert ledger.metrics() == {}
+    ledger.calls, ledger.prompt_tokens, ledger.completion_tokens = 2, 3000, 500
+    assert ledger.cost == 2.5
+    assert ledger.metrics()["planner/cost"] == 2.5
+    assert TokenLedger().totals() == {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}

@@ -3,7 +3,10 @@
 Every variant plays the same seeded episodes (seeds env.seed .. env.seed + episodes - 1) with no
 learning, each episode ending at the first badge or after ``max_steps``:
 
-- ``agent``: the checkpoint's policy with the configured planner (heuristic by default);
+- ``agent``: the checkpoint's policy with the configured planner (heuristic by default); an
+  LLM planner (``llm`` or ``local``) is paced by default: the game waits for each of its plans,
+  so a slow model is judged on its own plans rather than on the heuristic plans that would
+  fill its wait;
 - ``no-planner``: the same policy with no subgoal (System 1 alone);
 - ``random``: uniformly random buttons (the floor);
 - ``demonstrator``: the scripted player of the planner's subgoals that ``train imitation``
@@ -19,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.agent.planners import check_planner
 from pokedreamer.agent.quest import STAGE_NAMES
-from pokedreamer.config import Settings
+from pokedreamer.config import LLM_KINDS, Settings
 from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
 
@@ -35,13 +39,18 @@ def evaluate_agent(
     episodes: int = 20,
     max_steps: int = 3000,
     variants: tuple[str, ...] = VARIANTS,
+    pace: str | None = None,
 ) -> dict[str, Any]:
-    """Plays each variant's episodes and writes ``report.json`` and ``report.md`` to ``out``."""
+    """Plays each variant's episodes and writes ``report.json`` and ``report.md`` to ``out``.
+    ``pace``: the LLM planner's (planner.pace); None means "wait" for llm and local."""
     unknown = [v for v in variants if v not in KNOWN_VARIANTS]
     if unknown:
         raise UserError(
             f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_VARIANTS)}"
         )
+    check_planner(settings.planner)
+    kind = settings.planner.kind
+    pace = pace or ("wait" if kind in LLM_KINDS else settings.planner.pace)
     report: dict[str, Any] = {
         "checkpoint": str(checkpoint) if checkpoint else None,
         "episodes": episodes,
@@ -57,7 +66,7 @@ def evaluate_agent(
                 "agent": settings.agent.model_copy(
                     update={"end_at_badges": 1, "train_ratio": 0.0, "record": False}
                 ),
-                "planner": settings.planner.model_copy(update={"kind": planner}),
+                "planner": settings.planner.model_copy(update={"kind": planner, "pace": pace}),
             }
         )
         policy = variant if variant in ("random", "demonstrator") else "agent"
@@ -76,6 +85,8 @@ def evaluate_agent(
             "steps_per_s": round(result.steps / max(result.seconds, 1e-9), 1),
             "planner": planner,
         }
+        if planner in LLM_KINDS:
+            report["variants"][variant] |= {"pace": pace, "llm": loop.planners.ledger.totals()}
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     (out / "report.md").write_text(markdown(report), encoding="utf-8")

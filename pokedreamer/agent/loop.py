@@ -83,7 +83,11 @@ class AgentLoop:
         self.training = train and settings.agent.train_ratio > 0
         # The ROM is checked before an emulator or a model is built: a bad file costs nothing.
         self.rom = rom or load_rom(settings.env.rom or str(ROM_PATH))
-        self.planners = Planners(settings.planner, self.rom.game)
+        # The [local_llm] section belongs to the local model's server (planner/local.py).
+        self.planners = Planners(
+            settings.planner, self.rom.game, local=getattr(settings, "local_llm", None)
+        )
+        self.planners.ledger.restore(_last_planner_metrics(run))
         self.buttons = settings.env.action_names
         self.num_actions = settings.env.num_actions
 
@@ -129,8 +133,12 @@ class AgentLoop:
         )
         self.driver: Driver | None = None
         """The envs of the latest ``run``."""
+        self._logged_calls = self.planners.ledger.calls
         self.progress: Callable[[AgentLoop, float], None] | None = None
         """Called about once a second with the step rate (the headless CLI prints a line)."""
+        self.say: Callable[[str], None] | None = None
+        """Called with a line to tell the user once, such as the LLM's token budget being
+        spent (the headless CLI prints it; the dashboard gets it as a status message)."""
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -140,10 +148,16 @@ class AgentLoop:
         settings, commands, learner = self.settings, self.commands, self.learner
         n, device = settings.agent.envs, learner.device
         writers: list[StepCallback] = [ReplayWriter(learner.replay)] if self.store else []
-        self.driver = driver = Driver(
-            settings, self.rom, self.run_dir, self.planners, self.tally,
-            on_step=[*writers, self.demonstrations, self.events.step], on_plan=[self.events.plan],
-        )  # fmt: skip
+        self.planners.open()  # the LLM's client, and the local model's server, for this run
+        try:
+            self.driver = driver = Driver(
+                settings, self.rom, self.run_dir, self.planners, self.tally,
+                on_step=[*writers, self.demonstrations, self.events.step],
+                on_plan=[self.events.plan],
+            )  # fmt: skip
+        except BaseException:
+            self.planners.close()
+            raise
         self.policy.start(n)
         target = self.steps + steps if steps else None
         # "stepping": the loop itself, from the first reset to the last step, without starting
@@ -214,7 +228,8 @@ class AgentLoop:
                 now = time.perf_counter()
                 if now - last_metrics >= METRICS_EVERY_S:
                     rate = (self.steps - steps_at_metrics) / (now - last_metrics)
-                    learner.publish_metrics(self.steps, {"steps_per_s": rate})
+                    spent = self._log_spending()
+                    learner.publish_metrics(self.steps, {"steps_per_s": rate, **spent})
                     if self.progress is not None:
                         self.progress(self, rate)
                     last_metrics, steps_at_metrics = now, self.steps
@@ -227,6 +242,7 @@ class AgentLoop:
             learner.replay.flush()
             self.demonstrations.flush()
             self.planners.close()
+            self._log_spending()
             # Acting only changes nothing worth keeping (SaveCheckpoint still writes one).
             checkpoint = self.save() if self.learning else None
             saved = f"; checkpoint {checkpoint}" if checkpoint else ""
@@ -239,6 +255,21 @@ class AgentLoop:
             timings={"env": d["env"], "model": timings["model"], "train": timings["train"],
                      "hidden": d["hidden"], "wait": d["wait"], "stepping": stepping},
         )  # fmt: skip
+
+    def _log_spending(self) -> dict[str, float]:
+        """The LLM's spending as metrics; a ``kind: "planner"`` line in metrics.jsonl when it
+        changed, and the ledger's notice told once."""
+        ledger = self.planners.ledger
+        metrics = ledger.metrics()
+        if metrics and ledger.calls != self._logged_calls:
+            self._logged_calls = ledger.calls
+            self.run_dir.log_metrics({"kind": "planner", "step": self.steps, **ledger.totals()})
+        notice = ledger.take_notice()
+        if notice:
+            self.bus.publish(self.status(notice))
+            if self.say is not None:
+                self.say(notice)
+        return metrics
 
     def _envs(self) -> list[EnvBook]:
         return self.driver.envs if self.driver is not None else []
@@ -327,3 +358,9 @@ class AgentLoop:
     def demos(self) -> Replay | None:
         """The person's steps, once there is one (a Replay)."""
         return self.demonstrations.replay
+
+
+def _last_planner_metrics(run: RunDir) -> dict[str, Any]:
+    """The LLM's totals as a run last logged them (a resumed run goes on counting from them)."""
+    lines = [m for m in run.read_metrics() if m.get("kind") == "planner"]
+    return lines[-1] if lines else {}

@@ -1,49 +1,83 @@
-"""System 2 as the loop's envs consult it: the offline heuristic always, the LLM planner once a
-run plans with it, the prompt library the LLM renders from, and the kind in use now."""
+"""System 2 as the loop's envs consult it: the offline heuristic always; the LLM planner, its
+prompt library and, for the local model, its server, while a run plans with them; the run's
+token ledger; and the kind in use now."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pokedreamer.config import PlannerKind, PlannerSettings
+from pokedreamer.config import LLM_KINDS, PlannerKind, PlannerSettings
 from pokedreamer.errors import UserError
 from pokedreamer.planner.heuristic import HeuristicPlanner
 from pokedreamer.planner.prompts import PromptLibrary
-from pokedreamer.planner.service import PlannerService, PlanRecord
+from pokedreamer.planner.service import PlannerService, PlanRecord, TokenLedger
 
 if TYPE_CHECKING:
     from pokedreamer.planner.llm import LLMPlanner
 
 
+def check_planner(settings: PlannerSettings) -> None:
+    """Refuses, in one line, an LLM planner that has nowhere to ask (no endpoint and no key),
+    before a run makes any folder."""
+    if settings.kind == "llm" and not settings.base_url and settings.api_key is None:
+        raise UserError(
+            "the LLM planner needs planner.base_url (a local server) or an API key "
+            "(OPENAI_API_KEY); or use --planner heuristic"
+        )
+
+
 class Planners:
-    def __init__(self, settings: PlannerSettings, game: str) -> None:
+    def __init__(self, settings: PlannerSettings, game: str, local: Any = None) -> None:
+        """``local``: the ``[local_llm]`` settings the local model's server starts with."""
+        check_planner(settings)
         self.settings = settings
+        self.local = local
         self.heuristic = HeuristicPlanner(game)
         self.facts = self.heuristic.facts
         self.kind: PlannerKind = settings.kind
+        self.ledger = TokenLedger.of(settings)
+        """The run's LLM calls and tokens, over every env and episode."""
         self.prompts: PromptLibrary | None = None
         """The LLM's templates, once there is an LLM planner or a watcher handed a folder."""
         self.llm: LLMPlanner | None = None
+        self.llm_kind: PlannerKind | None = None
+        """Which kind ``llm`` serves: "llm" (an endpoint) or "local" (``server``)."""
+        self.server: Any = None
+        """The local model's server (a ``LocalModelServer``), while the local kind plans."""
+
+    def open(self) -> None:
+        """Makes the LLM planner when the kind in use plans with one (starting the local
+        model's server for "local"); at the start of each run of the loop. UserError when it
+        cannot be."""
+        if self.kind in LLM_KINDS:
+            self._ensure_llm(self.kind)
 
     def service(self, sink: Callable[[PlanRecord], None]) -> PlannerService | None:
         """A planner for one env's episode (None when the kind is "none"); its plans go to
         ``sink``."""
         if self.kind == "none":
             return None
+        llm = None
+        if self.kind in LLM_KINDS:
+            self._ensure_llm(self.kind)
+            llm = self.llm
         settings = self.settings.model_copy(update={"kind": self.kind})
-        llm = self.llm if self.kind == "llm" else None
-        return PlannerService(settings, self.facts, self.heuristic, self.prompts, llm, sink=sink)
+        return PlannerService(
+            settings, self.facts, self.heuristic, self.prompts, llm, sink=sink, ledger=self.ledger
+        )
 
     def switch(self, kind: PlannerKind) -> str | None:
         """Plans with ``kind`` from the next service on; a message when that cannot be (the
         kind in use then stays)."""
         try:
-            if kind == "llm":
-                self._ensure_llm()
+            if kind in LLM_KINDS:
+                self._ensure_llm(kind)
         except UserError as exc:
             return f"planner stays {self.kind}: {exc}"
+        if kind not in LLM_KINDS:
+            self.close()  # a local model's server holds memory, and its call in flight a core
         self.kind = kind
         return None
 
@@ -60,21 +94,42 @@ class Planners:
         return ""
 
     def close(self) -> None:
-        if self.llm is not None:
-            self.llm.close()
+        """Closes the LLM's client and stops the local model's server (at the end of each run
+        of the loop; the next run makes them again)."""
+        llm, server = self.llm, self.server
+        self.llm, self.llm_kind, self.server = None, None, None
+        try:
+            if llm is not None:
+                llm.close()
+        finally:
+            if server is not None:
+                server.close()
 
-    def _ensure_llm(self) -> None:
-        if self.llm is not None:
+    def _ensure_llm(self, kind: PlannerKind) -> None:
+        if self.llm is not None and self.llm_kind == kind:
             return
         # openai takes about a second to import: only a run that plans with the LLM pays it.
         from pokedreamer.planner.llm import LLMPlanner
 
-        settings = self.settings
-        if not settings.base_url and settings.api_key is None:
-            raise UserError(
-                "the LLM planner needs planner.base_url (a local server) or an API key "
-                "(OPENAI_API_KEY); or use --planner heuristic"
-            )
+        settings = self.settings.model_copy(update={"kind": kind})
+        check_planner(settings)
         if self.prompts is None:  # a watcher's prompt editor may have handed us its folder
             self.prompts = PromptLibrary(settings.prompts_dir)
-        self.llm = LLMPlanner(settings, self.facts)
+        server = None
+        if kind == "local":
+            # The server module is read only by a run that plans with the local model.
+            from pokedreamer.planner.local import LocalModelServer
+
+            server = LocalModelServer.start(self.local)
+            # Its own server on 127.0.0.1 needs no key: an OpenAI key stays where it is.
+            settings = settings.model_copy(
+                update={"base_url": server.base_url, "model": server.model, "api_key": None}
+            )
+        try:
+            llm = LLMPlanner(settings, self.facts)
+        except BaseException:
+            if server is not None:
+                server.close()
+            raise
+        self.close()  # the other kind's client and server, when switching between the two
+        self.llm, self.llm_kind, self.server = llm, kind, server

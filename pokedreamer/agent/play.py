@@ -10,11 +10,13 @@ from typing import Any
 
 from pokedreamer.agent.checkpointer import CHECKPOINT_NAME
 from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.agent.planners import check_planner
 from pokedreamer.agent.tally import LoopResult
 from pokedreamer.config import Settings
 from pokedreamer.env.cartridge import ROM_PATH
 from pokedreamer.env.rom import load_rom
 from pokedreamer.errors import UserError
+from pokedreamer.planner.service import TokenLedger
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.checkpoint import latest_checkpoint
 
@@ -40,6 +42,7 @@ def make_loop(
     rom = load_rom(settings.env.rom or str(ROM_PATH))  # a bad ROM is refused before any folder
     if rom.warning:
         print(f"warning: {rom.warning}", file=sys.stderr, flush=True)
+    check_planner(settings.planner)  # an LLM with nowhere to ask, before any folder
     if resume is not None:
         run = RunDir.open(resume)
         if latest_checkpoint(run.checkpoints, CHECKPOINT_NAME) is None:
@@ -109,10 +112,12 @@ def start_loop(
 
         return run_dashboard(loop, human=human, steps=steps)
     result = _run_headless(loop, steps)
+    spent = spending(loop.planners.ledger)
     print(
         f"done: {result.steps} steps, {result.episodes} episodes ({result.badges} with a badge), "
         f"{result.updates} updates in {result.seconds:.1f} s"
-        + (f"; checkpoint {result.checkpoint}" if result.checkpoint else "; nothing learnt"),
+        + (f"; checkpoint {result.checkpoint}" if result.checkpoint else "; nothing learnt")
+        + (f"; {spent}" if spent else ""),
         flush=True,
     )
     return result.as_dict()
@@ -123,6 +128,7 @@ def _run_headless(loop: AgentLoop, steps: int | None, doing: str = "") -> LoopRe
     line = f"run {loop.run_dir.path}: {describe_start(loop)}" + (f", {doing}" if doing else "")
     print(line, flush=True)
     loop.progress = progress_printer(loop.settings.run.print_every)
+    loop.say = lambda line: print(line, file=sys.stderr, flush=True)
     # A service manager stops a server run with SIGTERM: stop as Ctrl-C does, checkpoint and
     # logs written, rather than dying mid-step.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -161,10 +167,24 @@ def progress_printer(every_steps: int) -> Any:
         accuracy = loop.last_metrics.get("imitation/accuracy")
         if accuracy is not None and loop.imitation is not None:
             train = f"  imitation updates {loop.imitation.updates} accuracy {accuracy:.2f}"
+        spent = spending(loop.planners.ledger)
         print(
             f"step {loop.steps:>7}  {rate:7.0f} steps/s  {where:<24} badges "
-            f"{state.badge_count if state else 0}  subgoal: {subgoal or '-'}{train}",
+            f"{state.badge_count if state else 0}  subgoal: {subgoal or '-'}{train}"
+            + (f"  {spent}" if spent else ""),
             flush=True,
         )
 
     return show
+
+
+def spending(ledger: TokenLedger) -> str:
+    """The LLM's calls, tokens (prompt + completion) and cost, for the progress and last
+    lines; "" before any call."""
+    if not ledger.calls:
+        return ""
+    cost = f" cost {ledger.cost:.4f}" if ledger.priced else ""
+    return (
+        f"LLM {ledger.calls} calls, tokens {ledger.prompt_tokens:,}+"
+        f"{ledger.completion_tokens:,}{cost}"
+    )

@@ -1,11 +1,15 @@
 """System 2 at work beside the agent loop: when to plan, planning without blocking, falling back.
 
-The loop calls ``observe(step, state)`` after every env step. That call never waits on an LLM:
-it advances the subgoal queue, notices triggers (start, a subgoal done or timed out, new dialog,
-a new map, being stuck, the periodic timer), and starts at most one LLM call at a time on a
-worker thread; the agent keeps acting on the current subgoal meanwhile. A failed or rejected LLM
-plan is replaced by the heuristic planner's, and recorded as such. Every planning event becomes
-a ``PlanRecord`` for the episode's subgoal trace.
+The loop calls ``observe(step, state)`` after every env step. It advances the subgoal queue and
+notices triggers: the start, a subgoal done or timed out, new dialog, a new map, being stuck, the
+periodic timer. The heuristic planner answers a trigger at once. The LLM is asked on a worker
+thread, one call at a time and at most one per ``min_interval_s``: a trigger that comes while it
+may not be asked waits and is asked as soon as it may, and a battle's stream of messages asks
+it once. Until the LLM's plan arrives, and once it is done, the heuristic planner's plan is
+pursued, so System 1 always has a subgoal; a failed or rejected LLM plan is replaced by the
+heuristic planner's, recorded as "fallback". With ``planner.pace = "wait"`` ``observe`` waits
+for each LLM plan instead: the game stands still while System 2 thinks. Every planning event
+becomes a ``PlanRecord`` for the episode's subgoal trace.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ if TYPE_CHECKING:
 
 Source = Literal["llm", "heuristic", "fallback"]
 
+BATTLE_STREAM = ("new dialog", "stuck")
+"""Triggers that a battle raises over and over (each message is new dialog; no tile is new):
+within one battle only the first asks the LLM."""
+
 
 @dataclass
 class PlanRecord:
@@ -57,6 +65,89 @@ class PlanRecord:
         return pydantic_core.to_json(self.__dict__).decode()
 
 
+@dataclass
+class TokenLedger:
+    """What a run has spent on the LLM, shared by every env's planner, against its token
+    budget (``max_tokens``, 0: none) and at its prices per 1,000 tokens."""
+
+    max_tokens: int = 0
+    prompt_price_per_1k: float = 0.0
+    completion_price_per_1k: float = 0.0
+    calls: int = 0
+    """LLM calls answered (with a plan or not)."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    notice: str | None = None
+    """A line to tell the user once (the budget is spent); ``take_notice`` hands it over and
+    leaves "" (told)."""
+
+    @classmethod
+    def of(cls, settings: PlannerSettings) -> TokenLedger:
+        return cls(
+            settings.max_tokens, settings.prompt_price_per_1k, settings.completion_price_per_1k
+        )
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def priced(self) -> bool:
+        return self.prompt_price_per_1k > 0 or self.completion_price_per_1k > 0
+
+    @property
+    def cost(self) -> float:
+        return (
+            self.prompt_tokens * self.prompt_price_per_1k
+            + self.completion_tokens * self.completion_price_per_1k
+        ) / 1000
+
+    def spent(self) -> bool:
+        """Whether the token budget is used up, so the LLM is not asked any more; the first
+        time it is, ``notice`` says so."""
+        if not self.max_tokens or self.tokens < self.max_tokens:
+            return False
+        if self.notice is None:
+            self.notice = (
+                f"the LLM's token budget is spent ({self.tokens:,} of planner.max_tokens = "
+                f"{self.max_tokens:,}): the heuristic planner plans from now on"
+            )
+        return True
+
+    def add(self, call: PlannerCall) -> None:
+        self.calls += 1
+        self.prompt_tokens += call.prompt_tokens
+        self.completion_tokens += call.completion_tokens
+
+    def take_notice(self) -> str | None:
+        """The line to tell the user, once."""
+        notice, self.notice = self.notice, ""
+        return notice or None
+
+    def totals(self) -> dict[str, int | float]:
+        """Calls, prompt and completion tokens, and the cost when priced."""
+        out: dict[str, int | float] = {
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+        if self.priced:
+            out["cost"] = round(self.cost, 6)
+        return out
+
+    def metrics(self) -> dict[str, float]:
+        """The totals as ``planner/...`` metrics; none before the first call."""
+        if not self.calls:
+            return {}
+        return {f"planner/{name}": float(value) for name, value in self.totals().items()}
+
+    def restore(self, metrics: dict[str, Any]) -> None:
+        """Continues from a run's last ``kind: "planner"`` metrics line (a resumed run)."""
+        self.calls = int(metrics.get("calls", 0))
+        self.prompt_tokens = int(metrics.get("prompt_tokens", 0))
+        self.completion_tokens = int(metrics.get("completion_tokens", 0))
+
+
 class PlannerService:
     def __init__(
         self,
@@ -66,8 +157,14 @@ class PlannerService:
         prompts: PromptLibrary | None = None,
         llm: LLMPlanner | None = None,
         sink: Callable[[PlanRecord], None] | None = None,
+        *,
+        ledger: TokenLedger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if settings.kind == "llm" and (llm is None or prompts is None):
+        """``ledger``: the run's LLM spending (shared by every env's service); ``clock`` and
+        ``sleep`` time the LLM's calls against ``min_interval_s`` (tests pass fakes)."""
+        if settings.kind in ("llm", "local") and (llm is None or prompts is None):
             raise ValueError("an LLM planner needs an LLMPlanner and a PromptLibrary")
         self.kind = settings.kind
         self.facts = facts
@@ -76,11 +173,19 @@ class PlannerService:
         self.llm = llm
         self.settings = settings
         self.sink = sink or (lambda record: None)
+        self.ledger = ledger if ledger is not None else TokenLedger.of(settings)
+        self._clock = clock
+        self._sleep = sleep
         self.plan: Plan | None = None
+        self.source: Source | None = None
+        """Who made the plan pursued now."""
         self.queue: deque[Any] = deque()
         self.outcomes: deque[str] = deque(maxlen=8)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="planner") if llm else None
         self._pending: tuple[Future[PlannerCall], int, str] | None = None
+        self._deferred: tuple[str, int] | None = None
+        """The trigger (and its step) the LLM is to be asked about once it may be."""
+        self._in_battle_asked = False
         self._last_call = -float("inf")
         self._subgoal_since = 0
         self._last_plan_step = 0
@@ -105,39 +210,52 @@ class PlannerService:
         """Whether an LLM call is in flight."""
         return self._pending is not None
 
+    @property
+    def deferred(self) -> str | None:
+        """The trigger waiting for the LLM to be free, if any."""
+        return self._deferred[0] if self._deferred is not None else None
+
+    @property
+    def paced(self) -> bool:
+        """Whether the game waits for each LLM plan (``planner.pace = "wait"``)."""
+        return self.llm is not None and self.settings.pace == "wait"
+
     # --- the loop's hook ------------------------------------------------------------------
 
     def observe(self, step: int, state: GameState, screen: Any = None) -> None:
-        """Called after every env step; cheap, and never waits for the LLM. ``screen`` (shade
-        indices, 144x160) is sent to vision models when ``planner.vision`` is on."""
+        """Called after every env step; cheap, and never waits for the LLM unless paced.
+        ``screen`` (shade indices, 144x160) is sent to vision models when ``planner.vision``
+        is on."""
         if self.kind == "none":
             return
-        self._collect(step, state)
+        adopted = self._collect(step, state)
         trigger = self._trigger(step, state)
-        if trigger is not None:
-            self.request(step, state, trigger, screen)
+        if self.llm is None:
+            if trigger is not None:
+                self._adopt(step, state, trigger, "heuristic", self.heuristic.plan(state))
+            return
+        if trigger is not None and self._asks_llm(trigger, state):
+            self._deferred = self._deferred or (trigger, step)
+        self._ask(step, state, screen)
+        if self.paced and self._pending is not None:
+            self.wait()
+            adopted = self._collect(step, state) or adopted
+        # The heuristic plan rules until the LLM's arrives, once it is done, and once the LLM
+        # may not be asked any more; free to make, it follows every trigger as the heuristic
+        # planner alone would.
+        heuristic_rules = self.source != "llm" or self.ledger.spent()
+        if not self.queue or (trigger is not None and heuristic_rules and not adopted):
+            why = trigger or "no subgoal"
+            self._adopt(step, state, why, "heuristic", self.heuristic.plan(state))
 
     def request(self, step: int, state: GameState, trigger: str, screen: Any = None) -> None:
-        """Asks for a new plan now (e.g. the dashboard's "replan")."""
-        if self.kind == "heuristic" or self.llm is None:
+        """Asks for a new plan now (e.g. the dashboard's "replan"); the LLM, as soon as it
+        may be asked."""
+        if self.llm is None:
             self._adopt(step, state, trigger, "heuristic", self.heuristic.plan(state))
             return
-        if self._pending is not None:
-            return  # one call at a time; the plan in flight will be judged against newer state
-        if time.monotonic() - self._last_call < self.settings.min_interval_s:
-            if self.plan is None:  # never leave the agent without a plan
-                fallback = self.heuristic.plan(state)
-                self._adopt(step, state, trigger, "fallback", fallback, "rate limited")
-            return
-        self._last_call = time.monotonic()
-        system, user = self._render(state, trigger)
-        assert self._pool is not None
-        png = screen_png(screen) if self.settings.vision and screen is not None else None
-        future = self._pool.submit(self.llm.plan, system, user, trigger, png)
-        self._pending = (future, step, trigger)
-        if self.plan is None:
-            # The agent acts from the first step: the heuristic plan holds until the LLM answers.
-            self._adopt(step, state, trigger, "heuristic", self.heuristic.plan(state))
+        self._deferred = (trigger, step)
+        self._ask(step, state, screen)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Blocks until the LLM call in flight, if any, has returned; the next ``observe`` adopts
@@ -154,12 +272,14 @@ class PlannerService:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _collect(self, step: int, state: GameState) -> None:
+    def _collect(self, step: int, state: GameState) -> bool:
+        """Adopts the answer of the call in flight if it has come; whether it had."""
         if self._pending is None or not self._pending[0].done():
-            return
+            return False
         future, asked_at, trigger = self._pending
         self._pending = None
         call = future.result()
+        self.ledger.add(call)
         if call.plan is not None:
             self._adopt(step, state, trigger, "llm", call.plan, call=call, asked_at=asked_at)
         else:
@@ -167,11 +287,49 @@ class PlannerService:
                 step, state, trigger, "fallback", self.heuristic.plan(state),
                 call.error or "no plan", call=call, asked_at=asked_at,
             )  # fmt: skip
+        return True
+
+    def _asks_llm(self, trigger: str, state: GameState) -> bool:
+        """Whether ``trigger`` is worth an LLM call: in a battle, only the first of its stream
+        of messages (and of its stuck spells) is."""
+        if state.battle == "none" or trigger not in BATTLE_STREAM:
+            return True
+        if self._in_battle_asked:
+            return False
+        self._in_battle_asked = True
+        return True
+
+    def _ask(self, step: int, state: GameState, screen: Any) -> None:
+        """Starts the LLM call on the deferred trigger, if one waits and the LLM may be asked:
+        no call in flight, the token budget not spent, ``min_interval_s`` gone by (waited out
+        when paced)."""
+        if self._deferred is None or self._pending is not None:
+            return
+        if self.ledger.spent():
+            self._deferred = None
+            return
+        early = self._last_call + self.settings.min_interval_s - self._clock()
+        if early > 0:
+            if not self.paced:
+                return
+            self._sleep(early)
+        trigger, since = self._deferred
+        self._deferred = None
+        if since != step:
+            trigger = f"{trigger} at step {since}"
+        self._last_call = self._clock()
+        system, user = self._render(state, trigger)
+        assert self._pool is not None and self.llm is not None
+        png = screen_png(screen) if self.settings.vision and screen is not None else None
+        future = self._pool.submit(self.llm.plan, system, user, trigger, png)
+        self._pending = (future, step, trigger)
 
     def _trigger(self, step: int, state: GameState) -> str | None:
         trigger = None
         if self.plan is None:
             trigger = "start"
+        if state.battle == "none":
+            self._in_battle_asked = False
         view = StateView.from_game_state(state) if self.queue else None
         while self.queue and bool(self.queue[0].done(view, self.facts)):
             self.outcomes.append(f"done: {describe(self.queue.popleft())}")
@@ -215,6 +373,7 @@ class PlannerService:
         error: str | None = None, call: PlannerCall | None = None, asked_at: int | None = None,
     ) -> None:  # fmt: skip
         self.plan = plan
+        self.source = source
         queue = deque(plan.subgoals)
         # A plan often opens with what is done already (a go_to_map of the map the player is on,
         # the go_to_tile it stands on). It starts at its first subgoal still to do; otherwise the

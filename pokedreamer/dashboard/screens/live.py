@@ -308,7 +308,8 @@ class LiveScreen(Screen[None]):
     def action_planner(self) -> None:
         steering = self.steering
         # From the one last asked for, not the one in use: when the loop refuses "llm" (no
-        # endpoint), the next press moves on to "none" instead of asking for "llm" again.
+        # endpoint) or "local" (not installed), the next press moves on to the kind after it
+        # instead of asking for the refused one again.
         kind = PLANNERS[(PLANNERS.index(steering.planner_asked) + 1) % len(PLANNERS)]
         if self.send(SetPlanner(kind)):
             steering.planner = steering.planner_asked = kind

@@ -31,7 +31,8 @@ def status_text(
     run_dir: str,
 ) -> Text:
     """The mode, then the latest message (before the figures: a narrow terminal cuts the end of
-    the line), then step, speeds, planner, control, training and the run."""
+    the line), then step, speeds, planner (and the LLM's tokens), control, training and the
+    run."""
     rate = metrics.get("steps_per_s")
     text = Text()
     if paused:
@@ -48,7 +49,7 @@ def status_text(
     parts += [
         f"{rate:,.0f} steps/s" if rate is not None else "— steps/s",
         f"ui {ui_fps:.0f} fps, {ui_cpu_share:.0%} cpu",
-        f"planner {planner}",
+        f"planner {planner}" + spending(metrics),
         "real time" if realtime else "uncapped",
         ("you play", "bold magenta") if human else "agent plays",
     ]
@@ -62,6 +63,19 @@ def status_text(
         text.append(" · ", "dim")
         text.append(*(part if isinstance(part, tuple) else (part,)))
     return text
+
+
+def spending(metrics: Mapping[str, float]) -> str:
+    """The LLM's tokens so far, prompt + completion, and their cost when priced; "" before
+    the first call."""
+    prompt = metrics.get("planner/prompt_tokens")
+    if prompt is None:
+        return ""
+    completion = metrics.get("planner/completion_tokens", 0.0)
+    cost = metrics.get("planner/cost")
+    return f", tokens {prompt:,.0f}+{completion:,.0f}" + (
+        f" (cost {cost:.4f})" if cost is not None else ""
+    )
 
 
 class StatusBar(Static):
