@@ -236,7 +236,7 @@ def test_actions_are_the_buttons_then_noop() -> None:
 
 
 def test_planner_kinds_are_the_settings_choices() -> None:
-    assert set(PLANNER_KINDS) == {"heuristic", "llm", "none"}
+    assert set(PLANNER_KINDS) == {"heuristic", "llm", "local", "none"}
     for kind in PLANNER_KINDS:
         assert PlannerSettings(kind=kind).kind == kind
 

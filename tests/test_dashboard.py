@@ -313,7 +313,8 @@ def test_every_control_sends_its_command_and_the_ui_follows(step_events: list[St
             await until(pilot, lambda: app.board.trace.shown >= 2)
             await press("p", SetPlanner("llm"), "planner stays heuristic")
             assert app.board.status_bar.has_class("-error") and app.steering.planner == "heuristic"
-            await press("p", SetPlanner("none"), "planner none")  # on past the refused one
+            await press("p", SetPlanner("local"), "planner local")  # on past the refused one
+            await press("p", SetPlanner("none"), "planner none")
             await press("p", SetPlanner("heuristic"), "planner heuristic")
             await press("s", SetRealtime(True), "real time")
             await press("s", SetRealtime(False), "uncapped")

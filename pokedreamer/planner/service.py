@@ -58,11 +58,17 @@ class PlanRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     wall_time: float = field(default_factory=time.time)
+    mode: str | None = None
+    """How the LLM was asked for JSON (planner.endpoint.Mode); None for a plan with no LLM call,
+    and then left out of the line."""
 
     def json(self) -> str:
         # pydantic-core's encoder: compact UTF-8 JSON ~30x faster than json.dumps of asdict,
         # which matters as the heuristic planner replans at every new dialog page.
-        return pydantic_core.to_json(self.__dict__).decode()
+        fields = self.__dict__
+        if fields["mode"] is None:
+            fields = {k: v for k, v in fields.items() if k != "mode"}
+        return pydantic_core.to_json(fields).decode()
 
 
 @dataclass
@@ -398,6 +404,7 @@ class PlannerService:
             record.latency_s = call.latency_s
             record.prompt_tokens = call.prompt_tokens
             record.completion_tokens = call.completion_tokens
+            record.mode = call.mode
         self.sink(record)
 
 
