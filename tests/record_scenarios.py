@@ -25,9 +25,8 @@ from pokedreamer.planner.scenario import state_to_spec
 from pokedreamer.planner.service import PlannerService
 from pokedreamer.planner.subgoals import GoToMap
 
-FIXTURE_FILE = (
-    Path(__file__).resolve().parent.parent / "pokedreamer" / "planner" / "scenarios" / "fixture.json"
-)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_FILE = REPO_ROOT / "pokedreamer" / "planner" / "scenarios" / "fixture.json"
 MAX_STEPS = 1500
 SEED = 0
 

@@ -234,7 +234,8 @@ def markdown(report: dict[str, Any]) -> str:
     latency = report["latency_s"]
     tokens = report["tokens_per_plan"]
     games = ", ".join(
-        f"{game} {g['accept_rate']:.0%} of {g['scenarios']}" for game, g in report["by_game"].items()
+        f"{game} {g['accept_rate']:.0%} of {g['scenarios']}"
+        for game, g in report["by_game"].items()
     )
     lines += [
         "",

@@ -276,9 +276,7 @@ def _scenario(spec: _ScenarioSpec, game: str, facts: GameFacts, where: str) -> S
     try:
         state = state_from_spec(spec.state)
     except ValidationError as exc:
-        raise ScenarioError(
-            f"{where}: state: {validation_summary(exc, dotted, most=6)}"
-        ) from None
+        raise ScenarioError(f"{where}: state: {validation_summary(exc, dotted, most=6)}") from None
     problems = []
     if state.map_name != map_name(state.map_id):
         problems.append(f"map_name {state.map_name} is not map ${state.map_id:02X}")
