@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +35,7 @@ from pokedreamer.env.maps import map_name
 from pokedreamer.env.names import UnknownName
 from pokedreamer.env.species import MISSINGNO, SPECIES
 from pokedreamer.env.state import GameState
-from pokedreamer.errors import UserError, dotted, validation_summary
+from pokedreamer.errors import Location, UserError, dotted, validation_summary
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     SUBGOAL_KINDS,
@@ -229,7 +230,7 @@ class _FileSpec(BaseModel):
 
     game: Literal["fixture", "red"]
     about: str = ""
-    scenarios: tuple[_ScenarioSpec, ...] = Field(min_length=1)
+    scenarios: tuple[_ScenarioSpec, ...]
 
 
 class Scenario(BaseModel):
@@ -309,6 +310,21 @@ def _scenario(spec: _ScenarioSpec, game: str, facts: GameFacts, where: str) -> S
     )
 
 
+def _where(data: Any) -> Callable[[Location], str]:
+    """Words a location in a scenario file with the scenario's id: "mine: accept"."""
+
+    def where(loc: Location) -> str:
+        if len(loc) >= 2 and loc[0] == "scenarios" and isinstance(loc[1], int):
+            entries = data.get("scenarios") if isinstance(data, dict) else None
+            entry = entries[loc[1]] if isinstance(entries, list) else None
+            name = entry.get("id") if isinstance(entry, dict) else None
+            label = name if isinstance(name, str) else f"scenario {loc[1] + 1}"
+            return ": ".join(filter(None, (label, dotted(loc[2:]))))
+        return dotted(loc)
+
+    return where
+
+
 def parse_file(raw: bytes, source: str) -> list[Scenario]:
     """The scenarios of one file; ScenarioError naming ``source`` and the scenario otherwise."""
     try:
@@ -318,7 +334,10 @@ def parse_file(raw: bytes, source: str) -> list[Scenario]:
     try:
         spec = _FileSpec.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(f"{source}: {validation_summary(exc, dotted, most=6)}") from None
+        summary = validation_summary(exc, _where(data), most=6)
+        raise ScenarioError(f"{source}: {summary}") from None
+    if not spec.scenarios:
+        raise ScenarioError(f"{source}: no scenarios")
     try:
         facts = GameFacts.for_game(spec.game)
     except (ValueError, UnknownName) as exc:
