@@ -436,76 +436,38 @@ def eval_agent(
         typer.echo(f"report: {folder / 'report.md'}")
 
 
-class EvalPlannerKind(StrEnum):
-    heuristic = "heuristic"
-    llm = "llm"
-    local = "local"
-
-
 @eval_app.command("planner")
 def eval_planner(
     ctx: typer.Context,
     planner: Annotated[
-        EvalPlannerKind | None,
-        typer.Option(help="Planner to score (default: planner.kind, else heuristic)."),
+        str | None,
+        typer.Option(
+            metavar="heuristic|llm|local", help="Planner to score (default: planner.kind)."
+        ),
     ] = None,
     prompts: Annotated[
         Path | None,
-        typer.Option(
-            metavar="DIR",
-            help="Prompt templates to score (default: planner.prompts_dir, else the built-in "
-            "ones).",
-        ),
+        typer.Option(metavar="DIR", help="Prompt templates (default: planner.prompts_dir)."),
     ] = None,
     scenarios: Annotated[
         str,
-        typer.Option(
-            metavar="WHICH", help="all, quick, or comma-separated scenario ids (red-* works)."
-        ),
+        typer.Option(metavar="WHICH", help="all, quick, or ids by pattern: red-*,fixture-start."),
     ] = "all",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     out: Annotated[
-        Path | None,
-        typer.Option(metavar="DIR", help="Also write report.json and report.md there."),
+        Path | None, typer.Option(metavar="DIR", help="Also write report.json and report.md there.")
     ] = None,
     progress: Annotated[
         bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="A line per scenario on stderr (default: when stderr is a terminal).",
-        ),
+        typer.Option("--progress/--no-progress", help="A line per scenario on stderr."),
     ] = None,
 ) -> None:
     """Score a planner and its prompts on stored game scenarios: valid plans, acceptable first
     subgoals, latency and tokens per plan."""
-    import json
+    from pokedreamer.planner.evaluate import run_eval_planner
 
-    from pokedreamer.planner.evaluate import evaluate_planner, markdown, progress_line
-
-    settings = _settings(ctx)
-    kind = planner.value if planner is not None else settings.planner.kind
-    if kind not in EvalPlannerKind.__members__:
-        raise UserError(f"planner.kind is {kind!r}: choose --planner heuristic, llm or local")
-    if progress is None:
-        progress = sys.stderr.isatty()
-
-    def report_progress(index: int, total: int, result: Any) -> None:
-        typer.echo(progress_line(index, total, result), err=True)
-
-    report = evaluate_planner(
-        settings, kind, prompts, scenarios, report_progress if progress else None
-    )
-    text = json.dumps(report, indent=1, ensure_ascii=False)
-    if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "report.json").write_text(text + "\n", encoding="utf-8")
-            (out / "report.md").write_text(markdown(report), encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot write the report to {out}: {exc}") from None
-    typer.echo(text if json_out else markdown(report))
-    if out is not None and not json_out:
-        typer.echo(f"report: {out / 'report.md'}")
+    shown = sys.stderr.isatty() if progress is None else progress
+    typer.echo(run_eval_planner(_settings(ctx), planner, prompts, scenarios, json_out, out, shown))
 
 
 app.add_typer(bench_app(_settings), name="bench")

@@ -172,7 +172,8 @@ def test_the_heuristic_planner_scores_and_a_broken_edit_is_not_scored(tmp_path: 
             for (_, subset), score in scored(editor).items():
                 n = len(QUICK) if subset == "quick" else len(SCENARIOS)
                 assert score.scenarios == score.acceptable == n
-            assert "planner score (heuristic)" in str(editor.query_one(PlannerScore).render())
+            board = str(editor.query_one(PlannerScore).render())
+            assert "planner score (heuristic, which reads no prompts)" in board
 
     asyncio.run(scenario())
 

@@ -314,6 +314,7 @@ def test_a_plan_the_game_lacks_is_rejected(llm_server: FakeLLMServer) -> None:
         (("--planner", "llm"), "needs planner.base_url"),
         (("--planner", "heuristic", "--prompts", "missing"), "prompts folder not found: missing"),
         (("--scenarios", "nothing"), "no scenario matches 'nothing'"),
+        (("--planner", "none"), "cannot score planner 'none': choose --planner heuristic"),
     ],
 )
 def test_bad_input_is_one_line(args: tuple[str, ...], says: str) -> None:

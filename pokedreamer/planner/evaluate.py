@@ -10,14 +10,24 @@ and on a couple of dozen scenarios.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pokedreamer.planner.answers import Answer, Answerer, EvalKind, PlannerInfo, open_answerer
+from pokedreamer.errors import UserError
+from pokedreamer.planner.answers import (
+    EVAL_KINDS,
+    Answer,
+    Answerer,
+    EvalKind,
+    PlannerInfo,
+    open_answerer,
+)
 from pokedreamer.planner.prompts import PromptLibrary
 from pokedreamer.planner.scenario import Scenario, load_scenarios, select
 
@@ -174,6 +184,39 @@ def evaluate_planner(
     with open_answerer(settings, kind, library) as (answerer, info):
         results = evaluate(scenarios, answerer, on_result)
     return summarise(results, _about(info, folder, which))
+
+
+def run_eval_planner(
+    settings: Settings,
+    kind: str | None,
+    prompts_dir: Path | None,
+    which: str,
+    json_out: bool,
+    out: Path | None,
+    progress: bool,
+) -> str:
+    """``pokedreamer eval planner``: scores the planner of ``kind`` (default ``planner.kind``),
+    writes ``report.json`` and ``report.md`` to ``out`` if given, and returns what to print: the
+    JSON report or the table. ``progress`` prints a line per scenario on stderr."""
+    kind = kind or settings.planner.kind
+    if kind not in EVAL_KINDS:
+        raise UserError(f"cannot score planner {kind!r}: choose --planner heuristic, llm or local")
+
+    def show(index: int, total: int, result: ScenarioResult) -> None:
+        print(progress_line(index, total, result), file=sys.stderr, flush=True)
+
+    report = evaluate_planner(settings, kind, prompts_dir, which, show if progress else None)
+    text = json.dumps(report, indent=1, ensure_ascii=False)
+    table = markdown(report)
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "report.json").write_text(text + "\n", encoding="utf-8")
+            (out / "report.md").write_text(table, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write the report to {out}: {exc}") from None
+        table += f"\nreport: {out / 'report.md'}\n"
+    return text if json_out else table
 
 
 def _about(info: PlannerInfo, folder: str, which: str) -> dict[str, Any]:

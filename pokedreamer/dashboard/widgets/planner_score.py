@@ -173,7 +173,8 @@ class PlannerScore(Static):
 
     def refresh_text(self) -> None:
         text = Text()
-        title = f"planner score ({self.planner})" if self.planner else "planner score"
+        kind = self.planner + (", which reads no prompts" if self.planner == "heuristic" else "")
+        title = f"planner score ({kind})" if self.planner else "planner score"
         text.append(title, style="bold")
         text.append(f" · {self.note}\n")
         for which in ("edited", "saved"):
