@@ -18,6 +18,7 @@ from record_scenarios import record
 
 from pokedreamer.config import Settings
 from pokedreamer.errors import UserError
+from pokedreamer.planner.answers import public_url
 from pokedreamer.planner.evaluate import evaluate_planner, wilson_interval
 from pokedreamer.planner.prompts import init_prompts_dir
 from pokedreamer.planner.scenario import (
@@ -322,6 +323,12 @@ def test_bad_input_is_one_line(args: tuple[str, ...], says: str) -> None:
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("error: ") and says in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_report_names_the_endpoint_without_credentials() -> None:
+    assert public_url("") == "https://api.openai.com/v1"
+    assert public_url("http://127.0.0.1:8080/v1") == "http://127.0.0.1:8080/v1"
+    assert public_url("http://me:sk-secret@host.example:8080/v1") == "http://host.example:8080/v1"
 
 
 def test_an_llm_that_is_down_is_one_line() -> None:

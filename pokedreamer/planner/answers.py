@@ -125,6 +125,16 @@ class LLMAnswers:
             planner.close()
 
 
+def public_url(base_url: str) -> str:
+    """The endpoint as a report may show it: without any user:password the URL carries."""
+    url = urlsplit(base_url or OPENAI_URL)
+    if url.username is None and url.password is None:
+        return base_url or OPENAI_URL
+    host = url.hostname or ""
+    netloc = f"{host}:{url.port}" if url.port else host
+    return url._replace(netloc=netloc).geturl()
+
+
 def endpoint_problem(base_url: str, timeout_s: float = _PROBE_TIMEOUT_S) -> str | None:
     """Why the endpoint cannot be reached (one line), or None when it accepts a connection."""
     url = urlsplit(base_url or OPENAI_URL)
@@ -164,7 +174,7 @@ def open_answerer(
         if problem is not None:
             raise UserError(problem)
         with _llm(planner, prompts) as answers:
-            yield answers, PlannerInfo("llm", planner.model, planner.base_url or OPENAI_URL)
+            yield answers, PlannerInfo("llm", planner.model, public_url(planner.base_url))
         return
     server = _start_local(settings)
     try:
@@ -172,7 +182,7 @@ def open_answerer(
             update={"base_url": server.base_url, "model": server.model}
         )
         with _llm(planner, prompts) as answers:
-            yield answers, PlannerInfo("local", server.model, server.base_url)
+            yield answers, PlannerInfo("local", server.model, public_url(server.base_url))
     finally:
         server.close()
 
