@@ -316,9 +316,12 @@ def test_a_plan_the_game_lacks_is_rejected(llm_server: FakeLLMServer) -> None:
         (("--planner", "heuristic", "--prompts", "missing"), "prompts folder not found: missing"),
         (("--scenarios", "nothing"), "no scenario matches 'nothing'"),
         (("--planner", "none"), "cannot score planner 'none': choose --planner heuristic"),
+        (("--prompts", "broken"), "user.txt:1: unknown field {{nope}}"),
     ],
 )
 def test_bad_input_is_one_line(args: tuple[str, ...], says: str) -> None:
+    Path("broken").mkdir()
+    Path("broken", "user.txt").write_text("{{nope}}", encoding="utf-8")
     result = cli("eval", "planner", *args)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("error: ") and says in result.stderr
