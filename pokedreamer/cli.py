@@ -447,6 +447,40 @@ def eval_agent(
         typer.echo(f"report: {folder / 'report.md'}")
 
 
+@eval_app.command("planner")
+def eval_planner(
+    ctx: typer.Context,
+    planner: Annotated[
+        str | None,
+        typer.Option(
+            metavar="heuristic|llm|local", help="Planner to score (default: planner.kind)."
+        ),
+    ] = None,
+    prompts: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Prompt templates (default: planner.prompts_dir)."),
+    ] = None,
+    scenarios: Annotated[
+        str,
+        typer.Option(metavar="WHICH", help="all, quick, or ids by pattern: red-*,fixture-start."),
+    ] = "all",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Also write report.json and report.md there.")
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="A line per scenario on stderr."),
+    ] = None,
+) -> None:
+    """Score a planner and its prompts on stored game scenarios: valid plans, acceptable first
+    subgoals, latency and tokens per plan."""
+    from pokedreamer.planner.evaluate import run_eval_planner
+
+    shown = sys.stderr.isatty() if progress is None else progress
+    typer.echo(run_eval_planner(_settings(ctx), planner, prompts, scenarios, json_out, out, shown))
+
+
 app.add_typer(bench_app(_settings), name="bench")
 
 

@@ -1,7 +1,11 @@
 """The prompt editor: open a planner template, edit it, render it against the game as it is now,
-save it to the user's prompts folder. A save posts ``PromptEditor.Saved`` upward; the live
-dashboard then tells the loop to read that folder (``UsePrompts``), and its planner reads the file
-again at its next plan.
+save it to the user's prompts folder, score it on the planner benchmark. A save posts
+``PromptEditor.Saved`` upward; the live dashboard then tells the loop to read that folder
+(``UsePrompts``), and its planner reads the file again at its next plan.
+
+ctrl+t scores the templates as edited (unsaved drafts included) with ``pokedreamer eval planner``
+in a child process, on the quick subset of scenarios and then on all of them, beside the score of
+the saved templates (computed once, until the next save); ctrl+t again cancels.
 
 Templates are plain text with ``{{field}}`` slots (pokedreamer.planner.prompts), so highlighting
 means the slots: a known field in one colour, an unknown one (which the planner would refuse) in
@@ -11,6 +15,8 @@ red. Nothing is saved that does not render.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +30,16 @@ from textual.widgets import Footer, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.widgets.text_area import TextAreaTheme
 
+from pokedreamer.dashboard.widgets.planner_score import (
+    SUBSETS,
+    PlannerScore,
+    Score,
+    ScoreCancelled,
+    ScoreFailed,
+    Scoring,
+    eval_command,
+    write_prompts,
+)
 from pokedreamer.errors import UserError, first_line
 from pokedreamer.files import write_atomic
 from pokedreamer.planner.prompts import (
@@ -36,6 +52,7 @@ from pokedreamer.planner.prompts import (
 )
 
 if TYPE_CHECKING:
+    from pokedreamer.config import Settings
     from pokedreamer.env.state import GameState
     from pokedreamer.planner.prompts import PromptLibrary
 
@@ -78,12 +95,19 @@ class TemplateArea(TextArea):
                 highlights[row].extend(slot_highlights(line))
 
 
+def scoring_kind(planner: str) -> str:
+    """The planner that scores prompts: the loop's own when it reads them, else the heuristic."""
+    return planner if planner in ("llm", "local") else "heuristic"
+
+
 class PromptEditor(Screen[None]):
-    """Edit the planner's templates; ctrl+r renders, ctrl+s saves, escape goes back."""
+    """Edit the planner's templates; ctrl+r renders, ctrl+s saves, ctrl+t scores, escape goes
+    back."""
 
     BINDINGS = [
         Binding("ctrl+r", "render", "render against the game"),
         Binding("ctrl+s", "save", "save"),
+        Binding("ctrl+t", "score", "score / cancel"),
         Binding("escape", "close", "back"),
     ]
 
@@ -94,6 +118,25 @@ class PromptEditor(Screen[None]):
             super().__init__()
             self.folder = folder
 
+    class Scored(Message):
+        """A score came back (from the scoring worker's thread)."""
+
+        def __init__(self, which: str, subset: str, score: Score) -> None:
+            super().__init__()
+            self.which, self.subset, self.score = which, subset, score
+
+    class ScoreProgress(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class ScoringEnded(Message):
+        """The scoring stopped: done, cancelled, or ``error`` (one line)."""
+
+        def __init__(self, error: str | None = None, cancelled: bool = False) -> None:
+            super().__init__()
+            self.error, self.cancelled = error, cancelled
+
     def __init__(
         self,
         library: PromptLibrary,
@@ -101,6 +144,7 @@ class PromptEditor(Screen[None]):
         state: GameState | None,
         goal: str = "",
         planner: str = "",
+        settings: Settings | None = None,
     ) -> None:
         super().__init__(id="prompt-editor")
         self.library = library
@@ -115,6 +159,13 @@ class PromptEditor(Screen[None]):
         self.name_open: str | None = None
         self.drafts: dict[str, str] = {}
         """Unsaved text by template name: switching templates keeps edits."""
+        self.settings = settings
+        """The loop's settings, which the scoring command reads (without the API key, which
+        it takes from the environment); None: it reads ./config.toml as any command does."""
+        self.saved_scores: dict[str, Score] = {}
+        """The saved templates' score by subset, until the next save."""
+        self.scoring: Scoring | None = None
+        """The scoring under way, if any."""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="editor-body"):
@@ -124,6 +175,7 @@ class PromptEditor(Screen[None]):
             area.theme = THEME.name
             yield area
             yield TextArea(id="preview", read_only=True, soft_wrap=True)
+        yield PlannerScore(id="score")
         yield Static(id="status")
         yield Footer()
 
@@ -134,6 +186,7 @@ class PromptEditor(Screen[None]):
         options = self.query_one("#templates", OptionList)
         for name in names:
             options.add_option(Option(self._label(name), id=name))
+        self.query_one(PlannerScore).planner = scoring_kind(self.planner)
         first = "user" if "user" in names else names[0]
         options.highlighted = names.index(first)
         self.open(first)
@@ -220,6 +273,7 @@ class PromptEditor(Screen[None]):
             self.say(f"✗ cannot save {path}: {exc}", error=True)
             return
         self.drafts.pop(name, None)
+        self._forget_saved_scores()
         if self.library.prompts_dir is None:
             # The library looks at its folder on every read, so this takes effect at once;
             # templates not saved there stay the built-in ones.
@@ -237,3 +291,119 @@ class PromptEditor(Screen[None]):
 
     def action_close(self) -> None:
         self.app.pop_screen()
+
+    # --- scoring ------------------------------------------------------------------------------
+
+    def action_score(self) -> None:
+        if self.scoring is not None:
+            self.scoring.cancel()
+            self.say("cancelling the scoring…")
+            return
+        edited = self._texts(edited=True)
+        saved = self._texts(edited=False)
+        if edited is None or saved is None:
+            return  # the error is on screen
+        folder = Path(tempfile.mkdtemp(prefix="pokedreamer-score-"))
+        try:
+            write_prompts(folder / "edited", edited)
+            write_prompts(folder / "saved", saved)
+            config = None
+            if self.settings is not None:
+                config = folder / "config.toml"
+                config.write_text(self.settings.to_toml(), encoding="utf-8")
+        except OSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            self.say(f"✗ cannot write the prompts to score: {exc}", error=True)
+            return
+        scoring = self.scoring = Scoring()
+        board = self.query_one(PlannerScore)
+        board.scores = {k: v for k, v in board.scores.items() if k[0] == "saved"}
+        board.note = "scoring… ctrl+t cancels"
+        board.refresh_text()
+        self.say(f"scoring the edited prompts with the {scoring_kind(self.planner)} planner…")
+        self.run_worker(
+            lambda: self._score(scoring, folder, config), thread=True, exit_on_error=False
+        )
+
+    def _texts(self, edited: bool) -> dict[str, str] | None:
+        """Every template's text, as edited (drafts and the open one) or as saved; None, with
+        the error shown, when one does not load."""
+        texts = {}
+        for name in self.library.names():
+            try:
+                if edited and name == self.name_open:
+                    text = self.area.text
+                elif edited and name in self.drafts:
+                    text = self.drafts[name]
+                else:
+                    text = self.library.template(name).text
+                parse_template(name, text, f"{name}{TEMPLATE_SUFFIX}")
+            except UserError as exc:
+                self.say(f"✗ not scored: {exc}", error=True)
+                return None
+            texts[name] = text
+        return texts
+
+    def _score(self, scoring: Scoring, folder: Path, config: Path | None) -> None:
+        """The worker: edited then saved (unless cached), the quick subset then all."""
+        kind = scoring_kind(self.planner)
+        try:
+            for subset in SUBSETS:
+                for which in ("edited", "saved"):
+                    cached = self.saved_scores.get(subset) if which == "saved" else None
+                    if cached is None:
+                        report = scoring.run(
+                            eval_command(kind, folder / which, subset, config),
+                            folder / f"{which}-{subset}.json",
+                            lambda line, w=which, s=subset: self.post_message(
+                                self.ScoreProgress(f"{w} prompts, {s}: {line}")
+                            ),
+                        )
+                        cached = Score.from_report(report)
+                    self.post_message(self.Scored(which, subset, cached))
+        except ScoreCancelled:
+            self.post_message(self.ScoringEnded(cancelled=True))
+        except ScoreFailed as exc:
+            self.post_message(self.ScoringEnded(error=str(exc)))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.post_message(self.ScoringEnded(error=f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(self.ScoringEnded())
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def on_prompt_editor_scored(self, message: Scored) -> None:
+        if message.which == "saved":
+            self.saved_scores[message.subset] = message.score
+        board = self.query_one(PlannerScore)
+        board.scores[message.which, message.subset] = message.score
+        board.refresh_text()
+
+    def on_prompt_editor_score_progress(self, message: ScoreProgress) -> None:
+        board = self.query_one(PlannerScore)
+        board.note = f"{message.text} · ctrl+t cancels"
+        board.refresh_text()
+
+    def on_prompt_editor_scoring_ended(self, message: ScoringEnded) -> None:
+        self.scoring = None
+        board = self.query_one(PlannerScore)
+        if message.cancelled:
+            board.note = "cancelled · ctrl+t scores again"
+            self.say("scoring cancelled")
+        elif message.error is not None:
+            board.note = "failed · ctrl+t scores again"
+            self.say(f"✗ scoring failed: {message.error}", error=True)
+        else:
+            board.note = "done · ctrl+t scores again"
+            self.say("✓ scored the edited prompts beside the saved ones")
+        board.refresh_text()
+
+    def _forget_saved_scores(self) -> None:
+        self.saved_scores.clear()
+        board = self.query_one(PlannerScore)
+        board.scores = {k: v for k, v in board.scores.items() if k[0] != "saved"}
+        board.refresh_text()
+
+    def on_unmount(self) -> None:
+        if self.scoring is not None:
+            self.scoring.cancel()

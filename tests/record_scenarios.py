@@ -1,0 +1,118 @@
+"""Records the game states of the fixture's planner scenarios by playing the cartridge's quest.
+
+    PYTHONPATH=. .venv/bin/python tests/record_scenarios.py
+
+rewrites the ``state`` of every scenario in ``pokedreamer/planner/scenarios/fixture.json``; the
+descriptions and the accepted subgoals stay as the file has them. The scripted demonstrator plays
+the quest with the heuristic planner (episode seed 0), and each scenario's state is the first one
+that shows its moment (``MOMENTS``). One moment needs a detour the quest never takes (the town's
+north exit before the GUIDE), so it is played apart, walking straight for ROUTE_1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pokedreamer.agent.demonstrator import Demonstrator
+from pokedreamer.config import EnvSettings, PlannerSettings
+from pokedreamer.env.gym_env import PokemonRedEnv
+from pokedreamer.env.state import GameState
+from pokedreamer.planner.heuristic import HeuristicPlanner
+from pokedreamer.planner.scenario import state_to_spec
+from pokedreamer.planner.service import PlannerService
+from pokedreamer.planner.subgoals import GoToMap
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_FILE = REPO_ROOT / "pokedreamer" / "planner" / "scenarios" / "fixture.json"
+MAX_STEPS = 1500
+SEED = 0
+
+
+def _says(state: GameState, words: str) -> bool:
+    return any(words in line for line in state.text)
+
+
+def _level(state: GameState) -> int:
+    return state.party[0].level if state.party else 0
+
+
+MOMENTS: dict[str, Callable[[GameState], bool]] = {
+    "fixture-start": lambda s: True,
+    "fixture-guide-gives-starter": lambda s: _says(s, "GUIDE") and bool(s.party),
+    "fixture-route-1-grass": lambda s: (
+        s.map_name == "ROUTE_1" and s.battle == "none" and _level(s) == 5 and s.hp_fraction == 1
+    ),
+    "fixture-wild-battle": lambda s: s.battle == "wild" and _says(s, "FIGHT"),
+    "fixture-hurt-after-battle": lambda s: (
+        s.map_name == "ROUTE_1" and s.battle == "none" and not s.text_shown
+        and bool(s.party) and s.hp_fraction < 0.5
+    ),
+    "fixture-blacked-out": lambda s: s.battle == "lost" and _says(s, "out of"),
+    "fixture-home-healed": lambda s: (
+        s.map_name == "REDS_HOUSE_1F" and _level(s) >= 6 and s.hp_fraction == 1
+    ),
+    "fixture-gym-leader-talk": lambda s: _says(s, "LEADER") and s.battle == "none",
+    "fixture-badge-won": lambda s: s.badges > 0 and s.battle == "none",
+}  # fmt: skip
+BLOCKED_EXIT = "fixture-north-exit-blocked"
+
+
+def _blocked_exit(env: PokemonRedEnv, facts: object) -> GameState:
+    """Walks for ROUTE_1 with no POKéMON until the town says no."""
+    player = Demonstrator(facts, env.buttons, seed=SEED)  # type: ignore[arg-type]
+    _, info = env.reset(seed=SEED)
+    state: GameState = info["state"]
+    for _ in range(MAX_STEPS):
+        if state.map_name == "PALLET_TOWN" and state.text_shown and not state.party:
+            return state
+        button = player.act(state, GoToMap(map="ROUTE_1"))
+        _, _, _, _, info = env.step(button)
+        state = info["state"]
+    raise RuntimeError(f"{BLOCKED_EXIT}: the north exit never refused RED")
+
+
+def record() -> dict[str, GameState]:
+    """Each scenario's state, by id, as the cartridge shows it."""
+    env = PokemonRedEnv(EnvSettings())
+    try:
+        heuristic = HeuristicPlanner("fixture")
+        service = PlannerService(PlannerSettings(), heuristic.facts, heuristic)
+        player = Demonstrator(heuristic.facts, env.buttons, seed=SEED)
+        _, info = env.reset(seed=SEED)
+        state: GameState = info["state"]
+        found: dict[str, GameState] = {}
+        for step in range(MAX_STEPS):
+            for name, moment in MOMENTS.items():
+                if name not in found and moment(state):
+                    found[name] = state
+            if len(found) == len(MOMENTS):
+                break
+            service.observe(step, state)
+            button = player.act(state, service.subgoal)
+            _, _, _, _, info = env.step(button)
+            state = info["state"]
+        missing = [name for name in MOMENTS if name not in found]
+        if missing:
+            raise RuntimeError(f"not reached in {MAX_STEPS} steps: {', '.join(missing)}")
+        found[BLOCKED_EXIT] = _blocked_exit(env, heuristic.facts)
+        return found
+    finally:
+        env.close()
+
+
+def main() -> None:
+    data = json.loads(FIXTURE_FILE.read_text(encoding="utf-8"))
+    states = record()
+    for scenario in data["scenarios"]:
+        if scenario["id"] not in states:
+            sys.exit(f"{FIXTURE_FILE}: no moment for scenario {scenario['id']} in MOMENTS")
+        scenario["state"] = state_to_spec(states[scenario["id"]])
+    FIXTURE_FILE.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {len(data['scenarios'])} states to {FIXTURE_FILE}")
+
+
+if __name__ == "__main__":
+    main()
