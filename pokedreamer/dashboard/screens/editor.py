@@ -30,6 +30,7 @@ from textual.widgets import Footer, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 from textual.widgets.text_area import TextAreaTheme
 
+from pokedreamer.config import LLM_KINDS
 from pokedreamer.dashboard.widgets.planner_score import (
     SUBSETS,
     PlannerScore,
@@ -279,7 +280,7 @@ class PromptEditor(Screen[None]):
             # templates not saved there stay the built-in ones.
             self.library.prompts_dir = self.folder
         self.post_message(self.Saved(self.folder))
-        note = "the next LLM plan uses it" if self.planner == "llm" else "LLM plans will use it"
+        note = "the next LLM plan uses it" if self.planner in LLM_KINDS else "LLM plans will use it"
         try:
             self.library.template(name)  # read back as the planner will read it
         except UserError as exc:

@@ -359,5 +359,6 @@ class LiveScreen(Screen[None]):
                 step.state if step is not None else None,
                 step.goal if step is not None else "",
                 steering.planner,
+                settings=steering.loop.settings,
             )
         )
