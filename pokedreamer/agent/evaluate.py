@@ -48,7 +48,7 @@ def evaluate_agent(
         raise UserError(
             f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_VARIANTS)}"
         )
-    check_planner(settings.planner)
+    check_planner(settings.planner, settings.local_llm)
     kind = settings.planner.kind
     pace = pace or ("wait" if kind in LLM_KINDS else settings.planner.pace)
     report: dict[str, Any] = {

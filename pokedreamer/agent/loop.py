@@ -84,9 +84,7 @@ class AgentLoop:
         # The ROM is checked before an emulator or a model is built: a bad file costs nothing.
         self.rom = rom or load_rom(settings.env.rom or str(ROM_PATH))
         # The [local_llm] section belongs to the local model's server (planner/local.py).
-        self.planners = Planners(
-            settings.planner, self.rom.game, local=getattr(settings, "local_llm", None)
-        )
+        self.planners = Planners(settings.planner, self.rom.game, local=settings.local_llm)
         self.planners.ledger.restore(_last_planner_metrics(run))
         self.buttons = settings.env.action_names
         self.num_actions = settings.env.num_actions

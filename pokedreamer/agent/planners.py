@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pokedreamer.config import LLM_KINDS, PlannerKind, PlannerSettings
+from pokedreamer.config import LLM_KINDS, LocalLLMSettings, PlannerKind, PlannerSettings
 from pokedreamer.errors import UserError
 from pokedreamer.planner.heuristic import HeuristicPlanner
 from pokedreamer.planner.prompts import PromptLibrary
@@ -18,20 +18,29 @@ if TYPE_CHECKING:
     from pokedreamer.planner.llm import LLMPlanner
 
 
-def check_planner(settings: PlannerSettings) -> None:
+def check_planner(settings: PlannerSettings, local: LocalLLMSettings | None = None) -> None:
     """Refuses, in one line, an LLM planner that has nowhere to ask (no endpoint and no key),
-    before a run makes any folder."""
+    or a local one whose extra or model is missing, before a run makes any folder."""
     if settings.kind == "llm" and not settings.base_url and settings.api_key is None:
         raise UserError(
             "the LLM planner needs planner.base_url (a local server) or an API key "
             "(OPENAI_API_KEY); or use --planner heuristic"
         )
+    if settings.kind == "local" and local is not None:
+        # Only a run that plans with the local model reads its server's module.
+        from pokedreamer.planner.local import local_model_available
+
+        problem = local_model_available(local)
+        if problem is not None:
+            raise UserError(f"the local planner cannot start: {problem}")
 
 
 class Planners:
-    def __init__(self, settings: PlannerSettings, game: str, local: Any = None) -> None:
+    def __init__(
+        self, settings: PlannerSettings, game: str, local: LocalLLMSettings | None = None
+    ) -> None:
         """``local``: the ``[local_llm]`` settings the local model's server starts with."""
-        check_planner(settings)
+        check_planner(settings, local)
         self.settings = settings
         self.local = local
         self.heuristic = HeuristicPlanner(game)
@@ -112,7 +121,7 @@ class Planners:
         from pokedreamer.planner.llm import LLMPlanner
 
         settings = self.settings.model_copy(update={"kind": kind})
-        check_planner(settings)
+        check_planner(settings, self.local)
         if self.prompts is None:  # a watcher's prompt editor may have handed us its folder
             self.prompts = PromptLibrary(settings.prompts_dir)
         server = None

@@ -42,7 +42,7 @@ def make_loop(
     rom = load_rom(settings.env.rom or str(ROM_PATH))  # a bad ROM is refused before any folder
     if rom.warning:
         print(f"warning: {rom.warning}", file=sys.stderr, flush=True)
-    check_planner(settings.planner)  # an LLM with nowhere to ask, before any folder
+    check_planner(settings.planner, settings.local_llm)  # before any folder
     if resume is not None:
         run = RunDir.open(resume)
         if latest_checkpoint(run.checkpoints, CHECKPOINT_NAME) is None:
