@@ -124,8 +124,11 @@ def test_fifty_steps_read_back_equal(run: RunDir) -> None:
 
     plans = episode.plans()
     assert [p["step"] for p in plans] == [0, 10, 20, 30, 40]
-    assert plans[1] == asdict(PlanRecord(10, "start", "heuristic", {"goal": "g10", "subgoals": []},
-                                         wall_time=plans[1]["wall_time"]))  # fmt: skip
+    expected = PlanRecord(
+        10, "start", "heuristic", {"goal": "g10", "subgoals": []}, wall_time=plans[1]["wall_time"]
+    )
+    # A plan made without an LLM call has no mode, and its line leaves the field out.
+    assert plans[1] == {k: v for k, v in asdict(expected).items() if k != "mode"}
 
 
 def test_frames_are_fixed_records(run: RunDir) -> None:
@@ -287,7 +290,9 @@ def test_plan_records_are_written_verbatim(run: RunDir) -> None:
         {"role": "system", "content": "You plan.\nTwo lines, ünïcode."},
         {"role": "user", "content": "Location: PALLET_TOWN"},
     ]
-    plan = PlanRecord(5, "new_map", "llm", {"goal": "x"}, prompt=prompt, raw_response='{"a": 1}')
+    plan = PlanRecord(
+        5, "new_map", "llm", {"goal": "x"}, prompt=prompt, raw_response='{"a": 1}', mode="schema"
+    )
     recorder = EpisodeRecorder(run)
     recorder.start({})
     recorder.plan(plan)
