@@ -343,11 +343,11 @@ def test_an_llm_that_is_down_is_one_line() -> None:
 
 def test_the_local_model_missing_is_one_line() -> None:
     try:
-        from pokedreamer.planner.local import local_model_available  # type: ignore[import-not-found]
+        from pokedreamer.planner.local import local_model_available
     except ImportError:
         pass
     else:
-        if local_model_available(Settings()) is None:
+        if local_model_available(Settings().local_llm) is None:
             pytest.skip("the local model is installed: this test is about its absence")
     result = cli("eval", "planner", "--planner", "local")
     assert result.returncode == 2 and "Traceback" not in result.stderr

