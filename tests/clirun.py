@@ -18,5 +18,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        # A guard against a hung command, not a speed test: generous, as CI may share its cores.
+        timeout=240,
     )
