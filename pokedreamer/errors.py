@@ -3,7 +3,7 @@ that makes any error one line."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -81,3 +81,33 @@ def validation_summary(
     if len(errors) > len(shown):
         parts.append(f"and {len(errors) - len(shown)} more")
     return "; ".join(parts)
+
+
+def check_format_version(
+    found: int,
+    newest: int,
+    oldest: int,
+    changes: Mapping[int, str],
+    *,
+    subject: str,
+    reads: str,
+    open_with: str,
+) -> None:
+    """Refuses (UserError, one line) a recorded format's version ``found`` outside
+    ``oldest``..``newest``, naming what changed since (``changes``, by version) when it is too old.
+
+    ``subject`` leads the message ("checkpoint X has"), ``reads`` is what this code does with the
+    format ("loads") and ``open_with`` what the user may do instead ("load").
+    """
+    if found > newest:
+        raise UserError(
+            f"{subject} format version {found}, newer than this pokedreamer {reads} (up to "
+            f"{newest}): {open_with} it with the pokedreamer that wrote it, or upgrade"
+        )
+    if found < oldest:
+        since = "; ".join(f"{v}: {text}" for v, text in changes.items() if v > found)
+        raise UserError(
+            f"{subject} format version {found}, which this pokedreamer no longer {reads} "
+            f"(changed since: {since}); {open_with} it with an older pokedreamer, or start a "
+            "new run"
+        )

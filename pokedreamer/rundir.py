@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pokedreamer.errors import UserError
+from pokedreamer.errors import UserError, check_format_version
 from pokedreamer.files import write_atomic
 
 if TYPE_CHECKING:
@@ -103,20 +103,10 @@ class RunDir:
 
     def check_version(self) -> None:
         """Refuses (UserError, one line) a layout newer than this code or older than it reads."""
-        found = self.version()
-        if found > VERSION:
-            raise UserError(
-                f"{self.path} is a run directory of format version {found}, newer than this "
-                f"pokedreamer reads (up to {VERSION}): open it with the pokedreamer that wrote it, "
-                "or upgrade"
-            )
-        if found < OLDEST_VERSION:
-            since = "; ".join(f"{v}: {text}" for v, text in CHANGES.items() if v > found)
-            raise UserError(
-                f"{self.path} is a run directory of format version {found}, which this "
-                f"pokedreamer no longer reads (changed since: {since}); open it with an older "
-                "pokedreamer, or start a new run"
-            )
+        check_format_version(
+            self.version(), VERSION, OLDEST_VERSION, CHANGES,
+            subject=f"{self.path} is a run directory of", reads="reads", open_with="open",
+        )  # fmt: skip
 
     @property
     def checkpoints(self) -> Path:

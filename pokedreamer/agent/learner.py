@@ -20,7 +20,6 @@ from pokedreamer.agent.imitation import Imitation
 from pokedreamer.agent.subgoal_pool import SubgoalPool
 from pokedreamer.config import ImitationSettings, Settings, WorldModelSettings
 from pokedreamer.planner.facts import GameFacts
-from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.replay import Replay
 from pokedreamer.world_model.trainer import WorldModelTrainer
@@ -105,10 +104,7 @@ class Learner:
         starts = all_starts.map(lambda x: x.index_select(0, index))
         # Half the updates train a subgoal some env pursues now, half one seen lately.
         subgoal = self.pool.draw(self.rng, pursued) if pursued is not None and self.pool else None
-        if subgoal is None:
-            goal = torch.zeros(take, GOAL_ENCODING_SIZE, device=self.device)
-        else:
-            goal = self.pool.row(subgoal).to(self.device).expand(take, -1).clone()
+        goal = self.pool.goal_row(subgoal).to(self.device).expand(take, -1).clone()
         return self.behavior.imagine_and_train(
             self.world_model, starts, goal, subgoal, self.facts if subgoal else None
         )

@@ -75,12 +75,12 @@ class AgentLoop:
         learns from the demonstrator (DAgger). ``store``: keep the steps in replay (by
         default, when training)."""
         check_policy(policy, imitation is not None, settings.planner.kind)
-        # Replay is for learning: an acting-only run keeps its episodes, not a replay.
-        self.store = (train and settings.agent.train_ratio > 0) if store is None else store
         self.settings = settings
         self.run_dir = run
         self.bus = bus or EventBus()
         self.training = train and settings.agent.train_ratio > 0
+        # Replay is for learning: an acting-only run keeps its episodes, not a replay.
+        self.store = self.training if store is None else store
         # The ROM is checked before an emulator or a model is built: a bad file costs nothing.
         self.rom = rom or load_rom(settings.env.rom or str(ROM_PATH))
         # The [local_llm] section belongs to the local model's server (planner/local.py).
@@ -317,14 +317,6 @@ class AgentLoop:
         return self.tally.steps
 
     @property
-    def episodes_started(self) -> int:
-        return self.tally.episodes
-
-    @property
-    def badge_episodes(self) -> int:
-        return self.tally.badge_episodes
-
-    @property
     def prompts(self) -> PromptLibrary | None:
         return self.planners.prompts
 
@@ -339,14 +331,6 @@ class AgentLoop:
     @paused.setter
     def paused(self, paused: bool) -> None:
         self.commands.paused = paused
-
-    @property
-    def human(self) -> bool:
-        return self.commands.human
-
-    @property
-    def realtime(self) -> bool:
-        return self.commands.realtime
 
     @property
     def last_metrics(self) -> dict[str, float]:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from pokedreamer.errors import UserError
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.heuristic import HeuristicPlanner
-from pokedreamer.planner.prompts import sample_fields
+from pokedreamer.planner.service import render_prompt
 from pokedreamer.planner.validate import check
 
 if TYPE_CHECKING:
@@ -95,12 +95,9 @@ class LLMAnswers:
         self._planners: dict[str, LLMPlanner] = {}
 
     def answer(self, scenario: Scenario) -> Answer:
-        fields: dict[str, Any] = sample_fields(scenario.state, scenario.trigger, scenario.goal)
-        fields["recent_outcomes"] = list(scenario.recent_outcomes)
-        # As the planner service renders them: the schema for the system template, the game
-        # for the user template.
-        system = self.prompts.render("system", schema=fields.pop("schema"))
-        user = self.prompts.render("user", **fields)
+        system, user = render_prompt(
+            self.prompts, scenario.state, scenario.trigger, scenario.goal, scenario.recent_outcomes
+        )
         call = self._planner(scenario.game).plan(system, user, scenario.trigger)
         return Answer(
             plan=call.plan,

@@ -37,6 +37,7 @@ from pokedreamer.env.species import MISSINGNO, SPECIES
 from pokedreamer.env.state import GameState
 from pokedreamer.errors import Location, UserError, dotted, validation_summary
 from pokedreamer.planner.facts import GameFacts
+from pokedreamer.planner.service import still_to_do
 from pokedreamer.planner.subgoals import (
     SUBGOAL_KINDS,
     EarnBadge,
@@ -260,12 +261,7 @@ class Scenario(BaseModel):
     def pursued(self, plan: Plan) -> Subgoal:
         """The subgoal the agent would pursue first: the plan's first one not yet done here,
         the last one always staying (the planner service's rule when it adopts a plan)."""
-        view = StateView.from_game_state(self.state)
-        facts = self.facts
-        for subgoal in plan.subgoals[:-1]:
-            if not bool(subgoal.done(view, facts)):
-                return subgoal
-        return plan.subgoals[-1]
+        return still_to_do(plan, StateView.from_game_state(self.state), self.facts)[0]
 
     def accepts(self, plan: Plan) -> bool:
         """Whether the plan's pursued subgoal is one of the acceptable ones."""

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import pydantic_core
 
 from pokedreamer.planner.prompts import plan_schema
-from pokedreamer.planner.subgoals import Plan, StateView, describe
+from pokedreamer.planner.subgoals import Plan, StateView, Subgoal, describe
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from pokedreamer.config import PlannerSettings
     from pokedreamer.env.state import GameState
@@ -324,7 +324,8 @@ class PlannerService:
         if since != step:
             trigger = f"{trigger} at step {since}"
         self._last_call = self._clock()
-        system, user = self._render(state, trigger)
+        assert self.prompts is not None
+        system, user = render_prompt(self.prompts, state, trigger, self.goal, self.outcomes)
         assert self._pool is not None and self.llm is not None
         png = screen_png(screen) if self.settings.vision and screen is not None else None
         future = self._pool.submit(self.llm.plan, system, user, trigger, png)
@@ -361,34 +362,13 @@ class PlannerService:
             trigger = trigger or "periodic"
         return trigger
 
-    def _render(self, state: GameState, trigger: str) -> tuple[str, str]:
-        assert self.prompts is not None
-        system = self.prompts.render("system", schema=plan_schema())
-        user = self.prompts.render(
-            "user",
-            state_summary=state.summary(),
-            dialog=" / ".join(state.text),
-            recent_outcomes="\n".join(self.outcomes),
-            trigger=trigger,
-            goal=self.goal,
-        )
-        return system, user
-
     def _adopt(
         self, step: int, state: GameState, trigger: str, source: Source, plan: Plan,
         error: str | None = None, call: PlannerCall | None = None, asked_at: int | None = None,
     ) -> None:  # fmt: skip
         self.plan = plan
         self.source = source
-        queue = deque(plan.subgoals)
-        # A plan often opens with what is done already (a go_to_map of the map the player is on,
-        # the go_to_tile it stands on). It starts at its first subgoal still to do; otherwise the
-        # next step would pop that one, call it "subgoal done" and ask for the same plan again,
-        # every step the player stays there. The last subgoal always stays.
-        view = StateView.from_game_state(state)
-        while len(queue) > 1 and bool(queue[0].done(view, self.facts)):
-            queue.popleft()
-        self.queue = queue
+        self.queue = still_to_do(plan, StateView.from_game_state(state), self.facts)
         self._subgoal_since = step
         self._last_plan_step = step
         record = PlanRecord(
@@ -406,6 +386,37 @@ class PlannerService:
             record.completion_tokens = call.completion_tokens
             record.mode = call.mode
         self.sink(record)
+
+
+def render_prompt(
+    prompts: PromptLibrary, state: GameState, trigger: str, goal: str, outcomes: Iterable[str]
+) -> tuple[str, str]:
+    """The system and user prompts an LLM is asked for a plan with: the system template with
+    the Plan schema, the user template with the state, its dialog, how the last subgoals ended
+    (oldest first), why a plan is asked for and the current goal."""
+    system = prompts.render("system", schema=plan_schema())
+    user = prompts.render(
+        "user",
+        state_summary=state.summary(),
+        dialog=" / ".join(state.text),
+        recent_outcomes="\n".join(outcomes),
+        trigger=trigger,
+        goal=goal,
+    )
+    return system, user
+
+
+def still_to_do(plan: Plan, view: StateView, facts: GameFacts) -> deque[Subgoal]:
+    """The plan's subgoals from its first one not yet done in ``view``; the last always stays.
+
+    A plan often opens with what is done already (a go_to_map of the map the player is on, the
+    go_to_tile it stands on). Were it adopted whole, the next step would pop that one, call it
+    "subgoal done" and ask for the same plan again, every step the player stays there.
+    """
+    queue = deque(plan.subgoals)
+    while len(queue) > 1 and bool(queue[0].done(view, facts)):
+        queue.popleft()
+    return queue
 
 
 def screen_png(screen: Any) -> bytes:

@@ -32,7 +32,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from pokedreamer.errors import UserError, one_line
+from pokedreamer.errors import UserError, check_format_version, one_line
 from pokedreamer.files import fsync_directory, write_atomic
 
 FORMAT = "pokedreamer-checkpoint"
@@ -188,7 +188,10 @@ def _check_record(record: object, meta_file: Path) -> tuple[dict[str, Any], int,
     # Every checkpoint ever written records its version: one without is damaged, not old.
     if not isinstance(version, int) or isinstance(version, bool):
         raise bad(f'lacks an integer "version" (found {version!r})')
-    _check_version(version, meta_file)
+    check_format_version(
+        version, VERSION, OLDEST_VERSION, CHANGES,
+        subject=f"checkpoint {meta_file} has", reads="loads", open_with="load",
+    )  # fmt: skip
     files = record.get("tensors")
     if (
         not isinstance(files, dict)
@@ -200,21 +203,6 @@ def _check_record(record: object, meta_file: Path) -> tuple[dict[str, Any], int,
     if not isinstance(meta, dict):
         raise bad('lacks a "meta" object')
     return meta, files["bytes"], files["sha256"]
-
-
-def _check_version(found: int, meta_file: Path) -> None:
-    if found > VERSION:
-        raise UserError(
-            f"checkpoint {meta_file} has format version {found}, newer than this pokedreamer "
-            f"loads (up to {VERSION}): load it with the pokedreamer that wrote it, or upgrade"
-        )
-    if found < OLDEST_VERSION:
-        since = "; ".join(f"{v}: {text}" for v, text in CHANGES.items() if v > found)
-        raise UserError(
-            f"checkpoint {meta_file} has format version {found}, which this pokedreamer no "
-            f"longer loads (changed since: {since}); load it with an older pokedreamer, or "
-            "start a new run"
-        )
 
 
 def _sha256(path: Path) -> str:
