@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-from dashboard_recording import SIZE, llm_record, published_steps, record_run, until
+from dashboard_recording import SIZE, llm_record, until
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Footer, Static
@@ -49,17 +48,6 @@ from pokedreamer.dashboard.widgets.state_panel import state_text
 from pokedreamer.planner.prompts import PromptLibrary, sample_fields
 from pokedreamer.planner.service import PlanRecord
 from pokedreamer.rundir import RunDir
-
-
-@pytest.fixture(scope="module")
-def recorded_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
-    return record_run(tmp_path_factory.mktemp("runs") / "demo")
-
-
-@pytest.fixture(scope="module")
-def step_events(recorded_run: RunDir) -> list[StepEvent]:
-    return published_steps(recorded_run)
-
 
 # --- a stand-in for the agent loop --------------------------------------------------------------
 

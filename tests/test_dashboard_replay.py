@@ -7,7 +7,7 @@ import asyncio
 
 import numpy as np
 import pytest
-from dashboard_recording import LLM_STEP, ROUTE, SIZE, record_run, until
+from dashboard_recording import LLM_STEP, ROUTE, SIZE, until
 from textual.geometry import Region
 from textual.widgets import DataTable, Static
 
@@ -18,12 +18,6 @@ from pokedreamer.dashboard.screens.plan_detail import PlanDetail
 from pokedreamer.dashboard.widgets.game_screen import GameScreen
 from pokedreamer.dashboard.widgets.timeline import Timeline
 from pokedreamer.rundir import RunDir
-
-
-@pytest.fixture(scope="module")
-def recorded_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
-    return record_run(tmp_path_factory.mktemp("runs") / "demo")
-
 
 # --- the replay viewer --------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from dashboard_recording import llm_record, published_steps, record_run
+from dashboard_recording import llm_record
 from rich.segment import Segment
 from textual.app import App, ComposeResult
 
@@ -28,18 +28,6 @@ from pokedreamer.dashboard.widgets.planner_panel import MAX_TRACE_ROWS, PlanTrac
 from pokedreamer.dashboard.widgets.plots import RewardBins, sparkline
 from pokedreamer.dashboard.widgets.state_panel import dialog_text, state_text
 from pokedreamer.planner.service import PlanRecord
-from pokedreamer.rundir import RunDir
-
-
-@pytest.fixture(scope="module")
-def recorded_run(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
-    return record_run(tmp_path_factory.mktemp("runs") / "demo")
-
-
-@pytest.fixture(scope="module")
-def step_events(recorded_run: RunDir) -> list[StepEvent]:
-    return published_steps(recorded_run)
-
 
 # --- the half-block screen ----------------------------------------------------------------------
 
