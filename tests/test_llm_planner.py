@@ -275,6 +275,24 @@ def test_connection_refused_is_an_error() -> None:
     assert call.attempts == 4
 
 
+def test_a_planner_closed_mid_call_fails_it_without_retrying(llm_server: FakeLLMServer) -> None:
+    # A run that ends closes its planner while a call may be in flight: that call must end as an
+    # error rather than retry against a client that is gone.
+    import threading
+
+    llm_server.default = slow(answer(PLAN), 1.0)
+    planner = make_planner(llm_server.url, timeout_s=5.0)
+    calls: list[PlannerCall] = []
+    asking = threading.Thread(target=lambda: calls.append(planner.plan(SYSTEM, USER, "start")))
+    asking.start()
+    while not llm_server.requests:
+        threading.Event().wait(0.01)
+    planner.close()
+    asking.join()
+    assert calls[0].plan is None and calls[0].error is not None
+    assert calls[0].attempts == 1 and len(llm_server.requests) == 1
+
+
 def test_budget_refuses_without_contacting_the_server(llm_server: FakeLLMServer) -> None:
     now = [1000.0]
     planner = make_planner(llm_server.url, max_calls_per_hour=2, clock=lambda: now[0])

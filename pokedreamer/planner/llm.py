@@ -192,6 +192,7 @@ class LLMPlanner:
         # Kept only to scrub it from text that came back from the server (some echo the key in
         # a 401 message); the placeholder is not a secret.
         self._secret = key if key and key != _NO_KEY else ""
+        self._closed = False
         try:
             self._client = openai.OpenAI(
                 base_url=settings.base_url or None,
@@ -230,7 +231,8 @@ class LLMPlanner:
             return self._totals
 
     def close(self) -> None:
-        """Releases the HTTP connections."""
+        """Releases the HTTP connections; a call still in flight then fails without a retry."""
+        self._closed = True
         self._client.close()
 
     def __enter__(self) -> LLMPlanner:
@@ -463,7 +465,7 @@ class LLMPlanner:
     def _stop(self, state: RetryCallState, deadline: float) -> bool:
         # Also stop when the wait alone would run past the call's deadline: a retry that cannot
         # finish in time only delays the fallback.
-        if state.attempt_number >= self._max_attempts:
+        if state.attempt_number >= self._max_attempts or self._closed:
             return True
         return time.monotonic() + state.upcoming_sleep >= deadline
 
