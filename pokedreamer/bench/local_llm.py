@@ -4,9 +4,10 @@ The local server is started as ``--planner local`` starts it, once per thread co
 carries the built-in system and user prompts rendered against the fixture cartridge's start state,
 with a new trigger line each time (as the planner service asks: the system prompt stays the same,
 and the server reuses its evaluation; the user prompt changes from its first line on). It asks for
-JSON constrained by the Plan schema (``response_format`` ``json_object`` with a ``schema``: the
-form llama.cpp's server turns into a grammar). Each answer is judged: a valid Plan or not, and
-whether that plan passes the game's facts (``planner.validate.check``).
+JSON constrained by the Plan schema (``response_format`` ``json_object`` with
+``plan_grammar_schema()``: the form llama.cpp's server turns into a grammar); one last request
+asks for plain JSON mode, without a schema, to show what that gives. Each answer is judged: a
+valid Plan or not, and whether that plan passes the game's facts (``planner.validate.check``).
 
     python -m pokedreamer.bench.local_llm --requests 10 --threads 1,2
 """
@@ -28,8 +29,8 @@ from pokedreamer.config import LocalLLMSettings, Settings, load_settings
 from pokedreamer.errors import validation_summary
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.heuristic import HeuristicPlanner
-from pokedreamer.planner.local import LocalModelServer
-from pokedreamer.planner.prompts import PromptLibrary, plan_schema, sample_fields
+from pokedreamer.planner.local import LocalModelServer, plan_grammar_schema
+from pokedreamer.planner.prompts import PromptLibrary, sample_fields
 from pokedreamer.planner.subgoals import Plan
 from pokedreamer.planner.validate import check
 
@@ -68,12 +69,12 @@ def ask(client: openai.OpenAI, model: str, system: str, user: str, schema: bool)
     """One plan request: its latency, tokens and answer."""
     response_format: dict[str, Any] = {"type": "json_object"}
     if schema:
-        response_format["schema"] = json.loads(plan_schema())
+        response_format["schema"] = plan_grammar_schema()
     started = time.perf_counter()
     reply = client.chat.completions.create(
         model=model,
         messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-        response_format=response_format,  # type: ignore[arg-type]
+        response_format=response_format,
     )
     usage = reply.usage
     return {

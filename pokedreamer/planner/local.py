@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from pokedreamer.errors import UserError, one_line
 from pokedreamer.planner.local_model import (
@@ -36,6 +36,7 @@ from pokedreamer.planner.local_model import (
     model_problem,
     packaged_model,
 )
+from pokedreamer.planner.subgoals import SUBGOAL_TYPES, Plan
 
 if TYPE_CHECKING:
     from pokedreamer.config import LocalLLMSettings, PlannerSettings
@@ -66,9 +67,34 @@ _SERVER_SETTINGS = frozenset({
     "yarn_orig_ctx"
 })
 # fmt: on
+_GRAMMAR_MAX_LENGTH = 64
 _POLL_S = 0.2
 _STOP_S = 10.0
 _TAIL_LINES = 40
+
+
+def plan_grammar_schema() -> dict[str, Any]:
+    """The Plan schema for ``response_format`` ``{"type": "json_object", "schema": ...}``, which
+    llama.cpp's server turns into a grammar: with the short string limits that OpenAI's strict
+    subset leaves out (``read_text.contains``), so that the grammar enforces them.
+
+    Long limits (the goal's 200 characters, the rationale's 600) stay out: llama-cpp-python's
+    grammar sampler slows with bounded repetitions that long (one 137-token plan from SmolLM2 took
+    97 s with them and 5 s without), and a model rarely writes that much anyway.
+    """
+    schema = Plan.model_json_schema()
+    for model in (Plan, *SUBGOAL_TYPES):
+        where = schema if model is Plan else schema["$defs"][model.__name__]
+        for name, field in model.model_fields.items():
+            prop = where["properties"][name]
+            if prop.get("type") != "string":
+                continue
+            # Pydantic keeps Field(max_length=...) as annotated_types' MaxLen in the metadata.
+            for rule in field.metadata:
+                most = getattr(rule, "max_length", None)
+                if most is not None and most <= _GRAMMAR_MAX_LENGTH:
+                    prop["maxLength"] = most
+    return schema
 
 
 def _extra_missing(python: str) -> bool:
