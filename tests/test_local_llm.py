@@ -4,6 +4,7 @@ plan in the Plan schema."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -201,7 +202,7 @@ def install_chunks(site: Path, pieces: list[bytes]) -> PackagedModel:
         (site / name / f"m.gguf.part{i:02d}").write_bytes(piece)
         chunks.append((name, f"{name}/m.gguf.part{i:02d}"))
     whole = b"".join(pieces)
-    digest = __import__("hashlib").sha256(whole).hexdigest()
+    digest = hashlib.sha256(whole).hexdigest()
     return PackagedModel(
         name="test-model", title="Test 1K", file_name="m.gguf", sha256=digest,
         size=len(whole), chunks=tuple(chunks), licence="none", install="pip install test",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 from pokedreamer.bench.env import headless_env
 from pokedreamer.bench.timing import machine_description
 from pokedreamer.config import LocalLLMSettings, Settings, load_settings
-from pokedreamer.errors import validation_summary
+from pokedreamer.errors import error_line, validation_summary
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.heuristic import HeuristicPlanner
 from pokedreamer.planner.local import LocalModelServer, plan_grammar_schema
@@ -71,14 +72,22 @@ def ask(client: openai.OpenAI, model: str, system: str, user: str, schema: bool)
     if schema:
         response_format["schema"] = plan_grammar_schema()
     started = time.perf_counter()
-    reply = client.chat.completions.create(
-        model=model,
-        messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-        response_format=response_format,
-    )
+    try:
+        reply = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            response_format=response_format,
+        )
+    except openai.OpenAIError as exc:
+        # A timeout counts as a request that took the whole timeout and answered nothing.
+        latency = time.perf_counter() - started
+        print(f"request failed after {latency:.1f} s: {error_line(exc, named=True)}", file=sys.stderr)
+        return {"latency_s": latency, "prompt_tokens": 0, "completion_tokens": 0, "answer": ""}
     usage = reply.usage
+    latency = time.perf_counter() - started
+    print(f"answered in {latency:.1f} s", file=sys.stderr)
     return {
-        "latency_s": time.perf_counter() - started,
+        "latency_s": latency,
         "prompt_tokens": usage.prompt_tokens if usage else 0,
         "completion_tokens": usage.completion_tokens if usage else 0,
         "answer": reply.choices[0].message.content or "",
@@ -89,6 +98,8 @@ def judge(content: str, facts: GameFacts) -> str:
     """ "plan" for a Plan that passes the game's facts; "plan, raw control characters" for one
     that does once raw line breaks inside its strings are let through (llama-cpp-python's
     grammar allows them, strict JSON does not); else what is wrong with the answer."""
+    if not content:
+        return "invalid: no answer"
     note = ""
     try:
         plan = Plan.model_validate_json(content)
@@ -140,7 +151,7 @@ def _run(
         "first_latency_s": round(latencies[0], 2),
         "latency_median_s": round(statistics.median(latencies), 2),
         "latency_p95_s": round(percentile(latencies, 0.95), 2),
-        "prompt_tokens": answers[0]["prompt_tokens"],
+        "prompt_tokens": max(answer["prompt_tokens"] for answer in answers),
         "completion_tokens_median": statistics.median(completion),
         "completion_tokens_max": max(completion),
         "valid_plans": len(strict),

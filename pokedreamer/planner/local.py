@@ -2,10 +2,11 @@
 as a child process on 127.0.0.1 for as long as the run needs it.
 
 ``LocalModelServer.start`` picks a port, starts ``python -m llama_cpp.server`` with the model file
-that ``local_model`` finds, and waits until ``GET /v1/models`` answers. Whatever stops it there (the
-extra or the model missing, the port taken, the server dying or hanging while it loads) is one
-UserError line, with the server's own last line when it said something. The planner then talks to
-``base_url`` like any other endpoint, with no key.
+that ``local_model`` finds, waits until ``GET /v1/models`` answers and has the model compute one
+token. Whatever stops it there (the extra or the model missing, the port taken, the server dying
+or hanging while it loads or at its first request) is one UserError line, with the server's own
+last line when it said something. The planner then talks to ``base_url`` like any other
+endpoint, with no key, asking for ``plan_grammar_schema()``.
 """
 
 from __future__ import annotations
@@ -117,9 +118,10 @@ def _extra_missing(python: str) -> bool:
 def local_model_available(settings: LocalLLMSettings) -> str | None:
     """None when ``LocalModelServer.start`` has what it needs (the extra and a model file), else
     the one-line reason. Cheap: it imports nothing and reads no model bytes."""
-    if settings.python and not Path(settings.python).expanduser().is_file():
+    python = str(Path(settings.python).expanduser()) if settings.python else ""
+    if python and not Path(python).is_file():
         return f"local_llm.python: no such interpreter: {settings.python}"
-    if _extra_missing(settings.python):
+    if _extra_missing(python):
         return EXTRA_MISSING
     return model_problem(settings)
 
@@ -172,7 +174,7 @@ class LocalModelServer:
         python = str(Path(settings.python).expanduser()) if settings.python else sys.executable
         if settings.python and not Path(python).is_file():
             raise UserError(f"local_llm.python: no such interpreter: {settings.python}")
-        if _extra_missing(settings.python):
+        if _extra_missing(python if settings.python else ""):
             raise UserError(EXTRA_MISSING)
         model_path = locate_model(settings)
         if settings.port:
