@@ -23,7 +23,7 @@ from pokedreamer.planner.local import LocalModelServer, local_model_available
 
 MARKER = "local_llm"
 # One thread, as the agent runs it: with two, a machine busy with anything else stalls
-# llama.cpp's threads at every step (one plan took 144 s on a loaded machine, against 38 s with one).
+# llama.cpp's threads at every step (one plan took 144 s on a loaded machine, 38 s with one).
 TEST_THREADS = 1
 
 

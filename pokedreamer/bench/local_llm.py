@@ -81,7 +81,8 @@ def ask(client: openai.OpenAI, model: str, system: str, user: str, schema: bool)
     except openai.OpenAIError as exc:
         # A timeout counts as a request that took the whole timeout and answered nothing.
         latency = time.perf_counter() - started
-        print(f"request failed after {latency:.1f} s: {error_line(exc, named=True)}", file=sys.stderr)
+        failure = error_line(exc, named=True)
+        print(f"request failed after {latency:.1f} s: {failure}", file=sys.stderr)
         return {"latency_s": latency, "prompt_tokens": 0, "completion_tokens": 0, "answer": ""}
     usage = reply.usage
     latency = time.perf_counter() - started
