@@ -1,9 +1,9 @@
 """The local model for the tests that need it.
 
 A test that needs the real local model server (the local-llm extra and its model) is marked
-``@pytest.mark.local_llm``; ``skip_without_local_model`` skips it, with the reason, when they are
-not installed. tests/conftest.py applies it to every test; test_local_llm.py also takes the
-``local_server`` fixture, which starts one server for the module:
+``@pytest.mark.local_llm`` and is skipped, with the reason, when they are not installed: by the
+``local_server`` fixture, which starts one server for the module, or, for a test that starts its
+own (through the CLI), by ``skip_without_local_model`` from conftest's collection hook.
 
 from local_llm import local_server_fixture  # noqa: F401 (registers the fixture)
 
@@ -22,8 +22,9 @@ from pokedreamer.config import LocalLLMSettings
 from pokedreamer.planner.local import LocalModelServer, local_model_available
 
 MARKER = "local_llm"
-# Both cores: the marked tests run one at a time, and a plan comes back in half the time.
-TEST_THREADS = 2
+# One thread, as the agent runs it: with two, a machine busy with anything else stalls
+# llama.cpp's threads at every step (one plan took 144 s on a loaded machine, 38 s with one).
+TEST_THREADS = 1
 
 
 @cache

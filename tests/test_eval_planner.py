@@ -20,6 +20,7 @@ from pokedreamer.config import Settings
 from pokedreamer.errors import UserError
 from pokedreamer.planner.answers import public_url
 from pokedreamer.planner.evaluate import evaluate_planner, wilson_interval
+from pokedreamer.planner.local import plan_grammar_schema
 from pokedreamer.planner.prompts import init_prompts_dir
 from pokedreamer.planner.scenario import (
     Acceptable,
@@ -377,6 +378,7 @@ def _fake_local(monkeypatch: pytest.MonkeyPatch, url: str, missing: str | None) 
     _FakeLocalServer.url, _FakeLocalServer.started, _FakeLocalServer.closed = url, [], 0
     module.LocalModelServer = _FakeLocalServer  # type: ignore[attr-defined]
     module.local_model_available = lambda settings: missing  # type: ignore[attr-defined]
+    module.plan_grammar_schema = plan_grammar_schema  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pokedreamer.planner.local", module)
 
 
@@ -391,6 +393,7 @@ def test_the_local_model_is_started_scored_and_stopped(
         "local", "tiny-local", llm_server.url,
     )  # fmt: skip
     assert report["valid"] == report["scenarios"] == len(llm_server.requests)
+    assert {r.body["response_format"]["type"] for r in llm_server.requests} == {"json_object"}
     assert _FakeLocalServer.started == ["the local section"] and _FakeLocalServer.closed == 1
 
     _fake_local(monkeypatch, llm_server.url, missing="install the local-llm extra: make local-llm")

@@ -19,6 +19,7 @@ from llm_server import (
 )
 
 from pokedreamer.agent.episodes import EpisodeReader, list_episodes
+from pokedreamer.planner.local import plan_grammar_schema
 
 KEY = "sk-entry-test-SECRET-41"
 PLAN = {
@@ -226,6 +227,7 @@ class LocalServers:
         module.LocalModelServer = LocalModelServer  # type: ignore[attr-defined]
         # Installed, as far as the cheap check can tell: a refusal comes from start().
         module.local_model_available = lambda settings: None  # type: ignore[attr-defined]
+        module.plan_grammar_schema = plan_grammar_schema  # type: ignore[attr-defined]
         return module
 
 
@@ -248,6 +250,11 @@ def test_the_local_kind_runs_its_own_server_for_each_run(
     assert (local.started, local.closed) == (1, 1)
     asked = len(local.server.requests)
     assert asked and all(r.body["model"] == "local-test" for r in local.server.requests)
+    # Asked in llama.cpp's own form from the first request: JSON mode with the grammar schema.
+    formats = [r.body["response_format"] for r in local.server.requests]
+    assert all(f["type"] == "json_object" for f in formats)
+    assert all(f["schema"]["$defs"]["ReadText"]["properties"]["contains"]["maxLength"] == 40
+               for f in formats)  # fmt: skip
     assert all(KEY not in r.headers.get("authorization", "") for r in local.server.requests)
     # A second run of the same loop starts it again, and plans with a client of its own.
     loop.run(40)

@@ -4,6 +4,7 @@ plan in the Plan schema."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -22,7 +23,12 @@ from pydantic import ValidationError
 
 from pokedreamer.config import LocalLLMSettings, PlannerSettings, load_settings
 from pokedreamer.errors import UserError
-from pokedreamer.planner.local import EXTRA_MISSING, LocalModelServer, local_model_available
+from pokedreamer.planner.local import (
+    EXTRA_MISSING,
+    LocalModelServer,
+    local_model_available,
+    plan_grammar_schema,
+)
 from pokedreamer.planner.local_model import (
     INSTALL_HINT,
     PACKAGED_MODELS,
@@ -197,7 +203,7 @@ def install_chunks(site: Path, pieces: list[bytes]) -> PackagedModel:
         (site / name / f"m.gguf.part{i:02d}").write_bytes(piece)
         chunks.append((name, f"{name}/m.gguf.part{i:02d}"))
     whole = b"".join(pieces)
-    digest = __import__("hashlib").sha256(whole).hexdigest()
+    digest = hashlib.sha256(whole).hexdigest()
     return PackagedModel(
         name="test-model", title="Test 1K", file_name="m.gguf", sha256=digest,
         size=len(whole), chunks=tuple(chunks), licence="none", install="pip install test",
@@ -396,6 +402,15 @@ def test_settings_come_from_config_and_environment(monkeypatch: pytest.MonkeyPat
     assert (local.threads, local.port, local.context) == (2, 8090, 2048)
 
 
+def test_the_grammar_schema_adds_the_short_string_limits_only() -> None:
+    schema = plan_grammar_schema()
+    assert schema["$defs"]["ReadText"]["properties"]["contains"]["maxLength"] == 40
+    assert "maxLength" not in schema["properties"]["goal"]  # 200: too slow for the grammar
+    assert "maxLength" not in schema["properties"]["rationale"]
+    del schema["$defs"]["ReadText"]["properties"]["contains"]["maxLength"]
+    assert schema == Plan.model_json_schema()
+
+
 # --- the real server (the local-llm extra and its model) -------------------------------------
 
 
@@ -423,7 +438,7 @@ def test_the_local_model_answers_a_plan_in_the_schema(
         reply = client.chat.completions.create(
             model=local_server.model,
             messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-            response_format={"type": "json_object", "schema": Plan.model_json_schema()},  # type: ignore[typeddict-unknown-key]
+            response_format={"type": "json_object", "schema": plan_grammar_schema()},
             temperature=0.0,
             seed=0,
             timeout=LocalLLMSettings().timeout_s,

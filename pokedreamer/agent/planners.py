@@ -125,17 +125,26 @@ class Planners:
         if self.prompts is None:  # a watcher's prompt editor may have handed us its folder
             self.prompts = PromptLibrary(settings.prompts_dir)
         server = None
+        response_schema = None
         if kind == "local":
             # The server module is read only by a run that plans with the local model.
-            from pokedreamer.planner.local import LocalModelServer
+            from pokedreamer.planner.local import LocalModelServer, plan_grammar_schema
 
             server = LocalModelServer.start(self.local)
+            response_schema = plan_grammar_schema()
             # Its own server on 127.0.0.1 needs no key: an OpenAI key stays where it is.
             settings = settings.model_copy(
                 update={"base_url": server.base_url, "model": server.model, "api_key": None}
             )
         try:
-            llm = LLMPlanner(settings, self.facts)
+            # llama.cpp's server takes a schema in JSON mode, not structured outputs: asking in
+            # that mode first saves the refused request every run would otherwise begin with.
+            llm = LLMPlanner(
+                settings,
+                self.facts,
+                mode="schema" if kind == "local" else "structured",
+                response_schema=response_schema,
+            )
         except BaseException:
             if server is not None:
                 server.close()

@@ -4,9 +4,10 @@ The local server is started as ``--planner local`` starts it, once per thread co
 carries the built-in system and user prompts rendered against the fixture cartridge's start state,
 with a new trigger line each time (as the planner service asks: the system prompt stays the same,
 and the server reuses its evaluation; the user prompt changes from its first line on). It asks for
-JSON constrained by the Plan schema (``response_format`` ``json_object`` with a ``schema``: the
-form llama.cpp's server turns into a grammar). Each answer is judged: a valid Plan or not, and
-whether that plan passes the game's facts (``planner.validate.check``).
+JSON constrained by the Plan schema (``response_format`` ``json_object`` with
+``plan_grammar_schema()``: the form llama.cpp's server turns into a grammar); one last request
+asks for plain JSON mode, without a schema, to show what that gives. Each answer is judged: a
+valid Plan or not, and whether that plan passes the game's facts (``planner.validate.check``).
 
     python -m pokedreamer.bench.local_llm --requests 10 --threads 1,2
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -25,11 +27,11 @@ from pydantic import ValidationError
 from pokedreamer.bench.env import headless_env
 from pokedreamer.bench.timing import machine_description
 from pokedreamer.config import LocalLLMSettings, Settings, load_settings
-from pokedreamer.errors import validation_summary
+from pokedreamer.errors import error_line, validation_summary
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.heuristic import HeuristicPlanner
-from pokedreamer.planner.local import LocalModelServer
-from pokedreamer.planner.prompts import PromptLibrary, plan_schema, sample_fields
+from pokedreamer.planner.local import LocalModelServer, plan_grammar_schema
+from pokedreamer.planner.prompts import PromptLibrary, sample_fields
 from pokedreamer.planner.subgoals import Plan
 from pokedreamer.planner.validate import check
 
@@ -68,16 +70,25 @@ def ask(client: openai.OpenAI, model: str, system: str, user: str, schema: bool)
     """One plan request: its latency, tokens and answer."""
     response_format: dict[str, Any] = {"type": "json_object"}
     if schema:
-        response_format["schema"] = json.loads(plan_schema())
+        response_format["schema"] = plan_grammar_schema()
     started = time.perf_counter()
-    reply = client.chat.completions.create(
-        model=model,
-        messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-        response_format=response_format,  # type: ignore[arg-type]
-    )
+    try:
+        reply = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+            response_format=response_format,
+        )
+    except openai.OpenAIError as exc:
+        # A timeout counts as a request that took the whole timeout and answered nothing.
+        latency = time.perf_counter() - started
+        failure = error_line(exc, named=True)
+        print(f"request failed after {latency:.1f} s: {failure}", file=sys.stderr)
+        return {"latency_s": latency, "prompt_tokens": 0, "completion_tokens": 0, "answer": ""}
     usage = reply.usage
+    latency = time.perf_counter() - started
+    print(f"answered in {latency:.1f} s", file=sys.stderr)
     return {
-        "latency_s": time.perf_counter() - started,
+        "latency_s": latency,
         "prompt_tokens": usage.prompt_tokens if usage else 0,
         "completion_tokens": usage.completion_tokens if usage else 0,
         "answer": reply.choices[0].message.content or "",
@@ -88,6 +99,8 @@ def judge(content: str, facts: GameFacts) -> str:
     """ "plan" for a Plan that passes the game's facts; "plan, raw control characters" for one
     that does once raw line breaks inside its strings are let through (llama-cpp-python's
     grammar allows them, strict JSON does not); else what is wrong with the answer."""
+    if not content:
+        return "invalid: no answer"
     note = ""
     try:
         plan = Plan.model_validate_json(content)
@@ -139,7 +152,7 @@ def _run(
         "first_latency_s": round(latencies[0], 2),
         "latency_median_s": round(statistics.median(latencies), 2),
         "latency_p95_s": round(percentile(latencies, 0.95), 2),
-        "prompt_tokens": answers[0]["prompt_tokens"],
+        "prompt_tokens": max(answer["prompt_tokens"] for answer in answers),
         "completion_tokens_median": statistics.median(completion),
         "completion_tokens_max": max(completion),
         "valid_plans": len(strict),

@@ -89,9 +89,15 @@ class LLMAnswers:
     """Plans from an OpenAI-compatible endpoint, one LLMPlanner per game (each checks plans
     against its own game's facts)."""
 
-    def __init__(self, settings: PlannerSettings, prompts: PromptLibrary) -> None:
+    def __init__(
+        self,
+        settings: PlannerSettings,
+        prompts: PromptLibrary,
+        response_schema: dict[str, Any] | None = None,
+    ) -> None:
         self.settings = settings
         self.prompts = prompts
+        self.response_schema = response_schema
         self._planners: dict[str, LLMPlanner] = {}
 
     def answer(self, scenario: Scenario) -> Answer:
@@ -114,7 +120,13 @@ class LLMAnswers:
             # openai takes about a second to import: only an LLM evaluation pays it.
             from pokedreamer.planner.llm import LLMPlanner
 
-            self._planners[game] = LLMPlanner(self.settings, GameFacts.for_game(game))
+            self._planners[game] = LLMPlanner(
+                self.settings,
+                GameFacts.for_game(game),
+                # llama.cpp's server takes a schema in JSON mode, not structured outputs.
+                mode="schema" if self.response_schema is not None else "structured",
+                response_schema=self.response_schema,
+            )
         return self._planners[game]
 
     def close(self) -> None:
@@ -175,18 +187,25 @@ def open_answerer(
         return
     server = _start_local(settings)
     try:
+        from pokedreamer.planner.local import plan_grammar_schema
+
+        # Its own server on 127.0.0.1 needs no key: an OpenAI key stays where it is.
         planner = settings.planner.model_copy(
-            update={"base_url": server.base_url, "model": server.model}
+            update={"base_url": server.base_url, "model": server.model, "api_key": None}
         )
-        with _llm(planner, prompts) as answers:
+        with _llm(planner, prompts, plan_grammar_schema()) as answers:
             yield answers, PlannerInfo("local", server.model, public_url(server.base_url))
     finally:
         server.close()
 
 
 @contextmanager
-def _llm(settings: PlannerSettings, prompts: PromptLibrary) -> Iterator[LLMAnswers]:
-    answers = LLMAnswers(settings, prompts)
+def _llm(
+    settings: PlannerSettings,
+    prompts: PromptLibrary,
+    response_schema: dict[str, Any] | None = None,
+) -> Iterator[LLMAnswers]:
+    answers = LLMAnswers(settings, prompts, response_schema)
     try:
         yield answers
     finally:

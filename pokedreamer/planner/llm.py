@@ -174,11 +174,14 @@ class LLMPlanner:
         retry_after_max_s: float = 30.0,
         deadline_factor: float = 3.0,
         mode: Mode = "structured",
+        response_schema: dict[str, Any] | None = None,
     ) -> None:
         """``clock`` drives the hourly budget and ``sleep`` waits between retries (tests pass
         fakes of both); the retry knobs exist so that tests can make the backoff short.
         ``mode`` is the first mode to ask in, for a caller that knows its server (llama-cpp-python
-        takes ``schema`` and not ``structured``)."""
+        takes ``schema`` and not ``structured``). ``response_schema`` is the schema sent as the
+        response format, when it differs from the Plan's own (the local model's grammar form);
+        answers are validated against the Plan either way."""
         self.settings = settings
         self.facts = facts
         self._clock = clock
@@ -207,10 +210,10 @@ class LLMPlanner:
                 self._scrub(_line(f"planner.base_url {settings.base_url!r}: {exc}"))
             ) from None
         self._mode: Mode = mode
-        self._schema_object = Plan.model_json_schema()
+        self._schema_object = response_schema or Plan.model_json_schema()
         # Spelled as the prompt library's {{schema}} spells it, so that a system prompt that
         # already carries the schema is recognised and not sent it twice.
-        self._schema = json.dumps(self._schema_object)
+        self._schema = json.dumps(Plan.model_json_schema())
         self._lock = threading.Lock()
         self._admitted: deque[float] = deque()
         self._totals = PlannerTotals()

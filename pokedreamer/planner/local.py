@@ -2,10 +2,11 @@
 as a child process on 127.0.0.1 for as long as the run needs it.
 
 ``LocalModelServer.start`` picks a port, starts ``python -m llama_cpp.server`` with the model file
-that ``local_model`` finds, and waits until ``GET /v1/models`` answers. Whatever stops it there (the
-extra or the model missing, the port taken, the server dying or hanging while it loads) is one
-UserError line, with the server's own last line when it said something. The planner then talks to
-``base_url`` like any other endpoint, with no key.
+that ``local_model`` finds, waits until ``GET /v1/models`` answers and has the model compute one
+token. Whatever stops it there (the extra or the model missing, the port taken, the server dying
+or hanging while it loads or at its first request) is one UserError line, with the server's own
+last line when it said something. The planner then talks to ``base_url`` like any other
+endpoint, with no key, asking for ``plan_grammar_schema()``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from pokedreamer.errors import UserError, one_line
 from pokedreamer.planner.local_model import (
@@ -36,6 +37,7 @@ from pokedreamer.planner.local_model import (
     model_problem,
     packaged_model,
 )
+from pokedreamer.planner.subgoals import SUBGOAL_TYPES, Plan
 
 if TYPE_CHECKING:
     from pokedreamer.config import LocalLLMSettings, PlannerSettings
@@ -66,9 +68,34 @@ _SERVER_SETTINGS = frozenset({
     "yarn_orig_ctx"
 })
 # fmt: on
+_GRAMMAR_MAX_LENGTH = 64
 _POLL_S = 0.2
 _STOP_S = 10.0
 _TAIL_LINES = 40
+
+
+def plan_grammar_schema() -> dict[str, Any]:
+    """The Plan schema for ``response_format`` ``{"type": "json_object", "schema": ...}``, which
+    llama.cpp's server turns into a grammar: with the short string limits that OpenAI's strict
+    subset leaves out (``read_text.contains``), so that the grammar enforces them.
+
+    Long limits (the goal's 200 characters, the rationale's 600) stay out: llama-cpp-python's
+    grammar sampler slows with bounded repetitions that long (one 137-token plan from SmolLM2 took
+    97 s with them and 5 s without), and a model rarely writes that much anyway.
+    """
+    schema = Plan.model_json_schema()
+    for model in (Plan, *SUBGOAL_TYPES):
+        where = schema if model is Plan else schema["$defs"][model.__name__]
+        for name, field in model.model_fields.items():
+            prop = where["properties"][name]
+            if prop.get("type") != "string":
+                continue
+            # Pydantic keeps Field(max_length=...) as annotated_types' MaxLen in the metadata.
+            for rule in field.metadata:
+                most = getattr(rule, "max_length", None)
+                if most is not None and most <= _GRAMMAR_MAX_LENGTH:
+                    prop["maxLength"] = most
+    return schema
 
 
 def _extra_missing(python: str) -> bool:
@@ -91,9 +118,10 @@ def _extra_missing(python: str) -> bool:
 def local_model_available(settings: LocalLLMSettings) -> str | None:
     """None when ``LocalModelServer.start`` has what it needs (the extra and a model file), else
     the one-line reason. Cheap: it imports nothing and reads no model bytes."""
-    if settings.python and not Path(settings.python).expanduser().is_file():
+    python = str(Path(settings.python).expanduser()) if settings.python else ""
+    if python and not Path(python).is_file():
         return f"local_llm.python: no such interpreter: {settings.python}"
-    if _extra_missing(settings.python):
+    if _extra_missing(python):
         return EXTRA_MISSING
     return model_problem(settings)
 
@@ -146,7 +174,7 @@ class LocalModelServer:
         python = str(Path(settings.python).expanduser()) if settings.python else sys.executable
         if settings.python and not Path(python).is_file():
             raise UserError(f"local_llm.python: no such interpreter: {settings.python}")
-        if _extra_missing(settings.python):
+        if _extra_missing(python if settings.python else ""):
             raise UserError(EXTRA_MISSING)
         model_path = locate_model(settings)
         if settings.port:
