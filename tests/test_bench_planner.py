@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import openai
 import pytest
@@ -15,11 +16,11 @@ from llm_server import (
 )
 
 from pokedreamer.bench.planner import bench_planner, parse_latencies
-from pokedreamer.config import Settings
+from pokedreamer.config import LocalLLMSettings, Settings
 from pokedreamer.errors import UserError
 
 KEYS = [
-    "machine", "steps_per_round", "rounds", "llm_latency_s", "no_planner_steps_per_s",
+    "machine", "steps_per_round", "rounds", "llm_server", "llm_latency_s", "no_planner_steps_per_s",
     "llm_planner_steps_per_s", "with_over_without", "llm_plans_adopted", "mean_llm_latency_s",
     "llm_latencies_s", "heuristic_planner_steps_per_s", "llm_over_heuristic", "llm_requests",
 ]  # fmt: skip
@@ -43,6 +44,22 @@ def test_bench_planner_takes_one_latency() -> None:
     report = bench_planner(Settings(), steps=100, rounds=1, latency_s=0.0)
     assert report["llm_latencies_s"] == [0.0] and report["llm_latency_s"] == 0.0
     assert report["llm_requests"] >= 1
+
+
+def test_bench_planner_refuses_a_missing_local_model_in_one_line(tmp_path: Path) -> None:
+    local = LocalLLMSettings(python=str(tmp_path / "no-python"))
+    with pytest.raises(UserError) as caught:
+        bench_planner(Settings(), steps=100, rounds=1, local=local)
+    assert "\n" not in str(caught.value) and "no-python" in str(caught.value)
+
+
+@pytest.mark.local_llm
+def test_bench_planner_plans_with_the_real_local_model() -> None:
+    report = bench_planner(Settings(), steps=200, rounds=1, local=LocalLLMSettings())
+    assert report["llm_server"].startswith("local model ") and report["llm_latency_s"] is None
+    # The call in flight at the end of the round was waited out: it was answered (adopted or
+    # rejected), and the loop stepped meanwhile.
+    assert report["llm_requests"] >= 1 and report["llm_planner_steps_per_s"] > 0
 
 
 def test_latencies_are_replayed_in_turn() -> None:

@@ -116,8 +116,8 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
     def planner(
         ctx: typer.Context,
         json_out: JsonOption = False,
-        steps: Annotated[int, typer.Option(min=100, help="Steps per timed round.")] = 6000,
-        rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds.")] = 5,
+        steps: Annotated[int, typer.Option(min=100, help="Steps per timed round.")] = 20_000,
+        rounds: Annotated[int, typer.Option(min=1, help="Alternating rounds.")] = 3,
         latency: Annotated[
             str,
             typer.Option(
@@ -126,14 +126,30 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
                 help="Seconds the LLM takes to answer; several, comma-separated, are replayed "
                 "in turn.",
             ),
-        ] = "40",
+        ] = "7.1",
+        local: Annotated[
+            bool,
+            typer.Option(
+                "--local",
+                help="Plan with the real local model (the local-llm extra) at local_llm.threads, "
+                "instead of a server replaying --latency-s.",
+            ),
+        ] = False,
     ) -> None:
         """Loop steps/s with an asynchronous LLM planner (a slow local endpoint that answers every
         request) against the heuristic planner and none."""
         from pokedreamer.bench.planner import bench_planner, parse_latencies
 
+        settings = settings_for(ctx)
         echo_result(
-            bench_planner(settings_for(ctx), steps, rounds, parse_latencies(latency)), json_out
+            bench_planner(
+                settings,
+                steps,
+                rounds,
+                parse_latencies(latency),
+                settings.local_llm if local else None,
+            ),
+            json_out,
         )
 
     @bench.command("loop")
