@@ -1,17 +1,24 @@
 """Every way into System 2 through the real CLI, against an OpenAI-compatible server in another
 process than the agent's (the fake server runs in the test's process, the CLI in its own):
 ``--planner llm``, ``[planner] kind`` in a config file, ``POKEDREAMER_PLANNER__KIND``,
-``--resume`` of a run that used the LLM and ``eval agent --planner llm``; then, on the loop,
-the dashboard's planner switch, the local model's server and a subgoal on every step."""
+``--resume`` of a run that used the LLM, ``eval agent --planner llm`` and the dashboard's planner
+switch in a real terminal (tmux); then, on the loop, the planner switch, the local model's server
+and a subgoal on every step."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from clirun import cli
+from clirun import REPO_ROOT, cli
 from llm_server import (
     FakeLLMServer,
     answer,
@@ -354,3 +361,72 @@ def test_a_spent_token_budget_is_told_once(llm_server: FakeLLMServer, tmp_path: 
     assert len(llm_server.requests) == 1  # 340 tokens: the budget is spent after one call
     assert len(said) == 1 and "planner.max_tokens = 100" in said[0]
     assert [m for m in statuses(told) if "max_tokens" in m] == said
+
+
+TMUX = ["tmux", "-L", f"pokedreamer-test-{os.getpid()}", "-f", "/dev/null"]
+"""tmux on a server of the test's own, so that no other session or configuration sizes it."""
+
+
+def tmux_pane(session: str) -> str:
+    return subprocess.run(
+        [*TMUX, "capture-pane", "-t", session, "-p"], capture_output=True, text=True, check=False
+    ).stdout
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
+def test_the_dashboards_planner_switch_in_a_terminal(
+    server: FakeLLMServer, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pokedreamer run` in a real terminal (tmux): `p` switches the heuristic planner to the
+    LLM, whose plans are then recorded as `llm`; `q` ends the run cleanly."""
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    session = f"pd-switch-{os.getpid()}"
+    exited = isolated / "exited"
+    # Textual draws on stderr, so both streams stay on the terminal; the pane is kept a while
+    # after the run so that what it printed last can be read. Textual takes COLUMNS and LINES
+    # over the terminal's own size, and a test process may have them set.
+    command = (
+        f"env -u COLUMNS -u LINES {shlex.quote(sys.executable)} -m pokedreamer run --no-train "
+        "--steps 100000 "
+        f"--name switch; echo $? > {exited}; sleep 60"
+    )
+    # tmux's server passes its own environment to new sessions: -e hands them the test's.
+    ours = ("POKEDREAMER_", "OPENAI_")
+    passed = [f"{k}={v}" for k, v in os.environ.items() if k.startswith(ours)]
+    env_flags = [flag for pair in passed + [f"PYTHONPATH={REPO_ROOT}"] for flag in ("-e", pair)]
+    subprocess.run(
+        [*TMUX, "new-session", "-d", "-s", session, "-x", "200", "-y", "60", *env_flags,
+         "-c", str(isolated), command],
+        check=True,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: "planner heuristic" in tmux_pane(session),
+            what="the status bar",
+            show=lambda: tmux_pane(session),
+        )
+        subprocess.run([*TMUX, "send-keys", "-t", session, "p"], check=True)
+        wait_until(lambda: "planner llm" in tmux_pane(session), what="the switch to the LLM")
+        wait_until(
+            lambda: any(p["source"] == "llm" for p in plans(isolated / "runs" / "switch")),
+            what="an LLM plan recorded",
+        )
+        assert KEY not in tmux_pane(session)
+        subprocess.run([*TMUX, "send-keys", "-t", session, "q"], check=True)
+        wait_until(lambda: exited.exists() and exited.read_text().strip(), what="q to end it")
+        last = tmux_pane(session)
+    finally:
+        subprocess.run([*TMUX, "kill-server"], capture_output=True, check=False)
+    assert exited.read_text().strip() == "0", last
+    assert "Traceback" not in last and KEY not in last
+    assert server.requests and server.requests[0].body["model"] == "entry-test"
+
+
+def wait_until(condition: Any, what: str, timeout: float = 180.0, show: Any = lambda: "") -> None:
+    """Polls ``condition``; the timeout only keeps a broken test from hanging. ``show`` says
+    what there was to see when it fails."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{show()}"
+        time.sleep(0.2)
