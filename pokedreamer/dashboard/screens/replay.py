@@ -13,14 +13,16 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from pokedreamer.dashboard.episode_trace import EpisodeTrace
 from pokedreamer.dashboard.screens.plan_detail import PlanDetail
-from pokedreamer.dashboard.widgets.game_screen import FULL_CELLS, GameScreen
+from pokedreamer.dashboard.widgets.game_screen import FULL_CELLS, HALF_CELLS, GameScreen
 from pokedreamer.dashboard.widgets.planner_panel import trace_row
 from pokedreamer.dashboard.widgets.state_panel import DialogPanel, StatePanel
 from pokedreamer.dashboard.widgets.timeline import SPAN_COLOURS, Timeline
 
 JUMP_SHORT, JUMP_LONG = 10, 100
 PLAY_FPS = 20
+# The frame in its border, the side column beside it; the timeline, the plans and the bars under.
 FULL_SIZE_AT = (FULL_CELLS.width + 2 + 40, FULL_CELLS.height + 2 + 16)
+HALF_SIZE_AT = (HALF_CELLS.width + 2 + 40, HALF_CELLS.height + 2 + 16)
 
 
 def button_name(action: int | None, buttons: list[str]) -> str:
@@ -151,7 +153,12 @@ class ReplayScreen(Screen[None]):
     def on_resize(self) -> None:
         width, height = self.app.size
         frame = self.query_one("#frame", GameScreen)
-        frame.half = width < FULL_SIZE_AT[0] or height < FULL_SIZE_AT[1]
+        if width >= FULL_SIZE_AT[0] and height >= FULL_SIZE_AT[1]:
+            frame.scale = 1
+        elif width >= HALF_SIZE_AT[0] and height >= HALF_SIZE_AT[1]:
+            frame.scale = 2
+        else:  # text no longer reads on the frame; the dialog panel has it
+            frame.scale = 4
 
     # --- moving through the episode ------------------------------------------------------------
 
