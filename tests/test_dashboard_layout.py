@@ -21,12 +21,16 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import TabbedContent
 
+from pokedreamer.agent.episodes import open_episode
 from pokedreamer.agent.events import StepEvent
 from pokedreamer.dashboard.app import Dashboard
 from pokedreamer.dashboard.layout import Tier, tier_for
+from pokedreamer.dashboard.replay import ReplayApp
 from pokedreamer.dashboard.screens.live import LiveScreen
+from pokedreamer.dashboard.screens.replay import ReplayScreen
 from pokedreamer.dashboard.widgets.game_screen import SCALES, scaled_codes
 from pokedreamer.env.text import LINE_WIDTH
+from pokedreamer.rundir import RunDir
 
 SIZES = {
     (80, 24): Tier("small", 4),
@@ -71,7 +75,7 @@ def assert_whole(widget: Widget) -> None:
             assert parent.region.contains_region(region), f"{widget} spills out of {parent}"
 
 
-def assert_nothing_empty(board: LiveScreen) -> None:
+def assert_nothing_empty(board: Screen[Any]) -> None:
     """No widget on screen is zero columns wide or zero rows high."""
     for widget in board.query("*"):
         if on_screen(widget):
@@ -211,6 +215,46 @@ def test_the_trace_opens_a_plan_from_its_tab(step_events: list[StepEvent]) -> No
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is board)
             assert board.query_one("#tabs", TabbedContent).active == "tab-trace"
+
+    asyncio.run(scenario())
+
+
+def test_the_replay_viewer_at_each_size(recorded_run: RunDir) -> None:
+    async def scenario() -> None:
+        app = ReplayApp(open_episode(recorded_run), "demo")
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ReplayScreen)
+            screen.go(18)
+            for size, cells, tabbed in (
+                ((80, 24), SCALES[4], True),
+                ((120, 40), SCALES[4], False),
+                ((200, 60), SCALES[2], False),
+                ((80, 24), SCALES[4], True),
+            ):
+                await pilot.resize_terminal(*size)
+                await until(pilot, lambda t=tabbed: screen.tabbed == t)
+                await pilot.pause()
+                frame = screen.query_one("#frame")
+                assert_whole(frame)
+                assert frame.region.size == cells
+                for selector in ("#dialog", "#status"):
+                    assert_whole(screen.query_one(selector))
+                assert screen.step == 18  # the step shown stays across re-arrangements
+                panels = ("#state", "#terms", "#timeline", "#plans", "#spans")
+                if tabbed:
+                    tabs = screen.query_one("#tabs", TabbedContent)
+                    for name, selector in zip(
+                        ("state", "terms", "trace", "plans", "spans"), panels, strict=True
+                    ):
+                        tabs.active = f"tab-{name}"
+                        await pilot.pause()
+                        assert_whole(screen.query_one(selector))
+                        assert_nothing_empty(screen)
+                else:
+                    for selector in panels:
+                        assert_whole(screen.query_one(selector))
+                    assert_nothing_empty(screen)
 
     asyncio.run(scenario())
 
