@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clirun import cli
 from dashboard_recording import until
 from test_dashboard import FakeLoop
 from textual.css.query import NoMatches
@@ -23,6 +24,7 @@ from textual.widgets import TabbedContent
 
 from pokedreamer.agent.episodes import open_episode
 from pokedreamer.agent.events import StepEvent
+from pokedreamer.config import Settings
 from pokedreamer.dashboard.app import Dashboard
 from pokedreamer.dashboard.layout import Tier, tier_for
 from pokedreamer.dashboard.replay import ReplayApp
@@ -295,3 +297,30 @@ def test_quarter_size_takes_the_darkest_shade_two_pixels_of_a_block_share() -> N
     assert np.count_nonzero(codes) == 3
     with pytest.raises(ValueError, match="scale"):
         scaled_codes(frame, 3)
+
+
+# --- the bench at several sizes -----------------------------------------------------------------
+
+
+def test_bench_measures_at_each_size(step_events: list[StepEvent]) -> None:
+    from pokedreamer.bench.dashboard import bench_dashboard
+
+    result = bench_dashboard(
+        Settings(), seconds=0.5, round_seconds=0.5, rounds=1,
+        loop_factory=lambda: FakeLoop(step_events), sizes=((80, 24), (120, 40)),
+    )  # fmt: skip
+    assert list(result) == ["machine", "by_size"] and list(result["by_size"]) == ["80x24", "120x40"]
+    small, medium = result["by_size"].values()
+    assert (small["terminal"], small["tier"], small["screen_size"]) == ("80x24", "small", "quarter")
+    assert (medium["tier"], medium["screen_size"]) == ("medium", "quarter")
+    for figures in (small, medium):
+        assert figures["updates_per_s"] > 0 and figures["loop_steps_per_s_watched"] > 0
+        assert "ui_frames_drawn_per_s_while_watching" in figures  # the UI's process, that size
+
+
+def test_bench_refuses_a_bad_size_in_one_line() -> None:
+    result = cli("bench", "dashboard", "--size", "80x24,wide")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --size 'wide': give columns x rows, such as 80x24"
+    ]
