@@ -36,6 +36,7 @@ from pokedreamer.rundir import RunDir
 
 SIZES = {
     (80, 24): Tier("small", 4),
+    (112, 42): Tier("small", 2),  # narrow and tall: the one screen at half size
     (120, 40): Tier("medium", 4),
     (200, 60): Tier("large", 2),
 }

@@ -151,14 +151,20 @@ class LiveScreen(Screen[None]):
             panel.border_title = title
 
     def _arranged(self) -> Widget:
-        panels = (self.state_panel, self.dialog, self.goal, self.trace, self.plots)
         if self.tier.one_screen:
-            state, dialog, goal, trace, plots = panels
             return one_screen(
-                self.live, self.imagined, self.subgoal, state, dialog, goal, trace, plots,
-                showing=self.showing, tab=self._tab,
+                self.live, self.imagined, self.subgoal, self.state_panel, self.dialog, self.goal,
+                self.trace, self.plots, showing=self.showing, tab=self._tab,
             )  # fmt: skip
-        return side_by_side(self.live, self.imagined, *panels)
+        return side_by_side(
+            self.live,
+            self.imagined,
+            self.state_panel,
+            self.dialog,
+            self.goal,
+            self.trace,
+            self.plots,
+        )
 
     def compose(self) -> ComposeResult:
         self.tier = tier_for(*self.app.size)
