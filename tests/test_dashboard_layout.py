@@ -16,21 +16,26 @@ import pytest
 from clirun import cli
 from dashboard_recording import until
 from test_dashboard import FakeLoop
+from textual.app import App
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import TabbedContent
+from textual.widgets import Static, TabbedContent
 
 from pokedreamer.agent.episodes import open_episode
 from pokedreamer.agent.events import StepEvent
 from pokedreamer.config import Settings
 from pokedreamer.dashboard.app import Dashboard
-from pokedreamer.dashboard.layout import Tier, tier_for
+from pokedreamer.dashboard.layout import Tier, one_screen, tier_for
 from pokedreamer.dashboard.replay import ReplayApp
 from pokedreamer.dashboard.screens.live import LiveScreen
 from pokedreamer.dashboard.screens.replay import ReplayScreen
-from pokedreamer.dashboard.widgets.game_screen import SCALES, scaled_codes
+from pokedreamer.dashboard.widgets.current_subgoal import CurrentSubgoal
+from pokedreamer.dashboard.widgets.game_screen import SCALES, GameScreen, scaled_codes
+from pokedreamer.dashboard.widgets.planner_panel import PlanTrace
+from pokedreamer.dashboard.widgets.plots import Plots
+from pokedreamer.dashboard.widgets.state_panel import DialogPanel, StatePanel
 from pokedreamer.env.text import LINE_WIDTH
 from pokedreamer.rundir import RunDir
 
@@ -192,11 +197,17 @@ def test_a_resize_re_arranges_and_the_panels_go_on(step_events: list[StepEvent])
             await until(pilot, lambda: "steps_per_s" in board.plots.series)
             frame, trace = board.live.frame, board.trace
             plans, curves, updates = trace.shown, dict(board.plots.series), board.live.updates
+            small_before = False
             for size in ((80, 24), (120, 40), (80, 24), (200, 60)):
                 await pilot.resize_terminal(*size)
                 await until(pilot, lambda size=size: board.tier == SIZES[size])
                 await pilot.pause()
                 assert_shows_what_matters(board, size)
+                if board.tier.one_screen:  # the tab open last time is open again
+                    tabs = board.query_one("#tabs", TabbedContent)
+                    assert tabs.active == ("tab-plots" if small_before else "tab-state")
+                    tabs.active, small_before = "tab-plots", True
+                    await pilot.pause()
                 # New widgets where the arrangement changed, showing what the old ones showed.
                 assert board.live.frame is frame and board.live.updates >= updates
                 assert board.trace.shown >= plans and board.plots.series.keys() >= curves.keys()
@@ -325,3 +336,32 @@ def test_bench_refuses_a_bad_size_in_one_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "error: --size 'wide': give columns x rows, such as 80x24"
     ]
+
+
+def test_the_small_arrangement_lets_an_app_close_while_it_mounts() -> None:
+    """An app that closes at once (a loop that ended, a UI told to close) may take the tabs out
+    before their strip has mounted: it must not then go looking for the tab it was told to open.
+    Closing after each number of turns of the event loop meets every stage of the mounting."""
+
+    class Closing(App[None]):
+        def __init__(self, turns: int) -> None:
+            super().__init__()
+            self.turns = turns
+
+        async def on_mount(self) -> None:
+            panels = (StatePanel(), DialogPanel(), Static(), PlanTrace(), Plots())
+            self.mount(
+                one_screen(GameScreen(), GameScreen(), CurrentSubgoal(), *panels, showing="live")
+            )
+            for _ in range(self.turns):
+                await asyncio.sleep(0)
+            self.exit()
+
+    async def scenario() -> None:
+        for turns in range(12):
+            app = Closing(turns)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await pilot.pause()
+            assert app.return_code == 0, f"closing after {turns} turns failed"
+
+    asyncio.run(scenario())

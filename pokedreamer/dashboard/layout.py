@@ -136,14 +136,15 @@ def one_screen(
     plots: Widget,
     *,
     showing: Showing,
-    tab: str,
 ) -> Container:
     """A small terminal: the screen ``showing`` (the other one hidden until ``i``), the active
-    subgoal under it; beside it the dialog and the other panels in tabs, ``tab`` open."""
+    subgoal under it; beside it the dialog and the other panels in tabs, the first open."""
     live_box = screen_box(live, FLIP_TITLES["live"], "live-box")
     imagined_box = screen_box(imagined, FLIP_TITLES["imagined"], "imagined-box")
     live_box.display, imagined_box.display = showing == "live", showing == "imagined"
-    tabs = TabbedContent(initial=f"tab-{tab}", id="tabs")
+    # No initial tab: a tab strip that names one, taken out again before it has mounted (an
+    # app closing at once), fails to find it; one that names none opens its first.
+    tabs = TabbedContent(id="tabs")
     for name, panel in zip(TABS, (state, goal, trace, plots), strict=True):
         tabs.compose_add_child(TabPane(name, panel, id=f"tab-{name}"))  # as `with` would
     return Container(

@@ -154,7 +154,7 @@ class LiveScreen(Screen[None]):
         if self.tier.one_screen:
             return one_screen(
                 self.live, self.imagined, self.subgoal, self.state_panel, self.dialog, self.goal,
-                self.trace, self.plots, showing=self.showing, tab=self._tab,
+                self.trace, self.plots, showing=self.showing,
             )  # fmt: skip
         return side_by_side(
             self.live,
@@ -197,6 +197,8 @@ class LiveScreen(Screen[None]):
         self.tier = tier
         await self.query_one("#body").remove()
         await self.mount(self._arranged(), before=self.status_bar)
+        if tier.one_screen:  # the tab open when the terminal was last this small
+            self.query_one("#tabs", TabbedContent).active = f"tab-{self._tab}"
 
     def _apply_tier(self) -> None:
         tier = self.tier
