@@ -1,7 +1,9 @@
-"""Remakes the dashboard pictures in this folder: a real agent loop on the fixture cartridge, a
-person playing to the GUIDE, the agent taking over, the prompt editor, and the replay viewer on the
-episode that left. A developer's tool, not part of the package: it needs cairosvg
-(``pip install cairosvg``) to turn Textual's SVG screenshots into PNG.
+"""Remakes the dashboard pictures in this folder: a real agent loop on the fixture cartridge with
+the shipped checkpoint (as ``pokedreamer run`` starts it, so the imagined screen is the trained
+world model's), a person playing to the GUIDE, the agent taking over in a 200×60, a 120×40 and an
+80×24 terminal, the prompt editor, and the replay viewer on the episode that left. A developer's
+tool, not part of the package: it needs cairosvg (``pip install cairosvg``) to turn Textual's SVG
+screenshots into PNG.
 
     .venv/bin/python docs/images/make_pictures.py          # ~1 minute on 2 cores
 """
@@ -19,27 +21,47 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "tests"))  # the scripted route to the GUIDE
 
 from cartridge_driver import MOM_TO_TOWN, TO_MOM, TOWN_TO_GUIDE  # noqa: E402
+from textual.pilot import Pilot  # noqa: E402
 
 from pokedreamer.agent.episodes import open_episode  # noqa: E402
 from pokedreamer.agent.loop import AgentLoop  # noqa: E402
+from pokedreamer.agent.play import make_loop  # noqa: E402
 from pokedreamer.config import Settings  # noqa: E402
 from pokedreamer.dashboard.app import Dashboard  # noqa: E402
 from pokedreamer.dashboard.replay import ReplayApp  # noqa: E402
 from pokedreamer.rundir import RunDir  # noqa: E402
 
 SIZE = (200, 60)
+SMALLER = ((120, 40), (80, 24))
+"""The live dashboard is pictured at SIZE (dashboard.png) and at these (dashboard-WxH.png)."""
+CELL_PX = 8
+"""Pixels a terminal cell is wide in the pictures: the same for every size, so that a smaller
+terminal makes a smaller picture."""
 KEYS = {"up": "up", "down": "down", "left": "left", "right": "right", "a": "z"}
 AGENT_SECONDS = 20
+DIALOG_WAIT_S = 30
+"""How long a picture waits for a text box, so that the dialog panel has words in it."""
 
 
-def to_png(svg: str, name: str) -> None:
+def to_png(svg: str, name: str, width: int) -> None:
     import cairosvg
 
     # Textual's SVG asks for Fira Code; without it the fallback is a proportional font whose
     # block characters are wider than a cell and smear across the panels.
     svg = re.sub(r"font-family: [^;]*;", 'font-family: "DejaVu Sans Mono", monospace;', svg)
-    cairosvg.svg2png(bytestring=svg.encode(), write_to=str(HERE / f"{name}.png"), output_width=1600)
-    print(f"wrote {HERE / name}.png")
+    path = HERE / f"{name}.png"
+    cairosvg.svg2png(bytestring=svg.encode(), write_to=str(path), output_width=width * CELL_PX)
+    print(f"wrote {path}")
+
+
+async def with_dialog(app: Dashboard, pilot: Pilot[object]) -> None:
+    """Waits (a while at most) until the dialog panel shows a text box's words."""
+    deadline = time.monotonic() + DIALOG_WAIT_S
+    while time.monotonic() < deadline:
+        text = app.board.last_step.state.text if app.board.last_step else ()
+        if text and text[0] in str(app.board.dialog.render()):
+            return
+        await pilot.pause(0.05)
 
 
 async def live(loop: AgentLoop) -> None:
@@ -53,13 +75,21 @@ async def live(loop: AgentLoop) -> None:
             while loop.steps == steps:
                 await pilot.pause(0.1)
         await pilot.pause(1.0)
-        to_png(app.export_screenshot(), "play")
+        to_png(app.export_screenshot(), "play", SIZE[0])
         await pilot.press("h")  # the agent takes over
         await pilot.pause(AGENT_SECONDS)
-        to_png(app.export_screenshot(), "dashboard")
+        await with_dialog(app, pilot)
+        to_png(app.export_screenshot(), "dashboard", SIZE[0])
+        for width, height in SMALLER:  # the same dashboard, re-arranged
+            await pilot.resize_terminal(width, height)
+            await pilot.pause(1.0)
+            await with_dialog(app, pilot)
+            to_png(app.export_screenshot(), f"dashboard-{width}x{height}", width)
+        await pilot.resize_terminal(*SIZE)
+        await pilot.pause(1.0)
         await pilot.press("e")
         await pilot.pause(1.0)
-        to_png(app.export_screenshot(), "prompt_editor")
+        to_png(app.export_screenshot(), "prompt_editor", SIZE[0])
         await pilot.press("escape", "q")
         while not app.loop_done.is_set():
             await pilot.pause(0.2)
@@ -70,7 +100,7 @@ async def replay(run: RunDir, step: int) -> None:
     async with app.run_test(size=SIZE) as pilot:
         app.screen.go(step)
         await pilot.pause(0.5)
-        to_png(app.export_screenshot(), "replay")
+        to_png(app.export_screenshot(), "replay", SIZE[0])
 
 
 def main() -> None:
@@ -82,9 +112,11 @@ def main() -> None:
                 "run": settings.run.model_copy(update={"runs_dir": folder}),
             }
         )
-        run = RunDir.create(settings, "demo")
         start = time.monotonic()
-        asyncio.run(live(AgentLoop(settings, run, train=False, human=True)))
+        # As `pokedreamer run` makes it: on the fixture, the shipped checkpoint's weights.
+        loop = make_loop(settings, train=False, name="demo", human=True)
+        run = loop.run_dir
+        asyncio.run(live(loop))
         guide = len((*TO_MOM[:-1], *MOM_TO_TOWN, *TOWN_TO_GUIDE, "a"))
         asyncio.run(replay(run, guide))
         print(f"done in {time.monotonic() - start:.0f} s")

@@ -196,14 +196,28 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         window: Annotated[
             float, typer.Option(min=0.5, help="Seconds of each attached or detached window.")
         ] = 2.5,
+        size: Annotated[
+            list[str] | None,
+            typer.Option(
+                metavar="WxH",
+                help="Terminal size to measure in, e.g. 80x24; several by repeating the flag or "
+                "comma-separated, each measured in turn (default: 200x60).",
+            ),
+        ] = None,
     ) -> None:
-        """Dashboard screen updates/s at 200x60, and what watching costs the agent loop."""
-        from pokedreamer.bench.dashboard import bench_dashboard
+        """Dashboard screen updates/s, and what watching costs the agent loop, at 200x60 or at each
+        --size."""
+        from pokedreamer.bench.dashboard import SIZE, bench_dashboard, parse_sizes
 
         result = bench_dashboard(
             settings_for(ctx, preset=preset), seconds, steps, rounds,
             toggle_seconds=toggle_seconds, window_seconds=window,
+            sizes=parse_sizes(size) if size else (SIZE,),
         )  # fmt: skip
+        by_size = None if json_out else result.pop("by_size", None)
         echo_result(result, json_out)
+        for name, figures in (by_size or {}).items():  # a block of lines per terminal size
+            typer.echo(f"--- {name}")
+            echo_result(figures, json_out)
 
     return bench

@@ -1,8 +1,9 @@
 """``pokedreamer bench dashboard``: how fast the dashboard draws, and what watching costs the agent.
 
-Two figures, both in a 200×60 headless app (``App.run_test``) whose screen updates are encoded to
-ANSI as a real terminal driver would send them (headless Textual skips that step, which would
-flatter the figures):
+Two figures, both in a headless app (``App.run_test``, 200×60 unless other terminal sizes are
+asked for: each size gets its own figures) whose screen updates are encoded to ANSI as a real
+terminal driver would send them (headless Textual skips that step, which would flatter the
+figures):
 
 * **updates/s**: the live and imagined screens, the state and goal panels fed new cartridge
   frames faster than they can be drawn, with the dashboard aiming at ``UPDATE_TARGET`` updates a
@@ -13,8 +14,8 @@ flatter the figures):
   loop then decodes none), in alternating timed rounds, each round a fresh loop; a cost is
   1 - the median ratio to the neighbouring lone round. Watched rounds start the dashboard as
   ``pokedreamer run`` does, in a process of its own (``dashboard/process.py``), here headless at
-  200×60 and encoding its updates to ANSI; it reports the frames it drew and the CPU its process
-  took.
+  the size measured and encoding its updates to ANSI; it reports the frames it drew and the CPU
+  its process took.
 
 The loops the bench watches are ``LoopControl``s: the agent loop, or a stand-in of the bench's
 own (``EnvLoop``, ``_Feeder``), which the dashboard reads the same way.
@@ -29,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,12 +48,15 @@ from pokedreamer.agent.protocol import LoopControl
 from pokedreamer.dashboard.app import FPS, UI_CPU_BUDGET, Dashboard
 from pokedreamer.dashboard.process import DashboardProcess
 from pokedreamer.dashboard.terminal import encode_like_a_terminal
+from pokedreamer.errors import UserError
 
 if TYPE_CHECKING:
     from pokedreamer.config import Settings
     from pokedreamer.planner.prompts import PromptLibrary
 
 SIZE = (200, 60)
+"""The terminal measured unless others are asked for."""
+SCALE_NAMES = {1: "full", 2: "half", 4: "quarter"}
 UPDATE_TARGET = 60
 """Frame rate asked of the dashboard when measuring updates/s: Textual's own ceiling."""
 SWITCH_INTERVAL_S = 0.0002
@@ -61,6 +65,26 @@ default: 5 ms): the feeder's thread then gets the GIL soon after it wakes, so it
 at their pace rather than in clumps behind the UI's thread."""
 
 LoopFactory = Callable[[], LoopControl]
+Size = tuple[int, int]
+
+
+def parse_sizes(texts: Sequence[str]) -> list[Size]:
+    """``--size`` as terminal sizes: each WIDTHxHEIGHT, several in one value separated by commas
+    or in several values."""
+    sizes = []
+    for text in texts:
+        for part in text.split(","):
+            width, x, height = part.strip().lower().partition("x")
+            if not (x and width.isdigit() and height.isdigit() and int(width) and int(height)):
+                raise UserError(f"--size {part.strip()!r}: give columns x rows, such as 80x24")
+            sizes.append((int(width), int(height)))
+    if not sizes:
+        raise UserError("--size: give one terminal size at least, such as 80x24")
+    return sizes
+
+
+def size_name(size: Size) -> str:
+    return f"{size[0]}x{size[1]}"
 
 
 class _StandIn:
@@ -134,24 +158,28 @@ class _Feeder(_StandIn):
             time.sleep(1 / self.per_s)
 
 
-async def _measure_updates(settings: Settings, events: list[StepEvent], seconds: float) -> dict:
+async def _measure_updates(
+    settings: Settings, events: list[StepEvent], seconds: float, size: Size
+) -> dict:
     """Screen updates a second over at least ``seconds``, and until one update was drawn."""
     feeder = _Feeder(settings, events, per_s=UPDATE_TARGET * 2)
     app = Dashboard(feeder, fps=UPDATE_TARGET, cpu_budget=None)  # what it can do, unthrottled
-    sizes = encode_like_a_terminal(app, SIZE)
+    encoded = encode_like_a_terminal(app, size)
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
-        return await _time_updates(app, feeder, sizes, seconds)
+        return await _time_updates(app, feeder, encoded, seconds, size)
     finally:
         sys.setswitchinterval(switch_interval)
 
 
-async def _time_updates(app: Dashboard, feeder: _Feeder, sizes: list[int], seconds: float) -> dict:
-    async with app.run_test(size=SIZE) as pilot:
+async def _time_updates(
+    app: Dashboard, feeder: _Feeder, encoded: list[int], seconds: float, size: Size
+) -> dict:
+    async with app.run_test(size=size) as pilot:
         await pilot.pause(0.5)  # layout settled, first frames drawn
         board = app.board
-        start_updates, start_sizes = board.live.updates, len(sizes)
+        start_updates, start_encoded = board.live.updates, len(encoded)
         start_cpu, start = time.thread_time(), time.perf_counter()
         await pilot.pause(seconds)
         while board.live.updates == start_updates:  # a figure needs one update at least
@@ -159,14 +187,15 @@ async def _time_updates(app: Dashboard, feeder: _Feeder, sizes: list[int], secon
         elapsed = time.perf_counter() - start
         cpu = time.thread_time() - start_cpu
         updates = board.live.updates - start_updates
-        renders = sizes[start_sizes:]
-        half = board.live.half
+        renders = encoded[start_encoded:]
+        scale, tier = board.live.scale, board.tier.name
         feeder.stop.set()
         await app.action_quit()
     per_update = cpu / max(updates, 1)
     return {
-        "terminal": f"{SIZE[0]}x{SIZE[1]}",
-        "screen_size": "half" if half else "full",
+        "terminal": size_name(size),
+        "tier": tier,
+        "screen_size": SCALE_NAMES[scale],
         "updates_per_s": updates / elapsed,
         "update_target_per_s": UPDATE_TARGET,
         "ui_cpu_ms_per_update": per_update * 1e3,
@@ -256,10 +285,11 @@ def _run_watched(
     drawn: list[float],
     shares: list[float],
     imagined: bool,
+    size: Size = SIZE,
 ) -> None:
     """The loop under the dashboard as ``pokedreamer run`` starts it: the UI in a process of its
-    own, here headless at 200x60 and encoding its updates to ANSI."""
-    process = DashboardProcess(loop, imagined=imagined, headless=SIZE, close_when_done=True)
+    own, here headless at ``size`` and encoding its updates to ANSI."""
+    process = DashboardProcess(loop, imagined=imagined, headless=size, close_when_done=True)
     timer = threading.Timer(seconds, loop.send, args=(Quit(),))
     timer.start()
     try:
@@ -274,7 +304,12 @@ def _run_watched(
 
 
 def _run_toggled(
-    loop: LoopControl, seconds: float, window: float, settle: float, imagined: bool
+    loop: LoopControl,
+    seconds: float,
+    window: float,
+    settle: float,
+    imagined: bool,
+    size: Size = SIZE,
 ) -> tuple[list[float], list[float]]:
     """One loop under the dashboard's process for ``seconds``, the dashboard attached and
     detached in turn (``LoopBridge.attach``/``detach``): the step rate of each ``window``, after
@@ -282,7 +317,7 @@ def _run_toggled(
     the order they alternated, watched first; one of each at least, however short ``seconds``.
     Neighbouring windows are seconds apart, so the machine's drift, which moves a lone loop's
     rate by tens of percent over minutes, mostly cancels out of their ratio."""
-    process = DashboardProcess(loop, imagined=imagined, headless=SIZE, close_when_done=True)
+    process = DashboardProcess(loop, imagined=imagined, headless=size, close_when_done=True)
     watched: list[float] = []
     unwatched: list[float] = []
     done = threading.Event()
@@ -367,23 +402,27 @@ def bench_dashboard(
     loop_factory: LoopFactory | None = None,
     toggle_seconds: float = 0.0,
     window_seconds: float = 2.5,
+    sizes: Sequence[Size] = (SIZE,),
 ) -> dict[str, Any]:
-    """Updates/s of the dashboard at 200×60 (``seconds`` of drawing), and a loop's step rate
-    alone, watched, and watched without imagined frames (``rounds`` times, a fresh loop each
-    time; a round ends after ``steps`` steps or ``round_seconds``, whichever comes first).
-    ``loop``: "agent" (``AgentLoop`` on ``settings``, in a temporary folder; ``train`` says
-    whether it learns) or "env" (``EnvLoop``: the emulator alone, the worst case).
-    ``loop_factory`` overrides both. ``toggle_seconds`` > 0 adds the toggled measurement: one
-    loop for that long with the dashboard attached and detached every ``window_seconds``
-    (``_run_toggled``), with imagined frames and then without."""
+    """Updates/s of the dashboard (``seconds`` of drawing), and a loop's step rate alone,
+    watched, and watched without imagined frames (``rounds`` times, a fresh loop each time; a
+    round ends after ``steps`` steps or ``round_seconds``, whichever comes first), in a terminal
+    of each of ``sizes`` in turn. ``loop``: "agent" (``AgentLoop`` on ``settings``, in a
+    temporary folder; ``train`` says whether it learns) or "env" (``EnvLoop``: the emulator
+    alone, the worst case). ``loop_factory`` overrides both. ``toggle_seconds`` > 0 adds the
+    toggled measurement: one loop for that long with the dashboard attached and detached every
+    ``window_seconds`` (``_run_toggled``), with imagined frames and then without.
+
+    One size gives its figures at the top level of the result; several give them by size, under
+    ``by_size`` ("80x24": figures), in the order asked."""
     from pokedreamer.bench.timing import machine_description
 
     if loop not in ("agent", "env"):
         raise ValueError(f"loop must be 'agent' or 'env', not {loop!r}")
+    if not sizes:
+        raise ValueError("sizes: one terminal size at least")
     events = cartridge_events()
     result: dict[str, Any] = {"machine": machine_description()}
-    result.update(asyncio.run(_measure_updates(settings, events, seconds)))
-
     folder = Path(tempfile.mkdtemp(prefix="pokedreamer-bench-dashboard-"))
     try:
         if loop_factory is not None:
@@ -392,63 +431,86 @@ def bench_dashboard(
             make = lambda: EnvLoop(settings)  # noqa: E731
         else:
             make = agent_loop_factory(settings, folder, train)
-        alone: list[float] = []
-        watched: list[float] = []
-        plain: list[float] = []  # watched without imagined frames
-        drawn: list[float] = []
-        shares: list[float] = []
-        for _ in range(rounds):
-            fresh = make()
-            alone.append(_loop_rate(fresh, lambda f=fresh: _run_alone(f, round_seconds, steps)))
-            for imagined, rates in ((True, watched), (False, plain)):
-                fresh = make()
-                rates.append(
-                    _loop_rate(
-                        fresh,
-                        # The UI's own figures are kept for the usual case, imagined on.
-                        lambda f=fresh, i=imagined: _run_watched(
-                            f, round_seconds, steps, drawn if i else [], shares if i else [], i
-                        ),
-                    )
-                )
-        toggled: dict[str, Any] = {}
-        if toggle_seconds > 0:
-            settle = min(1.0, window_seconds / 2)
-            for imagined, key in ((True, "toggled"), (False, "toggled_without_imagined")):
-                on, off = _run_toggled(make(), toggle_seconds, window_seconds, settle, imagined)
-                toggled[key] = toggled_cost(on, off) | {
-                    "watched_steps_per_s": on,
-                    "unwatched_steps_per_s": off,
-                }
+        by_size = {}
+        for size in sizes:
+            figures = asyncio.run(_measure_updates(settings, events, seconds, size))
+            figures.update(
+                _loop_cost(make, size, steps, rounds, round_seconds, toggle_seconds, window_seconds)
+            )
+            figures["loop"] = "custom" if loop_factory is not None else loop
+            figures["loop_training"] = train if loop == "agent" and loop_factory is None else False
+            by_size[size_name(size)] = figures
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if len(by_size) == 1:
+        result.update(*by_size.values())
+    else:
+        result["by_size"] = by_size
+    return result
+
+
+def _loop_cost(
+    make: LoopFactory,
+    size: Size,
+    steps: int | None,
+    rounds: int,
+    round_seconds: float,
+    toggle_seconds: float,
+    window_seconds: float,
+) -> dict[str, Any]:
+    """The loop's step rate alone and watched at ``size`` in rounds, and toggled (see
+    ``bench_dashboard``)."""
+    alone: list[float] = []
+    watched: list[float] = []
+    plain: list[float] = []  # watched without imagined frames
+    drawn: list[float] = []
+    shares: list[float] = []
+    for _ in range(rounds):
+        fresh = make()
+        alone.append(_loop_rate(fresh, lambda f=fresh: _run_alone(f, round_seconds, steps)))
+        for imagined, rates in ((True, watched), (False, plain)):
+            fresh = make()
+            rates.append(
+                _loop_rate(
+                    fresh,
+                    # The UI's own figures are kept for the usual case, imagined on.
+                    lambda f=fresh, i=imagined: _run_watched(
+                        f, round_seconds, steps, drawn if i else [], shares if i else [], i, size
+                    ),
+                )
+            )
+    toggled: dict[str, Any] = {}
+    if toggle_seconds > 0:
+        settle = min(1.0, window_seconds / 2)
+        for imagined, key in ((True, "toggled"), (False, "toggled_without_imagined")):
+            on, off = _run_toggled(make(), toggle_seconds, window_seconds, settle, imagined, size)
+            toggled[key] = toggled_cost(on, off) | {
+                "watched_steps_per_s": on,
+                "unwatched_steps_per_s": off,
+            }
 
     def cost(rates: list[float]) -> float:
         return 1 - statistics.median(w / a for a, w in zip(alone, rates, strict=True))
 
-    result.update(
-        {
-            "loop": "custom" if loop_factory is not None else loop,
-            "loop_training": train if loop == "agent" and loop_factory is None else False,
-            "round_steps": steps,
-            "round_seconds": round_seconds,
-            "rounds": rounds,
-            "loop_steps_per_s_by_round": {
-                "alone": alone,
-                "watched": watched,
-                "watched_without_imagined": plain,
-            },  # fmt: skip
-            "loop_steps_per_s_alone": statistics.median(alone),
-            "loop_steps_per_s_watched": statistics.median(watched),
-            "loop_cost": cost(watched),
-            "loop_steps_per_s_watched_without_imagined": statistics.median(plain),
-            "loop_cost_without_imagined": cost(plain),
-            "ui_frames_drawn_per_s_while_watching": statistics.median(drawn),
-            "ui_cpu_share_while_watching": statistics.median(shares),
-            "ui_fps_target": FPS,
-            "ui_cpu_budget": UI_CPU_BUDGET,
-        }
-    )
+    result: dict[str, Any] = {
+        "round_steps": steps,
+        "round_seconds": round_seconds,
+        "rounds": rounds,
+        "loop_steps_per_s_by_round": {
+            "alone": alone,
+            "watched": watched,
+            "watched_without_imagined": plain,
+        },  # fmt: skip
+        "loop_steps_per_s_alone": statistics.median(alone),
+        "loop_steps_per_s_watched": statistics.median(watched),
+        "loop_cost": cost(watched),
+        "loop_steps_per_s_watched_without_imagined": statistics.median(plain),
+        "loop_cost_without_imagined": cost(plain),
+        "ui_frames_drawn_per_s_while_watching": statistics.median(drawn),
+        "ui_cpu_share_while_watching": statistics.median(shares),
+        "ui_fps_target": FPS,
+        "ui_cpu_budget": UI_CPU_BUDGET,
+    }
     if toggled:
         result.update(
             {

@@ -1,5 +1,6 @@
 """The live screen: the real and the imagined Game Boy screen, the state, the plan, the trace, the
-plots and the status bar; the keys that steer the loop.
+plots and the status bar; the keys that steer the loop. How they are arranged follows the
+terminal's size (``dashboard/layout.py``).
 
 ``drain`` takes every event waiting on the dashboard's subscription, many times a second, and
 draws only the newest frame of env 0 (older ones are dropped), at most as often as the frame
@@ -14,9 +15,9 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widget import Widget
+from textual.widgets import Footer, Static, TabbedContent
 
 from pokedreamer.agent.events import (
     HumanAction,
@@ -36,11 +37,20 @@ from pokedreamer.agent.events import (
     Subscription,
     TakeControl,
 )
+from pokedreamer.dashboard.layout import (
+    TIER_NAMES,
+    Showing,
+    Tier,
+    one_screen,
+    side_by_side,
+    tier_for,
+)
 from pokedreamer.dashboard.pacing import FramePacer
 from pokedreamer.dashboard.screens.editor import PromptEditor
 from pokedreamer.dashboard.screens.plan_detail import PlanDetail
 from pokedreamer.dashboard.steering import PLANNERS, Steering, error_text
-from pokedreamer.dashboard.widgets.game_screen import FULL_CELLS, GameScreen
+from pokedreamer.dashboard.widgets.current_subgoal import CurrentSubgoal
+from pokedreamer.dashboard.widgets.game_screen import GameScreen
 from pokedreamer.dashboard.widgets.planner_panel import PlanTrace, goal_text
 from pokedreamer.dashboard.widgets.plots import Plots, RewardBins
 from pokedreamer.dashboard.widgets.state_panel import DialogPanel, StatePanel
@@ -57,8 +67,6 @@ GAME_KEYS: dict[str, str] = {
 }  # fmt: skip
 """Keyboard key -> Game Boy button, while a person is in control."""
 _BUTTON_LABELS = {"a": "A", "b": "B", "start": "START", "select": "SELECT"}
-# Both screens at full size, side by side, with the panels beside and under them.
-FULL_SIZE_AT = (2 * (FULL_CELLS.width + 2) + 30, FULL_CELLS.height + 2 + 14)
 
 
 class LiveScreen(Screen[None]):
@@ -66,6 +74,7 @@ class LiveScreen(Screen[None]):
 
     BINDINGS = [
         Binding("space", "pause", "pause/resume"),
+        Binding("i", "flip", "live/imagined"),  # shown only where one screen is
         Binding("n", "single_step", "step"),
         Binding("r", "replan", "replan"),
         Binding("p", "planner", "planner"),
@@ -101,16 +110,13 @@ class LiveScreen(Screen[None]):
         self.steering = steering
         self.subscription = subscription
         self.pacer = FramePacer(fps, cpu_budget)
-        # Made here, not looked up: the drain draws into them many times a second.
-        self.live = GameScreen("waiting for the game…", id="live")
-        self.imagined = GameScreen("no imagined frames yet", id="imagined")
-        if not imagined:
-            self.imagined.placeholder = "imagined frames off"
-        self.state_panel = StatePanel(id="state")
-        self.dialog = DialogPanel(id="dialog")
-        self.goal = Static(goal_text("", (), 0.0), id="goal")
-        self.trace = PlanTrace(id="trace")
-        self.plots = Plots(id="plots")
+        self.tier = tier_for(200, 60)
+        """The arrangement in use (compose sets it from the terminal's size)."""
+        self.showing: Showing = "live"
+        """The screen shown where one is shown at a time."""
+        self._tab = "state"  # the tab open where the panels are in tabs
+        self._imagined_placeholder = "no imagined frames yet" if imagined else "imagined frames off"
+        self._new_panels()
         self.status_bar = StatusBar(id="status")
         self.last_step: StepEvent | None = None
         """The newest step of env 0, drawn or not."""
@@ -122,39 +128,93 @@ class LiveScreen(Screen[None]):
         self._unshown_plans: list[dict[str, Any]] = []  # for the trace, with the panels
         self._panels_at = 0.0
 
+    # --- the arrangement ---------------------------------------------------------------------
+
+    def _new_panels(self) -> None:
+        # Made here, not looked up: the drain draws into them many times a second.
+        self.live = GameScreen("waiting for the game…", id="live")
+        self.imagined = GameScreen(self._imagined_placeholder, id="imagined")
+        self.state_panel = StatePanel(id="state")
+        self.dialog = DialogPanel(id="dialog")
+        self.goal = Static(goal_text("", (), 0.0), id="goal")
+        self.subgoal = CurrentSubgoal(id="subgoal")
+        self.trace = PlanTrace(id="trace")
+        self.plots = Plots(id="plots")
+        titles = {
+            self.state_panel: "game state",
+            self.dialog: "dialog",
+            self.goal: "goal and subgoals",
+            self.trace: "planner trace (enter opens)",
+            self.plots: "rewards and losses",
+        }
+        for panel, title in titles.items():
+            panel.border_title = title
+
+    def _arranged(self) -> Widget:
+        if self.tier.one_screen:
+            return one_screen(
+                self.live, self.imagined, self.subgoal, self.state_panel, self.dialog, self.goal,
+                self.trace, self.plots, showing=self.showing,
+            )  # fmt: skip
+        return side_by_side(
+            self.live,
+            self.imagined,
+            self.state_panel,
+            self.dialog,
+            self.goal,
+            self.trace,
+            self.plots,
+        )
+
     def compose(self) -> ComposeResult:
-        with Horizontal(id="top"):
-            with Vertical(id="live-box", classes="screen-box"):
-                yield self.live
-            with Vertical(id="imagined-box", classes="screen-box"):
-                yield self.imagined
-            with Vertical(id="side"):
-                yield self.state_panel
-                yield self.dialog
-        with Horizontal(id="bottom"):
-            yield self.goal
-            yield self.trace
-            yield self.plots
+        self.tier = tier_for(*self.app.size)
+        yield self._arranged()
         yield self.status_bar
         yield Footer()
 
     def on_mount(self) -> None:
-        titles = {
-            "#live-box": "live",
-            "#imagined-box": "imagined (world model)",
-            "#state": "game state",
-            "#dialog": "dialog",
-            "#goal": "goal and subgoals",
-            "#trace": "planner trace (enter opens)",
-            "#plots": "rewards and losses",
-        }
-        for selector, title in titles.items():
-            self.query_one(selector).border_title = title
+        self._apply_tier()
 
-    def on_resize(self) -> None:
-        width, height = self.app.size
-        half = width < FULL_SIZE_AT[0] or height < FULL_SIZE_AT[1]
-        self.live.half = self.imagined.half = half
+    async def on_resize(self) -> None:
+        tier = tier_for(*self.app.size)
+        if tier.one_screen != self.tier.one_screen:
+            await self._rearrange(tier)
+        self.tier = tier
+        self._apply_tier()
+
+    async def _rearrange(self, tier: Tier) -> None:
+        """Puts the panels in the arrangement of ``tier``. A widget taken out of the screen
+        cannot be mounted again, so the arrangement gets new ones that go on from the old."""
+        live, imagined, trace, plots = self.live, self.imagined, self.trace, self.plots
+        self._new_panels()
+        self.live.continue_from(live)
+        self.imagined.continue_from(imagined)
+        self.trace.continue_from(trace)
+        self.plots.continue_from(plots)
+        self._goal_key = None
+        if self.last_step is not None:
+            self.show_panels(self.last_step)
+        self.tier = tier
+        await self.query_one("#body").remove()
+        await self.mount(self._arranged(), before=self.status_bar)
+        if tier.one_screen:  # the tab open when the terminal was last this small
+            self.query_one("#tabs", TabbedContent).active = f"tab-{self._tab}"
+
+    def _apply_tier(self) -> None:
+        tier = self.tier
+        for name in TIER_NAMES:
+            self.set_class(tier.name == name, f"-{name}")
+        self.live.scale = self.imagined.scale = tier.scale
+        self.refresh_bindings()  # i appears in the footer, or leaves it
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._tab = (event.pane.id or "tab-state").removeprefix("tab-")
+
+    def action_flip(self) -> None:
+        """Shows the imagined screen in the live one's place, or the live one again."""
+        self.showing = "imagined" if self.showing == "live" else "live"
+        self.query_one("#live-box").display = self.showing == "live"
+        self.query_one("#imagined-box").display = self.showing == "imagined"
 
     def on_screen_resume(self) -> None:
         # Frames are not drawn while another screen covers this one; catch up at once.
@@ -172,6 +232,7 @@ class LiveScreen(Screen[None]):
         if key != self._goal_key:
             self._goal_key = key
             self.goal.update(goal_text(event.goal, event.subgoals, event.progress), layout=False)
+            self.subgoal.show(event.subgoals, event.progress)
 
     def on_plan_trace_selected(self, event: PlanTrace.Selected) -> None:
         self.app.push_screen(PlanDetail(event.record))
@@ -287,6 +348,8 @@ class LiveScreen(Screen[None]):
         if action == "button":
             # Hidden, and the key left to the focused widget, unless a person is playing.
             return self.steering.human
+        if action == "flip":  # both screens are in sight in all but small terminals
+            return self.tier.one_screen
         return True
 
     def action_pause(self) -> None:

@@ -1,4 +1,10 @@
-"""The replay viewer's screen: scrub an episode with its state, rewards and subgoal trace."""
+"""The replay viewer's screen: scrub an episode with its state, rewards and subgoal trace.
+
+Arranged for the terminal's size, as the live screen is: from 122×54 the frame at half size
+(at full size from 202×90) with the panels beside and under it; from 100×34 the frame at quarter
+size, the state beside the dialog and the reward terms; below that (80×24) the frame at quarter
+size beside the dialog, and the other panels in tabs. A resize across the last line composes the
+screen again, and the step shown stays."""
 
 from __future__ import annotations
 
@@ -9,18 +15,54 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane
 
 from pokedreamer.dashboard.episode_trace import EpisodeTrace
 from pokedreamer.dashboard.screens.plan_detail import PlanDetail
-from pokedreamer.dashboard.widgets.game_screen import FULL_CELLS, GameScreen
+from pokedreamer.dashboard.widgets.game_screen import FULL_CELLS, HALF_CELLS, GameScreen
 from pokedreamer.dashboard.widgets.planner_panel import trace_row
 from pokedreamer.dashboard.widgets.state_panel import DialogPanel, StatePanel
 from pokedreamer.dashboard.widgets.timeline import SPAN_COLOURS, Timeline
 
 JUMP_SHORT, JUMP_LONG = 10, 100
 PLAY_FPS = 20
+# The frame in its border, the side column beside it; the timeline, the plans and the bars under.
 FULL_SIZE_AT = (FULL_CELLS.width + 2 + 40, FULL_CELLS.height + 2 + 16)
+HALF_SIZE_AT = (HALF_CELLS.width + 2 + 40, HALF_CELLS.height + 2 + 16)
+QUARTER_SIZE_AT = (100, 34)
+"""The quarter-size frame (42×20 in its border) with two columns of panels beside it (the
+state; the dialog over the reward terms), the timeline (5 rows) and the plans (7 rows) under it.
+Below, the panels go into tabs."""
+TITLES = {
+    "#state": "game state",
+    "#dialog": "dialog",
+    "#terms": "reward terms",
+    "#timeline": "subgoal trace (▼ plan, ▲ here; click to jump)",
+    "#plans": "plans (enter jumps, i opens)",
+    "#spans": "subgoals: when each was active and how it ended",
+}
+TABS = {
+    "state": "#state",
+    "terms": "#terms",
+    "trace": "#timeline",
+    "plans": "#plans",
+    "spans": "#spans",
+}
+"""A small terminal's tabs and the panel each holds."""
+
+
+def frame_scale(width: int, height: int) -> int:
+    """The frame's scale in a terminal of ``width`` × ``height``: 1 full, 2 half, 4 quarter."""
+    if width >= FULL_SIZE_AT[0] and height >= FULL_SIZE_AT[1]:
+        return 1
+    if width >= HALF_SIZE_AT[0] and height >= HALF_SIZE_AT[1]:
+        return 2
+    return 4  # text no longer reads on the frame; the dialog panel has it
+
+
+def in_tabs(width: int, height: int) -> bool:
+    """Whether the panels go into tabs beside the frame (a small terminal)."""
+    return width < QUARTER_SIZE_AT[0] or height < QUARTER_SIZE_AT[1]
 
 
 def button_name(action: int | None, buttons: list[str]) -> str:
@@ -111,33 +153,43 @@ class ReplayScreen(Screen[None]):
         self.buttons = buttons
         self.step = 0
         self._player: Any = None
+        self.tabbed = False
+        """The panels in tabs beside the frame (a small terminal)."""
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="top"):
-            with Vertical(id="frame-box", classes="screen-box"):
-                yield GameScreen("empty episode", id="frame")
-            with Vertical(id="side"):
-                yield StatePanel(id="state")
-                yield DialogPanel(id="dialog")
-                yield Static(id="terms")
-        yield Timeline(self.trace, id="timeline")
-        with Horizontal(id="bottom"):
-            yield DataTable(id="plans", cursor_type="row", zebra_stripes=True)
-            yield Static(id="spans")
+        self.tabbed = in_tabs(*self.app.size)
+        frame_box = Vertical(
+            GameScreen("empty episode", id="frame"), id="frame-box", classes="screen-box"
+        )
+        state, dialog, terms = StatePanel(id="state"), DialogPanel(id="dialog"), Static(id="terms")
+        timeline = Timeline(self.trace, id="timeline")
+        plans = DataTable(id="plans", cursor_type="row", zebra_stripes=True)
+        spans = Static(id="spans")
+        if self.tabbed:
+            panels = {"#state": state, "#terms": terms, "#timeline": timeline, "#plans": plans,
+                      "#spans": spans}  # fmt: skip
+            tabs = TabbedContent(id="tabs")
+            for name, selector in TABS.items():
+                tabs.compose_add_child(TabPane(name, panels[selector], id=f"tab-{name}"))
+            with Horizontal(id="top", classes="one-screen"):
+                yield frame_box
+                yield Vertical(dialog, tabs, id="side")
+        else:
+            with Horizontal(id="top"):
+                yield frame_box
+                yield Vertical(state, dialog, terms, id="side")
+            yield timeline
+            yield Horizontal(plans, spans, id="bottom")
         yield Static(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
-        titles = {
-            "#frame-box": self.title_text,
-            "#state": "game state",
-            "#dialog": "dialog",
-            "#terms": "reward terms",
-            "#timeline": "subgoal trace (▼ plan, ▲ here; click to jump)",
-            "#plans": "plans (enter jumps, i opens)",
-            "#spans": "subgoals: when each was active and how it ended",
-        }
-        for selector, title in titles.items():
+        self._fill()
+
+    def _fill(self) -> None:
+        """Titles, the plan table's rows and the step shown, in newly composed panels."""
+        self.query_one("#frame-box").border_title = self.title_text
+        for selector, title in TITLES.items():
             self.query_one(selector).border_title = title
         table = self.query_one("#plans", DataTable)
         for name, width in (("step", 6), ("trigger", 16), ("source", 9), ("latency", 7)):
@@ -146,12 +198,17 @@ class ReplayScreen(Screen[None]):
         for i, plan in enumerate(self.trace.plans):
             row = trace_row(plan)
             table.add_row(str(plan["_at"]), *row[1:], key=str(i))
-        self.go(0)
+        self.query_one("#frame", GameScreen).scale = frame_scale(*self.app.size)
+        self.go(self.step)
 
-    def on_resize(self) -> None:
+    async def on_resize(self) -> None:
         width, height = self.app.size
-        frame = self.query_one("#frame", GameScreen)
-        frame.half = width < FULL_SIZE_AT[0] or height < FULL_SIZE_AT[1]
+        if in_tabs(width, height) != self.tabbed:
+            await self.recompose()
+            self._fill()
+            self.refresh_bindings()  # the new footer shows the keys
+        self.set_class(frame_scale(width, height) == 4 and not self.tabbed, "-quarter")
+        self.query_one("#frame", GameScreen).scale = frame_scale(width, height)
 
     # --- moving through the episode ------------------------------------------------------------
 

@@ -3,7 +3,12 @@
 Each cell shows ``▀`` with the upper pixel's grey as its foreground and the lower pixel's as its
 background, so a 160×144 frame takes 160×72 cells at full size. At half size each cell covers a
 2×2 block of pixels above another 2×2 block (80×36 cells); a block takes its darkest pixel, which
-keeps one-pixel lines (text, outlines) visible where subsampling would drop every other one.
+keeps one-pixel lines (text, outlines) visible where subsampling would drop every other one. At
+quarter size (40×18 cells, for terminals from 80×24) a block is 4×4 pixels and takes the darkest
+shade that two of its pixels share: the darkest pixel alone would turn the floors' and paths'
+one-pixel dither into a checkerboard as dark as the walls, while lines two pixels long or more
+(outlines, sprites, the text box's border) still survive; text does not read at this size
+anyway, which is why the dialog panel carries it.
 
 Speed comes from never building a style or a segment per frame: a cell is one of 16 (upper, lower)
 shade pairs, and a run of equal cells one of 16 × 160 prebuilt segments, so a row is one list of
@@ -27,6 +32,9 @@ HALF_BLOCK = "▀"
 FRAME_HEIGHT, FRAME_WIDTH = FRAME_SHAPE
 FULL_CELLS = Size(FRAME_WIDTH, FRAME_HEIGHT // 2)  # 160 × 72
 HALF_CELLS = Size(FRAME_WIDTH // 2, FRAME_HEIGHT // 4)  # 80 × 36
+QUARTER_CELLS = Size(FRAME_WIDTH // 4, FRAME_HEIGHT // 8)  # 40 × 18
+SCALES: dict[int, Size] = {1: FULL_CELLS, 2: HALF_CELLS, 4: QUARTER_CELLS}
+"""Pixels a cell is wide -> the cells a frame takes: full, half and quarter size."""
 
 GREY_COLOURS: tuple[str, ...] = tuple(f"#{g:02x}{g:02x}{g:02x}" for g in GREYS.tolist())
 """Each shade index as the colour drawn, lightest first (the same greys as exported pictures)."""
@@ -44,6 +52,14 @@ _RUNS: tuple[tuple[Segment, ...], ...] = tuple(
 def cell_codes(frame: np.ndarray, half: bool) -> np.ndarray:
     """The (upper, lower) shade pair of every cell as ``upper * 4 + lower``: uint8 (72, 160) at
     full size, (36, 80) at half size."""
+    return scaled_codes(frame, 2 if half else 1)
+
+
+def scaled_codes(frame: np.ndarray, scale: int) -> np.ndarray:
+    """The (upper, lower) shade pair of every cell as ``upper * 4 + lower`` at ``scale``: uint8
+    (72, 160) at full size (1), (36, 80) at half size (2), (18, 40) at quarter size (4)."""
+    if scale not in SCALES:
+        raise ValueError(f"a screen's scale is one of {tuple(SCALES)}, not {scale}")
     if frame.shape != FRAME_SHAPE:
         raise ValueError(f"a frame must be (144, 160) shade indices, got {frame.shape}")
     # An imagined frame is the model's argmax, so always 0..3; the clip only keeps a stray value
@@ -51,13 +67,23 @@ def cell_codes(frame: np.ndarray, half: bool) -> np.ndarray:
     shades = frame if frame.dtype == np.uint8 else frame.astype(np.uint8)
     if shades.max() > 3:
         shades = np.minimum(shades, 3)
-    if half:
+    if scale == 2:
         # Four strided views and three maxima: ~10x faster than a max over reshaped axes.
         shades = np.maximum(
             np.maximum(shades[0::2, 0::2], shades[0::2, 1::2]),
             np.maximum(shades[1::2, 0::2], shades[1::2, 1::2]),
         )
+    elif scale == 4:
+        shades = shared_darkest(shades)
     return (shades[0::2] << 2) | shades[1::2]
+
+
+def shared_darkest(shades: np.ndarray) -> np.ndarray:
+    """Each 4×4 block's second darkest pixel, i.e. the darkest shade that two of its pixels
+    share: (36, 40) from (144, 160)."""
+    blocks = shades.reshape(FRAME_HEIGHT // 4, 4, FRAME_WIDTH // 4, 4).transpose(0, 2, 1, 3)
+    flat = blocks.reshape(FRAME_HEIGHT // 4, FRAME_WIDTH // 4, 16)
+    return np.partition(flat, 14, axis=-1)[..., 14]  # ~5x faster than counting each shade
 
 
 def row_strips(codes: np.ndarray, rows: np.ndarray | None = None) -> dict[int, Strip]:
@@ -95,10 +121,14 @@ class GameScreen(Widget):
         width: 160;
         height: 72;
     }
+    GameScreen.-quarter {
+        width: 40;
+        height: 18;
+    }
     """
 
-    half: reactive[bool] = reactive(True)
-    """Half size (80×36 cells) or full size (160×72)."""
+    scale: reactive[int] = reactive(2)
+    """Pixels a cell is wide: 1 (full size, 160×72 cells), 2 (half, 80×36), 4 (quarter, 40×18)."""
 
     def __init__(
         self, placeholder: str = "", *, name: str | None = None, id: str | None = None
@@ -114,7 +144,7 @@ class GameScreen(Widget):
 
     def show(self, frame: np.ndarray) -> None:
         """Draws ``frame`` (uint8 shade indices, 144×160), repainting only the rows it changes."""
-        codes = cell_codes(frame, self.half)
+        codes = scaled_codes(frame, self.scale)
         self.frame = frame
         previous = self._codes
         self._codes = codes
@@ -133,8 +163,22 @@ class GameScreen(Widget):
         # what changed anyway, and each refresh call has its own cost.
         self.refresh(Region(0, int(changed[0]), codes.shape[1], int(changed[-1] - changed[0]) + 1))
 
-    def watch_half(self, half: bool) -> None:
-        self.set_class(not half, "-full")
+    def continue_from(self, other: GameScreen) -> None:
+        """Shows what ``other`` shows and counts its updates on: a widget taken out of the screen
+        cannot be mounted again, so a re-arranged screen shows its frames in new ones."""
+        self.placeholder = other.placeholder
+        self.updates = other.updates
+        if other.frame is not None:
+            self.show(other.frame)
+
+    def validate_scale(self, scale: int) -> int:
+        if scale not in SCALES:
+            raise ValueError(f"a screen's scale is one of {tuple(SCALES)}, not {scale}")
+        return scale
+
+    def watch_scale(self, scale: int) -> None:
+        self.set_class(scale == 1, "-full")
+        self.set_class(scale == 4, "-quarter")
         if self.frame is not None:
             frame, self._codes = self.frame, None
             self.show(frame)

@@ -185,6 +185,14 @@ class PlanTrace(Widget, can_focus=True):
         self._scroll_to_cursor()
         self.refresh()
 
+    def continue_from(self, other: PlanTrace) -> None:
+        """Holds ``other``'s entries, its cursor and scroll: a widget taken out of the screen
+        cannot be mounted again, so a re-arranged screen shows the trace in a new one."""
+        self.records = other.records.copy()
+        self._strips = other._strips.copy()
+        self.cursor_row, self._top = other.cursor_row, other._top
+        self.refresh()
+
     def move_cursor(self, *, row: int) -> None:
         self.cursor_row = min(max(row, 0), max(len(self.records) - 1, 0))
         self._scroll_to_cursor()

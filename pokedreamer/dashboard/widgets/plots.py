@@ -85,6 +85,12 @@ class Plots(Widget):
         self._moved: set[str] = set()
         self._new = False
 
+    def continue_from(self, other: Plots) -> None:
+        """Draws ``other``'s curves and adds to them: a widget taken out of the screen cannot be
+        mounted again, so a re-arranged screen shows the curves in a new one."""
+        self.series, self._moved = other.series, other._moved
+        self._new = True
+
     def add(self, name: str, value: float) -> None:
         series = self.series.get(name)
         if series is None:
