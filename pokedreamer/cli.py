@@ -52,7 +52,7 @@ SpeedChoice = Literal["1", "2", "4", "8", "16", "uncapped"]
 SpeedOption = Annotated[
     SpeedChoice | None,
     typer.Option(
-        help="Times the Game Boy's own speed while you watch (default: agent.speed, 4).",
+        help="Times the Game Boy's own speed while you watch (default: agent.speed).",
     ),
 ]
 
