@@ -45,7 +45,23 @@ FLAG_TO_SETTING: dict[str, str] = {
     "steps": "run.steps",
     "planner": "planner.kind",
     "envs": "agent.envs",
+    "speed": "agent.speed",
 }
+
+SpeedChoice = Literal["1", "2", "4", "8", "16", "uncapped"]
+SpeedOption = Annotated[
+    SpeedChoice | None,
+    typer.Option(
+        help="Times the Game Boy's own speed while you watch (default: agent.speed).",
+    ),
+]
+
+
+def speed_setting(speed: SpeedChoice | None) -> int | None:
+    """The --speed flag as agent.speed: times the Game Boy's own speed, 0 uncapped."""
+    if speed is None:
+        return None
+    return 0 if speed == "uncapped" else int(speed)
 
 
 def flag_overrides(**flags: Any) -> dict[str, Any]:
@@ -157,23 +173,31 @@ def run(
         str | None, typer.Option(metavar="NAME", help="Run name (default: a timestamp).")
     ] = None,
     preset: PresetOption = None,
+    speed: SpeedOption = None,
 ) -> None:
     """Run the agent: play, plan, learn online and record every episode.
 
     With no arguments it plays the fixture cartridge with the heuristic planner and the shipped
-    checkpoint, in the dashboard when stdout is a terminal.
+    checkpoint, in the dashboard when stdout is a terminal (at agent.speed times the Game Boy's
+    own speed; without a dashboard, uncapped).
     """
     from pokedreamer.agent.play import start_loop
 
     flags = {"rom": rom, "headless": headless, "steps": steps, "seed": seed, "planner": planner,
-             "preset": preset, "envs": envs}  # fmt: skip
+             "preset": preset, "envs": envs, "speed": speed_setting(speed)}  # fmt: skip
     if resume is not None:
         settings = _run_settings(ctx, resume, **flags)
     else:
         settings = _settings(ctx, **flags)
+    dashboard = not headless and sys.stdout.isatty()
+    if speed is not None and not dashboard and settings.env.headless:
+        raise UserError(
+            "--speed paces a run someone watches: the dashboard (run it in a terminal, without "
+            "--headless) or the emulator's window (--no-headless); this one runs uncapped"
+        )
     start_loop(
         settings, resume=resume, checkpoint=checkpoint, train=not no_train, name=name,
-        dashboard=not headless and sys.stdout.isatty(), human=False,
+        dashboard=dashboard, human=False,
     )  # fmt: skip
 
 
@@ -195,13 +219,14 @@ def play(
         str | None, typer.Option(metavar="NAME", help="Run name (default: a timestamp).")
     ] = None,
     seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
+    speed: SpeedOption = None,
 ) -> None:
     """Play the game yourself in the dashboard; your steps are kept as demonstrations."""
     from pokedreamer.agent.play import start_loop
 
     if not sys.stdout.isatty():
         raise UserError("pokedreamer play needs a terminal: run it in one (not piped)")
-    settings = _settings(ctx, rom=rom, seed=seed)
+    settings = _settings(ctx, rom=rom, seed=seed, speed=speed_setting(speed))
     start_loop(
         settings, resume=None, checkpoint=checkpoint, train=train, name=name, dashboard=True,
         human=True,

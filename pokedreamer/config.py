@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -342,8 +343,9 @@ class AgentSettings(BaseModel):
     end_at_badges: int = Field(default=0, ge=0)
     """End an episode once this many badges are won (the fixture's quest ends at 1); 0 never."""
 
-    realtime: bool = False
-    """Cap play at the Game Boy's own speed (about 2.5 steps/s at 24 frames a step)."""
+    speed: int = Field(default=4, ge=0, le=16, validation_alias=AliasChoices("speed", "realtime"))
+    """Times the Game Boy's own speed while a person watches (the dashboard, the emulator's
+    window): 1 is 2.5 steps/s at action_repeat 24; 0 is uncapped, as is a run no one watches."""
 
     record: bool = True
     """Record every episode under the run's episodes/ folder."""

@@ -31,13 +31,15 @@ from pokedreamer.agent.events import (
     Resume,
     SaveCheckpoint,
     SetPlanner,
-    SetRealtime,
+    SetSpeed,
+    SetSubgoal,
     SingleStep,
     StatusEvent,
     StepEvent,
     TakeControl,
     UsePrompts,
 )
+from pokedreamer.agent.pace import speed_text
 from pokedreamer.agent.protocol import LoopControl
 from pokedreamer.config import Settings
 from pokedreamer.dashboard.app import Dashboard
@@ -45,8 +47,10 @@ from pokedreamer.dashboard.screens.editor import PromptEditor, TemplateArea
 from pokedreamer.dashboard.screens.plan_detail import PlanDetail
 from pokedreamer.dashboard.widgets.game_screen import cell_codes
 from pokedreamer.dashboard.widgets.state_panel import state_text
+from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.prompts import PromptLibrary, sample_fields
-from pokedreamer.planner.service import PlanRecord
+from pokedreamer.planner.service import HUMAN_TRIGGER, PlanRecord, read_subgoal
+from pokedreamer.planner.subgoals import describe
 from pokedreamer.rundir import RunDir
 
 # --- a stand-in for the agent loop --------------------------------------------------------------
@@ -73,7 +77,8 @@ class FakeLoop:
         self.commands: list[Any] = []
         self.pressed: list[str] = []
         self.paused = paused
-        self.human = self.realtime = False
+        self.human = False
+        self.speed = 0
         self.planner_kind = "heuristic"
         self.training = True
         self.steps = 0
@@ -96,7 +101,7 @@ class FakeLoop:
     def status(self, message: str = "", finished: bool = False) -> StatusEvent:
         return StatusEvent(
             step=self.steps, paused=self.paused, human=self.human, planner=self.planner_kind,
-            realtime=self.realtime, training=self.training, run_dir=str(self.run_dir.path),
+            speed=self.speed, training=self.training, run_dir=str(self.run_dir.path),
             message=message, finished=finished, buttons=self.buttons,
         )  # fmt: skip
 
@@ -118,8 +123,18 @@ class FakeLoop:
             else:
                 self.planner_kind = command.kind
                 message = f"planner: {command.kind}"
-        elif isinstance(command, SetRealtime):
-            self.realtime = command.realtime
+        elif isinstance(command, SetSpeed):
+            self.speed = command.speed
+            message = f"speed {speed_text(command.speed)}"
+        elif isinstance(command, SetSubgoal):  # as the loop does with a checked subgoal
+            subgoal, message = None, "your subgoal is cleared: the planner plans again"
+            if command.subgoal is not None:
+                subgoal, message = read_subgoal(command.subgoal, GameFacts.fixture())
+            if subgoal is not None:
+                plan = {"goal": "a person's subgoal", "subgoals": [subgoal.model_dump()]}
+                record = PlanRecord(self.steps, HUMAN_TRIGGER, "human", plan)
+                self.bus.publish(PlanEvent(0, 1, asdict(record)))
+                message = f"your subgoal: {describe(subgoal)}"
         elif isinstance(command, SaveCheckpoint):
             self.checkpoints += 1
             message = f"checkpoint saved: runs/fake/checkpoints/agent-{self.steps}"
@@ -304,8 +319,8 @@ def test_every_control_sends_its_command_and_the_ui_follows(step_events: list[St
             await press("p", SetPlanner("local"), "planner local")  # on past the refused one
             await press("p", SetPlanner("none"), "planner none")
             await press("p", SetPlanner("heuristic"), "planner heuristic")
-            await press("s", SetRealtime(True), "real time")
-            await press("s", SetRealtime(False), "uncapped")
+            await press("s", SetSpeed(4), "speed 4×")
+            await press("s", SetSpeed(0), "speed uncapped")
             await press("c", SaveCheckpoint(), "checkpoint saved: runs/fake/checkpoints/agent-")
             assert loop.checkpoints == 1
             # Game keys do nothing until a person takes control, nor show in the footer.

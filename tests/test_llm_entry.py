@@ -334,7 +334,7 @@ def test_the_status_bar_shows_the_llms_tokens_and_cost() -> None:
     def bar(metrics: dict[str, float]) -> str:
         return status_text(
             paused=False, message="", message_is_error=False, step=None, metrics=metrics,
-            ui_fps=30.0, ui_cpu_share=0.1, planner="llm", realtime=False, human=False,
+            ui_fps=30.0, ui_cpu_share=0.1, planner="llm", speed=0, human=False,
             training=False, run_dir="runs/x",
         ).plain  # fmt: skip
 

@@ -1,5 +1,5 @@
 """The watchers' commands and the modes they set: paused, single steps, a person at env 0's
-buttons, realtime speed and quitting.
+buttons, the speed, a person's subgoal and quitting.
 
 ``send`` may be called from any thread; the loop applies the queued commands between steps, in
 ``wait_for_turn``, so a command never lands in the middle of one.
@@ -23,13 +23,17 @@ from pokedreamer.agent.events import (
     Resume,
     SaveCheckpoint,
     SetPlanner,
-    SetRealtime,
+    SetSpeed,
+    SetSubgoal,
     SingleStep,
     StatusEvent,
     TakeControl,
     UsePrompts,
 )
+from pokedreamer.agent.pace import UNCAPPED, speed_text
 from pokedreamer.agent.planners import Planners
+from pokedreamer.planner.service import read_subgoal
+from pokedreamer.planner.subgoals import describe
 
 POLL_S = 0.05  # how often a waiting loop looks at its commands again
 
@@ -45,16 +49,18 @@ class Commands:
         save: Callable[[], Path],
         envs: Callable[[], Sequence[EnvBook]],
         human: bool = False,
-        realtime: bool = False,
+        speed: int = UNCAPPED,
     ) -> None:
         """``status`` makes the StatusEvent published after each command, ``save`` writes a
-        checkpoint, ``envs`` gives the books of the envs playing now."""
+        checkpoint, ``envs`` gives the books of the envs playing now; ``speed``: the pace to
+        start at (agent/pace.py)."""
         self.bus, self.buttons, self.planners = bus, list(buttons), planners
         self.status, self.save, self.envs = status, save, envs
         self.paused = False
         self.human = human
         """A person presses env 0's buttons."""
-        self.realtime = realtime
+        self.speed = speed
+        """Times the Game Boy's own speed; 0 is uncapped."""
         self.quitting = False
         self.single_steps = 0
         self._queue: queue.Queue[Any] = queue.Queue()
@@ -84,8 +90,11 @@ class Commands:
             message = "replanning"
         elif isinstance(command, SetPlanner):
             message = self.planners.switch(command.kind) or self._switch_planners(command.kind)
-        elif isinstance(command, SetRealtime):
-            self.realtime = command.realtime
+        elif isinstance(command, SetSpeed):
+            self.speed = max(0, command.speed)
+            message = f"speed {speed_text(self.speed)}"
+        elif isinstance(command, SetSubgoal):
+            message = self._steer(command)
         elif isinstance(command, SaveCheckpoint):
             message = f"checkpoint saved: {self.save()}"
         elif isinstance(command, TakeControl):
@@ -96,6 +105,30 @@ class Commands:
         elif isinstance(command, Quit):
             self.quitting = True
         self.bus.publish(self.status(message))
+
+    def _steer(self, command: SetSubgoal) -> str:
+        """Hands env ``command.env``'s planner a person's subgoal, checked as an LLM's plan is,
+        or gives the subgoal back to the planner; what came of it, in one line."""
+        envs = self.envs()
+        if not 0 <= command.env < len(envs):
+            return f"subgoal not set: no env {command.env} is playing"
+        book = envs[command.env]
+        service, state = book.service, book.state
+        if service is None or state is None:
+            return "subgoal not set: the planner is none (p picks another)"
+        if command.subgoal is None:
+            if not service.steered:
+                return "no subgoal of yours to clear"
+            service.request(book.episode_step, state, "cleared by a person")
+        else:
+            subgoal, problem = read_subgoal(command.subgoal, self.planners.facts)
+            if subgoal is None:
+                return f"subgoal not set: {problem}"
+            service.steer(book.episode_step, state, subgoal)
+        book.flush()  # the plan reaches the trace (and the watchers) now, even while paused
+        if command.subgoal is None:
+            return "your subgoal is cleared: the planner plans again"
+        return f"your subgoal: {describe(service.subgoal)}"
 
     def _switch_planners(self, kind: str) -> str:
         for env in self.envs():

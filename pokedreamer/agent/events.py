@@ -105,8 +105,8 @@ class StatusEvent:
     human: bool
     """A person is in control of env 0."""
     planner: PlannerKind
-    realtime: bool
-    """Whether the loop is capped to the Game Boy's speed (else uncapped)."""
+    speed: int
+    """The pace, in times the Game Boy's own speed; 0 is uncapped (agent/pace.py)."""
     training: bool
     run_dir: str
     message: str = ""
@@ -151,8 +151,20 @@ class SetPlanner:
 
 
 @dataclass(frozen=True, slots=True)
-class SetRealtime:
-    realtime: bool
+class SetSpeed:
+    """Play at ``speed`` times the Game Boy's own speed; 0 is uncapped."""
+
+    speed: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetSubgoal:
+    """A person's subgoal for env ``env``: one subgoal of the closed schema as JSON, which the
+    loop checks as it checks an LLM's plan and, when it passes, pursues until it is done or its
+    step budget runs out (planner/service.py). None gives the subgoal back to the planner."""
+
+    subgoal: str | None
+    env: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +201,7 @@ class Quit:
 
 
 Command = (
-    Pause | Resume | SingleStep | Replan | SetPlanner | SetRealtime | SaveCheckpoint
+    Pause | Resume | SingleStep | Replan | SetPlanner | SetSpeed | SetSubgoal | SaveCheckpoint
     | TakeControl | HumanAction | UsePrompts | Quit
 )  # fmt: skip
 

@@ -13,7 +13,8 @@
 Each iteration of ``run``: apply the commands; encode every env's active subgoal; filter each
 env's posterior with its newest observation and pick the buttons in one batched forward pass;
 step the envs; let each env's planner look at the new state (never waiting on an LLM); then
-learn — the updates owed at the configured ratios.
+learn — the updates owed at the configured ratios; then, when the loop keeps a pace (pace.py),
+wait out the rest of the step's time.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pokedreamer.agent.driver import Driver
 from pokedreamer.agent.events import EventBus, StatusEvent
 from pokedreamer.agent.imagined import ImaginedFrames
 from pokedreamer.agent.learner import Learner
+from pokedreamer.agent.pace import UNCAPPED, Pace
 from pokedreamer.agent.planners import Planners
 from pokedreamer.agent.policy import Turn, check_policy, make_policy
 from pokedreamer.agent.tally import LoopResult, Tally
@@ -49,8 +51,6 @@ from pokedreamer.planner.subgoals import describe
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.replay import Replay
 
-# The Game Boy draws ~59.73 frames a second; realtime play waits out each step's frames.
-GAME_BOY_FPS = 59.7275
 METRICS_EVERY_S = 1.0
 
 
@@ -70,10 +70,12 @@ class AgentLoop:
         store: bool | None = None,
         rom: Rom | None = None,
         imitation: ImitationSettings | None = None,
+        speed: int = UNCAPPED,
     ) -> None:
         """``policy``: who presses the buttons (POLICIES); ``imitation``: the agent's actor
         learns from the demonstrator (DAgger). ``store``: keep the steps in replay (by
-        default, when training)."""
+        default, when training). ``speed``: the pace to start at, in times the Game Boy's own
+        speed (pace.watched_speed: agent.speed when a person watches); uncapped by default."""
         check_policy(policy, imitation is not None, settings.planner.kind)
         self.settings = settings
         self.run_dir = run
@@ -109,8 +111,10 @@ class AgentLoop:
 
         self.commands = Commands(
             self.bus, self.buttons, self.planners, status=self.status,
-            save=self.save, envs=self._envs, human=human, realtime=settings.agent.realtime,
+            save=self.save, envs=self._envs, human=human, speed=speed,
         )  # fmt: skip
+        self.pace = Pace(settings.env.action_repeat)
+        """Waits out each step's time at the commanded speed (tests hand it a fake clock)."""
         # The offline planner's knowledge seeds the subgoals behaviour learning rehearses, so
         # the actor has practised a stage's subgoals before the quest reaches it.
         if self.planners.kind != "none":
@@ -179,7 +183,8 @@ class AgentLoop:
                 if not commands.wait_for_turn():
                     break
                 # --- act
-                t0 = began = time.perf_counter()
+                self.pace.begin()
+                t0 = time.perf_counter()
                 goal = driver.goals(learner.pool).to(device)
                 prev_post = post
                 actor, post = learner.behavior.policy_step(
@@ -231,8 +236,8 @@ class AgentLoop:
                     if self.progress is not None:
                         self.progress(self, rate)
                     last_metrics, steps_at_metrics = now, self.steps
-                if commands.realtime:
-                    time.sleep(max(0.0, settings.env.action_repeat / GAME_BOY_FPS - (now - began)))
+                # Acting waits, learning does not: the updates owed were all taken above.
+                self.pace.wait(commands.speed)
         finally:
             stepping = time.perf_counter() - start
             # Also on Ctrl-C or an error: the work so far is kept and the logs are readable.
@@ -288,7 +293,7 @@ class AgentLoop:
         c = self.commands
         return StatusEvent(
             step=self.steps, paused=c.paused, human=c.human, planner=self.planners.kind,
-            realtime=c.realtime, training=self.training, run_dir=str(self.run_dir.path),
+            speed=c.speed, training=self.training, run_dir=str(self.run_dir.path),
             message=message, finished=finished, buttons=tuple(self.buttons),
         )  # fmt: skip
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from pokedreamer.agent.checkpointer import CHECKPOINT_NAME
 from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.agent.pace import watched_speed
 from pokedreamer.agent.planners import check_planner
 from pokedreamer.agent.tally import LoopResult
 from pokedreamer.config import Settings
@@ -37,8 +38,10 @@ def make_loop(
     name: str | None = None,
     human: bool = False,
     imitation: bool = False,
+    speed: int = 0,
 ) -> AgentLoop:
-    """The loop for a new run (in run.runs_dir) or a resumed one, with its weights chosen."""
+    """The loop for a new run (in run.runs_dir) or a resumed one, with its weights chosen;
+    ``speed`` paces its acting (0: uncapped)."""
     rom = load_rom(settings.env.rom or str(ROM_PATH))  # a bad ROM is refused before any folder
     if rom.warning:
         print(f"warning: {rom.warning}", file=sys.stderr, flush=True)
@@ -62,7 +65,7 @@ def make_loop(
         run = RunDir.create(settings, name)
     return AgentLoop(
         settings, run, checkpoint=checkpoint, train=train, human=human, rom=rom,
-        imitation=settings.imitation if imitation else None,
+        imitation=settings.imitation if imitation else None, speed=speed,
     )  # fmt: skip
 
 
@@ -103,8 +106,9 @@ def start_loop(
 ) -> dict[str, Any]:
     """Runs the loop to its end in the dashboard or with progress lines; returns its result."""
     loop = make_loop(
-        settings, resume=resume, checkpoint=checkpoint, train=train, name=name, human=human
-    )
+        settings, resume=resume, checkpoint=checkpoint, train=train, name=name, human=human,
+        speed=watched_speed(settings, dashboard),
+    )  # fmt: skip
     steps = settings.run.steps or None
     if dashboard:
         # Textual takes a while to import: a headless run never pays for it.

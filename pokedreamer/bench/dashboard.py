@@ -103,7 +103,7 @@ class _StandIn:
     def status(self, message: str = "", finished: bool = False) -> StatusEvent:
         return StatusEvent(
             step=self.steps, paused=False, human=False, planner=self.settings.planner.kind,
-            realtime=False, training=False, run_dir="", message=message, finished=finished,
+            speed=0, training=False, run_dir="", message=message, finished=finished,
             buttons=tuple(self.settings.env.buttons),
         )  # fmt: skip
 

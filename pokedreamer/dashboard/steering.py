@@ -11,9 +11,13 @@ import threading
 from pathlib import Path
 
 from pokedreamer.agent.events import StatusEvent, UsePrompts
+from pokedreamer.agent.pace import UNCAPPED, faster, slower, speed_text
 from pokedreamer.agent.protocol import LoopControl
 from pokedreamer.config import PLANNER_KINDS
+from pokedreamer.env.cartridge import ROM_PATH
+from pokedreamer.env.rom import load_rom
 from pokedreamer.errors import error_line
+from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.prompts import PromptLibrary
 
 PLANNERS = PLANNER_KINDS
@@ -48,17 +52,21 @@ class Steering:
         self.planner: str = status.planner
         self.planner_asked = self.planner
         """The planner last asked for: when the loop refuses one, the next press moves on."""
-        self.realtime = status.realtime
+        self.speed = status.speed
+        self.watch_speed = status.speed or loop.settings.agent.speed or 1
+        """The pace ``s`` goes back to from uncapped: the last one asked for."""
         self.training = status.training
         self.run_dir = status.run_dir
         self.buttons: tuple[str, ...] = status.buttons
         """The loop's actions by name; a person's key is sent only when it names one of them."""
         self._prompts: PromptLibrary | None = None
+        self._facts: GameFacts | None = None
 
     def apply(self, event: StatusEvent) -> None:
         """Takes the modes a StatusEvent reports."""
         self.paused, self.planner = event.paused, event.planner
-        self.realtime, self.training = event.realtime, event.training
+        self.speed, self.training = event.speed, event.training
+        self.watch_speed = event.speed or self.watch_speed
         self.run_dir = event.run_dir or self.run_dir
         self.buttons = event.buttons
         self.human = event.human
@@ -77,6 +85,32 @@ class Steering:
         except (ValueError, RuntimeError) as exc:
             return error_text(exc)
         return None
+
+    # --- speed and subgoals ----------------------------------------------------------------------
+
+    def next_speed(self, change: str) -> int:
+        """The speed a key asks for: "faster" and "slower" step along 1×, 2×, 4×, 8×, 16×,
+        uncapped; "toggle" flips between uncapped and the pace last asked for."""
+        if change == "faster":
+            return faster(self.speed)
+        if change == "slower":
+            return slower(self.speed)
+        return self.watch_speed if self.speed == UNCAPPED else UNCAPPED
+
+    def asked_speed(self, speed: int) -> str:
+        """Takes ``speed`` as sent; the line for the status bar."""
+        self.speed = speed
+        if speed != UNCAPPED:
+            self.watch_speed = speed
+        return f"speed {speed_text(speed)}"
+
+    def facts(self) -> GameFacts:
+        """The maps, events and badges of the game the loop plays, which a person's subgoal is
+        checked against; UserError when its ROM cannot be read."""
+        if self._facts is None:
+            rom = load_rom(self.loop.settings.env.rom or str(ROM_PATH))
+            self._facts = GameFacts.for_game(rom.game)
+        return self._facts
 
     # --- prompts -------------------------------------------------------------------------------
 

@@ -10,6 +10,11 @@ pursued, so System 1 always has a subgoal; a failed or rejected LLM plan is repl
 heuristic planner's, recorded as "fallback". With ``planner.pace = "wait"`` ``observe`` waits
 for each LLM plan instead: the game stands still while System 2 thinks. Every planning event
 becomes a ``PlanRecord`` for the episode's subgoal trace.
+
+A person may set the subgoal (``steer``): it becomes a plan of its own, recorded as "human", and
+holds until it is done or has timed out (``subgoal_timeout``), or the person clears it or asks
+for a new plan; then the planner plans again as after any plan. While it holds no trigger asks
+for a plan, and an LLM answer to a question asked before it is set aside.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic_core
+from pydantic import TypeAdapter, ValidationError
 
+from pokedreamer.errors import one_line, validation_summary
 from pokedreamer.planner.prompts import plan_schema
 from pokedreamer.planner.subgoals import Plan, StateView, Subgoal, describe
+from pokedreamer.planner.validate import check
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -36,7 +44,12 @@ if TYPE_CHECKING:
     from pokedreamer.planner.llm import LLMPlanner, PlannerCall
     from pokedreamer.planner.prompts import PromptLibrary
 
-Source = Literal["llm", "heuristic", "fallback"]
+Source = Literal["llm", "heuristic", "fallback", "human"]
+
+HUMAN_TRIGGER = "set by a person"
+"""The trigger of a person's subgoal in the trace."""
+MAX_PROBLEM_CHARS = 300
+_SUBGOAL = TypeAdapter(Subgoal)
 
 BATTLE_STREAM = ("new dialog", "stuck")
 """Triggers that a battle raises over and over (each message is new dialog; no tile is new):
@@ -236,6 +249,8 @@ class PlannerService:
             return
         adopted = self._collect(step, state)
         trigger = self._trigger(step, state)
+        if self.steered:
+            return  # a person's subgoal holds until it is done or timed out
         if self.llm is None:
             if trigger is not None:
                 self._adopt(step, state, trigger, "heuristic", self.heuristic.plan(state))
@@ -256,12 +271,25 @@ class PlannerService:
 
     def request(self, step: int, state: GameState, trigger: str, screen: Any = None) -> None:
         """Asks for a new plan now (e.g. the dashboard's "replan"); the LLM, as soon as it
-        may be asked."""
-        if self.llm is None:
+        may be asked. A person's subgoal gives way at once to the heuristic planner's plan."""
+        if self.llm is None or self.source == "human":
             self._adopt(step, state, trigger, "heuristic", self.heuristic.plan(state))
+        if self.llm is None:
             return
         self._deferred = (trigger, step)
         self._ask(step, state, screen)
+
+    def steer(self, step: int, state: GameState, subgoal: Subgoal) -> None:
+        """Pursues a person's subgoal from now on, as a plan of its own recorded as "human",
+        until it is done, times out or the person clears it (``request``)."""
+        self._deferred = None  # a question about the game before the person spoke
+        plan = Plan(goal=f"a person's subgoal: {describe(subgoal)}", subgoals=[subgoal])
+        self._adopt(step, state, HUMAN_TRIGGER, "human", plan)
+
+    @property
+    def steered(self) -> bool:
+        """Whether a person's subgoal is pursued now."""
+        return self.source == "human" and bool(self.queue)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Blocks until the LLM call in flight, if any, has returned; the next ``observe`` adopts
@@ -286,6 +314,8 @@ class PlannerService:
         self._pending = None
         call = future.result()
         self.ledger.add(call)
+        if self.steered:
+            return False  # asked before the person set their subgoal, which holds
         if call.plan is not None:
             self._adopt(step, state, trigger, "llm", call.plan, call=call, asked_at=asked_at)
         else:
@@ -404,6 +434,19 @@ def render_prompt(
         goal=goal,
     )
     return system, user
+
+
+def read_subgoal(text: str, facts: GameFacts) -> tuple[Subgoal | None, str]:
+    """A person's subgoal, one JSON object of the closed schema, validated and checked against
+    the game as an LLM's plan is; else None and every problem, in one line."""
+    try:
+        subgoal = _SUBGOAL.validate_json(text)
+    except ValidationError as exc:
+        return None, one_line(validation_summary(exc), MAX_PROBLEM_CHARS)
+    problems = check(subgoal, facts)
+    if problems:
+        return None, one_line("; ".join(problems), MAX_PROBLEM_CHARS)
+    return subgoal, ""
 
 
 def still_to_do(plan: Plan, view: StateView, facts: GameFacts) -> deque[Subgoal]:

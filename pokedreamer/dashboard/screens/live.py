@@ -30,13 +30,15 @@ from pokedreamer.agent.events import (
     RewardSample,
     SaveCheckpoint,
     SetPlanner,
-    SetRealtime,
+    SetSpeed,
+    SetSubgoal,
     SingleStep,
     StatusEvent,
     StepEvent,
     Subscription,
     TakeControl,
 )
+from pokedreamer.agent.pace import speed_text
 from pokedreamer.dashboard.layout import (
     TIER_NAMES,
     Showing,
@@ -48,6 +50,7 @@ from pokedreamer.dashboard.layout import (
 from pokedreamer.dashboard.pacing import FramePacer
 from pokedreamer.dashboard.screens.editor import PromptEditor
 from pokedreamer.dashboard.screens.plan_detail import PlanDetail
+from pokedreamer.dashboard.screens.subgoal import SubgoalInput
 from pokedreamer.dashboard.steering import PLANNERS, Steering, error_text
 from pokedreamer.dashboard.widgets.current_subgoal import CurrentSubgoal
 from pokedreamer.dashboard.widgets.game_screen import GameScreen
@@ -78,7 +81,10 @@ class LiveScreen(Screen[None]):
         Binding("n", "single_step", "step"),
         Binding("r", "replan", "replan"),
         Binding("p", "planner", "planner"),
-        Binding("s", "speed", "speed"),
+        Binding("s", "speed('toggle')", "speed"),
+        Binding("plus,equals_sign", "speed('faster')", "faster"),
+        Binding("minus", "speed('slower')", "slower"),
+        Binding("g", "subgoal", "subgoal"),
         Binding("c", "checkpoint", "checkpoint"),
         Binding("h", "control", "take control"),
         Binding("e", "prompts", "prompts"),
@@ -303,8 +309,8 @@ class LiveScreen(Screen[None]):
         if event.human != human:
             self.refresh_bindings()  # the game buttons appear in, or leave, the footer
         if event.message:
-            planner_refused = event.message.startswith("planner stays")
-            self.say(event.message, error=planner_refused)
+            refused = event.message.startswith(("planner stays", "subgoal not set"))
+            self.say(event.message, error=refused)
         self.show_status()
 
     # --- the status bar -----------------------------------------------------------------------
@@ -320,7 +326,7 @@ class LiveScreen(Screen[None]):
             paused=steering.paused, message=bar.message, message_is_error=bar.message_is_error,
             step=self.last_step, metrics=self.metrics, ui_fps=self.pacer.frames_per_s,
             ui_cpu_share=self.pacer.cpu_share, planner=steering.planner,
-            realtime=steering.realtime, human=steering.human, training=steering.training,
+            speed=steering.speed, human=steering.human, training=steering.training,
             run_dir=steering.run_dir,
         )  # fmt: skip
 
@@ -378,11 +384,30 @@ class LiveScreen(Screen[None]):
             steering.planner = steering.planner_asked = kind
             self.say(f"switching the planner to {kind}")
 
-    def action_speed(self) -> None:
+    def action_speed(self, change: str = "toggle") -> None:
         steering = self.steering
-        if self.send(SetRealtime(not steering.realtime)):
-            steering.realtime = not steering.realtime
-            self.say("real time (the Game Boy's speed)" if steering.realtime else "uncapped speed")
+        speed = steering.next_speed(change)
+        if speed == steering.speed:
+            self.say(f"speed {speed_text(speed)}: as far as it goes")
+        elif self.send(SetSpeed(speed)):
+            self.say(steering.asked_speed(speed))
+
+    def action_subgoal(self) -> None:
+        """Opens the subgoal input; what it returns (a subgoal, or giving it back to the
+        planner) is sent to the loop, which says how it went in the status bar."""
+        try:
+            facts = self.steering.facts()
+        except UserError as exc:
+            self.say(error_text(exc), error=True)
+            return
+
+        def send(command: SetSubgoal | None) -> None:
+            if command is not None and self.send(command):
+                self.say("sending your subgoal…" if command.subgoal else "clearing your subgoal…")
+
+        step = self.last_step
+        shown = step.subgoals[0] if step is not None and step.subgoals else ""
+        self.app.push_screen(SubgoalInput(facts, shown), send)
 
     def action_checkpoint(self) -> None:
         if self.send(SaveCheckpoint()):

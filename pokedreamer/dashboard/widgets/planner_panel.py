@@ -21,7 +21,12 @@ PROGRESS_CELLS = 12
 MAX_TRACE_ROWS = 100
 """Planning events the live trace keeps; older ones stay in plans.jsonl, where the replay viewer
 reads them all."""
-SOURCE_STYLES = {"llm": "cyan", "heuristic": "green", "fallback": "bold yellow"}
+SOURCE_STYLES = {
+    "llm": "cyan",
+    "heuristic": "green",
+    "fallback": "bold yellow",
+    "human": "bold magenta",
+}
 
 
 def progress_bar(progress: float, cells: int = PROGRESS_CELLS) -> Text:

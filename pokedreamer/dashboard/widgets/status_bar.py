@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from pokedreamer.agent.events import StepEvent
+from pokedreamer.agent.pace import speed_text
 from pokedreamer.errors import first_line
 
 MESSAGE_S = 10.0
@@ -25,14 +26,14 @@ def status_text(
     ui_fps: float,
     ui_cpu_share: float,
     planner: str,
-    realtime: bool,
+    speed: int,
     human: bool,
     training: bool,
     run_dir: str,
 ) -> Text:
     """The mode, then the latest message (before the figures: a narrow terminal cuts the end of
-    the line), then step, speeds, planner (and the LLM's tokens), control, training and the
-    run."""
+    the line), then step, speeds, the pace (``speed`` times the Game Boy's own, 0 uncapped),
+    planner (and the LLM's tokens), control, training and the run."""
     rate = metrics.get("steps_per_s")
     text = Text()
     if paused:
@@ -48,9 +49,9 @@ def status_text(
         parts.append(f"episode {step.episode} · {step.episode_step}")
     parts += [
         f"{rate:,.0f} steps/s" if rate is not None else "— steps/s",
+        (f"speed {speed_text(speed)}", "bold"),
         f"ui {ui_fps:.0f} fps, {ui_cpu_share:.0%} cpu",
         f"planner {planner}" + spending(metrics),
-        "real time" if realtime else "uncapped",
         ("you play", "bold magenta") if human else "agent plays",
     ]
     if training:
