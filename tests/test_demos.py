@@ -25,6 +25,7 @@ from pokedreamer.agent.demos import read_demos
 from pokedreamer.agent.events import HumanAction, Quit, StatusEvent, StepEvent, TakeControl
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.play import SHIPPED_CHECKPOINT, make_loop
+from pokedreamer.bench.person import record
 from pokedreamer.config import Settings, load_settings
 from pokedreamer.dashboard.widgets.state_panel import DemoTally, StatePanel
 from pokedreamer.errors import UserError
@@ -265,3 +266,17 @@ def test_reading_refuses_steps_and_lines_that_disagree(played: Path, tmp_path: P
     log.write_text("".join(lines[:-3]) + lines[-3][:10])  # killed mid-line: that line is left out
     with pytest.raises(UserError, match=r"disagree \(48 steps against 45 lines\)"):
         read_demos(run, load_settings(None, {}).env.action_names)
+
+
+@needs_shipped
+def test_the_scripted_person_plays_the_quest_through_the_human_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stand-in for a person that docs/benchmarks.md measures cloning with."""
+    monkeypatch.setenv("POKEDREAMER_AGENT__RECORD", "false")
+    result = record("scripted", 40, seed=None)
+    assert result["demo_steps"] == 40
+    demos = read_demos(Path("runs/scripted"), load_settings(None, {}).env.action_names)
+    assert demos.pairs == 39 and demos.subgoals[0] is not None
+    # The demonstrator leaves the house first: its presses are the walk to the door.
+    assert {int(a) for a in demos.actions[:3]} <= {4, 5, 6, 7}
