@@ -361,7 +361,20 @@ def train_world_model(
 def train_imitation(
     ctx: typer.Context,
     run: RunOption,
-    steps: Annotated[int, typer.Option(min=1, help="Env steps to add, all envs.")] = 30_000,
+    demos: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="RUN",
+            help="Clone a person's play: the demonstrations recorded in this run (a name under "
+            "run.runs_dir, or a folder); repeat for more runs.",
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="DAgger: env steps to add, all envs (default 30,000).")
+    ] = None,
+    updates: Annotated[
+        int | None, typer.Option(min=1, help="With --demos: updates to add (default 1,000).")
+    ] = None,
     checkpoint: Annotated[
         Path | None,
         typer.Option(
@@ -373,13 +386,27 @@ def train_imitation(
     envs: Annotated[int | None, typer.Option(min=1, help="Emulators played at once.")] = None,
     seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
 ) -> None:
-    """Teach the actor the scripted demonstrator's buttons on the states it reaches (DAgger);
-    continues the run from its latest checkpoint when it has one."""
-    from pokedreamer.agent.play import run_imitation
-
+    """Teach the actor the scripted demonstrator's buttons on the states it reaches (DAgger),
+    or with --demos a person's recorded buttons (behaviour cloning); continues the run from its
+    latest checkpoint when it has one."""
     # The run's own settings, once it has them.
     settings = _run_settings(ctx, _runs_dir(ctx) / run, seed=seed, envs=envs)
-    run_imitation(settings, run, checkpoint, steps)
+    if demos:
+        from pokedreamer.agent.demos import load_demos
+
+        if steps is not None:
+            raise UserError("--steps is for DAgger; with --demos give --updates")
+        # Read and checked before torch is imported: a mistake is told at once.
+        recorded = load_demos(demos, _runs_dir(ctx), settings.env.action_names)
+        from pokedreamer.agent.cloning import UPDATES, run_cloning
+
+        run_cloning(settings, run, recorded, demos, checkpoint, updates or UPDATES)
+        return
+    from pokedreamer.agent.play import run_imitation
+
+    if updates is not None:
+        raise UserError("--updates goes with --demos; DAgger takes --steps")
+    run_imitation(settings, run, checkpoint, steps or 30_000)
 
 
 eval_app = typer.Typer(

@@ -115,6 +115,8 @@ class StatusEvent:
     """The loop has stopped (its last event)."""
     buttons: tuple[str, ...] = ()
     """The loop's actions by index (HumanAction names one of them)."""
+    demo_steps: int = 0
+    """The steps a person has played in this run, kept as demonstrations (``demos/``)."""
 
 
 Event = StepEvent | ImaginedEvent | PlanEvent | MetricsEvent | StatusEvent

@@ -295,6 +295,7 @@ class AgentLoop:
             step=self.steps, paused=c.paused, human=c.human, planner=self.planners.kind,
             speed=c.speed, training=self.training, run_dir=str(self.run_dir.path),
             message=message, finished=finished, buttons=tuple(self.buttons),
+            demo_steps=self.demonstrations.steps,
         )  # fmt: skip
 
     def env_view(self, index: int = 0) -> tuple[GameState | None, str]:

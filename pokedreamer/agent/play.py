@@ -69,20 +69,27 @@ def make_loop(
     )  # fmt: skip
 
 
-def run_imitation(settings: Settings, name: str, checkpoint: Path | None, steps: int) -> None:
-    """``pokedreamer train imitation``: DAgger on the run ``name``, new or continued, with
-    progress lines and a checkpoint on Ctrl-C or SIGTERM."""
+def imitation_loop(settings: Settings, name: str, checkpoint: Path | None) -> AgentLoop:
+    """The loop of ``train imitation`` on the run ``name``: continued from its own checkpoint
+    when it has one, else new from ``checkpoint``'s world model; acting only, its actor
+    imitating."""
     path = Path(settings.run.runs_dir) / name
     resume = path if latest_checkpoint(path / "checkpoints", CHECKPOINT_NAME) else None
-    if settings.planner.kind == "none":
-        raise UserError("the demonstrator plays the planner's subgoals: set a planner, not none")
     # A user's ROM has no shipped world model; the fixture's is used when none is named.
     if resume is None and checkpoint is None and (settings.env.rom or not shipped_checkpoint()):
         raise UserError("imitation needs a trained world model of the game: give --checkpoint")
-    loop = make_loop(
+    return make_loop(
         settings, resume=resume, checkpoint=None if resume else checkpoint, train=False,
         name=None if resume else name, imitation=True,
     )  # fmt: skip
+
+
+def run_imitation(settings: Settings, name: str, checkpoint: Path | None, steps: int) -> None:
+    """``pokedreamer train imitation``: DAgger on the run ``name``, new or continued, with
+    progress lines and a checkpoint on Ctrl-C or SIGTERM."""
+    if settings.planner.kind == "none":
+        raise UserError("the demonstrator plays the planner's subgoals: set a planner, not none")
+    loop = imitation_loop(settings, name, checkpoint)
     assert loop.imitation is not None
     result = _run_headless(loop, steps, "imitating the demonstrator")
     accuracy = loop.last_metrics.get("imitation/accuracy", float("nan"))

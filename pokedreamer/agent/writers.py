@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pokedreamer.agent.books import Step
+from pokedreamer.agent.demos import DemoLog, log_path, recorded_steps
 from pokedreamer.agent.events import EventBus, PlanEvent, StepEvent
 from pokedreamer.agent.tally import Tally
 from pokedreamer.planner.facts import GameFacts
@@ -30,12 +31,22 @@ class ReplayWriter:
 
 
 class Demonstrations:
-    """A person's steps, kept apart in a replay of their own (made at the first one), for a
-    later behaviour-cloning warm start."""
+    """A person's steps, kept apart for behaviour cloning (``train imitation --demos``): their
+    observations in a replay of their own (made at the first one) and, in demos.jsonl beside
+    it, the subgoal each was played under (demos.py)."""
 
     def __init__(self, folder: Path, capacity: int, chunk: int) -> None:
         self.folder, self.capacity, self.chunk = folder, capacity, chunk
         self.replay: Replay | None = None
+        self.log = DemoLog(log_path(folder))
+        self.added = 0
+        """Steps added in this process."""
+        self.on_disk = recorded_steps(folder)
+
+    @property
+    def steps(self) -> int:
+        """The person's steps this run has recorded, before this process and since."""
+        return len(self.replay) if self.replay is not None else self.on_disk
 
     def __call__(self, step: Step) -> None:
         if not step.human or step.action is None:
@@ -44,10 +55,15 @@ class Demonstrations:
             self.replay = Replay(self.folder, self.capacity, self.chunk)
         first = step.episode_step == 1
         self.replay.add(0, step.frame, step.vector, step.action, step.reward, is_first=first)
+        self.log.add(step.episode, step.episode_step, step.action, step.subgoal)
+        self.added += 1
+        if self.added % self.chunk == 0:  # the replay has just written its full chunk
+            self.log.write()
 
     def flush(self) -> None:
         if self.replay is not None:
             self.replay.flush()
+            self.log.write()
 
 
 class Events:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from pokedreamer.agent.events import StatusEvent, StepEvent
 from pokedreamer.env.state import BADGES, GameState
 
 HP_BAR_CELLS = 10
@@ -61,18 +62,60 @@ def dialog_text(state: GameState | None) -> Text:
     return Text("\n".join(state.text))
 
 
+class DemoTally:
+    """The demonstration steps a run has recorded, as a watcher learns of them: the count each
+    StatusEvent reports, and the person's steps since it (the loop reports its status when a
+    mode changes, not at every step a person plays)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.human = False
+        """A person has control of env 0."""
+        self._as_of = -1
+        """The loop's step count when the latest status was made: its count holds every
+        step up to it."""
+
+    def status(self, event: StatusEvent) -> None:
+        self.steps, self.human, self._as_of = event.demo_steps, event.human, event.step
+
+    def step(self, event: StepEvent) -> None:
+        if event.human and event.env == 0 and event.step > self._as_of:
+            self.steps += 1
+
+    @property
+    def shown(self) -> bool:
+        """Worth a line: there are some, or a person is playing and adding to them."""
+        return self.steps > 0 or self.human
+
+
+def demos_text(steps: int) -> Text:
+    """The line that counts a person's recorded steps, what ``train imitation --demos`` reads."""
+    text = Text("demonstrations ", "dim")
+    text.append(f"{steps:,} steps" if steps else "none yet: your steps are recorded")
+    return text
+
+
 class StatePanel(Static):
-    """The GameState; redrawn only when it changes."""
+    """The GameState, and under it the run's demonstration steps once there are any; redrawn
+    only when either changes."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(state_text(None), id=id)
         self.state: GameState | None = None
+        self.demos = DemoTally()
+        """Fed by the live screen with the loop's status and step events."""
+        self._demos_shown: int | None = None
 
     def show(self, state: GameState | None) -> None:
-        if state is not None and state == self.state:
+        demos = self.demos.steps if self.demos.shown else None
+        if state is not None and state == self.state and demos == self._demos_shown:
             return
-        self.state = state
-        self.update(state_text(state), layout=False)  # its size is set by CSS
+        self.state, self._demos_shown = state, demos
+        text = state_text(state)
+        if demos is not None:
+            text.append("\n")
+            text.append_text(demos_text(demos))
+        self.update(text, layout=False)  # its size is set by CSS
 
 
 class DialogPanel(Static):
