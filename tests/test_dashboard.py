@@ -9,7 +9,7 @@ import queue
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,7 @@ class FakeLoop:
         self.paused = paused
         self.human = False
         self.speed = 0
+        self.demo_steps = 0
         self.planner_kind = "heuristic"
         self.training = True
         self.steps = 0
@@ -102,7 +103,7 @@ class FakeLoop:
         return StatusEvent(
             step=self.steps, paused=self.paused, human=self.human, planner=self.planner_kind,
             speed=self.speed, training=self.training, run_dir=str(self.run_dir.path),
-            message=message, finished=finished, buttons=self.buttons,
+            message=message, finished=finished, buttons=self.buttons, demo_steps=self.demo_steps,
         )  # fmt: skip
 
     def _apply(self, command: Any) -> None:
@@ -156,6 +157,9 @@ class FakeLoop:
 
     def _step(self) -> None:
         event = self.events[self.steps % len(self.events)]
+        if self.human:  # a person's steps, which the loop records as demonstrations
+            event = replace(event, step=self.steps + 1, human=True)  # counted as the loop does
+            self.demo_steps += 1
         self.bus.publish(event)
         self.bus.publish(ImaginedEvent(self.steps, 0, self.events[0].frame))
         if self.steps % 10 == 0:
@@ -357,6 +361,30 @@ def test_play_starts_with_the_person_in_control(step_events: list[StepEvent]) ->
             await until(pilot, lambda: "you play" in status_line(app))
             await pilot.press("enter")
             await until(pilot, lambda: loop.pressed == ["start"])
+
+    asyncio.run(scenario())
+
+
+def test_the_state_panel_counts_the_runs_demonstration_steps(
+    step_events: list[StepEvent],
+) -> None:
+    async def scenario() -> None:
+        loop = FakeLoop(step_events, paused=True)
+        loop.demo_steps = 7  # recorded earlier in this run
+        async with dashboard(loop) as (app, pilot):
+            board = app.board
+            shown = lambda: str(board.state_panel.render())  # noqa: E731
+            await until(pilot, lambda: "demonstrations 7 steps" in shown())
+            await pilot.press("h")  # take control: each press is a recorded step
+            await until(pilot, lambda: "you play" in status_line(app))
+            for _ in range(3):
+                await pilot.press("up")
+            await until(pilot, lambda: "demonstrations 10 steps" in shown())
+            await pilot.resize_terminal(80, 24)  # new panels, the same count
+            await until(pilot, lambda: board.tier.one_screen)
+            await pilot.resize_terminal(*SIZE)
+            await until(pilot, lambda: not board.tier.one_screen)
+            await until(pilot, lambda: "demonstrations 10 steps" in shown())
 
     asyncio.run(scenario())
 

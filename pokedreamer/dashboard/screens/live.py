@@ -123,6 +123,8 @@ class LiveScreen(Screen[None]):
         self._tab = "state"  # the tab open where the panels are in tabs
         self._imagined_placeholder = "no imagined frames yet" if imagined else "imagined frames off"
         self._new_panels()
+        # The count so far; steps and statuses keep it current from here on.
+        self.state_panel.demos.status(steering.loop.status())
         self.status_bar = StatusBar(id="status")
         self.last_step: StepEvent | None = None
         """The newest step of env 0, drawn or not."""
@@ -192,7 +194,9 @@ class LiveScreen(Screen[None]):
         """Puts the panels in the arrangement of ``tier``. A widget taken out of the screen
         cannot be mounted again, so the arrangement gets new ones that go on from the old."""
         live, imagined, trace, plots = self.live, self.imagined, self.trace, self.plots
+        demos = self.state_panel.demos
         self._new_panels()
+        self.state_panel.demos = demos
         self.live.continue_from(live)
         self.imagined.continue_from(imagined)
         self.trace.continue_from(trace)
@@ -254,6 +258,7 @@ class LiveScreen(Screen[None]):
                 if event.env == 0:
                     step = event
                     self.rewards.add(event.reward, event.terms)
+                    self.state_panel.demos.step(event)
             elif kind is RewardSample:
                 if event.env == 0:
                     self.rewards.add(event.reward, event.terms)
@@ -311,6 +316,7 @@ class LiveScreen(Screen[None]):
         if event.message:
             refused = event.message.startswith(("planner stays", "subgoal not set"))
             self.say(event.message, error=refused)
+        self.state_panel.demos.status(event)
         self.show_status()
 
     # --- the status bar -----------------------------------------------------------------------
