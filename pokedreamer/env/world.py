@@ -172,6 +172,7 @@ def read_connections(memory: Memory) -> tuple[Connection, ...]:
     return tuple(found)
 
 
+# The four headers follow wCurMapConnections back to back, in DIRECTIONS' order.
 assert all(
     _address(f"w{d.capitalize()}ConnectionHeader")
     == _address("wCurMapConnections") + 1 + i * CONNECTION_HEADER_SIZE
@@ -182,7 +183,7 @@ assert all(
 # --- walkable cells on screen --------------------------------------------------------------------
 
 COLLISION_LIST_END = 0xFF
-# No tileset has more walkable tiles than this; a garbage pointer stops here instead of reading
+# Red's lists hold a few dozen tiles at most; a garbage pointer stops here instead of reading
 # the whole bank.
 MAX_COLLISION_TILES = 64
 SCREEN_ROWS, SCREEN_COLUMNS = TILEMAP_HEIGHT // 2, TILEMAP_WIDTH // 2  # 9 x 10 step cells
