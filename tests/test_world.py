@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from cartridge_driver import Game
 from pret_reference import reference_file
 
 from pokedreamer.env.cartridge import ROM_PATH
@@ -28,7 +29,7 @@ from pokedreamer.env.world import (
     read_warps,
     read_world,
 )
-from pokedreamer.env.wram import WRAM_SIZE
+from pokedreamer.env.wram import WRAM_SIZE, wram_snapshot
 
 # pret's addresses (pokered.sym) of what a map load fills in.
 PRET = {
@@ -288,6 +289,19 @@ def test_bus_reads_rom_bank_0_and_work_ram() -> None:
             bus[address]
     with pytest.raises(ValueError, match="8192 bytes"):
         Bus(rom, bytes(100))
+
+
+def test_pyboy_memory_and_the_bus_read_the_same_world() -> None:
+    game = Game()
+    try:
+        game.walk("up")
+        by_pyboy = read_world(game.pyboy.memory)
+        by_bus = read_world(Bus(ROM_PATH.read_bytes(), wram_snapshot(game.pyboy)))
+        assert by_pyboy == by_bus
+        state = game.state
+        assert (by_bus.map_id, by_bus.x, by_bus.y) == (state.map_id, state.x, state.y)
+    finally:
+        game.close()
 
 
 # --- what the knowledge tables rely on -----------------------------------------------------------
