@@ -261,13 +261,14 @@ def ram(
         ),
     ] = None,
 ) -> None:
-    """Show the RAM map (pret symbol, address, width) or check it against a symbol file."""
+    """Show the RAM map (address, bytes, pret symbol, meaning) or check it against a .sym file."""
     from pokedreamer.env import ram as ram_map
 
     if check_symbols is None:
-        typer.echo(f"{'address':<9}{'bytes':>5}  pret symbol")
+        width = max(len(name) for name in ram_map.RAM)
+        typer.echo(f"{'address':<9}{'bytes':>5}  {'pret symbol':<{width}}  meaning")
         for var in sorted(ram_map.RAM.values(), key=lambda v: v.address):
-            typer.echo(f"${var.address:04X}    {var.width:>5}  {var.name}")
+            typer.echo(f"${var.address:04X}    {var.width:>5}  {var.name:<{width}}  {var.meaning}")
         return
     problems = ram_map.check_symbols(ram_map.load_sym(check_symbols))
     for line in problems:

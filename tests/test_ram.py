@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from clirun import cli
 from pret_reference import reference_file
 
 from pokedreamer.cli import main
@@ -122,7 +123,59 @@ def test_ram_verb_lists_the_map(capsys: pytest.CaptureFixture[str]) -> None:
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert len(lines) == 1 + len(RAM)
-    assert any(line.split() == ["$D35E", "1", "wCurMap"] for line in lines)
+    assert lines[0].split() == ["address", "bytes", "pret", "symbol", "meaning"]
+    assert any(line.split()[:4] == ["$D35E", "1", "wCurMap", "the"] for line in lines)
+
+
+# What the agent reads of the world, at pret's addresses (pokered.sym), with its width.
+WORLD_VARIABLES = {
+    "wSpriteStateData1": (0xC100, 0x100),
+    "wSpriteStateData2": (0xC200, 0x100),
+    "wJoyIgnore": (0xCD6B, 1),
+    "wCurMapHeight": (0xD368, 1),
+    "wCurMapWidth": (0xD369, 1),
+    "wCurMapConnections": (0xD370, 1),
+    "wNorthConnectionHeader": (0xD371, 11),
+    "wSouthConnectionHeader": (0xD37C, 11),
+    "wWestConnectionHeader": (0xD387, 11),
+    "wEastConnectionHeader": (0xD392, 11),
+    "wNumberOfWarps": (0xD3AE, 1),
+    "wWarpEntries": (0xD3AF, 32 * 4),
+    "wTilesetCollisionPtr": (0xD530, 2),
+}
+
+
+def test_the_map_holds_the_world_variables() -> None:
+    assert {name: (RAM[name].address, RAM[name].width) for name in WORLD_VARIABLES} == (
+        WORLD_VARIABLES
+    )
+    assert all(var.meaning for var in RAM.values())
+
+
+def test_the_world_variables_end_where_pret_s_next_ones_begin() -> None:
+    # pret's symbol file has no End label for these, so the widths are checked against what
+    # follows each in ram/wram.asm.
+    symbols = parse_sym(reference_file("pokered.sym").read_text(encoding="utf-8"))
+    follows = {
+        "wSpriteStateData1": "wSpriteStateData2",
+        "wSpriteStateData2": "wSpriteDataEnd",
+        "wEastConnectionHeader": "wSpriteSet",
+        "wWarpEntries": "wDestinationWarpID",
+        "wTilesetCollisionPtr": "wTilesetTalkingOverTiles",
+    }
+    for name, after in follows.items():
+        assert symbols[name] + RAM[name].width == symbols[after], name
+    headers = ["wNorthConnectionHeader", "wSouthConnectionHeader", "wWestConnectionHeader"]
+    for name, after in zip(headers, headers[1:] + ["wEastConnectionHeader"], strict=True):
+        assert symbols[name] + RAM[name].width == symbols[after], name
+
+
+def test_ram_verb_lists_the_world_with_its_meaning(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = call_main(capsys, "ram")
+    rows = {line.split()[2]: line for line in out.splitlines()[1:]}
+    assert set(WORLD_VARIABLES) <= set(rows)
+    assert rows["wWarpEntries"].split()[:3] == ["$D3AF", "128", "wWarpEntries"]
+    assert "destination map" in rows["wWarpEntries"]
 
 
 def test_ram_verb_passes_against_pret(capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,3 +216,13 @@ def test_ram_verb_refuses_a_text_file(capsys: pytest.CaptureFixture[str], tmp_pa
 def test_ram_verb_refuses_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = call_main(capsys, "ram", "--check-symbols", "nowhere.sym")
     assert (code, err) == (2, "error: symbol file not found: nowhere.sym\n")
+
+
+def test_ram_command_lists_and_checks_the_world_variables() -> None:
+    sym = reference_file("pokered.sym")
+    listed = cli("ram")
+    assert listed.returncode == 0, listed.stderr
+    assert all(name in listed.stdout for name in WORLD_VARIABLES)
+    checked = cli("ram", "--check-symbols", str(sym))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout == f"{len(RAM)} RAM variables match {sym}\n"

@@ -18,12 +18,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROM_PATH.read_bytes()
 
 
-def patched(rom: bytes, *, title: str | None = None, body_flip: int | None = None) -> bytes:
-    """The ROM with a new title and/or one body byte flipped, both checksums made right again,
-    so that only what was asked for is wrong."""
+def patched(
+    rom: bytes,
+    *,
+    title: str | None = None,
+    body_flip: int | None = None,
+    destination: int | None = None,
+) -> bytes:
+    """The ROM with a new title, one body byte flipped and/or a new destination byte, both
+    checksums made right again, so that only what was asked for is wrong."""
     data = bytearray(rom)
     if title is not None:
         data[0x134:0x144] = title.encode("ascii").ljust(16, b"\0")
+    if destination is not None:
+        data[0x14A] = destination
     if body_flip is not None:
         data[body_flip] ^= 0xFF
     data[0x14D] = header_checksum(bytes(data))
@@ -61,6 +69,15 @@ BAD_FILES: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda p: p.write_bytes(patched(FIXTURE, title="TETRIS")),
         "has the title 'TETRIS': pokedreamer plays Pokémon Red or Blue",
     ),
+    # Pocket Monsters Aka carries Red's title; only the destination byte tells it apart.
+    "japanese": (
+        lambda p: p.write_bytes(patched(FIXTURE, title="POKEMON RED", destination=0x00)),
+        "is not the English Pokémon Red: its destination byte ($014A) is $00 (Japan), not $01",
+    ),
+    "unknown destination": (
+        lambda p: p.write_bytes(patched(FIXTURE, title="POKEMON BLUE", destination=0x02)),
+        "its destination byte ($014A) is $02, not $01",
+    ),
 }
 
 
@@ -93,6 +110,13 @@ def test_bad_files_are_refused_with_one_line(tmp_path: Path, kind: str) -> None:
     assert str(path) in message and "\n" not in message
 
 
+def test_the_fixture_plays_whatever_its_destination_byte(tmp_path: Path) -> None:
+    path = tmp_path / "fixture.gb"
+    for destination in (0x00, 0x01):
+        path.write_bytes(patched(FIXTURE, destination=destination))
+        assert load_rom(path).game == "fixture"
+
+
 def test_only_the_title_is_wrong_in_the_wrong_game(tmp_path: Path) -> None:
     data = patched(FIXTURE, title="TETRIS")
     assert header_checksum(data) == data[0x14D]
@@ -103,7 +127,7 @@ def test_only_the_title_is_wrong_in_the_wrong_game(tmp_path: Path) -> None:
 def test_a_known_title_that_is_no_known_dump_warns(tmp_path: Path, title: str, game: str) -> None:
     # Made here in tmp_path only: our own bytes under the game's title, never a real ROM.
     path = tmp_path / "hack.gb"
-    path.write_bytes(patched(FIXTURE, title=title))
+    path.write_bytes(patched(FIXTURE, title=title, destination=0x01))
     rom = load_rom(path)
     assert (rom.game, rom.title, rom.known_dump) == (game, title, False)
     assert rom.sha1 not in GOOD_DUMPS[rom.game]
@@ -126,7 +150,7 @@ def test_run_plays_an_unknown_dump_with_a_one_line_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "hack.gb"
-    path.write_bytes(patched(FIXTURE, title="POKEMON RED"))
+    path.write_bytes(patched(FIXTURE, title="POKEMON RED", destination=0x01))
     # The "hack" is our cartridge under Red's title, so Red's intro script would never finish:
     # start it from a state of the cartridge instead, and keep any cache out of the home folder.
     from pokedreamer.env.gym_env import PokemonRedEnv

@@ -15,7 +15,9 @@ from cartridge_driver import (
     find_wild_battle,
     get_starter,
 )
+from pret_reference import reference_file
 
+from pokedreamer.env.ram import RAM, parse_sym
 from pokedreamer.env.state import VECTOR_FIELDS, VECTOR_SIZE, GameState, PartyMon, read_game_state
 from pokedreamer.env.text import dialog_lines
 from pokedreamer.env.wram import WRAM_SIZE, WorkRam, wram_snapshot
@@ -124,6 +126,30 @@ def test_money_and_badges_decode() -> None:
     assert s.badge_count == 2 and s.has_badge("BOULDER") and s.has_badge("THUNDERBADGE")
     assert not s.has_badge(1)
     assert "Badges: 2/8 (BOULDER, THUNDER)" in s.summary()
+
+
+# Amounts whose three BCD bytes all differ, so that reading them in the wrong order shows.
+MONEY = [((0x12, 0x34, 0x56), 123_456), ((0x01, 0x02, 0x03), 10_203), ((0x99, 0x00, 0x01), 990_001)]
+
+
+@pytest.mark.parametrize(("digits", "amount"), MONEY)
+def test_money_on_the_cartridge(game: Game, digits: tuple[int, int, int], amount: int) -> None:
+    address = RAM["wPlayerMoney"].address
+    for i, byte in enumerate(digits):
+        game.pyboy.memory[address + i] = byte
+    game.tick(2)  # the cartridge keeps what was written
+    assert game.state.money == amount
+    assert f"Money: ¥{amount}" in game.state.summary()
+
+
+@pytest.mark.parametrize(("digits", "amount"), MONEY)
+def test_money_in_reds_layout(digits: tuple[int, int, int], amount: int) -> None:
+    # pret's wPlayerMoney: 3 bytes of BCD, the highest two digits in the first.
+    symbols = parse_sym(reference_file("pokered.sym").read_text(encoding="utf-8"))
+    wram = bytearray(WRAM_SIZE)
+    start = symbols["wPlayerMoney"] - 0xC000
+    wram[start : start + 3] = bytes(digits)
+    assert read_game_state(bytes(wram)).money == amount
 
 
 def test_dialog_lines_strip_border_and_arrows() -> None:

@@ -18,43 +18,67 @@ class RamVar(NamedTuple):
     name: str  # pret symbol
     address: int
     width: int  # bytes
+    meaning: str = ""
 
+
+# Each connection header is pret's map_connection_struct: 11 bytes.
+CONNECTION_HEADER_SIZE = 11
 
 RAM: dict[str, RamVar] = {
     v.name: v
     for v in (
-        RamVar("wSpritePlayerStateData1FacingDirection", 0xC109, 1),
-        RamVar("wTileMap", 0xC3A0, 20 * 18),
-        RamVar("wFontLoaded", 0xCFC4, 1),
-        RamVar("wEnemyMonSpecies", 0xCFE5, 1),
-        RamVar("wEnemyMonHP", 0xCFE6, 2),
-        RamVar("wEnemyMonLevel", 0xCFF3, 1),
-        RamVar("wEnemyMonMaxHP", 0xCFF4, 2),
-        RamVar("wBattleMonSpecies", 0xD014, 1),
-        RamVar("wBattleMonHP", 0xD015, 2),
-        RamVar("wBattleMonLevel", 0xD022, 1),
-        RamVar("wBattleMonMaxHP", 0xD023, 2),
-        RamVar("wIsInBattle", 0xD057, 1),
-        RamVar("wPlayerName", 0xD158, 11),
-        RamVar("wPartyCount", 0xD163, 1),
-        RamVar("wPartySpecies", 0xD164, 7),
-        RamVar("wPartyMon1", 0xD16B, 0x2C),
-        RamVar("wPartyMon1HP", 0xD16C, 2),
-        RamVar("wPartyMon1Exp", 0xD179, 3),
-        RamVar("wPartyMon1Level", 0xD18C, 1),
-        RamVar("wPartyMon1MaxHP", 0xD18D, 2),
-        RamVar("wPokedexOwned", 0xD2F7, 19),
-        RamVar("wPokedexSeen", 0xD30A, 19),
-        RamVar("wNumBagItems", 0xD31D, 1),
-        RamVar("wBagItems", 0xD31E, 41),
-        RamVar("wPlayerMoney", 0xD347, 3),
-        RamVar("wObtainedBadges", 0xD356, 1),
-        RamVar("wCurMap", 0xD35E, 1),
-        RamVar("wYCoord", 0xD361, 1),
-        RamVar("wXCoord", 0xD362, 1),
-        RamVar("wEventFlags", 0xD747, 320),
+        RamVar("wSpriteStateData1", 0xC100, 0x100,
+               "16 sprites x 16 bytes: picture, image, screen pixels, facing; slot 0: the player"),
+        RamVar("wSpritePlayerStateData1FacingDirection", 0xC109, 1,
+               "the player's facing: 0 down, 4 up, 8 left, $C right"),
+        RamVar("wSpriteStateData2", 0xC200, 0x100,
+               "16 sprites x 16 bytes: map position (+4 in each axis), movement byte"),
+        RamVar("wTileMap", 0xC3A0, 20 * 18, "the screen's 20x18 tile ids (tile id = charmap code)"),
+        RamVar("wJoyIgnore", 0xCD6B, 1, "buttons the game ignores; 0 when the player has control"),
+        RamVar("wFontLoaded", 0xCFC4, 1, "bit 0: a text box or menu is open (never set in battle)"),
+        RamVar("wEnemyMonSpecies", 0xCFE5, 1, "the enemy's species"),
+        RamVar("wEnemyMonHP", 0xCFE6, 2, "the enemy's HP, big-endian"),
+        RamVar("wEnemyMonLevel", 0xCFF3, 1, "the enemy's level"),
+        RamVar("wEnemyMonMaxHP", 0xCFF4, 2, "the enemy's max HP, big-endian"),
+        RamVar("wBattleMonSpecies", 0xD014, 1, "the player's battling species"),
+        RamVar("wBattleMonHP", 0xD015, 2, "its HP in battle (copied to the party once a turn)"),
+        RamVar("wBattleMonLevel", 0xD022, 1, "its level"),
+        RamVar("wBattleMonMaxHP", 0xD023, 2, "its max HP"),
+        RamVar("wIsInBattle", 0xD057, 1, "0 none, 1 wild, 2 trainer, $FF lost"),
+        RamVar("wPlayerName", 0xD158, 11, "the player's name, charmap text ended by $50"),
+        RamVar("wPartyCount", 0xD163, 1, "POKéMON in the party (0-6)"),
+        RamVar("wPartySpecies", 0xD164, 7, "the party's species, ended by $FF"),
+        RamVar("wPartyMon1", 0xD16B, 0x2C, "the first party POKéMON; the next follow every $2C"),
+        RamVar("wPartyMon1HP", 0xD16C, 2, "its HP, big-endian"),
+        RamVar("wPartyMon1Exp", 0xD179, 3, "its experience, big-endian"),
+        RamVar("wPartyMon1Level", 0xD18C, 1, "its level"),
+        RamVar("wPartyMon1MaxHP", 0xD18D, 2, "its max HP, big-endian"),
+        RamVar("wPokedexOwned", 0xD2F7, 19, "one bit per species owned"),
+        RamVar("wPokedexSeen", 0xD30A, 19, "one bit per species seen"),
+        RamVar("wNumBagItems", 0xD31D, 1, "item kinds in the bag"),
+        RamVar("wBagItems", 0xD31E, 41, "(item, quantity) pairs, ended by $FF"),
+        RamVar("wPlayerMoney", 0xD347, 3, "6 BCD digits, the highest two first"),
+        RamVar("wObtainedBadges", 0xD356, 1, "one bit per badge, BOULDER in bit 0"),
+        RamVar("wCurMap", 0xD35E, 1, "the current map's id"),
+        RamVar("wYCoord", 0xD361, 1, "the player's row on the map, in steps"),
+        RamVar("wXCoord", 0xD362, 1, "the player's column on the map, in steps"),
+        RamVar("wCurMapHeight", 0xD368, 1, "map height in blocks of 2x2 steps; 0 until it loads"),
+        RamVar("wCurMapWidth", 0xD369, 1, "map width in blocks of 2x2 steps"),
+        RamVar("wCurMapConnections", 0xD370, 1,
+               "which edges lead to another map: bit 3 north, 2 south, 1 west, 0 east"),
+        RamVar("wNorthConnectionHeader", 0xD371, CONNECTION_HEADER_SIZE,
+               "the north connection: map, strip pointers, width, alignment"),
+        RamVar("wSouthConnectionHeader", 0xD37C, CONNECTION_HEADER_SIZE, "the south connection"),
+        RamVar("wWestConnectionHeader", 0xD387, CONNECTION_HEADER_SIZE, "the west connection"),
+        RamVar("wEastConnectionHeader", 0xD392, CONNECTION_HEADER_SIZE, "the east connection"),
+        RamVar("wNumberOfWarps", 0xD3AE, 1, "warps on this map (at most 32); 0 until it loads"),
+        RamVar("wWarpEntries", 0xD3AF, 32 * 4,
+               "warps, 4 bytes each: y, x, destination warp, destination map ($FF: the last map)"),
+        RamVar("wTilesetCollisionPtr", 0xD530, 2,
+               "pointer (little-endian) into ROM bank 0: walkable tile ids, ended by $FF"),
+        RamVar("wEventFlags", 0xD747, 320, "story event flags, bit i of byte i/8"),
     )
-}
+}  # fmt: skip
 
 PARTY_MON_SIZE = 0x2C  # bytes between wPartyMon1 and wPartyMon2
 TILEMAP_WIDTH, TILEMAP_HEIGHT = 20, 18

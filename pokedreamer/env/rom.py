@@ -1,9 +1,10 @@
 """Checks a ROM file before the emulator sees it, so that a bad file gets one clear line.
 
 PyBoy boots almost anything and then shows a blank screen or crashes deep inside, so every check
-the cartridge header allows runs here first: size, header checksum, ROM-size byte, global checksum
-and title. A known game whose bytes are not a published good dump still plays, with a warning:
-ROM hacks and bad dumps may put things elsewhere in RAM.
+the cartridge header allows runs here first: size, header checksum, ROM-size byte, global checksum,
+title and, for Red and Blue, the destination byte (a Japanese game keeps its RAM elsewhere). A
+known game whose bytes are not a published good dump still plays, with a warning: ROM hacks and
+bad dumps may put things elsewhere in RAM.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pokedreamer.errors import UserError
 HEADER_END = 0x150
 TITLE_SLICE = slice(0x134, 0x144)
 ROM_SIZE = 0x148  # ROM size code: 32 KiB << value
+DESTINATION = 0x14A  # $00 sold in Japan, $01 sold elsewhere
+OVERSEAS = 0x01
 HEADER_CHECKSUM = 0x14D
 GLOBAL_CHECKSUM = slice(0x14E, 0x150)  # big-endian
 
@@ -132,6 +135,16 @@ def load_rom(path: str | Path) -> Rom:
         raise UserError(
             f"{path} has {found}: pokedreamer plays Pokémon Red or Blue "
             f"(POKEMON RED, POKEMON BLUE) or its own fixture cartridge ({FIXTURE_TITLE})"
+        )
+    # The Japanese games carry the same titles but keep their variables at other addresses, so
+    # every RAM read would be wrong; the fixture cartridge is exempt: it is built here with Red's
+    # layout, whatever its header says.
+    if game != "fixture" and rom[DESTINATION] != OVERSEAS:
+        found = "$00 (Japan)" if rom[DESTINATION] == 0 else f"${rom[DESTINATION]:02X}"
+        raise UserError(
+            f"{path} is not the English {_GAME_NAMES[game]}: its destination byte ($014A) is "
+            f"{found}, not $01, and other versions keep their RAM elsewhere; use an English "
+            "(UE) dump"
         )
     sha1 = hashlib.sha1(rom).hexdigest()
     known = game == "fixture" or sha1 in GOOD_DUMPS[game]
