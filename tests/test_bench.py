@@ -131,11 +131,12 @@ def _json(*args: str) -> dict:
 def test_bench_planner_json_keys() -> None:
     report = _json("planner", "--steps", "100", "--rounds", "1", "--latency-s", "0.01,0.02")
     assert list(report) == [
-        "machine", "steps_per_round", "rounds", "llm_latency_s", "no_planner_steps_per_s",
-        "llm_planner_steps_per_s", "with_over_without", "llm_plans_adopted", "mean_llm_latency_s",
-        "llm_latencies_s", "heuristic_planner_steps_per_s", "llm_over_heuristic", "llm_requests",
+        "machine", "steps_per_round", "rounds", "llm_server", "llm_latency_s",
+        "no_planner_steps_per_s", "llm_planner_steps_per_s", "with_over_without",
+        "llm_plans_adopted", "mean_llm_latency_s", "llm_latencies_s",
+        "heuristic_planner_steps_per_s", "llm_over_heuristic", "llm_requests",
     ]  # fmt: skip
-    assert report["llm_latencies_s"] == [0.01, 0.02]
+    assert report["llm_server"] == "replaying" and report["llm_latencies_s"] == [0.01, 0.02]
     assert report["steps_per_round"] == 100 and report["rounds"] == 1
     assert report["with_over_without"] == pytest.approx(
         report["llm_planner_steps_per_s"] / report["no_planner_steps_per_s"], rel=1e-2
