@@ -173,21 +173,24 @@ def test_the_start_is_a_new_game_and_the_save_is_untouched(tmp_path: Path, blank
 # --- the env on a game that is not the fixture ------------------------------------------------
 
 
-def test_the_env_scripts_a_red_titled_cartridge_and_caches_a_proven_state(tmp_path: Path) -> None:
+def test_the_env_scripts_a_red_titled_cartridge_to_a_new_game_beside_a_save(tmp_path: Path) -> None:
     """Our cartridge under Red's title takes the path Pokémon Red takes: its intro scripted to
-    proven control, and the state cached under the versioned key."""
-    data = bytearray(ROM_PATH.read_bytes())
+    proven control in a new game, the state cached under the versioned key, the save untouched."""
+    rom, ram = rom_with_save(tmp_path)
+    data = bytearray(rom.read_bytes())
     data[0x134:0x144] = b"POKEMON RED".ljust(16, b"\0")
     data[0x14D] = header_checksum(bytes(data))
     data[0x14E:0x150] = global_checksum(bytes(data)).to_bytes(2, "big")
-    rom = tmp_path / "red.gb"
     rom.write_bytes(bytes(data))
+    before = ram.read_bytes()
     env = PokemonRedEnv(EnvSettings(rom=str(rom), data_dir=str(tmp_path / "data")))
     try:
         assert not env.is_fixture
         env.reset(seed=0)
         assert control_proven(env._pyboy)
-        cached = StartStates(tmp_path / "data").get(env.rom.sha1)
-        assert cached is not None
+        start = RAM["wPlayerName"].address
+        assert [env._pyboy.memory[start + i] for i in range(4)] == RED
+        assert StartStates(tmp_path / "data").get(env.rom.sha1) is not None
     finally:
         env.close()
+    assert ram.read_bytes() == before
