@@ -34,6 +34,7 @@ static const char text_legend[] =
     "is about to\nunfold. Go on!";
 
 static uint8_t menu_items;
+static uint8_t menu_item; /* the cursor's row */
 static uint8_t menu_column;
 static uint8_t menu_first; /* ITEM_CONTINUE with a save, else ITEM_NEW_GAME */
 
@@ -55,13 +56,13 @@ static void draw_frame(uint8_t x0, uint8_t y0, uint8_t w, uint8_t h) {
 static void draw_cursor(void) {
     uint8_t i;
     for (i = 0; i < menu_items; i++)
-        put_tile(menu_column, 2 + 2 * i, i == wCurrentMenuItem ? TILE_ARROW_RIGHT : TILE_SPACE);
+        put_tile(menu_column, 2 + 2 * i, i == menu_item ? TILE_ARROW_RIGHT : TILE_SPACE);
 }
 
 static void open_menu(uint8_t items, uint8_t mode) {
     menu_items = items;
     menu_column = 1;
-    wCurrentMenuItem = 0;
+    menu_item = 0;
     game_mode = mode;
     draw_cursor();
 }
@@ -143,18 +144,18 @@ void intro_input(void) {
         if (joy_pressed & (J_A | J_START)) main_menu();
         return;
     }
-    if ((joy_pressed & J_UP) && wCurrentMenuItem > 0) {
-        wCurrentMenuItem--;
+    if ((joy_pressed & J_UP) && menu_item > 0) {
+        menu_item--;
         draw_cursor();
-    } else if ((joy_pressed & J_DOWN) && wCurrentMenuItem + 1 < menu_items) {
-        wCurrentMenuItem++;
+    } else if ((joy_pressed & J_DOWN) && menu_item + 1 < menu_items) {
+        menu_item++;
         draw_cursor();
     } else if (joy_pressed & J_A) {
         if (game_mode == MODE_MAIN_MENU) {
-            if (wCurrentMenuItem + menu_first == ITEM_NEW_GAME) new_game();
-            if (wCurrentMenuItem + menu_first == ITEM_CONTINUE) continue_game();
-        } else if (wCurrentMenuItem > 0) {
-            choose_name(wCurrentMenuItem); /* NEW NAME would need a keyboard, which we lack */
+            if (menu_item + menu_first == ITEM_NEW_GAME) new_game();
+            if (menu_item + menu_first == ITEM_CONTINUE) continue_game();
+        } else if (menu_item > 0) {
+            choose_name(menu_item); /* NEW NAME would need a keyboard, which we lack */
         }
     }
 }

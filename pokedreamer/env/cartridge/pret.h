@@ -10,7 +10,6 @@
 
 #define wSpritePlayerStateData1FacingDirection RAM8(0xC109) /* 0 down, 4 up, 8 left, $C right */
 #define wTileMap            RAMP(0xC3A0) /* 20x18 screen tiles; tile id == charmap code */
-#define wCurrentMenuItem    RAM8(0xCC26) /* the cursor's row in the menu shown */
 #define wJoyIgnore          RAM8(0xCD6B) /* buttons the overworld ignores; non-zero while scripted */
 #define wFontLoaded         RAM8(0xCFC4) /* bit 0: a text box or menu is shown */
 #define wEnemyMonSpecies    RAM8(0xCFE5)
@@ -40,8 +39,6 @@
 #define wCurMapConnections  RAM8(0xD370) /* bits: NORTH 8, SOUTH 4, WEST 2, EAST 1 */
 #define wNorthConnectionHeader RAMP(0xD371) /* 11 bytes each; byte 0 the connected map */
 #define wSouthConnectionHeader RAMP(0xD37C)
-#define wWestConnectionHeader  RAMP(0xD387)
-#define wEastConnectionHeader  RAMP(0xD392)
 #define wNumberOfWarps      RAM8(0xD3AE)
 #define wWarpEntries        RAMP(0xD3AF) /* 4 bytes a warp: y, x, destination warp, destination map */
 #define wEventFlags         RAMP(0xD747) /* flag i is bit i%8 of byte i/8 */
