@@ -5,8 +5,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from pokedreamer.env.cartridge import ROM_PATH
-from pokedreamer.env.ram import RAM, TILEMAP_HEIGHT, TILEMAP_WIDTH
+from pokedreamer.env.cartridge import ROM_PATH, SYM_PATH
+from pokedreamer.env.charmap import decode
+from pokedreamer.env.ram import RAM, TILEMAP_HEIGHT, TILEMAP_WIDTH, parse_sym
+from pokedreamer.env.start import blank_save_ram, script_red_intro
 from pokedreamer.env.state import GameState, read_game_state
 from pokedreamer.env.text import dialog_lines
 from pokedreamer.env.wram import wram_snapshot
@@ -15,8 +17,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # pysdl2-dll announces itself on import
     from pyboy import PyBoy
 
-BOOT_FRAMES = 120
 HOLD, FRAMES = 8, 24  # the env's default action: button held 8 frames of 24
+# The generator's state that every scripted game here starts from, so that a button sequence
+# always meets the same encounters and damage rolls.
+START_RNG = 0x2A50
 
 
 def addr(name: str) -> int:
@@ -24,11 +28,20 @@ def addr(name: str) -> int:
 
 
 class Game:
-    def __init__(self, rom: Path = ROM_PATH, boot: bool = True) -> None:
-        self.pyboy = PyBoy(str(rom), window="null", sound_emulated=False, log_level="ERROR")
+    def __init__(self, rom: Path = ROM_PATH, boot: bool = True, own_save: bool = False) -> None:
+        """``boot`` plays the intro to proven control, as the env does, and seeds the game;
+        ``own_save`` lets PyBoy load the battery save beside the ROM, else the save is blank."""
+        ram = {} if own_save else {"ram_file": blank_save_ram()}
+        self.pyboy = PyBoy(str(rom), window="null", sound_emulated=False, log_level="ERROR", **ram)
         self.frames = 0
         if boot:
-            self.tick(BOOT_FRAMES)
+            script_red_intro(self.pyboy)
+            self.seed(START_RNG)
+
+    def seed(self, value: int) -> None:
+        rng = parse_sym(SYM_PATH.read_text())["_rng_state"]
+        self.pyboy.memory[rng] = value & 0xFF
+        self.pyboy.memory[rng + 1] = value >> 8
 
     def close(self) -> None:
         self.pyboy.stop(save=False)
@@ -74,6 +87,10 @@ class Game:
     def tilemap(self) -> bytes:
         start = addr("wTileMap")
         return bytes(self.pyboy.memory[start : start + TILEMAP_WIDTH * TILEMAP_HEIGHT])
+
+    @property
+    def screen_text(self) -> str:
+        return decode(self.tilemap, unknown=" ")
 
     @property
     def text(self) -> list[str]:

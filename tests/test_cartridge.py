@@ -61,7 +61,8 @@ def test_header_is_ours_and_valid() -> None:
     assert read_title(rom) == TITLE
     assert "POKEMON" not in read_title(rom)
     assert rom[0x104:0x134] == b"\xff" * 0x30, "the Nintendo logo area must stay empty"
-    assert rom[0x147] == 0x00  # ROM only, no MBC
+    assert rom[0x147] == 0x09  # ROM+RAM+BATTERY: a battery save, no MBC
+    assert rom[0x149] == 0x02  # one 8 KiB RAM bank
     assert header_checksum(rom) == rom[0x14D]
 
 
@@ -77,15 +78,40 @@ def test_own_variables_are_clear_of_pret_addresses() -> None:
 # --- boot, walking, doors ------------------------------------------------------------------------
 
 
-def test_boots_to_player_control_quickly() -> None:
+def map_header(game: Game) -> tuple[int, int, int, list[tuple[int, ...]]]:
+    """wCurMapHeight, wCurMapWidth, wCurMapConnections and the warp table, as Red keeps them."""
+    count = game.byte(0xD3AE)
+    warps = [tuple(game.byte(0xD3AF + 4 * i + j) for j in range(4)) for i in range(count)]
+    return game.byte(0xD368), game.byte(0xD369), game.byte(0xD370), warps
+
+
+def test_the_new_game_intro_is_red_like() -> None:
     g = Game(boot=False)
     try:
-        for _ in range(20):  # 20 presses of 24 frames: control within 480 frames
-            g.press("up")
-            if g.pos != (0, 0, 0) and g["wYCoord"] == 4:
+        g.tick(120)
+        assert "DREAMER" in g.screen_text
+        g.press("a")  # the title
+        assert "▶NEW GAME" in g.screen_text and "CONTINUE" not in g.screen_text
+        g.press("a")
+        pages = []
+        for _ in range(10):  # the speech: text in the box, wFontLoaded clear, the warp already set
+            if "▶NEW NAME" in g.screen_text:
                 break
-        assert g.pos == (HOUSE, 3, 4)
-        assert g.frames <= 480
+            assert not g.text_shown and g.pos == (HOUSE, 3, 5) and g.byte(0xCD6B)
+            assert map_header(g) == (0, 0, 0, [])
+            pages.append(" ".join(g.text))
+            g.press("a")
+        assert pages[-1] == "First, what is your name?"
+        g.press("down")
+        g.press("a")  # RED, the first preset name
+        assert " ".join(g.text) == "Right! So your name is RED!"
+        for _ in range(10):
+            if g.byte(0xD368):
+                break
+            assert not g.text_shown and g.byte(0xCD6B)
+            g.press("a")
+        assert g.pos == (HOUSE, 3, 5) and g.byte(0xCD6B) == 0 and not g.text_shown
+        assert map_header(g) == (5, 5, 0, [(8, 4, 0, TOWN), (8, 5, 0, TOWN)])
     finally:
         g.close()
 
@@ -123,6 +149,15 @@ def test_doors_join_the_maps(game: Game) -> None:
     assert game.pos == (TOWN, 2, 4)
     game.walk("up")  # the house's door
     assert game.pos == (HOUSE, 4, 7)
+
+
+def test_each_map_loads_its_header_at_reds_addresses(game: Game) -> None:
+    get_starter(game)
+    assert map_header(game) == (5, 5, 0x08, [(3, 2, 0, HOUSE)])  # the route joins to the north
+    assert game.byte(0xD371) == ROUTE  # wNorthConnectionHeader's map
+    game.walk(*GUIDE_TO_ROUTE, flee=True)
+    assert map_header(game) == (5, 5, 0x04, [(1, 4, 0, GYM)])  # the town joins to the south
+    assert game.byte(0xD37C) == TOWN and game.byte(0xD371) == 0
 
 
 def test_route_is_guarded_until_the_player_has_a_pokemon(game: Game) -> None:

@@ -18,13 +18,16 @@ from pathlib import Path
 from pokedreamer.env.cartridge import tilegen
 
 SOURCE_DIR = Path(__file__).resolve().parent
-C_MODULES = ("main", "text", "world", "battle")
+C_MODULES = ("main", "text", "intro", "world", "battle")
 TITLE = "DREAMERFIXTURE"  # our own title; never a commercial game's
 CODE_LOC = 0x0200
 # Our variables live at $C000-$C0FF: Pokémon Red's sound variables there are never read by the env,
 # and the range is clear of every address the cartridge writes with Pokémon Red's meaning.
 DATA_LOC = 0xC000
 TOOLS = ("sdasgb", "sdcc", "makebin")
+# ROM+RAM+BATTERY with one 8 KiB bank: a battery save, as Pokémon Red keeps, with no bank switching.
+CARTRIDGE_TYPE = 0x09
+RAM_BANKS = 1
 
 
 class BuildError(RuntimeError):
@@ -85,7 +88,8 @@ def build(out_dir: Path = SOURCE_DIR) -> Path:
             ],
             work,
         )
-        _run(["makebin", "-Z", "-yN", "-yn", TITLE, "fixture.ihx", "fixture.gb"], work)
+        header = ["-yt", f"0x{CARTRIDGE_TYPE:02X}", "-ya", str(RAM_BANKS)]
+        _run(["makebin", "-Z", "-yN", *header, "-yn", TITLE, "fixture.ihx", "fixture.gb"], work)
         shutil.copy(work / "fixture.gb", out_dir / "fixture.gb")
         (out_dir / "fixture.sym").write_text(noi_to_sym((work / "fixture.noi").read_text()))
     return out_dir / "fixture.gb"

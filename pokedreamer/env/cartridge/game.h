@@ -15,7 +15,7 @@
 #define TILE_ARROW_DOWN 0xEE  /* ▼ */
 
 /* What the buttons drive this frame. */
-enum { MODE_WALK, MODE_TEXT, MODE_MENU };
+enum { MODE_WALK, MODE_TEXT, MODE_MENU, MODE_TITLE, MODE_MAIN_MENU, MODE_NAMING };
 
 /* What happens when a text box closes. */
 enum {
@@ -26,7 +26,9 @@ enum {
     AFTER_ENEMY_FAINTED,
     AFTER_PLAYER_FAINTED,
     AFTER_BLACKOUT,
-    AFTER_BATTLE_END
+    AFTER_BATTLE_END,
+    AFTER_NAME_PROMPT,
+    AFTER_INTRO_END
 };
 
 extern uint8_t game_mode;
@@ -50,10 +52,17 @@ void put_tile(uint8_t x, uint8_t y, uint8_t tile);
 void fill_screen(uint8_t tile);
 void draw_box(void);
 void text_show(const char *text, uint8_t after);
+void speech_show(const char *text, uint8_t after);
 void text_input(void);
+
+/* intro.c */
+void intro_start(void);
+void intro_input(void);
+void intro_after(uint8_t after);
 
 /* world.c */
 void world_new_game(void);
+void world_enter(void);
 void world_draw(void);
 void world_input(void);
 void world_blackout(void);

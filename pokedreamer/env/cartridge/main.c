@@ -75,7 +75,7 @@ void main(void) {
     uint8_t last = 0;
     lcd_init();
     rng_state = 0x1D2B;
-    world_new_game();
+    intro_start();
     copy_screen_now();
     rIF = 0;
     rIE = 0x01; /* VBlank only */
@@ -93,7 +93,9 @@ void main(void) {
             world_input();
         else if (game_mode == MODE_TEXT)
             text_input();
-        else
+        else if (game_mode == MODE_MENU)
             battle_menu_input();
+        else
+            intro_input();
     }
 }

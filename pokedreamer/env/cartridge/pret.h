@@ -10,6 +10,7 @@
 
 #define wSpritePlayerStateData1FacingDirection RAM8(0xC109) /* 0 down, 4 up, 8 left, $C right */
 #define wTileMap            RAMP(0xC3A0) /* 20x18 screen tiles; tile id == charmap code */
+#define wJoyIgnore          RAM8(0xCD6B) /* buttons the overworld ignores; non-zero while scripted */
 #define wFontLoaded         RAM8(0xCFC4) /* bit 0: a text box or menu is shown */
 #define wEnemyMonSpecies    RAM8(0xCFE5)
 #define wEnemyMonHP         RAMP(0xCFE6) /* 2 bytes, big-endian */
@@ -33,7 +34,18 @@
 #define wCurMap             RAM8(0xD35E)
 #define wYCoord             RAM8(0xD361)
 #define wXCoord             RAM8(0xD362)
+#define wCurMapHeight       RAM8(0xD368) /* in blocks of 2x2 cells; 0 until a map header is loaded */
+#define wCurMapWidth        RAM8(0xD369) /* in blocks of 2x2 cells */
+#define wCurMapConnections  RAM8(0xD370) /* bits: NORTH 8, SOUTH 4, WEST 2, EAST 1 */
+#define wNorthConnectionHeader RAMP(0xD371) /* 11 bytes each; byte 0 the connected map */
+#define wSouthConnectionHeader RAMP(0xD37C)
+#define wNumberOfWarps      RAM8(0xD3AE)
+#define wWarpEntries        RAMP(0xD3AF) /* 4 bytes a warp: y, x, destination warp, destination map */
 #define wEventFlags         RAMP(0xD747) /* flag i is bit i%8 of byte i/8 */
+
+/* Battery-backed cartridge RAM: Red's sPlayerName sits in SRAM bank 1, ours in our only bank. */
+#define sPlayerName         RAMP(0xA598) /* a save exists when it holds a name ended by $50 */
+#define NAME_LENGTH 11
 
 /* Offsets inside party_struct (pret's macro in macros/ram.asm). */
 #define MON_SPECIES  0x00
@@ -76,6 +88,11 @@
 #define EVENT_GOT_STARTER               34  /* $D74B bit 2 */
 #define EVENT_BEAT_PEWTER_GYM_TRAINER_0 114 /* $D755 bit 2 */
 #define EVENT_BEAT_BROCK                119 /* $D755 bit 7 */
+
+/* wCurMapConnections bits (pret's constants/map_data_constants.asm). */
+#define CONNECTION_NORTH 0x08
+#define CONNECTION_SOUTH 0x04
+#define CONNECTION_HEADER_SIZE 11
 
 #define BIT_BOULDERBADGE 0
 #define BATTLE_WILD    1

@@ -103,12 +103,18 @@ static void draw_page(void) {
     }
 }
 
-void text_show(const char *text, uint8_t after) {
+void speech_show(const char *text, uint8_t after) {
+    /* Pokémon Red's PrintText: the box and its pages, and wFontLoaded left as it is */
     text_ptr = text;
     text_after = after;
     game_mode = MODE_TEXT;
-    wFontLoaded |= 1;
     draw_page();
+}
+
+void text_show(const char *text, uint8_t after) {
+    /* Pokémon Red's DisplayTextIDInit sets wFontLoaded before a person's or a sign's text */
+    wFontLoaded |= 1;
+    speech_show(text, after);
 }
 
 void text_input(void) {

@@ -64,6 +64,30 @@ static const struct warp warps[] = {
 };
 #define NUM_WARPS (sizeof(warps) / sizeof(warps[0]))
 
+/* Each map's header as Pokémon Red keeps it in WRAM: size in blocks of 2x2 cells (our 9 cell rows
+ * round up to 5 blocks), the warps a player can take (y, x, destination warp, destination map), and
+ * the connections. The town and the route join at their edges, which Red calls connections, so
+ * those edge cells are no warps in these lists. */
+#define MAP_BLOCKS_W (MAP_W / 2)
+#define MAP_BLOCKS_H ((MAP_H + 1) / 2)
+struct red_warp {
+    uint8_t y, x, to_warp, to_map;
+};
+static const struct red_warp house_warps[] = {{8, 4, 0, PALLET_TOWN}, {8, 5, 0, PALLET_TOWN}};
+static const struct red_warp town_warps[] = {{3, 2, 0, REDS_HOUSE_1F}};
+static const struct red_warp route_warps[] = {{1, 4, 0, PEWTER_GYM}};
+static const struct red_warp gym_warps[] = {{8, 4, 0, ROUTE_1}, {8, 5, 0, ROUTE_1}};
+struct map_header {
+    const struct red_warp *warps;
+    uint8_t num_warps, connections, north, south;
+};
+static const struct map_header headers[NUM_MAPS] = {
+    {house_warps, 2, 0, 0, 0},
+    {town_warps, 1, CONNECTION_NORTH, ROUTE_1, 0},
+    {route_warps, 1, CONNECTION_SOUTH, 0, PALLET_TOWN},
+    {gym_warps, 2, 0, 0, 0},
+};
+
 enum { P_MOM, P_GUIDE, P_SIGN, P_ITEM, P_CAMPER, P_LEADER, NUM_PEOPLE };
 struct person {
     uint8_t map, x, y, metatile;
@@ -166,7 +190,30 @@ void world_draw(void) {
     put_metatile(wXCoord, wYCoord, player_metatile());
 }
 
+static void load_map_header(uint8_t slot) {
+    const struct map_header *header = &headers[slot];
+    volatile uint8_t *entry = wWarpEntries;
+    uint8_t i;
+    wCurMapHeight = MAP_BLOCKS_H;
+    wCurMapWidth = MAP_BLOCKS_W;
+    wCurMapConnections = header->connections;
+    for (i = 0; i < CONNECTION_HEADER_SIZE; i++) {
+        wNorthConnectionHeader[i] = 0;
+        wSouthConnectionHeader[i] = 0;
+    }
+    if (header->connections & CONNECTION_NORTH) wNorthConnectionHeader[0] = header->north;
+    if (header->connections & CONNECTION_SOUTH) wSouthConnectionHeader[0] = header->south;
+    wNumberOfWarps = header->num_warps;
+    for (i = 0; i < header->num_warps; i++, entry += 4) {
+        entry[0] = header->warps[i].y;
+        entry[1] = header->warps[i].x;
+        entry[2] = header->warps[i].to_warp;
+        entry[3] = header->warps[i].to_map;
+    }
+}
+
 static void warp_to(uint8_t slot, uint8_t x, uint8_t y) {
+    load_map_header(slot);
     map_slot = slot;
     wCurMap = map_ids[slot];
     wXCoord = x;
@@ -191,16 +238,23 @@ void world_blackout(void) {
 }
 
 void world_new_game(void) {
-    static const uint8_t name[] = {0x91, 0x84, 0x83, 0x50}; /* "RED" in pret's charmap, then @ */
-    uint8_t i;
-    for (i = 0; i < sizeof(name); i++) wPlayerName[i] = name[i];
+    /* The player's data and, as Pokémon Red's PrepareForSpecialWarp does before Oak speaks, the
+     * new-game warp in wCurMap/wYCoord/wXCoord; the map itself is loaded by world_enter. */
     wPlayerMoney[0] = 0x00; /* $3000, BCD */
     wPlayerMoney[1] = 0x30;
     wPlayerMoney[2] = 0x00;
     wPartySpecies[0] = 0xFF; /* empty party and bag lists are terminated at once */
     wBagItems[0] = 0xFF;
     wSpritePlayerStateData1FacingDirection = FACING_DOWN;
-    warp_to(HOUSE, 3, 5);
+    wCurMap = REDS_HOUSE_1F;
+    wYCoord = 5;
+    wXCoord = 3;
+}
+
+void world_enter(void) {
+    /* the end of the intro: the new-game warp's map is loaded and the player walks */
+    warp_to(HOUSE, wXCoord, wYCoord);
+    game_mode = MODE_WALK;
 }
 
 static void give_starter(void) {
@@ -343,6 +397,8 @@ void text_closed(uint8_t after) {
         wFontLoaded &= (uint8_t)~1;
         game_mode = MODE_WALK;
         world_draw();
+    } else if (after >= AFTER_NAME_PROMPT) {
+        intro_after(after);
     } else if (after == AFTER_TRAINER_BATTLE) {
         battle_start_trainer(pending_trainer);
     } else {
