@@ -86,8 +86,8 @@ class EnvSettings(BaseModel):
     """Steps before an episode is truncated; 0 means never."""
 
     start_state: str = ""
-    """PyBoy save state to reset from; empty means the ROM's own start (the cartridge boots
-    straight to control; Pokémon Red's intro is scripted once and cached in data_dir)."""
+    """PyBoy save state to reset from; empty means the ROM's own start: its intro scripted to
+    proven control (for Pokémon Red, once, then cached in data_dir)."""
 
     data_dir: str = ""
     """Folder for cached start states; empty means $XDG_DATA_HOME/pokedreamer

@@ -151,8 +151,8 @@ def test_run_plays_an_unknown_dump_with_a_one_line_warning(
 ) -> None:
     path = tmp_path / "hack.gb"
     path.write_bytes(patched(FIXTURE, title="POKEMON RED", destination=0x01))
-    # The "hack" is our cartridge under Red's title, so Red's intro script would never finish:
-    # start it from a state of the cartridge instead, and keep any cache out of the home folder.
+    # The "hack" is our cartridge under Red's title: start it from a state of the cartridge,
+    # which is quicker than scripting its intro again, and keep any cache out of the home folder.
     from pokedreamer.env.gym_env import PokemonRedEnv
     from pokedreamer.env.start import save_state_bytes
 

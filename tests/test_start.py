@@ -179,6 +179,7 @@ def test_the_env_scripts_a_red_titled_cartridge_to_a_new_game_beside_a_save(tmp_
     rom, ram = rom_with_save(tmp_path)
     data = bytearray(rom.read_bytes())
     data[0x134:0x144] = b"POKEMON RED".ljust(16, b"\0")
+    data[0x14A] = 0x01  # an English dump's destination byte: others are refused
     data[0x14D] = header_checksum(bytes(data))
     data[0x14E:0x150] = global_checksum(bytes(data)).to_bytes(2, "big")
     rom.write_bytes(bytes(data))

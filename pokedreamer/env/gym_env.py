@@ -23,12 +23,12 @@ from pokedreamer.env.ram import parse_sym
 from pokedreamer.env.rewards import TERMS, Rewards
 from pokedreamer.env.rom import load_rom
 from pokedreamer.env.start import (
-    BOOT_FRAMES,
     StartStates,
+    blank_save_ram,
+    cached_start_state,
     default_data_dir,
     load_state_bytes,
-    save_state_bytes,
-    script_red_intro,
+    scripted_start_state,
 )
 from pokedreamer.env.state import VECTOR_SIZE, GameState, read_game_state
 from pokedreamer.env.wram import WorkRam
@@ -73,6 +73,7 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
             window="null" if env.headless else "SDL2",
             sound_emulated=False,
             log_level="ERROR",
+            ram_file=blank_save_ram(),  # never the battery save beside the ROM: a new game
             **({"color_palette": SHADE_PALETTE} if env.headless else {}),
         )
         self._memory = self._pyboy.memory
@@ -109,16 +110,10 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
             state = path.read_bytes()
             load_state_bytes(self._pyboy, state, str(path))
             return state
-        if self.is_fixture:
-            self._pyboy.tick(BOOT_FRAMES, False)
-            return save_state_bytes(self._pyboy)
+        if self.is_fixture:  # its intro takes a few hundred frames: not worth a cache
+            return scripted_start_state(self._pyboy)
         cache = StartStates(Path(env.data_dir).expanduser() if env.data_dir else default_data_dir())
-        state = cache.get(self.rom.sha1)
-        if state is None:
-            script_red_intro(self._pyboy)
-            state = save_state_bytes(self._pyboy)
-            cache.put(self.rom.sha1, state)
-        return state
+        return cached_start_state(self._pyboy, self.rom.sha1, cache)
 
     def _seed_game(self) -> None:
         """Makes the game's own randomness follow the episode seed (encounters, damage)."""

@@ -23,7 +23,6 @@ from pokedreamer.env.ram import RAM
 from pokedreamer.errors import UserError
 from pokedreamer.files import write_atomic
 
-BOOT_FRAMES = 120  # PyBoy's boot animation (~65 frames) and the cartridge's first frames
 INTRO_PRESS_LIMIT = 1500  # presses before giving up on the intro (Red's takes a few hundred)
 # Bumped whenever what a start state must prove changes, so an older cached state is never used.
 START_STATE_VERSION = 2
