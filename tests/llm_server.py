@@ -15,7 +15,8 @@ server sends; llm_server.kinds lists how each request asked for JSON.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -52,3 +53,16 @@ def closed_port_url() -> str:
         port = sock.getsockname()[1]
     # Closed without listen(): the port is free and refuses connections until someone takes it.
     return f"http://127.0.0.1:{port}/v1"
+
+
+def holding(reply: Reply) -> tuple[Callable[[Request], Reply], threading.Event, threading.Event]:
+    """A script step that answers ``reply`` only once ``release`` is set; ``arrived`` is set as
+    soon as a request waits on it (a call held in flight for as long as a test needs)."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def held(request: Request) -> Reply:
+        arrived.set()
+        release.wait(timeout=60)  # only keeps a broken test from hanging
+        return reply
+
+    return held, arrived, release

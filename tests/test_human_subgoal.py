@@ -5,15 +5,13 @@ through the real agent loop on the cartridge."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 from llm_server import (
     FakeLLMServer,
-    Reply,
-    Request,
     answer,
+    holding,
     llm_server_fixture,  # noqa: F401 (registers the llm_server fixture)
 )
 from test_loop import settings
@@ -120,14 +118,7 @@ def test_clearing_or_replanning_hands_it_back_at_once() -> None:
 def test_an_llm_answer_asked_before_the_person_spoke_is_set_aside(
     llm_server: FakeLLMServer,
 ) -> None:
-    arrived, release = threading.Event(), threading.Event()
-
-    def held(request: Request) -> Reply:
-        arrived.set()
-        release.wait(timeout=60)
-        return answer(LLM_PLAN)
-
-    llm_server.default = held
+    llm_server.default, arrived, release = holding(answer(LLM_PLAN))
     records: list[PlanRecord] = []
     svc = timed_service(llm_server.url, records, FakeClock(), min_interval_s=0.0)
     svc.observe(0, town())  # asks the LLM (held) and pursues the heuristic plan meanwhile

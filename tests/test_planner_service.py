@@ -19,6 +19,7 @@ from llm_server import (
     closed_port_url,
     completion,
     error,
+    holding,
     llm_server_fixture,  # noqa: F401 (registers the llm_server fixture)
 )
 
@@ -341,14 +342,7 @@ def test_a_trigger_inside_the_interval_waits_and_is_asked_when_it_allows(
 def test_a_trigger_while_a_call_is_in_flight_is_asked_after_it(
     llm_server: FakeLLMServer,
 ) -> None:
-    arrived, release = threading.Event(), threading.Event()
-
-    def held(request: Request) -> Reply:
-        arrived.set()
-        release.wait(timeout=60)
-        return answer(LLM_PLAN)
-
-    llm_server.default = held
+    llm_server.default, arrived, release = holding(answer(LLM_PLAN))
     records: list[PlanRecord] = []
     clock = FakeClock()
     svc = timed_service(llm_server.url, records, clock, min_interval_s=0.0)
