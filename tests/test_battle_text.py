@@ -159,7 +159,8 @@ def test_the_blackout_path(game: Game) -> None:
             lag_seen = True  # the enemy's TACKLE is told; the faint has not been handled yet
             assert game["wPartyMon1HP"] == 1 and s.party[0].hp == 0
         if game["wIsInBattle"] == 0xFF:
-            assert game["wPartyMon1HP"] == 0  # copied before "fainted!", as RemoveFaintedPlayerMon does
+            # copied before "fainted!", as RemoveFaintedPlayerMon does
+            assert game["wPartyMon1HP"] == 0
             assert s.battle == "lost" and s.text_shown and s.party[0].hp == 0
             told.append(s.text)
         watch.press("a")

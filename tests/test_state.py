@@ -293,7 +293,8 @@ def test_the_blacked_out_screen_has_no_text() -> None:
 
 def _two_mons(wram: bytearray, symbols: dict[str, int]) -> None:
     wram[symbols["wPartyCount"] - 0xC000] = 2
-    wram[symbols["wPartySpecies"] - 0xC000 : symbols["wPartySpecies"] - 0xC000 + 3] = b"\xb1\x24\xff"
+    species = symbols["wPartySpecies"] - 0xC000
+    wram[species : species + 3] = b"\xb1\x24\xff"
     for slot, hp in ((0, 30), (1, 25)):
         base = slot * 0x2C - 0xC000
         wram[symbols["wPartyMon1HP"] + base + 1] = hp
@@ -303,7 +304,10 @@ def _two_mons(wram: bytearray, symbols: dict[str, int]) -> None:
     wram[symbols["wBattleMonHP"] - 0xC000 + 1] = 7  # hit since this turn began
 
 
-@pytest.mark.parametrize(("battle", "hps"), [(1, (30, 7)), (2, (30, 7)), (0, (30, 25)), (0xFF, (30, 25))])
+HPS_BY_BATTLE = [(1, (30, 7)), (2, (30, 7)), (0, (30, 25)), (0xFF, (30, 25))]
+
+
+@pytest.mark.parametrize(("battle", "hps"), HPS_BY_BATTLE)
 def test_the_battling_slot_shows_the_battle_hp(battle: int, hps: tuple[int, int]) -> None:
     # ReadPlayerMonCurHPAndStatus (engine/battle/core.asm) copies wBattleMonHP to the slot
     # wPlayerMonNumber names only when a turn begins or a POKéMON faints; the battle screen shows

@@ -9,6 +9,7 @@ text rows."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from pokedreamer.env.charmap import DECORATION, decode
@@ -51,6 +52,7 @@ _WRAM_TILEMAP = RAM["wTileMap"].address - WRAM_START
 _BOX_TOP_ROW = slice(_WRAM_TILEMAP + 12 * TILEMAP_WIDTH, _WRAM_TILEMAP + 13 * TILEMAP_WIDTH)
 MESSAGE_BOX_TOP = bytes([0x79, *[0x7A] * LINE_WIDTH, 0x7B])  # ┌──…──┐ across the whole screen
 MENU_CURSORS = b"\xec\xed"  # ▷ ▶
+_FIND_CURSOR = re.compile(b"[" + re.escape(MENU_CURSORS) + b"]").search
 
 
 def read_dialog(wram: bytes) -> tuple[str, ...]:
@@ -64,8 +66,8 @@ def read_battle_message(wram: bytes) -> tuple[str, ...]:
     (its border broken on row 12, or a cursor on a text row) or the box is not drawn."""
     if wram[_BOX_TOP_ROW] != MESSAGE_BOX_TOP:
         return ()
-    raw = [wram[s] for s in _LINE_SLICES]
-    if any(cursor in line for line in raw for cursor in MENU_CURSORS):
+    first, second = wram[_LINE_SLICES[0]], wram[_LINE_SLICES[1]]
+    if _FIND_CURSOR(first) or _FIND_CURSOR(second):
         return ()
-    lines = (decode_line(line) for line in raw)
-    return tuple(line for line in lines if line)
+    one, two = decode_line(first), decode_line(second)
+    return (one, two) if one and two else (one,) if one else (two,) if two else ()
