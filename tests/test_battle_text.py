@@ -74,6 +74,30 @@ def test_a_wild_battle_never_sets_font_loaded(game: Game) -> None:
     assert watch.font_frames == [], "wFontLoaded bit 0 set in battle (pret's battles never set it)"
 
 
+def test_a_trainer_battle_never_sets_font_loaded() -> None:
+    # the CAMPER's own speech is a person's text (DisplayTextIDInit sets wFontLoaded, and
+    # CloseTextDisplay clears it as the speech ends); his battle sets it at no frame
+    game = Game()
+    try:
+        get_starter(game)
+        game.walk(*GUIDE_TO_ROUTE, "left", *(["up"] * 6), flee=True)  # route (4,7) -> gym door
+        game.walk("up", "up", "up", "right", "right")  # gym (5,4), facing the CAMPER
+        game.press("a")
+        assert game.text_shown and game.state.text == ("CAMPER: Not so", "fast! Battle me!")
+        watch = FontWatch(game)
+        watch.press("a")
+        assert game["wIsInBattle"] == 2
+        assert game.state.text == ("CAMPER wants", "to fight!") and game.state.text_shown
+        for _ in range(200):
+            if not game["wIsInBattle"]:
+                break
+            watch.press("a")
+        assert game["wIsInBattle"] == 0 and watch.battle_frames > 100
+        assert watch.font_frames == []
+    finally:
+        game.close()
+
+
 def test_the_dialog_holds_battle_messages_and_never_menu_words(game: Game) -> None:
     watch = FontWatch(game)
     watch.find_wild_battle()

@@ -73,6 +73,8 @@ static void see(uint8_t species) {
 
 static void begin(uint8_t kind, uint8_t species, uint8_t level, uint8_t bonus_hp) {
     volatile uint8_t *mon = wPartyMon1;
+    wFontLoaded &= (uint8_t)~1; /* Red's CloseTextDisplay as a trainer's speech ends; first, so
+                                   no frame sees the battle begun with the bit still set */
     wIsInBattle = kind;
     wEnemyMonSpecies = species;
     wEnemyMonLevel = level;
@@ -87,7 +89,6 @@ static void begin(uint8_t kind, uint8_t species, uint8_t level, uint8_t bonus_hp
     see(species);
     wPlayerMonNumber = 0;
     menu_cursor = 0;
-    wFontLoaded &= (uint8_t)~1; /* a trainer's speech may have left it set */
     draw_battle();
 }
 
@@ -256,8 +257,8 @@ static void enemy_fainted(void) {
 }
 
 static void player_fainted(void) {
-    wIsInBattle = BATTLE_LOST;
     copy_hp_to_party(); /* Red's RemoveFaintedPlayerMon, before "fainted!" */
+    wIsInBattle = BATTLE_LOST;
     buf_clear();
     buf_str(species_name(wBattleMonSpecies));
     buf_str("\nfainted!\fRED is out of\nusable POK^MON!\fRED blacked out!");
