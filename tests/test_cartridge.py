@@ -227,7 +227,7 @@ def test_wild_battle_fight_and_win(game: Game) -> None:
     get_starter(game)
     game.walk(*GUIDE_TO_ROUTE, "right", "right", "up")  # (7,6), just below the grass
     find_wild_battle(game)
-    assert game["wIsInBattle"] == 1 and game.text_shown
+    assert game["wIsInBattle"] == 1 and not game.text_shown  # Red's battles leave wFontLoaded clear
     assert game.text[0].startswith("Wild ")
     species = game["wEnemyMonSpecies"]
     assert species in (0xA5, 0x24)  # RATTATA or PIDGEY
@@ -251,7 +251,7 @@ def test_running_from_a_wild_battle(game: Game) -> None:
     while "FIGHT" not in " ".join(game.text):
         game.press("a")
     game.press("right")  # cursor to RUN
-    assert game.tilemap[14 * 20 + 10] == 0xED
+    assert game.tilemap[16 * 20 + 15] == 0xED  # Red's cursor cell for RUN
     game.press("a")
     assert game.text == ["Got away safely!"]
     game.press("a")

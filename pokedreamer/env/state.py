@@ -16,7 +16,7 @@ from pokedreamer.env.items import item_name
 from pokedreamer.env.maps import map_name
 from pokedreamer.env.ram import PARTY_MON_SIZE, RAM
 from pokedreamer.env.species import species_name
-from pokedreamer.env.text import read_dialog
+from pokedreamer.env.text import read_battle_message, read_dialog
 from pokedreamer.env.wram import WRAM_SIZE, WRAM_START
 
 Facing = Literal["down", "up", "left", "right"]
@@ -60,7 +60,18 @@ class PartyMon(NamedTuple):
 
 
 class GameState(BaseModel):
-    """One consistent reading of the game's RAM."""
+    """One consistent reading of the game's RAM.
+
+    ``text_shown`` means "a message is up" everywhere: outside battle, a person's or a sign's
+    text box (``wFontLoaded`` bit 0); in battle (``wIsInBattle`` non-zero), where Pokémon Red
+    never sets that bit, a battle message on rows 14/16 of the text box — not the FIGHT menu or
+    the move list drawn there. ``text`` holds that message's lines, and is () while a battle menu
+    shows.
+
+    In a battle (wild or trainer) the battling party slot's ``hp`` is ``wBattleMonHP``, the HP the
+    player sees on the battle screen: the game copies it into the party struct only when a turn
+    begins and when a POKéMON faints, so the party struct lags a hit behind in between.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -215,6 +226,8 @@ _FONT, _MAP, _X, _Y = _A["wFontLoaded"], _A["wCurMap"], _A["wXCoord"], _A["wYCoo
 _FACING, _BATTLE = _A["wSpritePlayerStateData1FacingDirection"], _A["wIsInBattle"]
 _ENEMY_HP, _ENEMY_MAX_HP = _A["wEnemyMonHP"], _A["wEnemyMonMaxHP"]
 _BADGES, _MONEY = _A["wObtainedBadges"], _A["wPlayerMoney"]
+_BATTLE_MON_HP = _A["wBattleMonHP"]
+_PLAYER_MON_NUMBER = 0xCC2F - WRAM_START  # pret's wPlayerMonNumber: the party slot in battle
 
 
 def read_game_state(wram: bytes) -> GameState:
@@ -242,7 +255,18 @@ def read_game_state(wram: bytes) -> GameState:
     if 0 < items <= _BAG_CAPACITY:
         raw = m[_BAG_ITEMS : _BAG_ITEMS + 2 * items]
         bag = tuple(zip(raw[::2], raw[1::2], strict=True))
-    text_shown = bool(m[_FONT] & 1)
+    battle = BATTLE_KINDS.get(m[_BATTLE], "none")
+    if battle != "none":
+        text = read_battle_message(m)
+        text_shown = bool(text)
+        slot = m[_PLAYER_MON_NUMBER]
+        if battle != "lost" and slot < len(party):
+            mon = party[slot]
+            live = m[_BATTLE_MON_HP] << 8 | m[_BATTLE_MON_HP + 1]
+            party[slot] = PartyMon(mon.species, mon.level, live, mon.max_hp)
+    else:
+        text_shown = bool(m[_FONT] & 1)
+        text = read_dialog(m) if text_shown else ()
     map_id = m[_MAP]
     return GameState(
         map_id=map_id,
@@ -250,11 +274,11 @@ def read_game_state(wram: bytes) -> GameState:
         x=m[_X],
         y=m[_Y],
         facing=FACINGS.get(m[_FACING] & 0x0C, "down"),
-        battle=BATTLE_KINDS.get(m[_BATTLE], "none"),
+        battle=battle,
         enemy_hp=m[_ENEMY_HP] << 8 | m[_ENEMY_HP + 1],
         enemy_max_hp=m[_ENEMY_MAX_HP] << 8 | m[_ENEMY_MAX_HP + 1],
         text_shown=text_shown,
-        text=read_dialog(m) if text_shown else (),
+        text=text,
         party=tuple(party),
         badges=m[_BADGES],
         money=_bcd(m[_MONEY], m[_MONEY + 1], m[_MONEY + 2]),

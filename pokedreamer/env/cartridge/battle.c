@@ -1,4 +1,6 @@
-/* Battles: a wild POKéMON from the tall grass or a trainer, a FIGHT/RUN menu, winning and losing. */
+/* Battles: a wild POKéMON from the tall grass or a trainer, a FIGHT/RUN menu, winning and losing.
+ * As in Pokémon Red, a battle never sets wFontLoaded: its messages are printed like PrintText's
+ * (speech_show) on rows 14 and 16, and its menu is a box of its own over an empty message box. */
 #include "game.h"
 #include "hw.h"
 #include "tiles.h"
@@ -7,6 +9,14 @@
 uint8_t pending_trainer; /* set before a trainer's speech: 1 CAMPER, 2 LEADER */
 static uint8_t battle_trainer; /* 0 wild, else as pending_trainer */
 static uint8_t menu_cursor;    /* 0 FIGHT, 1 RUN */
+
+/* Pokémon Red's ReadPlayerMonCurHPAndStatus: the battle HP goes back to the party slot only at
+ * the start of each turn and when either POKéMON faints, so the slot lags behind in between. */
+static void copy_hp_to_party(void) {
+    volatile uint8_t *mon = wPartyMon1 + (uint16_t)wPlayerMonNumber * 0x2C;
+    mon[MON_HP] = wBattleMonHP[0];
+    mon[MON_HP + 1] = wBattleMonHP[1];
+}
 
 static const char *const trainer_names[3] = {"", "CAMPER", "SHALE"};
 
@@ -63,6 +73,8 @@ static void see(uint8_t species) {
 
 static void begin(uint8_t kind, uint8_t species, uint8_t level, uint8_t bonus_hp) {
     volatile uint8_t *mon = wPartyMon1;
+    wFontLoaded &= (uint8_t)~1; /* Red's CloseTextDisplay as a trainer's speech ends; first, so
+                                   no frame sees the battle begun with the bit still set */
     wIsInBattle = kind;
     wEnemyMonSpecies = species;
     wEnemyMonLevel = level;
@@ -75,8 +87,8 @@ static void begin(uint8_t kind, uint8_t species, uint8_t level, uint8_t bonus_hp
     wBattleMonMaxHP[0] = mon[MON_MAXHP];
     wBattleMonMaxHP[1] = mon[MON_MAXHP + 1];
     see(species);
+    wPlayerMonNumber = 0;
     menu_cursor = 0;
-    wFontLoaded |= 1; /* the text box / menu stays up for the whole battle */
     draw_battle();
 }
 
@@ -98,7 +110,7 @@ void battle_start_wild(void) {
     buf_str(species_name(wEnemyMonSpecies));
     buf_str("\nappeared!");
     buf_go();
-    text_show(text_buf, AFTER_BATTLE_MENU);
+    speech_show(text_buf, AFTER_BATTLE_MENU);
 }
 
 void battle_start_trainer(uint8_t trainer) {
@@ -115,14 +127,30 @@ void battle_start_trainer(uint8_t trainer) {
     buf_str(species_name(wEnemyMonSpecies));
     buf_str("!");
     buf_go();
-    text_show(text_buf, AFTER_BATTLE_MENU);
+    speech_show(text_buf, AFTER_BATTLE_MENU);
 }
 
+/* Pokémon Red's battle menu (BATTLE_MENU_TEMPLATE): an empty message box, then a box from (8,12)
+ * to (19,17) with FIGHT at (10,14) and RUN at (16,16) and the cursor left of the entry. Red's PkMn
+ * and ITEM cells stay empty: this game has neither a second POKéMON nor a usable item in battle. */
 static void draw_menu(void) {
+    uint8_t x, y;
     draw_box();
-    put_text(2, 14, "FIGHT");
-    put_text(11, 14, "RUN");
-    put_tile(menu_cursor ? 10 : 1, 14, TILE_ARROW_RIGHT);
+    for (y = 12; y < 18; y++) {
+        for (x = 8; x < SCREEN_W; x++) {
+            uint8_t edge = y == 12 || y == 17;
+            uint8_t tile = edge ? 0x7A : (x == 8 || x == SCREEN_W - 1 ? 0x7C : TILE_SPACE);
+            if (x == 8 && edge) tile = y == 12 ? 0x79 : 0x7D;
+            if (x == SCREEN_W - 1 && edge) tile = y == 12 ? 0x7B : 0x7E;
+            put_tile(x, y, tile);
+        }
+    }
+    put_text(10, 14, "FIGHT");
+    put_text(16, 16, "RUN");
+    if (menu_cursor)
+        put_tile(15, 16, TILE_ARROW_RIGHT);
+    else
+        put_tile(9, 14, TILE_ARROW_RIGHT);
 }
 
 /* Subtracts damage from a 2-byte HP, stopping at 0; returns the HP left. */
@@ -145,18 +173,15 @@ static void player_attack(void) {
     uint16_t left = hurt(wEnemyMonHP, damage);
     draw_hp();
     buf_used_tackle(0);
-    text_show(text_buf, left ? AFTER_ENEMY_TURN : AFTER_ENEMY_FAINTED);
+    speech_show(text_buf, left ? AFTER_ENEMY_TURN : AFTER_ENEMY_FAINTED);
 }
 
 static void enemy_attack(void) {
     uint8_t damage = 1 + wEnemyMonLevel / 2 + random() % 3;
     uint16_t left = hurt(wBattleMonHP, damage);
-    /* the party slot's HP follows the battle HP at once, as the game keeps them in step */
-    wPartyMon1[MON_HP] = wBattleMonHP[0];
-    wPartyMon1[MON_HP + 1] = wBattleMonHP[1];
     draw_hp();
     buf_used_tackle(1);
-    text_show(text_buf, left ? AFTER_BATTLE_MENU : AFTER_PLAYER_FAINTED);
+    speech_show(text_buf, left ? AFTER_BATTLE_MENU : AFTER_PLAYER_FAINTED);
 }
 
 static uint16_t cube(uint8_t n) { return (uint16_t)n * n * n; }
@@ -187,6 +212,7 @@ static void enemy_fainted(void) {
     volatile uint8_t *mon = wPartyMon1;
     uint8_t gained = wEnemyMonLevel * 16;
     uint16_t exp = get16(mon + MON_EXP + 1) + gained; /* our levels stay below 2^16 exp */
+    copy_hp_to_party(); /* Red's FaintEnemyPokemon, before the level-ups add to both */
     put16(mon + MON_EXP + 1, exp);
     buf_clear();
     buf_str("Enemy ");
@@ -227,26 +253,27 @@ static void enemy_fainted(void) {
         buf_str("\nfor winning!");
         if (battle_trainer == 2) buf_str("\fRED received the\nBOULDERBADGE!");
     }
-    text_show(text_buf, AFTER_BATTLE_END);
+    speech_show(text_buf, AFTER_BATTLE_END);
 }
 
 static void player_fainted(void) {
+    copy_hp_to_party(); /* Red's RemoveFaintedPlayerMon, before "fainted!" */
     wIsInBattle = BATTLE_LOST;
     buf_clear();
     buf_str(species_name(wBattleMonSpecies));
     buf_str("\nfainted!\fRED is out of\nusable POK^MON!\fRED blacked out!");
-    text_show(text_buf, AFTER_BLACKOUT);
+    speech_show(text_buf, AFTER_BLACKOUT);
 }
 
 static void battle_end(void) {
     wIsInBattle = 0;
-    wFontLoaded &= (uint8_t)~1;
     game_mode = MODE_WALK;
 }
 
 void battle_after(uint8_t after) {
     switch (after) {
-    case AFTER_BATTLE_MENU:
+    case AFTER_BATTLE_MENU: /* Red's MainInBattleLoop: a turn begins */
+        copy_hp_to_party();
         game_mode = MODE_MENU;
         draw_menu();
         break;
@@ -272,9 +299,9 @@ void battle_menu_input(void) {
         if (!menu_cursor) {
             player_attack();
         } else if (!battle_trainer) {
-            text_show("Got away safely!", AFTER_BATTLE_END);
+            speech_show("Got away safely!", AFTER_BATTLE_END);
         } else {
-            text_show("No! There's no\nrunning from a\ftrainer battle!", AFTER_BATTLE_MENU);
+            speech_show("No! There's no\nrunning from a\ftrainer battle!", AFTER_BATTLE_MENU);
         }
     }
 }

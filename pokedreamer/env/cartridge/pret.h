@@ -10,8 +10,9 @@
 
 #define wSpritePlayerStateData1FacingDirection RAM8(0xC109) /* 0 down, 4 up, 8 left, $C right */
 #define wTileMap            RAMP(0xC3A0) /* 20x18 screen tiles; tile id == charmap code */
+#define wPlayerMonNumber    RAM8(0xCC2F) /* the party slot (0-5) of the POKéMON in battle */
 #define wJoyIgnore          RAM8(0xCD6B) /* buttons the overworld ignores; non-zero while scripted */
-#define wFontLoaded         RAM8(0xCFC4) /* bit 0: a text box or menu is shown */
+#define wFontLoaded         RAM8(0xCFC4) /* bit 0: a person's or sign's text box is shown; never in battle */
 #define wEnemyMonSpecies    RAM8(0xCFE5)
 #define wEnemyMonHP         RAMP(0xCFE6) /* 2 bytes, big-endian */
 #define wEnemyMonLevel      RAM8(0xCFF3)
