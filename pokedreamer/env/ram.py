@@ -34,6 +34,7 @@ RAM: dict[str, RamVar] = {
         RamVar("wSpriteStateData2", 0xC200, 0x100,
                "16 sprites x 16 bytes: map position (+4 in each axis), movement byte"),
         RamVar("wTileMap", 0xC3A0, 20 * 18, "the screen's 20x18 tile ids (tile id = charmap code)"),
+        RamVar("wPlayerMonNumber", 0xCC2F, 1, "the party slot (0-5) of the POKéMON in battle"),
         RamVar("wJoyIgnore", 0xCD6B, 1, "buttons the game ignores; 0 when the player has control"),
         RamVar("wFontLoaded", 0xCFC4, 1, "bit 0: a text box or menu is open (never set in battle)"),
         RamVar("wEnemyMonSpecies", 0xCFE5, 1, "the enemy's species"),

@@ -227,7 +227,7 @@ _FACING, _BATTLE = _A["wSpritePlayerStateData1FacingDirection"], _A["wIsInBattle
 _ENEMY_HP, _ENEMY_MAX_HP = _A["wEnemyMonHP"], _A["wEnemyMonMaxHP"]
 _BADGES, _MONEY = _A["wObtainedBadges"], _A["wPlayerMoney"]
 _BATTLE_MON_HP = _A["wBattleMonHP"]
-_PLAYER_MON_NUMBER = 0xCC2F - WRAM_START  # pret's wPlayerMonNumber: the party slot in battle
+_PLAYER_MON_NUMBER = _A["wPlayerMonNumber"]  # the party slot in battle
 
 
 def read_game_state(wram: bytes) -> GameState:
