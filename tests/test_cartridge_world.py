@@ -223,7 +223,7 @@ def test_read_walkable_predicts_every_press_on_every_map(game: Game) -> None:
     assert game.pos == (TOWN, 4, 0)
     game.pyboy.memory[addr("wPartyCount")] = 1  # the guide lets a player with a POKéMON pass
     reached[TOWN] = explore(game)
-    for map_id, (seen, wrong) in reached.items():
+    for map_id, (_, wrong) in reached.items():
         assert not wrong, (hex(map_id), wrong)
     # Every cell one can stand on: the 8x8 inside of each map less what stands on it, plus the
     # edge cells. A step onto a door or (with the press toward the edge still held) onto a mat
