@@ -157,9 +157,10 @@ def test_read_world_gives_each_maps_size_warps_and_connections(game: Game) -> No
 def test_the_collision_list_is_in_rom_bank_0_and_ended(game: Game) -> None:
     for enter in (lambda: None, lambda: to_town(game)):
         enter()
-        pointer = game.byte(addr("wTilesetCollisionPtr")) | game.byte(
-            addr("wTilesetCollisionPtr") + 1
-        ) << 8
+        pointer = (
+            game.byte(addr("wTilesetCollisionPtr"))
+            | game.byte(addr("wTilesetCollisionPtr") + 1) << 8
+        )
         tiles = read_collision_tiles(game.pyboy.memory)
         assert 0 < pointer < HOME_BANK_END and tiles
         assert game.byte(pointer + len(tiles)) == 0xFF
