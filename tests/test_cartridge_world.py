@@ -213,6 +213,7 @@ def test_read_walkable_predicts_every_press_on_every_map(game: Game) -> None:
     """Walk every reachable cell of every map and press each direction there."""
     reached = {}
     reached[HOUSE] = explore(game)
+    assert not reached[HOUSE][1], reached[HOUSE][1]
     to_gym(game)
     reached[GYM] = explore(game)
     game.press("right")

@@ -65,7 +65,7 @@ RAM: dict[str, RamVar] = {
         RamVar("wLastMap", 0xD365, 1,
                "the map the player came from: where a warp to $FF leads (a building's exit)"),
         RamVar("wCurMapTileset", 0xD367, 1,
-               "the map's tileset; 0 (OVERWORLD) outdoors, where a warp that is no door needs none"),
+               "the map's tileset: 0 (OVERWORLD) outdoors; indoors an exit mat needs a press"),
         RamVar("wCurMapHeight", 0xD368, 1, "map height in blocks of 2x2 steps; 0 until it loads"),
         RamVar("wCurMapWidth", 0xD369, 1, "map width in blocks of 2x2 steps"),
         RamVar("wCurMapConnections", 0xD370, 1,
