@@ -139,9 +139,9 @@ class Game:
 # Routes through the quest, from the start of the game (map ids: $25 house, $00 town, $0C route,
 # $36 gym).
 TO_MOM = ("right", "right", "up", "up", "up", "right")  # house (3,5) -> (5,2) facing MOM
-MOM_TO_TOWN = ("down",) * 6  # house (5,2) -> mat -> town (2,4)
+MOM_TO_TOWN = ("down",) * 7  # house (5,2) -> the mat (5,9), down held -> town (2,4)
 TOWN_TO_GUIDE = ("right", "right", "right", "right", "up", "up", "right")  # -> (6,2) facing GUIDE
-GUIDE_TO_ROUTE = ("up", "left", "up")  # -> route (5,7)
+GUIDE_TO_ROUTE = ("up", "left", "up", "up", "up", "up")  # town (5,0) -> route (5,9) -> (5,7)
 ROUTE_TO_ITEM = ("right", "right", "up", "right")  # -> (7,6) facing the POTION
 
 

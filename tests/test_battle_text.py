@@ -81,7 +81,7 @@ def test_a_trainer_battle_never_sets_font_loaded() -> None:
     try:
         get_starter(game)
         game.walk(*GUIDE_TO_ROUTE, "left", *(["up"] * 6), flee=True)  # route (4,7) -> gym door
-        game.walk("up", "up", "up", "right", "right")  # gym (5,4), facing the CAMPER
+        game.walk(*(["up"] * 5), "right", "right")  # gym mat (4,9) -> (5,4), facing the CAMPER
         game.press("a")
         assert game.text_shown and game.state.text == ("CAMPER: Not so", "fast! Battle me!")
         watch = FontWatch(game)

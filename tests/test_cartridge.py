@@ -111,7 +111,7 @@ def test_the_new_game_intro_is_red_like() -> None:
             assert not g.text_shown and g.byte(0xCD6B)
             g.press("a")
         assert g.pos == (HOUSE, 3, 5) and g.byte(0xCD6B) == 0 and not g.text_shown
-        assert map_header(g) == (5, 5, 0, [(8, 4, 0, TOWN), (8, 5, 0, TOWN)])
+        assert map_header(g) == (5, 5, 0, [(9, 4, 0, 0xFF), (9, 5, 0, 0xFF)])  # LAST_MAP
     finally:
         g.close()
 
@@ -145,10 +145,10 @@ def test_one_tile_per_step_walls_block_and_a_blocked_press_turns(game: Game) -> 
 
 
 def test_doors_join_the_maps(game: Game) -> None:
-    game.walk("right", "down", "down", "down")  # (4,8) is the mat
+    game.walk("right", "down", "down", "down", "down")  # (4,9) is the mat
     assert game.pos == (TOWN, 2, 4)
-    game.walk("up")  # the house's door
-    assert game.pos == (HOUSE, 4, 7)
+    game.walk("up")  # the house's door: onto the house's mat
+    assert game.pos == (HOUSE, 4, 9)
 
 
 def test_each_map_loads_its_header_at_reds_addresses(game: Game) -> None:
@@ -161,13 +161,13 @@ def test_each_map_loads_its_header_at_reds_addresses(game: Game) -> None:
 
 
 def test_route_is_guarded_until_the_player_has_a_pokemon(game: Game) -> None:
-    game.walk(*TO_MOM[:-1], *MOM_TO_TOWN, "right", "right", "up", "up", "up")
-    assert game.pos == (TOWN, 4, 1)
+    game.walk(*TO_MOM[:-1], *MOM_TO_TOWN, "right", "right", "up", "up", "up", "up")
+    assert game.pos == (TOWN, 4, 0)
     game.press("up")
-    assert game.text_shown and game.pos == (TOWN, 4, 1)
+    assert game.text_shown and game.pos == (TOWN, 4, 0)
     assert "Wait, RED!" in " ".join(game.text)
     game.read_all()
-    assert game.pos == (TOWN, 4, 1)
+    assert game.pos == (TOWN, 4, 0)
 
 
 # --- text --------------------------------------------------------------------------------------
@@ -285,8 +285,8 @@ def test_heal_spot_restores_hp(game: Game) -> None:
     get_starter(game)
     game.pyboy.memory[addr("wPartyMon1HP") + 1] = 3
     game.walk("left", "down", "down", "left", "left", "left", "up")  # town (6,2) -> house door
-    assert game.pos == (HOUSE, 4, 7)
-    game.walk("up", "up", "up", "up", "up", "right", "right")  # -> (5,2) facing MOM
+    assert game.pos == (HOUSE, 4, 9)
+    game.walk(*["up"] * 7, "right", "right")  # -> (5,2) facing MOM
     game.press("a")
     assert "healed" in " ".join(game.read_all())
     assert game["wPartyMon1HP"] == game["wPartyMon1MaxHP"] == 20
@@ -304,23 +304,23 @@ def test_the_whole_quest_earns_the_badge(game: Game) -> None:
     assert game["wPartyMon1MaxHP"] == 22
     # heal at home: route -> town -> house
     x, y = game.pos[1:]
-    game.walk(*(["left"] * (x - 4)), *(["down"] * (8 - y)), flee=True)
-    assert game.pos == (TOWN, 4, 1)
-    game.walk("down", "down", "down", "left", "left", "up", "up", "up", "up", "up", "up", "right")
+    game.walk(*(["left"] * (x - 4)), *(["down"] * (10 - y)), flee=True)
+    assert game.pos == (TOWN, 4, 0)
+    game.walk(*["down"] * 4, "left", "left", "up", *["up"] * 7, "right")
     assert game.pos == (HOUSE, 5, 2)
     game.press("right")
     game.press("a")
     game.read_all()
     assert game["wPartyMon1HP"] == 22
     # to the gym: house -> town -> route -> gym door at (4,1)
-    game.walk("down", "down", "down", "down", "down", "down")
+    game.walk(*["down"] * 7)
     assert game.pos == (TOWN, 2, 4)
-    game.walk("right", "right", "up", "up", "up", "up")
-    assert game.pos == (ROUTE, 4, 7)
-    game.walk("up", "up", "up", "up", "up", "up", flee=True)
-    assert game.pos == (GYM, 4, 7)
+    game.walk("right", "right", "up", "up", "up", "up", "up")
+    assert game.pos == (ROUTE, 4, 9)
+    game.walk(*["up"] * 8, flee=True)
+    assert game.pos == (GYM, 4, 9)
     # the gym trainer: a trainer battle
-    game.walk("up", "up", "up", "right", "right")
+    game.walk(*["up"] * 5, "right", "right")
     assert game.pos == (GYM, 5, 4)
     money = game["wPlayerMoney"]
     game.press("a")
@@ -333,18 +333,18 @@ def test_the_whole_quest_earns_the_badge(game: Game) -> None:
     assert game.event(EVENT_BEAT_PEWTER_GYM_TRAINER_0)
     assert game["wPlayerMoney"] == money + 0x120  # BCD: $3000 + $120 = $3120
     # heal again, then the leader
-    game.walk("left", "down", "down", "down", "down")
+    game.walk("left", *["down"] * 5)  # down onto the mat, down still held: out
     assert game.pos == (ROUTE, 4, 2)
-    game.walk(*(["down"] * 6), flee=True)
-    assert game.pos == (TOWN, 4, 1)
-    game.walk("down", "down", "down", "left", "left", "up", "up", "up", "up", "up", "up", "right")
+    game.walk(*(["down"] * 8), flee=True)
+    assert game.pos == (TOWN, 4, 0)
+    game.walk(*["down"] * 4, "left", "left", "up", *["up"] * 7, "right")
     game.press("right")
     game.press("a")
     game.read_all()
-    game.walk("down", "down", "down", "down", "down", "down", "right", "right")
-    game.walk("up", "up", "up", "up", *(["up"] * 6), flee=True)
-    assert game.pos == (GYM, 4, 7)
-    game.walk("up", "up", "up", "up", "up")
+    game.walk(*["down"] * 7, "right", "right")
+    game.walk(*(["up"] * 13), flee=True)
+    assert game.pos == (GYM, 4, 9)
+    game.walk(*["up"] * 7)
     assert game.pos == (GYM, 4, 2)
     game.press("a")
     game.press("a")

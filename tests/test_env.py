@@ -40,8 +40,9 @@ def test_observation_and_info(env: PokemonRedEnv) -> None:
     state: GameState = info["state"]
     assert (state.map_name, state.x, state.y) == ("REDS_HOUSE_1F", 3, 5)
     assert set(info["rewards"]) == set(TERMS)
-    # the screen observation is the emulator's picture: the house's top wall is dark brick
-    assert obs["screen"][:16].mean() > 1.5 and obs["screen"][96:112, 112:128].mean() < 0.2
+    # the screen observation is the emulator's picture, centred on the player at (3,5): the
+    # house's west wall (and the border beyond it) is dark brick, the floor at (6,7) light
+    assert obs["screen"][:, :32].mean() > 1.5 and obs["screen"][96:112, 112:128].mean() < 0.2
     obs2, reward, terminated, truncated, info = env.step(UP)
     assert info["state"].y == 4 and not terminated and not truncated
     assert reward == pytest.approx(sum(info["rewards"].values()))

@@ -116,8 +116,8 @@ def test_the_fixture_quest_goes_through_the_stages_in_order(game: Game) -> None:
         HealParty(),
     ]
     x, y = game.pos[1:]
-    game.walk(*(["left"] * (x - 4)), *(["down"] * (8 - y)), flee=True)
-    game.walk("down", "down", "down", "left", "left", "up", "up", "up", "up", "up", "up", "right")
+    game.walk(*(["left"] * (x - 4)), *(["down"] * (10 - y)), flee=True)
+    game.walk(*["down"] * 4, "left", "left", "up", *["up"] * 7, "right")
     assert done(plan.subgoals[1], game.state, FIXTURE)  # at (5,2) in the house
     game.press("right")
     game.press("a")
@@ -130,11 +130,11 @@ def test_the_fixture_quest_goes_through_the_stages_in_order(game: Game) -> None:
         GoToTile(map="PEWTER_GYM", x=4, y=2),
         EarnBadge(badge="BOULDER"),
     ]
-    game.walk("down", "down", "down", "down", "down", "down", "right", "right")
-    game.walk("up", "up", "up", "up", *(["up"] * 6), flee=True)
+    game.walk(*["down"] * 7, "right", "right")
+    game.walk(*["up"] * 13, flee=True)
     assert ask("gym").subgoals == [GoToTile(map="PEWTER_GYM", x=4, y=2), EarnBadge(badge="BOULDER")]
     # The CAMPER on the way: a trainer battle.
-    game.walk("up", "up", "up", "right", "right")
+    game.walk(*["up"] * 5, "right", "right")
     game.press("a")
     game.press("a")
     ask("battle")
@@ -142,15 +142,15 @@ def test_the_fixture_quest_goes_through_the_stages_in_order(game: Game) -> None:
     assert game.state.map_name == "PEWTER_GYM", "lost to the CAMPER"
     ask("heal" if game.state.hp_fraction < 0.5 else "gym")
     # Heal again (as the walkthrough does), then the leader.
-    game.walk("left", "down", "down", "down", "down", *(["down"] * 6), flee=True)
-    game.walk("down", "down", "down", "left", "left", "up", "up", "up", "up", "up", "up", "right")
+    game.walk("left", *["down"] * 5, *(["down"] * 8), flee=True)
+    game.walk(*["down"] * 4, "left", "left", "up", *["up"] * 7, "right")
     game.press("right")
     game.press("a")
     game.read_all()
     ask("gym")
-    game.walk("down", "down", "down", "down", "down", "down", "right", "right")
-    game.walk("up", "up", "up", "up", *(["up"] * 6), flee=True)
-    game.walk("up", "up", "up", "up", "up")
+    game.walk(*["down"] * 7, "right", "right")
+    game.walk(*["up"] * 13, flee=True)
+    game.walk(*["up"] * 7)
     assert done(GoToTile(map="PEWTER_GYM", x=4, y=2), game.state, FIXTURE)
     for _ in range(3):
         game.press("a")

@@ -28,7 +28,7 @@ KEY = "sk-test-Zq9xK3vW7pL2mN8rT4yB6uH1-SECRET"
 SYSTEM = "You plan for the agent."
 USER = "Location: REDS_HOUSE_1F (map $25) at x=3, y=6, facing down"
 
-# Valid on the fixture cartridge: its four maps are 10×9 steps (x 0..9, y 0..8).
+# Valid on the fixture cartridge: its four maps are 10×10 steps (x 0..9, y 0..9).
 PLAN: dict[str, Any] = {
     "goal": "Earn the Boulder Badge",
     "subgoals": [

@@ -164,7 +164,7 @@ def test_triggers_new_dialog_and_map_change(game: Game) -> None:
         game.press("a")
         svc.observe(step, game.state)
     entered = None
-    for _ in range(6):
+    for _ in range(7):
         step += 1
         game.press("down")
         svc.observe(step, game.state)

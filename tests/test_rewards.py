@@ -425,8 +425,8 @@ def test_a_play_of_the_cartridge_earns_its_rewards(game: RewardedGame) -> None:
 
     # Home to MOM, who heals: paid for exactly the HP that was missing.
     x, y = game.pos[1:]
-    game.walk(*(["left"] * (x - 4)), *(["down"] * (8 - y)), flee=True)
-    game.walk("down", "down", "down", "left", "left", "up", "up", "up", "up", "up", "up", "right")
+    game.walk(*(["left"] * (x - 4)), *(["down"] * (10 - y)), flee=True)
+    game.walk(*["down"] * 4, "left", "left", "up", *["up"] * 7, "right")
     assert game.pos == (HOUSE, 5, 2)
     assert "heal" not in game.earned()
     game.press("right")
@@ -438,9 +438,9 @@ def test_a_play_of_the_cartridge_earns_its_rewards(game: RewardedGame) -> None:
     assert game.earned()["heal"] == pytest.approx(w.heal * missing / healed.party_max_hp)
 
     # Back to the grass with 1 HP: a blackout, which restores HP but is no heal.
-    game.walk(*["down"] * 6, "right", "right", "up", "up", "up", "up")
-    assert game.pos == (ROUTE, 4, 7)
-    game.walk("right", "right", "right", "up", flee=True)
+    game.walk(*["down"] * 7, "right", "right", *["up"] * 5)
+    assert game.pos == (ROUTE, 4, 9)
+    game.walk("right", "right", "right", "up", "up", "up", flee=True)
     game.pyboy.memory[0xD16D] = 1  # wPartyMon1HP's low byte: the next hit knocks it out
     game.earned()
     find_wild_battle(game)

@@ -188,10 +188,10 @@ def test_an_answer_in_the_strict_shape_parses() -> None:
 def test_fixture_facts() -> None:
     assert GameFacts.for_game("fixture") is FIXTURE
     assert {n: (m.id, m.width, m.height) for n, m in FIXTURE.maps.items()} == {
-        "REDS_HOUSE_1F": (0x25, 10, 9),
-        "PALLET_TOWN": (0x00, 10, 9),
-        "ROUTE_1": (0x0C, 10, 9),
-        "PEWTER_GYM": (0x36, 10, 9),
+        "REDS_HOUSE_1F": (0x25, 10, 10),
+        "PALLET_TOWN": (0x00, 10, 10),
+        "ROUTE_1": (0x0C, 10, 10),
+        "PEWTER_GYM": (0x36, 10, 10),
     }
     assert FIXTURE.events == {
         "EVENT_GOT_STARTER": 34,
@@ -399,7 +399,7 @@ def test_mom_heals_the_party(game: Game) -> None:
     heal = HealParty()
     assert phi(heal, hurt, FIXTURE) == 0.25 and not done(heal, hurt, FIXTURE)
     game.walk("down", "down", "left", "left", "left", "left", "up")  # to the house door
-    game.walk("up", "up", "up", "up", "up", "right")  # to MOM
+    game.walk(*["up"] * 7, "right")  # to MOM
     game.press("a")
     healed = game.state
     assert healed.text_shown and "MOM" in healed.text[0]

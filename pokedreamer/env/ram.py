@@ -65,6 +65,8 @@ RAM: dict[str, RamVar] = {
         RamVar("wXCoord", 0xD362, 1, "the player's column on the map, in steps"),
         RamVar("wLastMap", 0xD365, 1,
                "the map the player came from: where a warp to $FF leads (a building's exit)"),
+        RamVar("wCurMapTileset", 0xD367, 1,
+               "the map's tileset: 0 (OVERWORLD) outdoors; indoors an exit mat needs a press"),
         RamVar("wCurMapHeight", 0xD368, 1, "map height in blocks of 2x2 steps; 0 until it loads"),
         RamVar("wCurMapWidth", 0xD369, 1, "map width in blocks of 2x2 steps"),
         RamVar("wCurMapConnections", 0xD370, 1,

@@ -148,17 +148,17 @@ def _pokemon_red(game: str) -> GameFacts:
 # The fixture cartridge's world (env/cartridge/README.md): pret's ids, its own 10×9 sizes.
 _FIXTURE_MAPS = ("REDS_HOUSE_1F", "PALLET_TOWN", "ROUTE_1", "PEWTER_GYM")
 _FIXTURE_EVENTS = ("EVENT_GOT_STARTER", "EVENT_BEAT_PEWTER_GYM_TRAINER_0", "EVENT_BEAT_BROCK")
-FIXTURE_MAP_SIZE = (10, 9)
+FIXTURE_MAP_SIZE = (10, 10)
 
 
 # Its doors and mats (env/cartridge/README.md, world.c): (map, x, y, map it leads to).
 _FIXTURE_DOORS = (
-    ("REDS_HOUSE_1F", 4, 8, "PALLET_TOWN"), ("REDS_HOUSE_1F", 5, 8, "PALLET_TOWN"),
+    ("REDS_HOUSE_1F", 4, 9, "PALLET_TOWN"), ("REDS_HOUSE_1F", 5, 9, "PALLET_TOWN"),
     ("PALLET_TOWN", 2, 3, "REDS_HOUSE_1F"),
     ("PALLET_TOWN", 4, 0, "ROUTE_1"), ("PALLET_TOWN", 5, 0, "ROUTE_1"),
-    ("ROUTE_1", 4, 8, "PALLET_TOWN"), ("ROUTE_1", 5, 8, "PALLET_TOWN"),
+    ("ROUTE_1", 4, 9, "PALLET_TOWN"), ("ROUTE_1", 5, 9, "PALLET_TOWN"),
     ("ROUTE_1", 4, 1, "PEWTER_GYM"),
-    ("PEWTER_GYM", 4, 8, "ROUTE_1"), ("PEWTER_GYM", 5, 8, "ROUTE_1"),
+    ("PEWTER_GYM", 4, 9, "ROUTE_1"), ("PEWTER_GYM", 5, 9, "ROUTE_1"),
 )  # fmt: skip
 
 

@@ -7,7 +7,7 @@
 #define SCREEN_W 20
 #define SCREEN_H 18
 #define MAP_W 10 /* map cells (16x16 px, one player step) */
-#define MAP_H 9
+#define MAP_H 10
 #define TEXT_BUF_SIZE 176
 
 #define TILE_SPACE 0x7F

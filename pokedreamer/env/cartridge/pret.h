@@ -8,7 +8,9 @@
 #define RAM8(addr) (*(volatile uint8_t *)(addr))
 #define RAMP(addr) ((volatile uint8_t *)(addr))
 
+#define wSpriteStateData1   RAMP(0xC100) /* 16 slots of $10 bytes; slot 0 is the player */
 #define wSpritePlayerStateData1FacingDirection RAM8(0xC109) /* 0 down, 4 up, 8 left, $C right */
+#define wSpriteStateData2   RAMP(0xC200) /* 16 slots of $10 bytes */
 #define wTileMap            RAMP(0xC3A0) /* 20x18 screen tiles; tile id == charmap code */
 #define wPlayerMonNumber    RAM8(0xCC2F) /* the party slot (0-5) of the POKéMON in battle */
 #define wJoyIgnore          RAM8(0xCD6B) /* buttons the overworld ignores; non-zero while scripted */
@@ -35,6 +37,8 @@
 #define wCurMap             RAM8(0xD35E)
 #define wYCoord             RAM8(0xD361)
 #define wXCoord             RAM8(0xD362)
+#define wLastMap            RAM8(0xD365) /* the outside map a warp to LAST_MAP returns to */
+#define wCurMapTileset      RAM8(0xD367)
 #define wCurMapHeight       RAM8(0xD368) /* in blocks of 2x2 cells; 0 until a map header is loaded */
 #define wCurMapWidth        RAM8(0xD369) /* in blocks of 2x2 cells */
 #define wCurMapConnections  RAM8(0xD370) /* bits: NORTH 8, SOUTH 4, WEST 2, EAST 1 */
@@ -42,6 +46,7 @@
 #define wSouthConnectionHeader RAMP(0xD37C)
 #define wNumberOfWarps      RAM8(0xD3AE)
 #define wWarpEntries        RAMP(0xD3AF) /* 4 bytes a warp: y, x, destination warp, destination map */
+#define wTilesetCollisionPtr RAMP(0xD530) /* little-endian pointer to walkable tile ids, ended by $FF */
 #define wEventFlags         RAMP(0xD747) /* flag i is bit i%8 of byte i/8 */
 
 /* Battery-backed cartridge RAM: Red's sPlayerName sits in SRAM bank 1, ours in our only bank. */
@@ -64,11 +69,41 @@
 #define FACING_LEFT  0x08
 #define FACING_RIGHT 0x0C
 
+/* Offsets in a sprite slot (pret's macros/ram.asm, spritestatedata1/2). */
+#define SPRITESTATEDATA1_PICTUREID      0x0
+#define SPRITESTATEDATA1_MOVEMENTSTATUS 0x1 /* 1: ready */
+#define SPRITESTATEDATA1_IMAGEINDEX     0x2 /* $FF: not drawn (off screen or hidden) */
+#define SPRITESTATEDATA1_YPIXELS        0x4 /* screen position, 4 pixels above the cell */
+#define SPRITESTATEDATA1_XPIXELS        0x6
+#define SPRITESTATEDATA1_FACINGDIRECTION 0x9
+#define SPRITESTATEDATA2_MAPY           0x4 /* map position plus 4 */
+#define SPRITESTATEDATA2_MAPX           0x5
+#define SPRITESTATEDATA2_MOVEMENTBYTE1  0x6 /* $FF: STAY */
+#define SPRITESTATE_SIZE 0x10
+#define NUM_SPRITESTATEDATA_STRUCTS 16
+#define PLAYER_SCREEN_Y 0x3C /* the player's sprite always sits here: cell (4, 4) of the screen */
+#define PLAYER_SCREEN_X 0x40
+#define STAY 0xFF
+
+/* Picture ids from pret's constants/sprite_constants.asm. */
+#define SPRITE_RED        0x01
+#define SPRITE_OAK        0x03
+#define SPRITE_COOLTRAINER_M 0x07
+#define SPRITE_HIKER      0x0E
+#define SPRITE_MOM        0x33
+#define SPRITE_POKE_BALL  0x3D
+
+/* Tileset ids from pret's constants/tileset_constants.asm. */
+#define OVERWORLD    0x00
+#define REDS_HOUSE_1 0x01
+#define GYM          0x07
+
 /* Map ids from pret's constants/map_constants.asm, chosen where the role matches. */
 #define PALLET_TOWN   0x00
 #define ROUTE_1       0x0C
 #define REDS_HOUSE_1F 0x25
 #define PEWTER_GYM    0x36
+#define LAST_MAP      0xFF /* a warp's destination: the outside map in wLastMap */
 
 /* Species ids (pret's internal index order) and their Pokédex numbers. */
 #define ONIX     0x22
@@ -94,6 +129,11 @@
 #define CONNECTION_NORTH 0x08
 #define CONNECTION_SOUTH 0x04
 #define CONNECTION_HEADER_SIZE 11
+/* Offsets in a connection header (pret's map_connection_struct). */
+#define CONNECTION_MAP         0
+#define CONNECTION_WIDTH       6
+#define CONNECTION_Y_ALIGNMENT 7
+#define CONNECTION_X_ALIGNMENT 8
 
 #define BIT_BOULDERBADGE 0
 #define BATTLE_WILD    1
