@@ -35,6 +35,9 @@ CHANGES: dict[int, str] = {1: "maps with their size, warps and connections"}
 GRAPH_FILE = "map_graph.json"
 
 Cell = tuple[int, int]
+Target = tuple[int | None, int | None]
+"""An exit as a place to close in on: a warp's (x, y); an edge's (None, row) or (column, None),
+reached from anywhere along it."""
 
 
 class Exit(NamedTuple):
@@ -70,6 +73,15 @@ class MapNode(NamedTuple):
         warps = tuple((w.to_map, ((w.x, w.y),)) for w in self.warps)
         return warps + tuple((m, self.edge(d)) for d, m in self.connections)
 
+    def targets(self) -> tuple[tuple[int | None, Target], ...]:
+        """Every way off the map as (map it leads to, where to close in on it), as ``exits``."""
+        edges: dict[Direction, Target] = {
+            "north": (None, 0), "south": (None, self.rows - 1),
+            "west": (0, None), "east": (self.columns - 1, None),
+        }  # fmt: skip
+        warps = tuple((w.to_map, (w.x, w.y)) for w in self.warps)
+        return warps + tuple((m, edges[d]) for d, m in self.connections)
+
     def warp_cells(self) -> frozenset[Cell]:
         return frozenset((w.x, w.y) for w in self.warps)
 
@@ -79,11 +91,13 @@ class MapNode(NamedTuple):
 
 class RouteLeg(NamedTuple):
     """On the way to a map: from ``map_id``, ``hops`` exits still to pass, the first through
-    one of ``cells`` (x, y) on ``map_id``."""
+    one of ``cells`` (x, y) on ``map_id``; ``targets`` are those exits as ``Target``s (a
+    distance to an edge is one subtraction, not one per cell along it)."""
 
     map_id: int
     hops: int
     cells: tuple[Cell, ...]
+    targets: tuple[Target, ...]
 
 
 def _known_map(map_id: int) -> bool:
@@ -183,11 +197,12 @@ class MapGraph:
                     continue
                 cells = tuple(c for to, cs in node.exits() if to in frontier for c in cs)
                 if cells:
-                    reached[node.map_id] = cells
+                    targets = tuple(t for to, t in node.targets() if to in frontier)
+                    reached[node.map_id] = (tuple(dict.fromkeys(cells)), targets)
             depth = len(legs) and legs[-1].hops
             for map_id in sorted(reached):
                 hops[map_id] = depth + 1
-                legs.append(RouteLeg(map_id, depth + 1, tuple(dict.fromkeys(reached[map_id]))))
+                legs.append(RouteLeg(map_id, depth + 1, *reached[map_id]))
             frontier = set(reached)
         return tuple(legs)
 
