@@ -2,11 +2,12 @@
 
 It reads only what the agent's other parts read — the GameState from RAM, the planner's active
 subgoal and the run's map graph (the maps' sizes, warps and connections the envs have read from
-RAM, ``GameFacts.graph``) — and knows nothing of a map's walls in advance. It walks by breadth-first search over the cells of the current map, treating an
-edge as open until a press along it has failed while the player already faced that way (a press
-from another facing may only have turned the player), and remembers the walls it has bumped into
-for the rest of its life. That makes it an optimistic planner: it is never wrong for long, and on
-the fixture's 10×9 maps it has learnt every wall on its way within a few dozen steps.
+RAM, ``GameFacts.graph``) — and knows nothing of a map's walls in advance. It walks by
+breadth-first search over the cells of the current map, treating an edge as open until a press
+along it has failed while the player already faced that way (a press from another facing may only
+have turned the player), and remembers the walls it has bumped into for the rest of its life.
+That makes it an optimistic planner: it is never wrong for long, and on the fixture's 10×9 maps it
+has learnt every wall on its way within a few dozen steps.
 
 What it does per subgoal:
 

@@ -116,9 +116,7 @@ def read_map_node(memory: Memory, came_from: int | None = None) -> MapNode | Non
     last = memory[RAM["wLastMap"].address]
     if not _known_map(last) or last == map_id:
         last = came_from if came_from is not None and came_from != map_id else None
-    warps = tuple(
-        Exit(w.x, w.y, last if w.to_last_map else w.dest_map) for w in read_warps(memory)
-    )
+    warps = tuple(Exit(w.x, w.y, last if w.to_last_map else w.dest_map) for w in read_warps(memory))
     connections = tuple((c.direction, c.map_id) for c in read_connections(memory))
     return MapNode(map_id, size.columns, size.rows, warps, connections)
 
@@ -232,7 +230,7 @@ class MapGraph:
     def from_json(cls, data: Any, source: str) -> MapGraph:
         """A graph from its JSON form; UserError in one line naming ``source`` otherwise."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise UserError(f"{source} is not a map graph (expected \"format\": \"{FORMAT}\")")
+            raise UserError(f'{source} is not a map graph (expected "format": "{FORMAT}")')
         version = data.get("version")
         if not isinstance(version, int):
             raise UserError(f"{source}: the map graph's version is missing or not a number")

@@ -4,8 +4,8 @@ One step presses one button for ``hold_frames``, releases it, and runs to ``acti
 rendering only the last one. The observation is the screen as shade indices (0 lightest … 3
 darkest, uint8 144×160) plus the GameState vector; ``info`` carries the GameState and each reward
 term, and on the steps where the map changed (and after a reset) ``map``: the new map's
-:class:`~pokedreamer.env.graph.MapNode` (size, warps, connections) read from RAM. The step is kept lean: it must stay within 5% of raw PyBoy at the same frames
-(``pokedreamer bench env``).
+``MapNode`` (size, warps, connections) read from RAM (env/graph.py). The step is kept lean: it
+must stay within 5% of raw PyBoy at the same frames (``pokedreamer bench env``).
 """
 
 from __future__ import annotations
