@@ -220,3 +220,15 @@ def test_the_env_reports_a_map_when_it_enters_it() -> None:
         assert info["map"] == CARTRIDGE_NODES[0]
     finally:
         env.close()
+
+
+def test_the_planner_is_told_where_the_known_exits_lead() -> None:
+    graph = cartridge_graph()
+    graph.add(MapNode(0x26, 8, 8, (Exit(7, 1, None),), ()))
+    assert graph.describe_exits(TOWN) == (
+        "Known exits (x,y): to REDS_HOUSE_1F via (2,3); to ROUTE_1 via the north edge"
+    )
+    assert graph.describe_exits(0x26) == (
+        "Known exits (x,y): to the map the player came from (unknown) via (7,1)"
+    )
+    assert graph.describe_exits(VIRIDIAN_CITY) is None

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pokedreamer.env.maps import MAPS
+from pokedreamer.env.maps import MAPS, map_name
 from pokedreamer.env.ram import RAM
 from pokedreamer.env.world import (
     DIRECTIONS,
@@ -208,6 +208,20 @@ class MapGraph:
         node = self._nodes.get(map_id)
         return node.exits() if node is not None else ()
 
+    def describe_exits(self, map_id: int) -> str | None:
+        """One line for the planner's prompt: where the known exits of a map lead, grouped by
+        destination; None while the map has not been seen."""
+        node = self._nodes.get(map_id)
+        if node is None:
+            return None
+        ways: dict[str, list[str]] = {}
+        for warp in node.warps:
+            ways.setdefault(_destination(warp.to_map), []).append(f"({warp.x},{warp.y})")
+        for direction, to_map in node.connections:
+            ways.setdefault(_destination(to_map), []).append(f"the {direction} edge")
+        listed = "; ".join(f"to {to} via {', '.join(places)}" for to, places in ways.items())
+        return f"Known exits (x,y): {listed or 'none'}"
+
     # --- the JSON form -----------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -260,6 +274,10 @@ class MapGraph:
         except ValueError as exc:
             raise UserError(f"{path} is not JSON: {exc}") from None
         return cls.from_json(data, str(path))
+
+
+def _destination(map_id: int | None) -> str:
+    return map_name(map_id) if map_id is not None else "the map the player came from (unknown)"
 
 
 def _byte(value: Any) -> int:
