@@ -230,7 +230,9 @@ class Demonstrator:
             return str(self.rng.choice(list(MOVES)))
         doors = self._doors(state.map_id)
         for _ in range(4):
-            if self._wander is None or self._wander[0] != state.map_id:
+            # A cell learnt since to lead off the map is no wander target any more.
+            wander = self._wander
+            if wander is None or wander[0] != state.map_id or wander[1] in doors:
                 cell = (int(self.rng.integers(size[0])), int(self.rng.integers(size[1])))
                 if cell in doors:  # roaming stays on the map
                     continue
