@@ -141,6 +141,29 @@ def test_demonstrator_roams_around_warps() -> None:
     assert len(visited) > 40 and not visited & {(4, 8), (5, 8)}
 
 
+def test_demonstrator_stops_roaming_to_a_cell_once_it_led_off_the_map() -> None:
+    """A cell of the gym that leads to ROUTE_1 (the graph has not seen it): once a step onto it
+    has left the map, roaming never goes back to it, even when it was the cell being roamed to
+    or when a corridor leaves nowhere else to go."""
+    corridor = {(x, y) for x in range(10) for y in range(9) if x != 4 or y < 5}
+    for seed, walls in [*((seed, set()) for seed in range(20)), (0, corridor)]:
+        room = Room(walls)
+        teacher = Demonstrator(FACTS, BUTTONS, seed=seed)
+        crossings = 0
+        for _ in range(300):
+            state = room.state()
+            if (room.x, room.y) == (4, 8):  # off the map, and back in at once
+                crossings += 1
+                state = state.model_copy(
+                    update={"map_id": MAP_IDS["ROUTE_1"], "map_name": "ROUTE_1"}
+                )
+                teacher.act(state, ReadText())  # the other map's subgoal: no roaming there
+                room.y = 7
+                continue
+            room.press(BUTTONS[teacher.act(state, WinBattle())])
+        assert crossings <= 1, seed
+
+
 def test_demonstrator_plays_the_cartridge_quest_to_the_badge(tmp_path: Path) -> None:
     settings = load_settings(
         None,

@@ -241,7 +241,9 @@ class Demonstrator:
             if step is not None:
                 return step
             self._wander = None  # reached, or out of reach: pick another
-        return str(self.rng.choice(list(MOVES)))
+        # Nowhere to go that is known: a random press, but not onto a way off the map.
+        stay = [d for d, (dx, dy) in MOVES.items() if (state.x + dx, state.y + dy) not in doors]
+        return str(self.rng.choice(stay or list(MOVES)))
 
     def _walk(self, state: GameState, goals: set[Cell]) -> str | None:
         """The first press of a shortest path to any of ``goals`` over edges not known to be
