@@ -185,22 +185,23 @@ class MapGraph:
         return self._routes[target]
 
     def _search(self, target: int) -> tuple[RouteLeg, ...]:
-        hops = {target: 0}
+        placed = {target}
         legs: list[RouteLeg] = []
         frontier = {target}
+        depth = 0
         while frontier:
+            depth += 1
             reached = {}
             for node in self._nodes.values():
-                if node.map_id in hops:
+                if node.map_id in placed:
                     continue
                 cells = tuple(c for to, cs in node.exits() if to in frontier for c in cs)
                 if cells:
                     targets = tuple(t for to, t in node.targets() if to in frontier)
                     reached[node.map_id] = (tuple(dict.fromkeys(cells)), targets)
-            depth = len(legs) and legs[-1].hops
             for map_id in sorted(reached):
-                hops[map_id] = depth + 1
-                legs.append(RouteLeg(map_id, depth + 1, *reached[map_id]))
+                legs.append(RouteLeg(map_id, depth, *reached[map_id]))
+            placed |= reached.keys()
             frontier = set(reached)
         return tuple(legs)
 
