@@ -480,6 +480,14 @@ def eval_agent(
     out: Annotated[
         Path | None, typer.Option(metavar="DIR", help="Report folder (default runs/eval-<time>).")
     ] = None,
+    map_graph: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE_OR_RUN_DIR",
+            help="Start from this map graph (a map_graph.json or a run folder holding one); "
+            "default: an empty one, grown over the episodes.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Success rate and steps to each quest stage over seeded episodes, beside ablations."""
@@ -497,7 +505,9 @@ def eval_agent(
         checkpoint = shipped_checkpoint()
     folder = out or Path(settings.run.runs_dir) / time.strftime("eval-%Y%m%d-%H%M%S")
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
-    report = evaluate_agent(settings, checkpoint, folder, episodes, max_steps, chosen, pace)
+    report = evaluate_agent(
+        settings, checkpoint, folder, episodes, max_steps, chosen, pace, map_graph=map_graph
+    )
     typer.echo(json.dumps(report, indent=1) if json_out else markdown(report))
     if not json_out:
         typer.echo(f"report: {folder / 'report.md'}")

@@ -19,10 +19,11 @@ from pokedreamer.agent.imitation import Imitation
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.play import SHIPPED_CHECKPOINT
 from pokedreamer.config import AgentSettings, ImitationSettings, load_settings
+from pokedreamer.env.graph import Exit, MapGraph, MapNode
 from pokedreamer.env.maps import MAP_IDS
 from pokedreamer.env.state import GameState, PartyMon
 from pokedreamer.planner.facts import GameFacts
-from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE, GoToTile, ReadText
+from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE, GoToMap, GoToTile, ReadText, WinBattle
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.checkpoint import load_checkpoint
 from pokedreamer.world_model.presets import PRESETS
@@ -106,6 +107,63 @@ def test_demonstrator_needs_the_buttons_it_presses() -> None:
         Demonstrator(FACTS, ["up", "down", "left", "right"])
 
 
+# The gym as RAM gives it: exit mats at (4,8) and (5,8) to ROUTE_1, a map not seen yet.
+GYM_NODE = MapNode(
+    GYM, 10, 10, (Exit(4, 8, MAP_IDS["ROUTE_1"]), Exit(5, 8, MAP_IDS["ROUTE_1"])), ()
+)
+
+
+def test_demonstrator_explores_to_an_unseen_exit_and_presses_off_its_mat() -> None:
+    """With no known route, the demonstrator heads for an exit whose destination it has not
+    seen; standing on it (an exit mat that has not warped) it presses towards the map's edge."""
+    facts = GameFacts.pokemon_red().with_graph(MapGraph([GYM_NODE]))
+    for seed in range(3):
+        room = Room({(x, 8) for x in range(10)} - {(4, 8), (5, 8)})
+        room.x, room.y = 2 + seed, 3
+        teacher = Demonstrator(facts, BUTTONS, seed=seed)
+        goal = GoToMap(map="VIRIDIAN_CITY")
+        for _ in range(20):
+            if (room.x, room.y) in {(4, 8), (5, 8)}:
+                break
+            room.press(BUTTONS[teacher.act(room.state(), goal)])
+        assert (room.x, room.y) in {(4, 8), (5, 8)}
+        assert BUTTONS[teacher.act(room.state(), goal)] == "down"
+
+
+def test_demonstrator_roams_around_warps() -> None:
+    facts = GameFacts.pokemon_red().with_graph(MapGraph([GYM_NODE]))
+    room = Room(set())
+    teacher = Demonstrator(facts, BUTTONS, seed=1)
+    visited = set()
+    for _ in range(400):
+        room.press(BUTTONS[teacher.act(room.state(), WinBattle())])
+        visited.add((room.x, room.y))
+    assert len(visited) > 40 and not visited & {(4, 8), (5, 8)}
+
+
+def test_demonstrator_stops_roaming_to_a_cell_once_it_led_off_the_map() -> None:
+    """A cell of the gym that leads to ROUTE_1 (the graph has not seen it): once a step onto it
+    has left the map, roaming never goes back to it, even when it was the cell being roamed to
+    or when a corridor leaves nowhere else to go."""
+    corridor = {(x, y) for x in range(10) for y in range(9) if x != 4 or y < 5}
+    for seed, walls in [*((seed, set()) for seed in range(20)), (0, corridor)]:
+        room = Room(walls)
+        teacher = Demonstrator(FACTS, BUTTONS, seed=seed)
+        crossings = 0
+        for _ in range(300):
+            state = room.state()
+            if (room.x, room.y) == (4, 8):  # off the map, and back in at once
+                crossings += 1
+                state = state.model_copy(
+                    update={"map_id": MAP_IDS["ROUTE_1"], "map_name": "ROUTE_1"}
+                )
+                teacher.act(state, ReadText())  # the other map's subgoal: no roaming there
+                room.y = 7
+                continue
+            room.press(BUTTONS[teacher.act(state, WinBattle())])
+        assert crossings <= 1, seed
+
+
 def test_demonstrator_plays_the_cartridge_quest_to_the_badge(tmp_path: Path) -> None:
     settings = load_settings(
         None,
@@ -113,7 +171,9 @@ def test_demonstrator_plays_the_cartridge_quest_to_the_badge(tmp_path: Path) -> 
          "agent.record": False},
     )  # fmt: skip
     loop = AgentLoop(settings, RunDir.make(tmp_path / "demo"), train=False, policy="demonstrator")
+    assert len(loop.map_graph) == 0  # it finds its way on the maps it reads as it goes
     loop.run(None, episodes=1)
+    assert set(loop.map_graph.nodes) == {MAP_IDS[m] for m in FACTS.maps}
     stages = loop.finished[0]["stages"]
     assert list(stages) == ["left_house", "starter", "level_6", "badge"], loop.finished
     assert stages["badge"] < 1500

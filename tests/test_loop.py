@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clirun import cli
+from fixture_graph import CARTRIDGE_NODES, HOUSE, ROUTE
 from pickle_probe import Exploit
 
 from pokedreamer.agent.episodes import EpisodeReader, list_episodes
@@ -34,6 +35,8 @@ from pokedreamer.agent.events import (
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.protocol import LoopControl
 from pokedreamer.config import Settings, load_settings
+from pokedreamer.env.graph import GRAPH_FILE, MapGraph
+from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
 
 # Small enough that a test trains a few updates in a second or two.
@@ -63,6 +66,8 @@ def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.Monke
     run = Path("runs/e2e")
     meta = json.loads((run / "checkpoints" / "agent-000000200.json").read_text())["meta"]
     assert meta["steps"] == 200 and meta["updates"] > 0
+    seen = MapGraph.load(run / GRAPH_FILE).nodes
+    assert seen[HOUSE] == CARTRIDGE_NODES[0]
 
     again = cli("run", "--headless", "--steps", "200", "--name", "e2e")
     assert again.returncode == 2 and "--resume" in again.stderr
@@ -71,6 +76,7 @@ def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.Monke
     assert resumed.returncode == 0, resumed.stderr
     meta2 = json.loads((run / "checkpoints" / "agent-000000300.json").read_text())["meta"]
     assert meta2["steps"] == 300 and meta2["updates"] > meta["updates"]
+    assert MapGraph.load(run / GRAPH_FILE).nodes.items() >= seen.items()  # the resume kept it
 
     episodes = list_episodes(run)
     assert [e.number for e in episodes] == [1, 2]
@@ -86,9 +92,11 @@ def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.Monke
     assert any("behavior/actor_loss" in m for m in metrics)
 
     evaluated = cli("eval", "agent", "--checkpoint", str(run), "--episodes", "2",
-                    "--max-steps", "40", "--envs", "1", "--out", "evalrun", "--json")  # fmt: skip
+                    "--max-steps", "40", "--envs", "1", "--out", "evalrun", "--json",
+                    "--map-graph", str(run))  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(evaluated.stdout)
+    assert report["map_graph"] == {"start": str(run), "maps": len(seen)}
     assert report["checkpoint"].endswith("agent-000000300")
     assert set(report["variants"]) == {"agent", "no-planner", "random"}
     for variant in report["variants"].values():
@@ -107,6 +115,27 @@ def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.Monke
     assert "runs/fromagent/replay holds 31 steps" in collected.stdout
 
 
+def test_eval_agent_says_which_map_graph_it_starts_from(tmp_path: Path) -> None:
+    quick = ("eval", "agent", "--variants", "random", "--episodes", "1", "--max-steps", "3",
+             "--envs", "1", "--out", str(tmp_path / "eval"))  # fmt: skip
+    empty = cli(*quick)
+    assert empty.returncode == 0, empty.stderr
+    assert "map graph at the start: empty (grown over the episodes)" in empty.stdout
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["map_graph"] == {"start": "empty", "maps": 0}
+    assert report["variants"]["random"]["maps_seen"] >= 1  # the house, read at the reset
+    grown = tmp_path / "eval" / "random"
+    given = cli(*quick, "--map-graph", str(grown))
+    assert given.returncode == 0, given.stderr
+    assert f"map graph at the start: `{grown}` (" in given.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "pokedreamer-map-graph", "version": 1, "maps": [{"id": 1}]}')
+    refused = cli(*quick, "--map-graph", str(bad))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
+    assert "malformed map graph" in refused.stderr
+
+
 def test_resume_takes_the_update_the_run_would_have_taken(tmp_path: Path) -> None:
     s = settings(**{"run.runs_dir": str(tmp_path)})
     run = RunDir.create(s, "exact")
@@ -120,6 +149,28 @@ def test_resume_takes_the_update_the_run_would_have_taken(tmp_path: Path) -> Non
     assert a.keys() == b.keys()
     differ = {k: (a[k], b[k]) for k in a if not np.isclose(a[k], b[k], rtol=1e-5, atol=1e-6)}
     assert not differ, differ
+
+
+def test_the_map_graph_is_kept_in_the_run_and_a_resume_goes_on_from_it(tmp_path: Path) -> None:
+    """The envs' maps grow the run's graph, which the loop writes beside its checkpoints; a
+    resumed run starts from it (here with a map only the file knows) and keeps it."""
+    s = settings(**{"run.runs_dir": str(tmp_path), "agent.train_ratio": 0.0})
+    run = RunDir.create(s, "graph")
+    loop = AgentLoop(s, run, train=False)
+    assert len(loop.map_graph) == 0 and loop.planners.facts.graph is loop.map_graph
+    loop.run(4)
+    saved = MapGraph.load(run.path / GRAPH_FILE)
+    assert HOUSE in saved and saved.node(HOUSE) == CARTRIDGE_NODES[0]
+    saved.add(CARTRIDGE_NODES[3])  # the gym, as if an earlier stretch had seen it
+    saved.save(run.path / GRAPH_FILE)
+    resumed = AgentLoop(s, run, train=False)
+    assert resumed.map_graph.nodes == saved.nodes and resumed.planners.facts.graph is not None
+    assert resumed.learner.facts.route_to(ROUTE)  # imagined shaping routes on the same graph
+    resumed.run(2)
+    assert MapGraph.load(run.path).nodes == saved.nodes
+    (run.path / GRAPH_FILE).write_text("[]")
+    with pytest.raises(UserError, match="is not a map graph"):
+        AgentLoop(s, run, train=False)
 
 
 def _run_in_thread(loop: AgentLoop, steps: int | None) -> threading.Thread:

@@ -22,14 +22,17 @@ from cartridge_driver import (
     find_wild_battle,
     get_starter,
 )
+from fixture_graph import CONNECTION_ROWS, TABLE_ROUTES, cartridge_graph
 from pydantic import TypeAdapter, ValidationError
 
-from pokedreamer.env.maps import MAPS
+from pokedreamer.env.graph import MapGraph
+from pokedreamer.env.maps import MAPS, map_name
 from pokedreamer.env.state import BATTLE_ORDER, GameState
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     GOAL_ENCODING_SIZE,
     SUBGOAL_KINDS,
+    TILE_DISTANCE_CAP,
     EarnBadge,
     GoToMap,
     GoToTile,
@@ -314,18 +317,20 @@ def test_go_to_tile_rises_towards_the_guide(game: Game) -> None:
     assert rewards[-1] == pytest.approx(0.997 - 1.0)  # turning to face him: done already
 
 
-def test_go_to_map_rises_along_the_route_of_doors() -> None:
-    """The fixture's doors make go_to_map a route: a map k doors away is worth less than every
-    cell of the map after it on the way, and within a map the potential rises towards the
-    door; a game without known doors reads arrival only."""
+def test_go_to_map_rises_along_the_route_of_the_map_graph() -> None:
+    """The cartridge's map graph (as RAM gives it once its four maps are seen) makes go_to_map
+    a route: a map k exits away is worth less than every cell of the map after it on the way,
+    and within a map the potential rises towards the exit; with an empty graph it reads
+    arrival only."""
+    facts = FIXTURE.with_graph(cartridge_graph())
     for target in FIXTURE.maps:
         goal = GoToMap(map=target)
-        legs = {leg.map_id: leg for leg in FIXTURE.route_to(FIXTURE.map_id(target))}
+        legs = {leg.map_id: leg for leg in facts.route_to(FIXTURE.map_id(target))}
         assert set(legs) == {m.id for m in FIXTURE.maps.values()} - {FIXTURE.map_id(target)}
 
         def on(map_id: int, goal: GoToMap = goal) -> list[float]:
             cells = [(x, y) for x in range(10) for y in range(9)]
-            return [float(phi(goal, view(map_id, x, y), FIXTURE)) for x, y in cells]
+            return [float(phi(goal, view(map_id, x, y), facts)) for x, y in cells]
 
         for leg in legs.values():
             nearer = (
@@ -334,14 +339,46 @@ def test_go_to_map_rises_along_the_route_of_doors() -> None:
                 else next(m for m, other in legs.items() if other.hops == leg.hops - 1)
             )
             assert max(on(leg.map_id)) < min(on(nearer))
-            door_x, door_y = leg.doors[0]
+            door_x, door_y = min(leg.cells, key=lambda c: abs(c[0] - 4.5) + abs(c[1] - 4))
             far = view(leg.map_id, 9 if door_x < 5 else 0, 8 if door_y < 4 else 0)
-            assert phi(goal, far, FIXTURE) < phi(goal, view(leg.map_id, door_x, door_y), FIXTURE)
+            assert phi(goal, far, facts) < phi(goal, view(leg.map_id, door_x, door_y), facts)
     gym = GoToMap(map="PEWTER_GYM")
     house = view(FIXTURE.map_id("REDS_HOUSE_1F"), 3, 5)
-    assert 0 < phi(gym, house, FIXTURE) < 0.25
-    bare = dataclasses.replace(FIXTURE, doors=())
-    assert phi(gym, house, bare) == 0.0 and bare.route_to(FIXTURE.map_id("PEWTER_GYM")) == ()
+    assert 0 < phi(gym, house, facts) < 0.25
+    assert FIXTURE.graph is None and phi(gym, house, FIXTURE) == 0.0
+    empty = FIXTURE.with_graph(MapGraph())
+    assert phi(gym, house, empty) == 0.0 and empty.route_to(FIXTURE.map_id("PEWTER_GYM")) == ()
+
+
+def table_phi(target: int, map_id: int, x: int, y: int) -> float:
+    """go_to_map's potential as the fixture's door table gave it: (K - k + c) / (K + 1)."""
+    if map_id == target:
+        return 1.0
+    routes = TABLE_ROUTES[target]
+    longest = max(hops for hops, _ in routes.values())
+    hops, cells = routes[map_id]
+    distance = min(abs(x - cx) + abs(y - cy) for cx, cy in cells)
+    closeness = 0.9 * (1 - min(distance, TILE_DISTANCE_CAP) / TILE_DISTANCE_CAP)
+    return (longest - hops + closeness) / (longest + 1)
+
+
+def test_go_to_map_on_the_ram_graph_pays_as_the_door_table_did() -> None:
+    """On every cell of a map whose way on is a warp, the potential over the RAM graph is the
+    table's; where the way on is a connection, it closes in on the edge row instead of its two
+    exit cells, within the same band of the route."""
+    facts = FIXTURE.with_graph(cartridge_graph())
+    for target, routes in TABLE_ROUTES.items():
+        goal = GoToMap(map=map_name(target))
+        longest = max(hops for hops, _ in routes.values())
+        for map_id, (hops, _) in routes.items():
+            for x, y in [(x, y) for x in range(10) for y in range(9)]:
+                got = float(phi(goal, view(map_id, x, y), facts))
+                row = CONNECTION_ROWS.get((target, map_id))
+                if row is None:
+                    assert got == pytest.approx(table_phi(target, map_id, x, y))
+                else:
+                    closeness = 0.9 * (1 - abs(y - row) / TILE_DISTANCE_CAP)
+                    assert got == pytest.approx((longest - hops + closeness) / (longest + 1))
 
 
 def view(map_id: int, x: int, y: int) -> StateView:

@@ -1,17 +1,22 @@
 """A scripted player of subgoals: the teacher System 1's actor imitates.
 
 It reads only what the agent's other parts read — the GameState from RAM, the planner's active
-subgoal and the game's facts (map sizes, the doors between maps) — and knows nothing of a map's
-walls in advance. It walks by breadth-first search over the cells of the current map, treating an
-edge as open until a press along it has failed while the player already faced that way (a press
-from another facing may only have turned the player), and remembers the walls it has bumped into
-for the rest of its life. That makes it an optimistic planner: it is never wrong for long, and on
-the fixture's 10×9 maps it has learnt every wall on its way within a few dozen steps.
+subgoal and the run's map graph (the maps' sizes, warps and connections the envs have read from
+RAM, ``GameFacts.graph``) — and knows nothing of a map's walls in advance. It walks by
+breadth-first search over the cells of the current map, treating an edge as open until a press
+along it has failed while the player already faced that way (a press from another facing may only
+have turned the player), and remembers the walls it has bumped into for the rest of its life.
+That makes it an optimistic planner: it is never wrong for long, and on the fixture's 10×10 maps it
+has learnt every wall on its way within a few dozen steps.
 
 What it does per subgoal:
 
-- ``go_to_tile``: walk to the cell (on another map: walk the doors towards that map first);
-- ``go_to_map``: walk to the nearest door of the shortest route of doors (``GameFacts.route_to``);
+- ``go_to_tile``: walk to the cell (on another map: go towards that map first);
+- ``go_to_map``: walk to the nearest exit of the graph's shortest route (``MapGraph.route_to``);
+  with no known route, explore: head for an exit whose destination has not been seen (on this
+  map, else on the nearest map that has one), else roam. Standing on an exit that has not taken
+  the player off the map (an exit mat), press towards the map's nearest edge, as Red's
+  overworld loop wants for a mat (home/overworld.asm);
 - ``win_battle``: in a battle, A (FIGHT is where the cursor starts, and A turns text pages); out
   of one, walk to random cells of the map, which finds the tall grass sooner or later;
 - ``read_text``, ``heal_party``, ``earn_badge``, ``set_event``: A through any text or battle;
@@ -30,6 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pokedreamer.env.graph import MapGraph
 from pokedreamer.env.state import GameState
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import GoToMap, GoToTile, WinBattle
@@ -54,14 +60,14 @@ class Demonstrator:
         if missing:
             raise ValueError(f"the demonstrator needs the buttons {', '.join(missing)}")
         self.facts = facts
+        self.graph = facts.graph if facts.graph is not None else MapGraph()
+        """The run's map graph (shared: the loop grows it as the envs see maps)."""
         self.index = {name: i for i, name in enumerate(buttons)}
         self.names = list(buttons)
         self.rng = np.random.default_rng(seed)
-        # Door cells lead off the map: walked onto only as a goal, and never roamed to.
-        self._doors = {
-            m: frozenset((d.x, d.y) for d in facts.doors if d.map_id == m)
-            for m in {d.map_id for d in facts.doors}
-        }
+        self._exits: dict[int, dict[Cell, int]] = {}
+        """Cells a step onto took the player off the map, and the map it led to (beside the
+        graph's warps: on the cartridge, the cells of an edge that lead on)."""
         self.walls: set[Edge] = set()
         """Edges a press has failed to cross; shared by nothing, kept across episodes."""
         self._open: set[Edge] = set()
@@ -96,7 +102,12 @@ class Demonstrator:
         if self._last is None:
             return
         before, button = self._last
-        if button not in MOVES or _busy(before) or _busy(state) or state.map_id != before.map_id:
+        if button not in MOVES or _busy(before) or _busy(state):
+            return
+        if state.map_id != before.map_id:  # a step that led off the map: never roam onto it
+            dx, dy = MOVES[button]
+            cell = (before.x + dx, before.y + dy)
+            self._exits.setdefault(before.map_id, {})[cell] = state.map_id
             return
         edge = (before.map_id, before.x, before.y, button)
         if (state.x, state.y) != (before.x, before.y):
@@ -144,28 +155,85 @@ class Demonstrator:
 
     def _may_be_blocked(self, state: GameState, direction: str) -> bool:
         dx, dy = MOVES[direction]
-        x, y = state.x + dx, state.y + dy
-        info = self.facts.map_by_id(state.map_id)
-        if info is not None and not (0 <= x < info.width and 0 <= y < info.height):
+        size = self._size(state.map_id)
+        if size is not None and not (0 <= state.x + dx < size[0] and 0 <= state.y + dy < size[1]):
             return False
         return (state.map_id, state.x, state.y, direction) not in self._open
+
+    def _size(self, map_id: int) -> tuple[int, int] | None:
+        """(columns, rows): as RAM gave them to the graph, else as the game's facts say."""
+        node = self.graph.node(map_id)
+        if node is not None:
+            return node.columns, node.rows
+        info = self.facts.map_by_id(map_id)
+        return (info.width, info.height) if info is not None else None
+
+    def _doors(self, map_id: int) -> frozenset[Cell]:
+        """Cells that lead off the map: walked onto only as a goal, and never roamed to."""
+        node = self.graph.node(map_id)
+        warps = node.warp_cells() if node is not None else frozenset()
+        return warps | self._exits.get(map_id, {}).keys()
 
     def _towards_map(self, state: GameState, target: int) -> str:
         if state.map_id == target:
             return self._roam(state)
-        legs = [leg for leg in self.facts.route_to(target) if leg.map_id == state.map_id]
-        if not legs:
-            return self._roam(state)  # no known door from here: explore
-        return self._walk(state, set(legs[0].doors)) or self._roam(state)
+        route = self.graph.route_to(target)
+        leg = next((leg for leg in route if leg.map_id == state.map_id), None)
+        if leg is None:
+            return self._explore(state)
+        # The cells a step has been seen to leave by towards the next map count as its exits.
+        hops = {target: 0} | {other.map_id: other.hops for other in route}
+        learnt = self._exits.get(state.map_id, {})
+        cells = set(leg.cells) | {c for c, to in learnt.items() if hops.get(to) == leg.hops - 1}
+        return self._leave(state, cells) or self._roam(state)
+
+    def _explore(self, state: GameState) -> str:
+        """No known way: towards an exit whose destination has not been seen, on this map or
+        on the nearest map that has one; else roam."""
+        graph = self.graph
+        unseen = {
+            m: {c for to, cells in node.exits() if to is None or to not in graph for c in cells}
+            for m, node in graph.nodes.items()
+        }
+        cells = unseen.get(state.map_id)
+        if not cells:
+            legs = [
+                leg
+                for m, found in unseen.items()
+                if found
+                for leg in graph.route_to(m)
+                if leg.map_id == state.map_id
+            ]
+            cells = set(min(legs, key=lambda leg: leg.hops).cells) if legs else set()
+        return (self._leave(state, cells) if cells else None) or self._roam(state)
+
+    def _leave(self, state: GameState, cells: set[Cell]) -> str | None:
+        """The press that goes on towards one of the exit ``cells``. Standing on one, the
+        player has not left: an exit mat, which Red takes only on a press towards the map's
+        edge (home/overworld.asm), so press towards the nearest edge."""
+        step = self._walk(state, cells)
+        if step is not None or (state.x, state.y) not in cells:
+            return step
+        size = self._size(state.map_id)
+        if size is None:
+            return None
+        columns, rows = size
+        gaps = {
+            "down": rows - 1 - state.y, "up": state.y,
+            "left": state.x, "right": columns - 1 - state.x,
+        }  # fmt: skip
+        return min(gaps, key=lambda d: gaps[d])
 
     def _roam(self, state: GameState) -> str:
-        info = self.facts.map_by_id(state.map_id)
-        if info is None:
+        size = self._size(state.map_id)
+        if size is None:
             return str(self.rng.choice(list(MOVES)))
-        doors = self._doors.get(state.map_id, frozenset())
+        doors = self._doors(state.map_id)
         for _ in range(4):
-            if self._wander is None or self._wander[0] != state.map_id:
-                cell = (int(self.rng.integers(info.width)), int(self.rng.integers(info.height)))
+            # A cell learnt since to lead off the map is no wander target any more.
+            wander = self._wander
+            if wander is None or wander[0] != state.map_id or wander[1] in doors:
+                cell = (int(self.rng.integers(size[0])), int(self.rng.integers(size[1])))
                 if cell in doors:  # roaming stays on the map
                     continue
                 self._wander = (state.map_id, cell)
@@ -173,7 +241,9 @@ class Demonstrator:
             if step is not None:
                 return step
             self._wander = None  # reached, or out of reach: pick another
-        return str(self.rng.choice(list(MOVES)))
+        # Nowhere to go that is known: a random press, but not onto a way off the map.
+        stay = [d for d, (dx, dy) in MOVES.items() if (state.x + dx, state.y + dy) not in doors]
+        return str(self.rng.choice(stay or list(MOVES)))
 
     def _walk(self, state: GameState, goals: set[Cell]) -> str | None:
         """The first press of a shortest path to any of ``goals`` over edges not known to be
@@ -181,9 +251,8 @@ class Demonstrator:
         start = (state.x, state.y)
         if start in goals:
             return None
-        info = self.facts.map_by_id(state.map_id)
-        width, height = (info.width, info.height) if info else (256, 256)
-        doors = self._doors.get(state.map_id, frozenset()) - goals
+        width, height = self._size(state.map_id) or (256, 256)
+        doors = self._doors(state.map_id) - goals
         first: dict[Cell, str] = {start: ""}
         frontier = deque([start])
         # Try the facing direction first: equal paths then need no turn.

@@ -51,6 +51,7 @@ class Driver:
         """Starts the envs; ``on_step`` and ``on_plan`` take every step and plan written."""
         self.n = n = settings.agent.envs
         self.tally = tally
+        self.graph = planners.graph
         env_settings = settings.env.model_copy(update={"rom": str(rom.path)})
         self.venv = make_vector_env(
             env_settings, settings.rewards, n, asynchronous=n > 1, autoreset=False
@@ -72,6 +73,7 @@ class Driver:
         seeds = [self.tally.next_seed() for _ in range(self.n)]
         obs, info = self.venv.reset(seed=seeds)
         self.timings["env"] += time.perf_counter() - t0
+        self.map_seen(info)
         for env in self.envs:
             i = env.index
             env.begin(obs["screen"][i], obs["state"][i], info["state"][i], seeds[i])
@@ -113,6 +115,7 @@ class Driver:
         episodes ended with it."""
         ended = np.zeros(self.n, dtype=bool)
         obs, info = out.obs, out.info
+        self.map_seen(info)
         for env in self.envs:
             i = env.index
             ended[i] = env.take(
@@ -128,10 +131,19 @@ class Driver:
         seeds = [self.tally.next_seed() if ended[i] else None for i in range(self.n)]
         obs, info = self.venv.reset(seed=seeds, options={"reset_mask": ended})
         self.timings["env"] += time.perf_counter() - t0
+        self.map_seen(info)
         for env, seed in zip(self.envs, seeds, strict=True):
             if seed is not None:
                 i = env.index
                 env.begin(obs["screen"][i], obs["state"][i], info["state"][i], seed)
+
+    def map_seen(self, info: dict[str, Any]) -> None:
+        """Merges the maps the envs read as they entered them (info "map") into the run's
+        graph, before the planners and the policy look at the step."""
+        seen = info.get("_map")
+        if seen is not None:
+            for node in info["map"][seen]:
+                self.graph.add(node)
 
     def flush(self) -> None:
         """Writes every env's newest step, if not yet written."""

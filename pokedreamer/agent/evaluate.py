@@ -11,6 +11,9 @@ learning, each episode ending at the first badge or after ``max_steps``:
 - ``random``: uniformly random buttons (the floor);
 - ``demonstrator``: the scripted player of the planner's subgoals that ``train imitation``
   teaches the actor to copy (the ceiling of the imitation; not part of the default set).
+
+Each variant starts from the same map graph — an empty one unless a file is given — and grows
+its own copy over its episodes; the report says which graph it started from.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.planners import check_planner
 from pokedreamer.agent.quest import STAGE_NAMES
 from pokedreamer.config import LLM_KINDS, Settings
+from pokedreamer.env.graph import MapGraph
 from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
 
@@ -40,15 +44,18 @@ def evaluate_agent(
     max_steps: int = 3000,
     variants: tuple[str, ...] = VARIANTS,
     pace: str | None = None,
+    map_graph: Path | None = None,
 ) -> dict[str, Any]:
     """Plays each variant's episodes and writes ``report.json`` and ``report.md`` to ``out``.
-    ``pace``: the LLM planner's (planner.pace); None means "wait" for llm and local."""
+    ``pace``: the LLM planner's (planner.pace); None means "wait" for llm and local.
+    ``map_graph``: the map graph to start from (a file or a run folder); None: an empty one."""
     unknown = [v for v in variants if v not in KNOWN_VARIANTS]
     if unknown:
         raise UserError(
             f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_VARIANTS)}"
         )
     check_planner(settings.planner, settings.local_llm)
+    start_graph = MapGraph.load(map_graph) if map_graph is not None else MapGraph()
     kind = settings.planner.kind
     pace = pace or ("wait" if kind in LLM_KINDS else settings.planner.pace)
     report: dict[str, Any] = {
@@ -56,6 +63,10 @@ def evaluate_agent(
         "episodes": episodes,
         "max_steps": max_steps,
         "seeds": [settings.env.seed, settings.env.seed + episodes - 1],
+        "map_graph": {
+            "start": str(map_graph) if map_graph is not None else "empty",
+            "maps": len(start_graph),
+        },
         "variants": {},
     }
     for variant in variants:
@@ -71,9 +82,11 @@ def evaluate_agent(
         )
         policy = variant if variant in ("random", "demonstrator") else "agent"
         run = RunDir.make(out / variant)
+        graph = MapGraph(start_graph.nodes.values())
         loop = AgentLoop(
-            variant_settings, run, checkpoint=checkpoint, train=False, store=False, policy=policy
-        )
+            variant_settings, run, checkpoint=checkpoint, train=False, store=False,
+            policy=policy, map_graph=graph,
+        )  # fmt: skip
         start = time.perf_counter()
         result = loop.run(None, episodes=episodes)
         first, last = settings.env.seed, settings.env.seed + episodes
@@ -84,6 +97,7 @@ def evaluate_agent(
             "seconds": round(time.perf_counter() - start, 1),
             "steps_per_s": round(result.steps / max(result.seconds, 1e-9), 1),
             "planner": planner,
+            "maps_seen": len(graph),
         }
         if planner in LLM_KINDS:
             report["variants"][variant] |= {"pace": pace, "llm": loop.planners.ledger.totals()}
@@ -113,12 +127,21 @@ def summarise(played: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _graph_start(report: dict[str, Any]) -> str:
+    start = report.get("map_graph", {"start": "empty", "maps": 0})
+    if start["start"] == "empty":
+        return "empty (grown over the episodes)"
+    return f"`{start['start']}` ({start['maps']} maps)"
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Agent evaluation: {report['episodes']} seeded episodes of up to "
         f"{report['max_steps']} steps",
         "",
         f"checkpoint: `{report['checkpoint']}`",
+        "",
+        f"map graph at the start: {_graph_start(report)}",
         "",
         "| variant | " + " | ".join(STAGE_NAMES) + " | steps/s |",
         "|---|" + "---|" * len(STAGE_NAMES) + "---|",

@@ -44,6 +44,7 @@ from pokedreamer.agent.tally import LoopResult, Tally
 from pokedreamer.agent.writers import Demonstrations, Events, ReplayWriter
 from pokedreamer.config import ImitationSettings, PlannerKind, Settings
 from pokedreamer.env.cartridge import ROM_PATH
+from pokedreamer.env.graph import GRAPH_FILE, MapGraph
 from pokedreamer.env.rom import Rom, load_rom
 from pokedreamer.env.state import GameState
 from pokedreamer.planner.prompts import PromptLibrary
@@ -71,11 +72,14 @@ class AgentLoop:
         rom: Rom | None = None,
         imitation: ImitationSettings | None = None,
         speed: int = UNCAPPED,
+        map_graph: MapGraph | None = None,
     ) -> None:
         """``policy``: who presses the buttons (POLICIES); ``imitation``: the agent's actor
         learns from the demonstrator (DAgger). ``store``: keep the steps in replay (by
         default, when training). ``speed``: the pace to start at, in times the Game Boy's own
-        speed (pace.watched_speed: agent.speed when a person watches); uncapped by default."""
+        speed (pace.watched_speed: agent.speed when a person watches); uncapped by default.
+        ``map_graph``: the maps known at the start; by default the run's own map_graph.json (a
+        resumed run keeps what it saw), else none. The run's envs grow it."""
         check_policy(policy, imitation is not None, settings.planner.kind)
         self.settings = settings
         self.run_dir = run
@@ -86,7 +90,13 @@ class AgentLoop:
         # The ROM is checked before an emulator or a model is built: a bad file costs nothing.
         self.rom = rom or load_rom(settings.env.rom or str(ROM_PATH))
         # The [local_llm] section belongs to the local model's server (planner/local.py).
-        self.planners = Planners(settings.planner, self.rom.game, local=settings.local_llm)
+        graph_file = run.path / GRAPH_FILE
+        if map_graph is None:
+            map_graph = MapGraph.load(graph_file) if graph_file.exists() else MapGraph()
+        self.map_graph = map_graph
+        self.planners = Planners(
+            settings.planner, self.rom.game, local=settings.local_llm, graph=map_graph
+        )
         self.planners.ledger.restore(_last_planner_metrics(run))
         self.buttons = settings.env.action_names
         self.num_actions = settings.env.num_actions
@@ -242,6 +252,7 @@ class AgentLoop:
             stepping = time.perf_counter() - start
             # Also on Ctrl-C or an error: the work so far is kept and the logs are readable.
             driver.close()
+            self.map_graph.save(self.run_dir.path / GRAPH_FILE)
             learner.replay.flush()
             self.demonstrations.flush()
             self.planners.close()
@@ -313,7 +324,9 @@ class AgentLoop:
         return self.learner.train_step(self.steps, self._pursued())
 
     def save(self) -> Path:
-        """Writes ``checkpoints/agent-<steps>``, from which ``--resume`` goes on exactly."""
+        """Writes ``checkpoints/agent-<steps>``, from which ``--resume`` goes on exactly, and
+        the map graph beside it."""
+        self.map_graph.save(self.run_dir.path / GRAPH_FILE)
         return self.checkpointer.save()
 
     # --- what others read ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pokedreamer.config import LLM_KINDS, LocalLLMSettings, PlannerKind, PlannerSettings
+from pokedreamer.env.graph import MapGraph
 from pokedreamer.errors import UserError
 from pokedreamer.planner.heuristic import HeuristicPlanner
 from pokedreamer.planner.prompts import PromptLibrary
@@ -37,14 +38,21 @@ def check_planner(settings: PlannerSettings, local: LocalLLMSettings | None = No
 
 class Planners:
     def __init__(
-        self, settings: PlannerSettings, game: str, local: LocalLLMSettings | None = None
+        self,
+        settings: PlannerSettings,
+        game: str,
+        local: LocalLLMSettings | None = None,
+        graph: MapGraph | None = None,
     ) -> None:
-        """``local``: the ``[local_llm]`` settings the local model's server starts with."""
+        """``local``: the ``[local_llm]`` settings the local model's server starts with;
+        ``graph``: the run's map graph (empty by default), which the facts carry."""
         check_planner(settings, local)
         self.settings = settings
         self.local = local
         self.heuristic = HeuristicPlanner(game)
-        self.facts = self.heuristic.facts
+        self.graph = graph if graph is not None else MapGraph()
+        """The maps the run's envs have seen, read from RAM; grown by the driver."""
+        self.facts = self.heuristic.facts.with_graph(self.graph)
         self.kind: PlannerKind = settings.kind
         self.ledger = TokenLedger.of(settings)
         """The run's LLM calls and tokens, over every env and episode."""

@@ -3,8 +3,9 @@
 One step presses one button for ``hold_frames``, releases it, and runs to ``action_repeat`` frames,
 rendering only the last one. The observation is the screen as shade indices (0 lightest … 3
 darkest, uint8 144×160) plus the GameState vector; ``info`` carries the GameState and each reward
-term. The step is kept lean: it must stay within 5% of raw PyBoy at the same frames
-(``pokedreamer bench env``).
+term, and on the steps where the map changed (and after a reset) ``map``: the new map's
+``MapNode`` (size, warps, connections) read from RAM (env/graph.py). The step is kept lean: it
+must stay within 5% of raw PyBoy at the same frames (``pokedreamer bench env``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from pokedreamer.config import EnvSettings, RewardSettings
 from pokedreamer.env.cartridge import ROM_PATH, SYM_PATH
 from pokedreamer.env.frames import GREYS
+from pokedreamer.env.graph import MapNode, read_map_node
 from pokedreamer.env.ram import parse_sym
 from pokedreamer.env.rewards import TERMS, Rewards
 from pokedreamer.env.rom import load_rom
@@ -31,6 +33,7 @@ from pokedreamer.env.start import (
     scripted_start_state,
 )
 from pokedreamer.env.state import VECTOR_SIZE, GameState, read_game_state
+from pokedreamer.env.world import Bus
 from pokedreamer.env.wram import WorkRam
 from pokedreamer.errors import UserError
 
@@ -99,6 +102,10 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
         self._start = self._make_start_state(env)
         self._steps = 0
         self.state: GameState | None = None
+        self._map_at: int | None = None  # the map of the last step
+        self._came_from: int | None = None  # the map before it, where a $FF warp may lead
+        self._map_reads = 0  # steps left on which to read the map (it may still be loading)
+        self._map_reported: MapNode | None = None
 
     # --- start states ---------------------------------------------------------------------------
 
@@ -135,9 +142,14 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
         self._seed_game()
         self._pyboy.tick(1, True)  # one frame so that the screen shows the start
         self._steps = 0
-        self.state = read_game_state(self._wram.snapshot())
+        wram = self._wram.snapshot()
+        self.state = read_game_state(wram)
         self._rewards.reset(self.state)
-        return self._observe(), {"state": self.state, "rewards": dict.fromkeys(TERMS, 0.0)}
+        info: dict[str, Any] = {"state": self.state, "rewards": dict.fromkeys(TERMS, 0.0)}
+        self._map_at, self._came_from, self._map_reported = self.state.map_id, None, None
+        self._map_reads = 2
+        self._read_map(wram, info)
+        return self._observe(), info
 
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         pyboy = self._pyboy
@@ -154,11 +166,26 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
     def _after_frames(self) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """All a step adds to raw emulation: state, rewards, observation (timed by the bench)."""
         self._steps += 1
-        self.state = state = read_game_state(self._wram.snapshot())
+        wram = self._wram.snapshot()
+        self.state = state = read_game_state(wram)
         terms = self._rewards.step(state)
         truncated = bool(self._max_steps) and self._steps >= self._max_steps
-        info = {"state": state, "rewards": terms}
+        info: dict[str, Any] = {"state": state, "rewards": terms}
+        if state.map_id != self._map_at:
+            self._came_from, self._map_at = self._map_at, state.map_id
+            self._map_reads = 2
+        if self._map_reads:
+            self._read_map(wram, info)
         return self._observe(), sum(terms.values()), False, truncated, info
+
+    def _read_map(self, wram: bytes, info: dict[str, Any]) -> None:
+        """Puts the current map's node in ``info`` when it differs from the last one put there.
+        A map is read on the step it changes and the one after (its header may have been
+        loading across the frame the step ended on), and on until its header has loaded."""
+        node = read_map_node(Bus(self.rom.data, wram), self._came_from)
+        self._map_reads = self._map_reads - 1 if node is not None else 1
+        if node is not None and node != self._map_reported:
+            info["map"] = self._map_reported = node
 
     def _observe(self) -> dict[str, np.ndarray]:
         return {"screen": self.screen(), "state": self.state.vector()}

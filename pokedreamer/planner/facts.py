@@ -1,5 +1,5 @@
-"""What exists in the game being played: its maps (id and size), story events, badges and the
-doors between maps.
+"""What exists in the game being played: its maps (id and size), story events and badges, and
+the run's map graph (the warps and connections seen, read from the game's RAM).
 
 A plan names things by pret constant ("PALLET_TOWN", "EVENT_GOT_STARTER"). GameFacts resolves
 those names for shaping; ``pokedreamer.planner.validate`` checks a plan against them.
@@ -8,11 +8,12 @@ those names for shaping; ``pokedreamer.planner.validate`` checks a plan against 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import NamedTuple
 
 from pokedreamer.env.events import EVENT_FLAGS, NUM_EVENT_FLAGS
+from pokedreamer.env.graph import MapGraph, RouteLeg
 from pokedreamer.env.maps import MAP_IDS, MAPS
 from pokedreamer.env.names import lookup
 from pokedreamer.env.state import BADGES, badge_bit
@@ -27,24 +28,6 @@ class MapFacts(NamedTuple):
     height: int
 
 
-class Door(NamedTuple):
-    """A cell that takes the player from one map to another when walked onto."""
-
-    map_id: int
-    x: int
-    y: int
-    to_map_id: int
-
-
-class RouteLeg(NamedTuple):
-    """On the way to a map: from ``map_id``, ``hops`` doors still to pass, the first through
-    one of ``doors`` (cells (x, y) on ``map_id``)."""
-
-    map_id: int
-    hops: int
-    doors: tuple[tuple[int, int], ...]
-
-
 @dataclass(frozen=True)
 class GameFacts:
     """The maps, events and badges of one game, by pret name."""
@@ -57,9 +40,9 @@ class GameFacts:
     """Every story event flag the game sets, by pret name -> flag index."""
     badges: tuple[str, ...]
     """The badges that can be earned, in wObtainedBadges bit order from bit 0."""
-    doors: tuple[Door, ...] = ()
-    """The doors between maps where they are known (the fixture's); go_to_map's potential
-    rises along the shortest route of doors to its map. Empty: it only reads arrival."""
+    graph: MapGraph | None = field(default=None, compare=False)
+    """The run's map graph, shared and growing as the envs see maps (``with_graph``); go_to_map's
+    potential rises along its routes. None: no route is known, only arrival counts."""
     _map_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     _maps_by_id: dict[int, MapFacts] = field(init=False, repr=False, compare=False)
 
@@ -67,33 +50,16 @@ class GameFacts:
         # Shaping resolves names on every step: derive the look-up tables once.
         object.__setattr__(self, "_map_ids", {n: info.id for n, info in self.maps.items()})
         object.__setattr__(self, "_maps_by_id", {info.id: info for info in self.maps.values()})
-        object.__setattr__(self, "_routes", {})
+
+    def with_graph(self, graph: MapGraph) -> GameFacts:
+        """These facts with a run's map graph (shared, not copied: it grows as the run plays)."""
+        return replace(self, graph=graph)
 
     def route_to(self, map_id: int) -> tuple[RouteLeg, ...]:
-        """Every map from which the doors lead to ``map_id``, with how many doors are left to
-        pass and which cells are the first of them (a breadth-first search back from the map,
-        cached); empty without doors."""
-        routes: dict[int, tuple[RouteLeg, ...]] = self._routes  # type: ignore[attr-defined]
-        if map_id not in routes:
-            hops = {map_id: 0}
-            frontier = [map_id]
-            legs = []
-            while frontier:
-                reached = []
-                for door in self.doors:
-                    if door.to_map_id in frontier and door.map_id not in hops:
-                        reached.append(door.map_id)
-                        hops[door.map_id] = hops[door.to_map_id] + 1
-                for here in dict.fromkeys(reached):
-                    cells = tuple(
-                        (d.x, d.y)
-                        for d in self.doors
-                        if d.map_id == here and hops.get(d.to_map_id) == hops[here] - 1
-                    )
-                    legs.append(RouteLeg(here, hops[here], cells))
-                frontier = reached
-            routes[map_id] = tuple(legs)
-        return routes[map_id]
+        """Every map from which the graph's known exits lead to ``map_id``, with how many exits
+        are left to pass and the cells of the first (``MapGraph.route_to``); empty without a
+        graph."""
+        return self.graph.route_to(map_id) if self.graph is not None else ()
 
     @staticmethod
     def pokemon_red() -> GameFacts:
@@ -102,7 +68,7 @@ class GameFacts:
 
     @staticmethod
     def fixture() -> GameFacts:
-        """The fixture cartridge: four maps of 10×9 cells, three events, one badge."""
+        """The fixture cartridge: four maps of 10×10 cells, three events, one badge."""
         return _fixture()
 
     @staticmethod
@@ -145,21 +111,10 @@ def _pokemon_red(game: str) -> GameFacts:
     return GameFacts(game=game, maps=maps, events=dict(EVENT_FLAGS), badges=BADGES)
 
 
-# The fixture cartridge's world (env/cartridge/README.md): pret's ids, its own 10×9 sizes.
+# The fixture cartridge's world (env/cartridge/README.md): pret's ids, its own 10×10 sizes.
 _FIXTURE_MAPS = ("REDS_HOUSE_1F", "PALLET_TOWN", "ROUTE_1", "PEWTER_GYM")
 _FIXTURE_EVENTS = ("EVENT_GOT_STARTER", "EVENT_BEAT_PEWTER_GYM_TRAINER_0", "EVENT_BEAT_BROCK")
 FIXTURE_MAP_SIZE = (10, 10)
-
-
-# Its doors and mats (env/cartridge/README.md, world.c): (map, x, y, map it leads to).
-_FIXTURE_DOORS = (
-    ("REDS_HOUSE_1F", 4, 9, "PALLET_TOWN"), ("REDS_HOUSE_1F", 5, 9, "PALLET_TOWN"),
-    ("PALLET_TOWN", 2, 3, "REDS_HOUSE_1F"),
-    ("PALLET_TOWN", 4, 0, "ROUTE_1"), ("PALLET_TOWN", 5, 0, "ROUTE_1"),
-    ("ROUTE_1", 4, 9, "PALLET_TOWN"), ("ROUTE_1", 5, 9, "PALLET_TOWN"),
-    ("ROUTE_1", 4, 1, "PEWTER_GYM"),
-    ("PEWTER_GYM", 4, 9, "ROUTE_1"), ("PEWTER_GYM", 5, 9, "ROUTE_1"),
-)  # fmt: skip
 
 
 @cache
@@ -167,5 +122,4 @@ def _fixture() -> GameFacts:
     width, height = FIXTURE_MAP_SIZE
     maps = {name: MapFacts(MAP_IDS[name], name, width, height) for name in _FIXTURE_MAPS}
     events = {name: EVENT_FLAGS[name] for name in _FIXTURE_EVENTS}
-    doors = tuple(Door(MAP_IDS[a], x, y, MAP_IDS[b]) for a, x, y, b in _FIXTURE_DOORS)
-    return GameFacts(game="fixture", maps=maps, events=events, badges=("BOULDER",), doors=doors)
+    return GameFacts(game="fixture", maps=maps, events=events, badges=("BOULDER",))

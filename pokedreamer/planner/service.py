@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from pokedreamer.config import PlannerSettings
+    from pokedreamer.env.graph import MapGraph
     from pokedreamer.env.state import GameState
     from pokedreamer.planner.facts import GameFacts
     from pokedreamer.planner.heuristic import HeuristicPlanner
@@ -355,7 +356,9 @@ class PlannerService:
             trigger = f"{trigger} at step {since}"
         self._last_call = self._clock()
         assert self.prompts is not None
-        system, user = render_prompt(self.prompts, state, trigger, self.goal, self.outcomes)
+        system, user = render_prompt(
+            self.prompts, state, trigger, self.goal, self.outcomes, self.facts.graph
+        )
         assert self._pool is not None and self.llm is not None
         png = screen_png(screen) if self.settings.vision and screen is not None else None
         future = self._pool.submit(self.llm.plan, system, user, trigger, png)
@@ -419,15 +422,23 @@ class PlannerService:
 
 
 def render_prompt(
-    prompts: PromptLibrary, state: GameState, trigger: str, goal: str, outcomes: Iterable[str]
+    prompts: PromptLibrary,
+    state: GameState,
+    trigger: str,
+    goal: str,
+    outcomes: Iterable[str],
+    graph: MapGraph | None = None,
 ) -> tuple[str, str]:
     """The system and user prompts an LLM is asked for a plan with: the system template with
-    the Plan schema, the user template with the state, its dialog, how the last subgoals ended
-    (oldest first), why a plan is asked for and the current goal."""
+    the Plan schema, the user template with the state (and, from the run's map graph, where
+    the current map's known exits lead), its dialog, how the last subgoals ended (oldest
+    first), why a plan is asked for and the current goal."""
     system = prompts.render("system", schema=plan_schema())
+    summary = state.summary()
+    exits = graph.describe_exits(state.map_id) if graph is not None else None
     user = prompts.render(
         "user",
-        state_summary=state.summary(),
+        state_summary=summary if exits is None else f"{summary}\n{exits}",
         dialog=" / ".join(state.text),
         recent_outcomes="\n".join(outcomes),
         trigger=trigger,

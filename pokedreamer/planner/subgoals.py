@@ -85,10 +85,12 @@ class GoToMap(BaseModel):
         return as_view(view).map_id == facts.map_id(self.map)
 
     def phi(self, view: StateView | GameState, facts: GameFacts) -> Value:
-        # 1 on the map. Where the game's doors are known, the potential also rises along the
-        # shortest route of doors to it: a map k doors away is worth (K - k + c) / (K + 1),
-        # K the longest route, c in [0, 0.9] the closeness to the next door; so passing a door
-        # always raises it, and a far map's subgoal pays for each step the right way.
+        # 1 on the map. Where the run's map graph knows a way, the potential also rises along
+        # the shortest route of exits (warps, connected edges) to it: a map k exits away is
+        # worth (K - k + c) / (K + 1), K the longest route, c in [0, 0.9] the closeness to the
+        # next exit; so passing an exit always raises it, and a far map's subgoal pays for
+        # each step the right way. The graph grows as the envs see maps; routes are cached
+        # per graph version, since this runs on every imagined step.
         v = as_view(view)
         target = facts.map_id(self.map)
         potential = _float(v.map_id == target)
@@ -96,7 +98,7 @@ class GoToMap(BaseModel):
         if legs:
             longest = max(leg.hops for leg in legs)
             for leg in legs:
-                distances = [abs(v.x - x) + abs(v.y - y) for x, y in leg.doors]
+                distances = [_distance(v, x, y) for x, y in leg.targets]
                 distance = reduce(_min, distances[1:], distances[0])
                 closeness = 0.9 * (1 - _min(distance, TILE_DISTANCE_CAP) / TILE_DISTANCE_CAP)
                 here = _float(v.map_id == leg.map_id)
@@ -105,6 +107,15 @@ class GoToMap(BaseModel):
 
     def describe(self) -> str:
         return f"go to {self.map}"
+
+
+def _distance(v: StateView, x: int | None, y: int | None) -> Value:
+    """Steps to a warp cell, or to an edge's row or column (x or y None)."""
+    if x is None:
+        return abs(v.y - y)
+    if y is None:
+        return abs(v.x - x)
+    return abs(v.x - x) + abs(v.y - y)
 
 
 class GoToTile(BaseModel):

@@ -1,0 +1,308 @@
+"""The map graph: the maps a player has seen and the ways between them, as the game's RAM says.
+
+When a map loads, Red's work RAM holds its size, its warps and its connections (env/world.py
+reads them). A :class:`MapNode` keeps one map's reading, with each warp to LAST_MAP ($FF, "the map
+the player came from") resolved to a map id through wLastMap. The :class:`MapGraph` gathers the
+nodes of every map seen, merges other graphs (the loop's envs each report theirs) and finds the
+routes to a map: breadth-first over the exits, a connection's exit being its edge's row or column
+of cells. The graph is saved as JSON in a run directory, so that a resumed run keeps what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pokedreamer.env.maps import MAPS, map_name
+from pokedreamer.env.ram import RAM
+from pokedreamer.env.world import (
+    DIRECTIONS,
+    Direction,
+    Memory,
+    read_connections,
+    read_map_size,
+    read_warps,
+)
+from pokedreamer.errors import UserError, check_format_version
+from pokedreamer.files import write_atomic
+
+FORMAT = "pokedreamer-map-graph"
+VERSION = 1
+OLDEST_VERSION = 1
+CHANGES: dict[int, str] = {1: "maps with their size, warps and connections"}
+GRAPH_FILE = "map_graph.json"
+
+Cell = tuple[int, int]
+Target = tuple[int | None, int | None]
+"""An exit as a place to close in on: a warp's (x, y); an edge's (None, row) or (column, None),
+reached from anywhere along it."""
+
+
+class Exit(NamedTuple):
+    """A warp cell of a map and the map it leads to; ``to_map`` None while a warp to the map
+    the player came from ($FF) could not be resolved."""
+
+    x: int
+    y: int
+    to_map: int | None
+
+
+class MapNode(NamedTuple):
+    """One map as it was read: size in steps, warps in the game's order, connections."""
+
+    map_id: int
+    columns: int
+    rows: int
+    warps: tuple[Exit, ...]
+    connections: tuple[tuple[Direction, int], ...]  # (edge, map) in DIRECTIONS' order
+
+    def edge(self, direction: Direction) -> tuple[Cell, ...]:
+        """The cells along an edge, from which a step out leads through its connection."""
+        if direction == "north":
+            return tuple((x, 0) for x in range(self.columns))
+        if direction == "south":
+            return tuple((x, self.rows - 1) for x in range(self.columns))
+        if direction == "west":
+            return tuple((0, y) for y in range(self.rows))
+        return tuple((self.columns - 1, y) for y in range(self.rows))
+
+    def exits(self) -> tuple[tuple[int | None, tuple[Cell, ...]], ...]:
+        """Every way off the map: (map it leads to, its cells); warps first, then edges."""
+        warps = tuple((w.to_map, ((w.x, w.y),)) for w in self.warps)
+        return warps + tuple((m, self.edge(d)) for d, m in self.connections)
+
+    def targets(self) -> tuple[tuple[int | None, Target], ...]:
+        """Every way off the map as (map it leads to, where to close in on it), as ``exits``."""
+        edges: dict[Direction, Target] = {
+            "north": (None, 0), "south": (None, self.rows - 1),
+            "west": (0, None), "east": (self.columns - 1, None),
+        }  # fmt: skip
+        warps = tuple((w.to_map, (w.x, w.y)) for w in self.warps)
+        return warps + tuple((m, edges[d]) for d, m in self.connections)
+
+    def warp_cells(self) -> frozenset[Cell]:
+        return frozenset((w.x, w.y) for w in self.warps)
+
+    def contains(self, x: int, y: int) -> bool:
+        return 0 <= x < self.columns and 0 <= y < self.rows
+
+
+class RouteLeg(NamedTuple):
+    """On the way to a map: from ``map_id``, ``hops`` exits still to pass, the first through
+    one of ``cells`` (x, y) on ``map_id``; ``targets`` are those exits as ``Target``s (a
+    distance to an edge is one subtraction, not one per cell along it)."""
+
+    map_id: int
+    hops: int
+    cells: tuple[Cell, ...]
+    targets: tuple[Target, ...]
+
+
+def _known_map(map_id: int) -> bool:
+    info = MAPS.get(map_id)
+    return info is not None and info.width > 0 and info.height > 0
+
+
+def read_map_node(memory: Memory, came_from: int | None = None) -> MapNode | None:
+    """The current map as RAM holds it; None before its header has loaded. A warp to $FF leads
+    to wLastMap when that names a map other than this one, else to ``came_from`` (the map the
+    reader saw before), else it stays unresolved."""
+    size = read_map_size(memory)
+    if not (size.height and size.width):
+        return None
+    map_id = memory[RAM["wCurMap"].address]
+    last = memory[RAM["wLastMap"].address]
+    if not _known_map(last) or last == map_id:
+        last = came_from if came_from is not None and came_from != map_id else None
+    warps = tuple(Exit(w.x, w.y, last if w.to_last_map else w.dest_map) for w in read_warps(memory))
+    connections = tuple((c.direction, c.map_id) for c in read_connections(memory))
+    return MapNode(map_id, size.columns, size.rows, warps, connections)
+
+
+def _merge_nodes(old: MapNode, new: MapNode) -> MapNode:
+    """The newer reading, keeping what the older one resolved where the newer could not."""
+    resolved = {(w.x, w.y): w.to_map for w in old.warps if w.to_map is not None}
+    warps = tuple(
+        w if w.to_map is not None else w._replace(to_map=resolved.get((w.x, w.y)))
+        for w in new.warps
+    )
+    edges = dict(old.connections) | dict(new.connections)
+    connections = tuple((d, edges[d]) for d in DIRECTIONS if d in edges)
+    return new._replace(warps=warps, connections=connections)
+
+
+class MapGraph:
+    """The maps seen, by id; ``version`` counts the changes (routes are cached per version)."""
+
+    def __init__(self, nodes: Iterable[MapNode] = ()) -> None:
+        self._nodes: dict[int, MapNode] = {}
+        self.version = 0
+        self._routes: dict[int, tuple[RouteLeg, ...]] = {}
+        self._routes_version = 0
+        for node in nodes:
+            self.add(node)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, map_id: object) -> bool:
+        return map_id in self._nodes
+
+    @property
+    def nodes(self) -> Mapping[int, MapNode]:
+        return self._nodes
+
+    def node(self, map_id: int) -> MapNode | None:
+        return self._nodes.get(map_id)
+
+    def add(self, node: MapNode) -> bool:
+        """Takes in one reading of a map; True when the graph changed."""
+        old = self._nodes.get(node.map_id)
+        merged = node if old is None else _merge_nodes(old, node)
+        if merged == old:
+            return False
+        self._nodes[node.map_id] = merged
+        self.version += 1
+        return True
+
+    def merge(self, other: MapGraph) -> bool:
+        """Takes in every map of ``other``; True when the graph changed."""
+        changed = False
+        for node in other.nodes.values():
+            changed = self.add(node) or changed
+        return changed
+
+    def route_to(self, target: int) -> tuple[RouteLeg, ...]:
+        """Every seen map from which the known exits lead to ``target``: how many exits are
+        left to pass and which cells are the first of them (breadth-first back from the
+        target; by hops, then map id). Cached until the graph changes."""
+        if self._routes_version != self.version:
+            self._routes, self._routes_version = {}, self.version
+        if target not in self._routes:
+            self._routes[target] = self._search(target)
+        return self._routes[target]
+
+    def _search(self, target: int) -> tuple[RouteLeg, ...]:
+        placed = {target}
+        legs: list[RouteLeg] = []
+        frontier = {target}
+        depth = 0
+        while frontier:
+            depth += 1
+            reached = {}
+            for node in self._nodes.values():
+                if node.map_id in placed:
+                    continue
+                cells = tuple(c for to, cs in node.exits() if to in frontier for c in cs)
+                if cells:
+                    targets = tuple(t for to, t in node.targets() if to in frontier)
+                    reached[node.map_id] = (tuple(dict.fromkeys(cells)), targets)
+            for map_id in sorted(reached):
+                legs.append(RouteLeg(map_id, depth, *reached[map_id]))
+            placed |= reached.keys()
+            frontier = set(reached)
+        return tuple(legs)
+
+    def exits_from(self, map_id: int) -> tuple[tuple[int | None, tuple[Cell, ...]], ...]:
+        node = self._nodes.get(map_id)
+        return node.exits() if node is not None else ()
+
+    def describe_exits(self, map_id: int) -> str | None:
+        """One line for the planner's prompt: where the known exits of a map lead, grouped by
+        destination; None while the map has not been seen."""
+        node = self._nodes.get(map_id)
+        if node is None:
+            return None
+        ways: dict[str, list[str]] = {}
+        for warp in node.warps:
+            ways.setdefault(_destination(warp.to_map), []).append(f"({warp.x},{warp.y})")
+        for direction, to_map in node.connections:
+            ways.setdefault(_destination(to_map), []).append(f"the {direction} edge")
+        listed = "; ".join(f"to {to} via {', '.join(places)}" for to, places in ways.items())
+        return f"Known exits (x,y): {listed or 'none'}"
+
+    # --- the JSON form -----------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "maps": [
+                {
+                    "id": n.map_id,
+                    "columns": n.columns,
+                    "rows": n.rows,
+                    "warps": [[w.x, w.y, w.to_map] for w in n.warps],
+                    "connections": {d: m for d, m in n.connections},
+                }
+                for n in self._nodes.values()
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> MapGraph:
+        """A graph from its JSON form; UserError in one line naming ``source`` otherwise."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise UserError(f'{source} is not a map graph (expected "format": "{FORMAT}")')
+        version = data.get("version")
+        if not isinstance(version, int):
+            raise UserError(f"{source}: the map graph's version is missing or not a number")
+        check_format_version(
+            version, VERSION, OLDEST_VERSION, CHANGES,
+            subject=f"map graph {source} has", reads="reads", open_with="read",
+        )  # fmt: skip
+        try:
+            return cls(_node(entry) for entry in data["maps"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{source}: a malformed map graph ({exc!r:.80})") from None
+
+    def save(self, path: Path) -> None:
+        write_atomic(path, (json.dumps(self.to_json(), separators=(",", ":")) + "\n").encode())
+
+    @classmethod
+    def load(cls, path: Path) -> MapGraph:
+        """The graph in ``path`` (a map_graph.json, or a run directory holding one)."""
+        if path.is_dir():
+            path = path / GRAPH_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot read the map graph {path}: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise UserError(f"{path} is not JSON: {exc}") from None
+        return cls.from_json(data, str(path))
+
+
+def _destination(map_id: int | None) -> str:
+    return map_name(map_id) if map_id is not None else "the map the player came from (unknown)"
+
+
+def _byte(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFF:
+        raise ValueError(f"{value!r} is not a byte")
+    return value
+
+
+def _size(value: Any) -> int:
+    # A map is at most 255 blocks of 2 steps each way.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 2 * 0xFF:
+        raise ValueError(f"{value!r} is not a map size in steps")
+    return value
+
+
+def _node(entry: Any) -> MapNode:
+    warps = tuple(
+        Exit(_byte(x), _byte(y), None if to is None else _byte(to)) for x, y, to in entry["warps"]
+    )
+    edges = entry["connections"]
+    unknown = set(edges) - set(DIRECTIONS)
+    if unknown:
+        raise ValueError(f"no edge {sorted(unknown)[0]!r}")
+    connections = tuple((d, _byte(edges[d])) for d in DIRECTIONS if d in edges)
+    return MapNode(
+        _byte(entry["id"]), _size(entry["columns"]), _size(entry["rows"]), warps, connections
+    )
