@@ -103,6 +103,7 @@ def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.Monke
         assert [e["seed"] for e in variant["episodes"]] == [0, 1]
         assert all(e["steps"] == 40 for e in variant["episodes"])  # no badge in 40 steps
         assert variant["success_rate"] == 0.0
+        assert variant["stages"]["badge"]["interval_95"] == [0.0, 0.658]  # Wilson, 0 of 2
         assert variant["stages"]["left_house"]["reached"] in (0.0, 0.5, 1.0)
     table = Path("evalrun/report.md").read_text()
     assert table.startswith("# Agent evaluation")
@@ -121,6 +122,7 @@ def test_eval_agent_says_which_map_graph_it_starts_from(tmp_path: Path) -> None:
     empty = cli(*quick)
     assert empty.returncode == 0, empty.stderr
     assert "map graph at the start: empty (grown over the episodes)" in empty.stdout
+    assert "| random | 0% [0%–79%] |" in empty.stdout  # each rate with its 95% interval
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["map_graph"] == {"start": "empty", "maps": 0}
     assert report["variants"]["random"]["maps_seen"] >= 1  # the house, read at the reset

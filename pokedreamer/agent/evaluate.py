@@ -30,6 +30,7 @@ from pokedreamer.agent.quest import STAGE_NAMES
 from pokedreamer.config import LLM_KINDS, Settings
 from pokedreamer.env.graph import MapGraph
 from pokedreamer.errors import UserError
+from pokedreamer.planner.evaluate import wilson_interval
 from pokedreamer.rundir import RunDir
 
 VARIANTS = ("agent", "no-planner", "random")
@@ -108,14 +109,16 @@ def evaluate_agent(
 
 
 def summarise(played: list[dict[str, Any]]) -> dict[str, Any]:
-    """Success rate (the badge) and, per stage, the share of episodes reaching it and the
-    median steps it took them."""
+    """Success rate (the badge) and, per stage, the share of episodes reaching it with its
+    Wilson 95% interval, and the median steps it took them."""
     n = len(played)
     stages = {}
     for name in STAGE_NAMES:
         steps = [e["stages"][name] for e in played if name in e["stages"]]
+        low, high = wilson_interval(len(steps), n)
         stages[name] = {
             "reached": round(len(steps) / n, 3) if n else 0.0,
+            "interval_95": [round(low, 3), round(high, 3)],
             "median_steps": statistics.median(steps) if steps else None,
         }
     return {
@@ -151,13 +154,16 @@ def markdown(report: dict[str, Any]) -> str:
         for name in STAGE_NAMES:
             stage = result["stages"][name]
             median = stage["median_steps"]
+            low, high = stage.get("interval_95", (None, None))
+            interval = f" [{low:.0%}–{high:.0%}]" if low is not None else ""
             cells.append(
-                f"{stage['reached']:.0%}" + (f" ({median:.0f})" if median is not None else "")
+                f"{stage['reached']:.0%}{interval}"
+                + (f" ({median:.0f})" if median is not None else "")
             )
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {result['steps_per_s']:.0f} |")
     lines += [
         "",
-        "Each stage: share of episodes reaching it (median steps to it); the badge "
-        "column is the success rate.",
+        "Each stage: share of episodes reaching it [Wilson 95% interval] (median steps to "
+        "it); the badge column is the success rate.",
     ]
     return "\n".join(lines) + "\n"
