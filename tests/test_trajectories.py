@@ -4,7 +4,8 @@ random, demonstrator), a run learning online (world-model and behaviour updates)
 Every random draw and every update is in the recorded files: an env's buttons come from the
 actor's sampling (torch), the loop's numpy generator or the demonstrator; training moves the
 weights the next buttons come from. A reordered draw or call anywhere in acting or learning
-shows up as the first line that differs.
+shows up as the first line that differs. A change meant to change them (a new shipped
+checkpoint, a cartridge behaviour) re-records them with tests/record_trajectories.py.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pokedreamer.env.cartridge import ROM_PATH
 from pokedreamer.env.rom import Rom, load_rom
 from pokedreamer.rundir import RunDir
 
-RECORDED = Path(__file__).parent / "data" / "trajectories-before-redesign.json.gz"
+RECORDED = Path(__file__).parent / "data" / "trajectories.json.gz"
 # Fields that hold the wall clock, left out of the recording.
 WALL_CLOCK = {"steps.jsonl": "t", "plans.jsonl": "wall_time"}
 TRAIN = {
