@@ -39,9 +39,9 @@ from pokedreamer.world_model.rssm import RSSMState
 TINY = PRESETS["tiny"]
 ACTIONS = 9
 FACTS = GameFacts.fixture()
-# Without the fixture's doors go_to_map's potential is arrival alone (0 or 1), which keeps the
-# shaping figures below easy to check by hand; the route potential is tested in test_subgoals.
-ARRIVAL_ONLY = dataclasses.replace(FACTS, doors=())
+# Without a map graph go_to_map's potential is arrival alone (0 or 1), which keeps the shaping
+# figures below easy to check by hand; the route potential is tested in test_subgoals.
+ARRIVAL_ONLY = dataclasses.replace(FACTS, graph=None)
 SUBGOAL = GoToMap(map="PALLET_TOWN")
 # DreamerV3's discount, entropy weight and learning rates, which these tests were tuned with.
 DREAMERV3 = {"gamma": 0.997, "entropy": 3e-4, "actor_lr": 3e-5, "critic_lr": 3e-5}
