@@ -25,7 +25,7 @@ SIZE = (200, 60)
 # Out of the house, across the town to the GUIDE, and through his dialog: three subgoals reached
 # or replaced, plans at the start and at each subgoal done, and text boxes.
 ROUTE = (*TO_MOM[:-1], *MOM_TO_TOWN, *TOWN_TO_GUIDE, "a", "a", "a", "a", "a", "a")
-LLM_STEP = 22
+LLM_STEP = 23
 
 
 def llm_record(step: int) -> PlanRecord:

@@ -48,7 +48,7 @@ MOMENTS: dict[str, Callable[[GameState], bool]] = {
     "fixture-route-1-grass": lambda s: (
         s.map_name == "ROUTE_1" and s.battle == "none" and _level(s) == 5 and s.hp_fraction == 1
     ),
-    "fixture-wild-battle": lambda s: s.battle == "wild" and _says(s, "FIGHT"),
+    "fixture-wild-battle": lambda s: s.battle == "wild" and _says(s, "appeared"),
     "fixture-hurt-after-battle": lambda s: (
         s.map_name == "ROUTE_1" and s.battle == "none" and not s.text_shown
         and bool(s.party) and s.hp_fraction < 0.5

@@ -27,13 +27,13 @@ def test_episode_trace_places_plans_and_subgoal_spans(recorded_run: RunDir) -> N
     assert len(trace) == len(ROUTE) + 1
     assert trace.plan_steps[0] == 0 and LLM_STEP in trace.plan_steps
     spans = [(s.subgoal, s.start, s.end, s.outcome) for s in trace.spans]
-    assert spans[0] == ("go to PALLET_TOWN", 0, 11, "done")  # out of the house at step 11
-    assert spans[1][:2] == ("go to PALLET_TOWN (6, 2)", 11) and spans[1][3] == "done"
+    assert spans[0] == ("go to PALLET_TOWN", 0, 12, "done")  # out of the house at step 12
+    assert spans[1][:2] == ("go to PALLET_TOWN (6, 2)", 12) and spans[1][3] == "done"
     assert spans[-1][3] == "still active"
-    assert trace.steps[11].state.map_name == "PALLET_TOWN"
-    assert trace.span_index_at(10) == 0 and trace.span_index_at(11) == 1
-    assert trace.next_plan_step(0) == 11 and trace.previous_plan_step(11) == 0
-    assert trace.plan_index_at(10) == 0 and trace.next_plan_step(len(trace) - 1) is None
+    assert trace.steps[12].state.map_name == "PALLET_TOWN"
+    assert trace.span_index_at(11) == 0 and trace.span_index_at(12) == 1
+    assert trace.next_plan_step(0) == 12 and trace.previous_plan_step(12) == 0
+    assert trace.plan_index_at(11) == 0 and trace.next_plan_step(len(trace) - 1) is None
 
 
 def test_replay_viewer_scrubs_jumps_to_plans_and_shows_the_active_subgoal(
@@ -51,15 +51,17 @@ def test_replay_viewer_scrubs_jumps_to_plans_and_shows_the_active_subgoal(
                 return str(screen.query_one("#status", Static).render())
 
             assert screen.step == 0 and np.array_equal(frame.frame, reader.frame(0))
-            assert "active: go to PALLET_TOWN (since step 0, done at step 11)" in status()
+            assert "active: go to PALLET_TOWN (since step 0, done at step 12)" in status()
             await pilot.press("right", "right")
             assert screen.step == 2 and np.array_equal(frame.frame, reader.frame(2))
             terms = str(screen.query_one("#terms", Static).render())
             assert f"pressed {ROUTE[1]}" in terms and "return so far" in terms
             await pilot.press("left")
             assert screen.step == 1
-            await pilot.press("shift+right")
+            await pilot.press("shift+right")  # ten steps on: on the house's mat
             assert screen.step == 11
+            assert "REDS" in str(screen.query_one("#state", Static).render())
+            await pilot.press("right")
             assert "REDS" not in str(screen.query_one("#state", Static).render())
             await pilot.press("shift+left", "shift+left")
             assert screen.step == 0
@@ -71,20 +73,20 @@ def test_replay_viewer_scrubs_jumps_to_plans_and_shows_the_active_subgoal(
             assert screen.step == last and "still active at the end" in status()
             # Plans: ] and [ jump between the steps where a plan was adopted.
             await pilot.press("home", "right_square_bracket")
-            assert screen.step == 11 and "plan 2/" in status() and "(subgoal done" in status()
-            assert "active: go to PALLET_TOWN (6, 2) (since step 11" in status()
+            assert screen.step == 12 and "plan 2/" in status() and "(subgoal done" in status()
+            assert "active: go to PALLET_TOWN (6, 2) (since step 12" in status()
             await pilot.press("left_square_bracket")
             assert screen.step == 0
             # Go to a step by number.
             await pilot.press("g")
             await until(pilot, lambda: app.screen is not screen)
-            await pilot.press("1", "9", "enter")
+            await pilot.press("2", "0", "enter")
             await until(pilot, lambda: app.screen is screen)
-            assert screen.step == 19
+            assert screen.step == 20
             assert "GUIDE: Hello, RED!" in str(screen.query_one("#dialog", Static).render())
             spans = str(screen.query_one("#spans", Static).render())
             assert "▶ ■ go to ROUTE_1" in spans
-            assert "go to PALLET_TOWN: steps 0–10, done at step 11" in spans
+            assert "go to PALLET_TOWN: steps 0–11, done at step 12" in spans
             # The timeline: a click jumps; the plan table selects a plan's step.
             timeline = screen.query_one("#timeline", Timeline)
             await pilot.click("#timeline", offset=(1, 1))
@@ -93,7 +95,7 @@ def test_replay_viewer_scrubs_jumps_to_plans_and_shows_the_active_subgoal(
             table.focus()
             table.move_cursor(row=1)
             await pilot.press("enter")
-            assert screen.step == 11
+            assert screen.step == 12
             # The plan in effect, opened: the LLM's prompt and raw answer.
             screen.go(LLM_STEP)
             await pilot.press("i")

@@ -103,7 +103,7 @@ def test_game_screen_repaints_only_the_rows_that_changed() -> None:
 
 
 def test_panels_read_the_game_state(step_events: list[StepEvent]) -> None:
-    house, guide = step_events[0].state, step_events[19].state
+    house, guide = step_events[0].state, step_events[20].state
     text = state_text(house).plain
     assert "REDS_HOUSE_1F" in text and "x 3  y 5  facing down" in text
     assert "party: none" in text and "badges ○○○○○○○○ 0/8" in text and "¥3,000" in text

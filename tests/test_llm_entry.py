@@ -91,7 +91,7 @@ def test_the_planner_flag(server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
     # The state summary names the exits the run's map graph knows (read at the reset).
     first = server.requests[0].body["messages"]
     user = next(m["content"] for m in first if m["role"] == "user")
-    assert "Known exits (x,y): to PALLET_TOWN via (4,8), (5,8)" in user
+    assert "Known exits (x,y): to PALLET_TOWN via (4,9), (5,9)" in user
 
 
 def test_the_config_file(server: FakeLLMServer, tmp_path: Path) -> None:
