@@ -61,19 +61,25 @@ def starts(wm: WorldModel, b: int) -> RSSMState:
         return wm.rssm.img_step(wm.rssm.initial(b), actions)
 
 
-def fake_predict(map_ids: Tensor, reward: Tensor | None = None) -> dict[str, Tensor]:
-    """A predict() output with the given map ids (H+1, B), every other head neutral."""
+def fake_predict(
+    map_ids: Tensor,
+    reward: Tensor | None = None,
+    x: Tensor | None = None,
+    cont: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """A predict() output with the given map ids (H+1, B) (and x, reward and cont when given),
+    every other head neutral."""
     shape = map_ids.shape
     preds = {
         "map_id": map_ids,
-        "x": torch.zeros(shape, dtype=torch.int64),
+        "x": torch.zeros(shape, dtype=torch.int64) if x is None else x,
         "y": torch.zeros(shape, dtype=torch.int64),
         "battle": torch.zeros(shape, dtype=torch.int64),
         "text_shown": torch.zeros(shape),
         "hp_fraction": torch.zeros(shape),
         "badges": torch.zeros(*shape, 8),
         "reward": torch.zeros(shape) if reward is None else reward,
-        "cont": torch.ones(shape),
+        "cont": torch.ones(shape) if cont is None else cont,
     }
     assert set(preds) == set(STATE_HEADS) | {"reward", "cont"}
     return preds
@@ -150,6 +156,21 @@ def test_lambda_return_matches_the_weighted_n_step_returns(lam: float) -> None:
             assert got[t, i].item() == pytest.approx(expected, abs=1e-5), (t, i)
 
 
+def test_return_norm_counts_only_returns_with_weight() -> None:
+    """Half the batch weighs 0 (starts already done, steps after completion): the percentiles
+    are those of the weighted half alone, and a batch with no weight changes nothing."""
+    weighted = torch.linspace(0.0, 10.0, 101)
+    ignored = torch.full((101,), 1000.0)
+    returns = torch.stack([weighted, ignored], dim=1)  # (101, 2) like (H, B)
+    weights = torch.stack([torch.rand(101) + 0.01, torch.zeros(101)], dim=1)
+    norm = ReturnNorm((5.0, 95.0), decay=0.99)
+    norm.update(returns, weights)
+    assert norm.low.item() == pytest.approx(0.5) and norm.high.item() == pytest.approx(9.5)
+    assert norm.scale().item() == pytest.approx(9.0)
+    norm.update(torch.full((4, 2), 500.0), torch.zeros(4, 2))
+    assert norm.scale().item() == pytest.approx(9.0) and norm.count.item() == 1
+
+
 def test_return_norm_leaves_small_returns_unscaled_and_tracks_large_ones() -> None:
     norm = ReturnNorm((5.0, 95.0), decay=0.99)
     norm.update(torch.linspace(0.0, 0.5, 101))
@@ -188,8 +209,9 @@ def test_shaping_bonus_is_paid_at_most_once_and_the_return_stops_at_done(
     assert isinstance(imag, Imagination)
     bonuses = (imag.shaping > cfg.shaping_bonus / 2).sum(0)
     assert bonuses.tolist() == [0, 1, 0, 0]
-    # Trajectory 1: gamma*phi(s_2) - phi(s_1) + bonus on its second step, then nothing.
-    assert imag.shaping[:, 1].tolist() == pytest.approx([0.0, 0.9 + 5.0, 0, 0, 0, 0])
+    # Trajectory 1: the bonus less phi(s_1) on its second step (no gamma*phi(s_2): the
+    # subgoal's end is absorbing, potential 0), then nothing.
+    assert imag.shaping[:, 1].tolist() == pytest.approx([0.0, 5.0, 0, 0, 0, 0])
     assert imag.conts[:, 1].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
     assert imag.weights[:, 1].tolist() == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
     # Starts already done teach nothing about the subgoal.
@@ -202,7 +224,67 @@ def test_shaping_bonus_is_paid_at_most_once_and_the_return_stops_at_done(
     assert metrics["done_rate"] == 0.25 and metrics["start_done_rate"] == 0.5
     values = torch.zeros(7, 4)
     returns = lambda_return(imag.rewards, imag.conts, values, cfg.gamma, cfg.lam)
-    assert returns[1, 1].item() == pytest.approx(5.9)
+    assert returns[1, 1].item() == pytest.approx(5.0)
+
+
+def test_shaping_telescopes_under_the_returns_discount(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hand-built trajectories on PALLET_TOWN under go_to_tile (6, 2), whose potential is
+    0.5 + 0.5 * (1 - |x - 6| / 20) at y 2: the shaped return less the unshaped one is
+    D_H * phi(s_H) - phi(s_0), D_H the returns' discount to the horizon; a loop back to its
+    start leaves the return as it was when nothing discounts; a step into done or into a
+    predicted end pays no gamma * phi."""
+    wm = WorldModel(TINY, ACTIONS)
+    town = FACTS.map_id("PALLET_TOWN")
+    tile = GoToTile(map="PALLET_TOWN", x=6, y=2)
+    xs = torch.tensor(
+        [
+            [0, 1, 2, 1, 0],  # leaves and comes back
+            [0, 1, 2, 1, 0],  # the same, the world model predicting the game may end
+            [4, 5, 6, 5, 4],  # reaches the tile at s_2
+            [0, 1, 2, 3, 4],  # the game ends at s_2 (cont 0)
+        ]
+    ).T  # (H+1, B)
+    cont = torch.ones(5, 4)
+    cont[:, 1] = torch.tensor([1.0, 0.9, 0.8, 0.7, 0.6])
+    cont[2, 3] = 0.0
+    reward = torch.zeros(5, 4)
+    reward[1:, :] = torch.tensor([0.25, -0.5, 1.0, 0.125]).unsqueeze(1)
+    maps = torch.full((5, 4), town)
+    preds = fake_predict(maps, reward=reward, x=xs, cont=cont)
+    preds["y"] = torch.full((5, 4), 2)
+    monkeypatch.setattr(wm, "predict", lambda feat: preds)
+
+    def phi(x: float) -> float:
+        return 0.5 + 0.5 * (1 - abs(x - 6) / 20)
+
+    for gamma in (1.0, 0.9):
+        cfg = config(horizon=4, gamma=gamma, shaping_bonus=3.0, lam=1.0)
+        behavior = Behavior(TINY, ACTIONS, cfg)
+        imag = behavior.imagine(wm, starts(wm, 4), goal_tensor(tile, FACTS, 4, "cpu"), tile, FACTS)
+        zero = torch.zeros(5, 4)
+        shaped = lambda_return(imag.rewards, imag.conts, zero, gamma, 1.0)[0]
+        plain = lambda_return(imag.rewards - imag.shaping, imag.conts, zero, gamma, 1.0)[0]
+        discount = torch.cat([torch.ones(1, 4), gamma * imag.conts]).cumprod(0)[-1]
+        for i in (0, 1, 3):
+            end = discount[i].item() * phi(xs[-1, i].item())
+            assert shaped[i].item() - plain[i].item() == pytest.approx(
+                end - phi(xs[0, i].item()), abs=1e-5
+            )
+        if gamma == 1.0:  # out and back, nothing discounting: the same return
+            assert shaped[0].item() == pytest.approx(plain[0].item(), abs=1e-6)
+            assert plain[0].item() == pytest.approx(0.875)
+        # Reaching the tile: gamma*phi(s_1) - phi(s_0), then the bonus less phi(s_1), and the
+        # return ends there.
+        assert imag.shaping[:2, 2].tolist() == pytest.approx(
+            [gamma * phi(5) - phi(4), 3.0 - phi(5)], abs=1e-6
+        )
+        assert imag.shaping[2:, 2].abs().sum() == 0 and imag.conts[1, 2] == 0
+        assert shaped[2].item() == pytest.approx(
+            0.25 - 0.5 * gamma + gamma * 3.0 - phi(4), abs=1e-5
+        )
+        # A predicted end (cont 0 at s_2): its step pays -phi(s_1) and no gamma * phi(s_2).
+        assert imag.shaping[1, 3].item() == pytest.approx(-phi(1), abs=1e-6)
+        assert imag.weights[2:, 3].abs().sum() == 0
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ networks, lambda-returns and the return scale are in pokedreamer.agent.actor_cri
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -174,10 +175,12 @@ class Behavior(nn.Module):
         world_model: WorldModel,
         starts: RSSMState,
         goal: Tensor,
-        subgoal: Subgoal | None,
+        subgoal: Subgoal | Sequence[Subgoal | None] | None,
         facts: GameFacts | None,
     ) -> Imagination:
         """Rolls `horizon` steps from starts (B, ...) under the current policy and scores them.
+        `subgoal` shapes every start alike, or is a sequence of B, start i's subgoal at i
+        (goal's row i must be its encoding).
 
         All of it runs under no_grad: the world model gets no gradient from behaviour learning,
         and the actor is trained on log-probabilities recomputed on the detached features."""
@@ -201,19 +204,9 @@ class Behavior(nn.Module):
         cont = preds["cont"][1:].float()
         assert game_reward.shape == cont.shape == (h, b), (game_reward.shape, cont.shape)
 
-        if subgoal is None:
-            shaped = torch.zeros_like(game_reward)
-            not_done = torch.ones_like(feats[..., 0])
-        else:
-            assert facts is not None, "shaping a subgoal needs the game's facts"
-            arrays = {name: preds[name] for name in STATE_HEADS}
-            view = StateView.from_arrays(**arrays)
-            prev = StateView.from_arrays(**{k: v[:-1] for k, v in arrays.items()})
-            nxt = StateView.from_arrays(**{k: v[1:] for k, v in arrays.items()})
-            reward = shaping(subgoal, prev, nxt, facts, cfg.gamma, cfg.shaping_bonus)
-            shaped = _batch(reward, h, b, feats.device)
-            not_done = 1.0 - _batch(done(subgoal, view, facts), h + 1, b, feats.device)
-
+        shaped, not_done = subgoal_shaping(
+            preds, subgoal, facts, cfg.gamma * cont, cfg.shaping_bonus
+        )
         # alive[t]: the subgoal is done in none of s_0..s_t. Done is sticky: a predicted state
         # that wanders out of the subgoal and back in does not earn its bonus again.
         alive = torch.cumprod(not_done, dim=0)
@@ -249,7 +242,7 @@ class Behavior(nn.Module):
             values = twohot_mean(self.slow_critic(feats, goal))
             assert values.shape == (h + 1, b), values.shape
             returns = lambda_return(imag.rewards, imag.conts, values, cfg.gamma, cfg.lam)
-            self.return_norm.update(returns)
+            self.return_norm.update(returns, imag.weights)
             scale = self.return_norm.scale()
             advantage = (returns - values[:-1]) / scale
 
@@ -308,10 +301,11 @@ class Behavior(nn.Module):
         world_model: WorldModel,
         starts: RSSMState,
         goal: Tensor,
-        subgoal: Subgoal | None,
+        subgoal: Subgoal | Sequence[Subgoal | None] | None,
         facts: GameFacts | None,
     ) -> dict[str, float]:
-        """imagine from starts (B, ...) under goal (B, G) and subgoal, then train_on it."""
+        """imagine from starts (B, ...) under goal (B, G) and subgoal (one, or one per start),
+        then train_on it."""
         return self.train_on(self.imagine(world_model, starts, goal, subgoal, facts))
 
     @torch.no_grad()
@@ -355,6 +349,47 @@ class Behavior(nn.Module):
             f"{prefix}/critic_opt", self.critic_opt, tensors, meta["critic_opt"], source
         )
         self.updates = int(meta["updates"])
+
+
+def subgoal_shaping(
+    preds: dict[str, Tensor],
+    subgoal: Subgoal | Sequence[Subgoal | None] | None,
+    facts: GameFacts | None,
+    discount: Tensor,
+    bonus: float,
+) -> tuple[Tensor, Tensor]:
+    """The subgoal part of imagined rewards, unscaled: (shaping (H, B), not_done (H+1, B)).
+
+    preds: the world model's predictions on s_0 .. s_H, each (H+1, B, ...). discount (H, B):
+    gamma * cont(s_{t+1}), the returns' own discount of s_t -> s_{t+1} before the subgoal's end,
+    so the potential part telescopes (planner.subgoals.shaping). `subgoal`: one for every
+    trajectory, or one per trajectory; those that share one are shaped together, by column."""
+    h, b = discount.shape
+    device = discount.device
+    shaped = torch.zeros(h, b, device=device)
+    not_done = torch.ones(h + 1, b, device=device)
+    if subgoal is None:
+        return shaped, not_done
+    assert facts is not None, "shaping a subgoal needs the game's facts"
+    if isinstance(subgoal, Sequence):
+        assert len(subgoal) == b, (len(subgoal), b)
+        columns: dict[Any, list[int]] = {}
+        for i, each in enumerate(subgoal):
+            if each is not None:
+                columns.setdefault(each, []).append(i)
+        groups = [(each, torch.tensor(cols, device=device)) for each, cols in columns.items()]
+    else:
+        groups = [(subgoal, torch.arange(b, device=device))]
+    for each, cols in groups:
+        arrays = {name: preds[name].index_select(1, cols) for name in STATE_HEADS}
+        n = len(cols)
+        prev = StateView.from_arrays(**{k: v[:-1] for k, v in arrays.items()})
+        nxt = StateView.from_arrays(**{k: v[1:] for k, v in arrays.items()})
+        reward = shaping(each, prev, nxt, facts, discount.index_select(1, cols), bonus)
+        shaped.index_copy_(1, cols, _batch(reward, h, n, device))
+        reached = _batch(done(each, StateView.from_arrays(**arrays), facts), h + 1, n, device)
+        not_done.index_copy_(1, cols, 1.0 - reached)
+    return shaped, not_done
 
 
 def _batch(value: Any, h: int, b: int, device: torch.device) -> Tensor:
