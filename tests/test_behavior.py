@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,9 +16,10 @@ from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
 from pokedreamer.agent.actor_critic import ReturnNorm, lambda_return
 from pokedreamer.agent.behavior import RECORDED_SETTINGS, Behavior, Imagination, goal_tensor
+from pokedreamer.agent.subgoal_pool import SubgoalPool, live, views_of
 from pokedreamer.config import AgentSettings, Settings
 from pokedreamer.env.frames import FRAME_SHAPE
-from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.env.state import VECTOR_SIZE, GameState, PartyMon
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     GOAL_ENCODING_SIZE,
@@ -27,8 +29,10 @@ from pokedreamer.planner.subgoals import (
     HealParty,
     ReadText,
     SetEvent,
+    StateView,
     Subgoal,
     WinBattle,
+    describe,
 )
 from pokedreamer.world_model.checkpoint import load_checkpoint, save_checkpoint
 from pokedreamer.world_model.heads import STATE_HEADS
@@ -314,6 +318,99 @@ def test_every_subgoal_kind_shapes_predicted_states(subgoal: Subgoal) -> None:
     assert imag.alive.shape == (4, 4)
     metrics = behavior.train_on(imag)
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values()), metrics
+
+
+# ----------------------------------------------------------------------------------------------
+# Pairing starts with live subgoals
+
+
+def game_state(map_name: str, x: int, y: int, **changes: object) -> GameState:
+    base = dict(
+        map_id=FACTS.map_id(map_name), map_name=map_name, x=x, y=y, facing="down",
+        battle="none", enemy_hp=0, enemy_max_hp=0, text_shown=False, text=(),
+        party=(PartyMon(7, 5, 12, 20),), badges=0, money=0, event_flags=bytes(320),
+        pokedex_owned=0, pokedex_seen=0, bag=(),
+    )  # fmt: skip
+    return GameState(**{**base, **changes})
+
+
+def test_views_of_vectors_read_what_the_subgoals_read() -> None:
+    battle = game_state("ROUTE_1", 7, 8, battle="wild", enemy_hp=6, enemy_max_hp=10, badges=5)
+    states = [game_state("PALLET_TOWN", 3, 4, text_shown=True), battle]
+    views = views_of(np.stack([s.vector() for s in states]))
+    for i, state in enumerate(states):
+        want = StateView.from_game_state(state)
+        for name in ("map_id", "x", "y", "battle", "text_shown", "hp_fraction"):
+            assert getattr(views, name)[i] == pytest.approx(getattr(want, name)), name
+        assert views.enemy_hp_fraction[i] == pytest.approx(want.enemy_hp_fraction, abs=1e-3)
+        assert views.badges[i].tolist() == list(want.badges)
+
+
+TILE_TOWN = GoToTile(map="PALLET_TOWN", x=6, y=2)
+TILE_ROUTE = GoToTile(map="ROUTE_1", x=7, y=4)
+LIVE_STARTS = [
+    game_state("PALLET_TOWN", 0, 2),  # only the town's tile moves with a step
+    game_state("ROUTE_1", 7, 8),  # only the route's tile
+    game_state("REDS_HOUSE_1F", 3, 4, battle="wild", enemy_hp=6, enemy_max_hp=10),  # the battle
+    game_state("PALLET_TOWN", 6, 2),  # on the town's tile (done): none is live
+]
+
+
+def test_each_start_is_paired_with_a_subgoal_live_there() -> None:
+    pool = SubgoalPool(ARRIVAL_ONLY)
+    everything = [TILE_TOWN, TILE_ROUTE, WinBattle(), EarnBadge(badge="BOULDER"), HealParty()]
+    pool.add(everything)
+    vectors = np.stack([s.vector() for s in LIVE_STARTS])
+    views = views_of(vectors)
+    assert [live(sg, views, ARRIVAL_ONLY).tolist() for sg in everything] == [
+        [True, False, False, False],
+        [False, True, False, False],
+        [False, False, True, False],
+        [False, False, False, False],  # a badge is all or nothing
+        [False, False, False, False],  # no step nearby heals
+    ]
+    rng = np.random.default_rng(0)
+    fallback = []
+    for _ in range(50):
+        subgoals, paired = pool.pair(rng, vectors, [])
+        assert subgoals[:3] == [TILE_TOWN, TILE_ROUTE, WinBattle()]
+        assert paired.tolist() == [True, True, True, False]
+        fallback.append(describe(subgoals[3]))
+    assert len(set(fallback)) == len(everything)  # no live one: any of the pool
+    # A pursued subgoal is the fallback; where it is live among others it is favoured.
+    for _ in range(20):
+        assert pool.pair(rng, vectors, [HealParty()])[0][3] == HealParty()
+    battle_on_route = game_state("ROUTE_1", 7, 8, battle="wild", enemy_hp=6, enemy_max_hp=10)
+    both = np.stack([battle_on_route.vector()] * 400)
+    picks = [describe(s) for s in pool.pair(rng, both, [WinBattle()])[0]]
+    assert set(picks) == {describe(WinBattle()), describe(TILE_ROUTE)}
+    assert 0.65 < picks.count(describe(WinBattle())) / len(picks) < 0.85  # 1/2 + 1/2 * 1/2
+
+
+def test_per_start_subgoals_shape_each_column_as_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    wm = WorldModel(TINY, ACTIONS)
+    town, route = FACTS.map_id("PALLET_TOWN"), FACTS.map_id("ROUTE_1")
+    maps = torch.tensor([[route, town, town, route]] * 3 + [[town, route, town, route]] * 2)
+    xs = torch.tensor([[0, 7, 2, 5], [1, 7, 3, 6], [2, 6, 4, 7], [3, 6, 5, 7], [4, 6, 6, 7]])
+    preds = fake_predict(maps, x=xs)
+    preds["y"] = torch.tensor([[2, 4, 2, 4]] * 5)
+    monkeypatch.setattr(wm, "predict", lambda feat: preds)
+    behavior = Behavior(TINY, ACTIONS, config(horizon=4, gamma=0.9, shaping_bonus=2.0))
+    start = starts(wm, 4)
+    pairs = [TILE_TOWN, TILE_ROUTE, TILE_TOWN, TILE_ROUTE]
+    goal = torch.stack([goal_tensor(sg, FACTS, 1, "cpu")[0] for sg in pairs])
+    mixed = behavior.imagine(wm, start, goal, pairs, FACTS)
+    for subgoal in (TILE_TOWN, TILE_ROUTE):
+        alone = behavior.imagine(wm, start, goal_tensor(subgoal, FACTS, 4, "cpu"), subgoal, FACTS)
+        cols = [i for i, sg in enumerate(pairs) if sg == subgoal]
+        for field in ("shaping", "conts", "weights", "alive"):
+            torch.testing.assert_close(
+                getattr(mixed, field)[:, cols], getattr(alone, field)[:, cols]
+            )
+    assert mixed.shaping[:, 2].tolist() == pytest.approx(
+        [0.9 * 0.925 - 0.9, 0.9 * 0.95 - 0.925, 0.9 * 0.975 - 0.95, 2.0 - 0.975]
+    )
+    assert mixed.shaping.abs().sum(0)[1] > 0 and mixed.conts[2, 3] == 0
 
 
 # ----------------------------------------------------------------------------------------------
