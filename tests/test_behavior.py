@@ -174,6 +174,25 @@ def test_return_norm_counts_only_returns_with_weight() -> None:
     norm.update(torch.full((4, 2), 500.0), torch.zeros(4, 2))
     assert norm.scale().item() == pytest.approx(9.0) and norm.count.item() == 1
 
+    # The same through an update: a fresh critic values everything 0, so with one imagined
+    # step the returns are the rewards, and the weightless half must not size the advantages.
+    behavior = Behavior(TINY, ACTIONS, config(horizon=1))
+    b = 202
+    imag = Imagination(
+        feats=torch.randn(2, b, TINY.feat_size),
+        goal=torch.zeros(b, GOAL_ENCODING_SIZE),
+        actions=torch.zeros(1, b, dtype=torch.int64),
+        rewards=torch.cat([weighted, ignored]).unsqueeze(0),
+        shaping=torch.zeros(1, b),
+        conts=torch.ones(1, b),
+        weights=torch.cat([torch.ones(101), torch.zeros(101)]).unsqueeze(0),
+        alive=torch.ones(2, b),
+    )
+    metrics = behavior.train_on(imag)
+    assert behavior.return_norm.low.item() == pytest.approx(0.5, abs=1e-3)
+    assert behavior.return_norm.high.item() == pytest.approx(9.5, abs=1e-3)
+    assert metrics["return_scale"] == pytest.approx(9.0, abs=1e-3)
+
 
 def test_return_norm_leaves_small_returns_unscaled_and_tracks_large_ones() -> None:
     norm = ReturnNorm((5.0, 95.0), decay=0.99)

@@ -310,7 +310,7 @@ def test_go_to_tile_rises_towards_the_guide(game: Game) -> None:
     # Each step closer earns a positive shaped reward; the step that arrives earns the bonus
     # less the potential it leaves (the done state's own potential is 0: the subgoal ends).
     steps = list(zip(path, path[1:], strict=False))
-    rewards = [shaping(beside_guide, a, b, FIXTURE, discount=0.997) for a, b in steps]
+    rewards = [shaping(beside_guide, a, b, FIXTURE, 0.997) for a, b in steps]
     assert all(r > 0 for r in rewards[:-1])
     assert rewards[-2] == pytest.approx(1.0 - 0.975)
     assert rewards[-1] == 0.0  # turning to face him: done already, nothing more to earn
@@ -406,7 +406,7 @@ def test_mom_heals_the_party(game: Game) -> None:
     healed = game.state
     assert healed.text_shown and "MOM" in healed.text[0]
     assert done(heal, healed, FIXTURE)
-    assert shaping(heal, hurt, healed, FIXTURE, discount=0.997) == pytest.approx(1.0 - 0.25)
+    assert shaping(heal, hurt, healed, FIXTURE, 0.997) == pytest.approx(1.0 - 0.25)
 
 
 def test_badge_and_event_views() -> None:
@@ -543,7 +543,7 @@ def test_shaping_telescopes(recorded: list[StateView]) -> None:
         path = recorded[: end + 1]
         steps = list(zip(path, path[1:], strict=False))
         total = sum(
-            gamma**t * shaping(subgoal, a, b, FIXTURE, discount=gamma, bonus=bonus)
+            gamma**t * shaping(subgoal, a, b, FIXTURE, gamma, bonus)
             for t, (a, b) in enumerate(steps)
         )
         first = phi(subgoal, path[0], FIXTURE)
@@ -553,7 +553,7 @@ def test_shaping_telescopes(recorded: list[StateView]) -> None:
             expected = gamma ** len(steps) * phi(subgoal, path[-1], FIXTURE) - first
         assert total == pytest.approx(expected), subgoal
         # Undiscounted and without the bonus, only the ends count.
-        plain = sum(shaping(subgoal, a, b, FIXTURE, discount=1.0, bonus=0.0) for a, b in steps)
+        plain = sum(shaping(subgoal, a, b, FIXTURE, 1.0, 0.0) for a, b in steps)
         last = 0.0 if dones[end] else phi(subgoal, path[-1], FIXTURE)
         assert plain == pytest.approx(last - first), subgoal
 
@@ -573,7 +573,7 @@ def test_shaping_of_a_loop_is_nothing_and_a_terminal_step_pays_no_potential() ->
     discounts = [0.9, 0.8, 0.95, 0.7, 0.99, 0.85]
     total, reach = 0.0, 1.0
     for (a, b), d in zip(steps, discounts, strict=True):
-        total += reach * shaping(tile, a, b, FIXTURE, discount=d, bonus=0.0)
+        total += reach * shaping(tile, a, b, FIXTURE, d, 0.0)
         reach *= d
     assert total == pytest.approx(reach * phis[-1] - phis[0])
     # The batch form takes one discount per transition.
@@ -582,9 +582,9 @@ def test_shaping_of_a_loop_is_nothing_and_a_terminal_step_pays_no_potential() ->
         [d * phis[t + 1] - phis[t] for t, d in enumerate(discounts)]
     )
     near, on = view(town, 5, 2), view(town, 6, 2)
-    assert shaping(tile, near, on, FIXTURE, discount=0.9, bonus=2.0) == pytest.approx(2.0 - 0.975)
-    assert shaping(tile, loop[0], loop[1], FIXTURE, discount=0.0) == pytest.approx(-0.85)
-    assert shaping(tile, on, near, FIXTURE, discount=0.9, bonus=2.0) == 0.0
+    assert shaping(tile, near, on, FIXTURE, 0.9, 2.0) == pytest.approx(2.0 - 0.975)
+    assert shaping(tile, loop[0], loop[1], FIXTURE, 0.0) == pytest.approx(-0.85)
+    assert shaping(tile, on, near, FIXTURE, 0.9, 2.0) == 0.0
 
 
 def test_no_subgoal_shapes_nothing(recorded: list[StateView]) -> None:

@@ -146,7 +146,8 @@ def test_a_sequence_cut_mid_episode_is_filtered_as_from_a_reset(
     replay = Replay(data.replay, wm.replay_capacity, wm.replay_chunk, seed=3)
     trainer = WorldModelTrainer(wm, settings.env.num_actions)
     batch = replay.sample(wm.batch_size, wm.batch_length)
-    assert batch["cut"].sum() >= 2 and (batch["actions"][:, 0] == 0).all()
+    assert batch["is_first"][:, 0].all() and (batch["actions"][:, 0] == 0).all()
+    assert batch["cut"].sum() >= 2  # most of the collected episode's sequences begin inside it
     t = trainer.tensors(batch)
     b = wm.batch_size
     with torch.no_grad():
