@@ -15,7 +15,13 @@ from torch import Tensor
 from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
 from pokedreamer.agent.actor_critic import ReturnNorm, lambda_return
-from pokedreamer.agent.behavior import RECORDED_SETTINGS, Behavior, Imagination, goal_tensor
+from pokedreamer.agent.behavior import (
+    RECORDED_SETTINGS,
+    RETURNS,
+    Behavior,
+    Imagination,
+    goal_tensor,
+)
 from pokedreamer.agent.subgoal_pool import SubgoalPool, live, views_of
 from pokedreamer.config import AgentSettings, Settings
 from pokedreamer.env.frames import FRAME_SHAPE
@@ -552,6 +558,22 @@ def test_checkpoint_round_trip_resumes_exactly(tmp_path: Path) -> None:
     pairs = zip(behavior.state_dict().items(), resumed.state_dict().values(), strict=True)
     for (name, a), b in pairs:
         assert torch.equal(a, b), name
+
+
+def test_a_checkpoint_of_earlier_returns_loads_with_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    behavior = Behavior(TINY, ACTIONS, config())
+    tensors, meta = behavior.state_tensors()
+    assert meta["returns"] == RETURNS
+    with caplog.at_level("WARNING"):
+        Behavior(TINY, ACTIONS, config()).load_state_tensors(tensors, meta, source="new")
+        assert caplog.records == []
+        old = {k: v for k, v in meta.items() if k != "returns"}
+        Behavior(TINY, ACTIONS, config()).load_state_tensors(tensors, old, source="ckpt-7")
+    [record] = caplog.records
+    assert record.getMessage().startswith("ckpt-7: behaviour trained on earlier imagined returns")
+    assert "\n" not in record.getMessage()
 
 
 def test_config_rejects_nonsense() -> None:

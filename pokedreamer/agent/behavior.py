@@ -3,22 +3,20 @@ imagination (DreamerV3), with System 2's subgoal shaping the imagined rewards.
 
 One update: from replayed posteriors, roll the world model's prior forward `horizon` steps under
 the actor; read each imagined step's reward, continuation and GameState from the model's heads;
-add the subgoal's potential shaping (and its completion bonus, once) on the predicted states; form
-lambda-returns bootstrapped from the slow critic; train the actor by REINFORCE on
+add each start's subgoal's potential shaping (and its completion bonus, once) on the predicted
+states; form lambda-returns bootstrapped from the slow critic; train the actor by REINFORCE on
 percentile-normalised advantages, the critic by twohot regression on the returns.
 
-Gradients: the rollout runs under no_grad, so neither the world model nor the dynamics carry any
-gradient; the actor's only gradient is log pi(a_t | sg(s_t)) times a stop-gradient advantage
-(buttons are discrete, so there is no reparameterised path worth the world model's gradients).
-The actor loss is computed with gradients enabled, and stepped.
-
-The hyper-parameters are the agent settings section (pokedreamer.config.AgentSettings); the
-networks, lambda-returns and the return scale are in pokedreamer.agent.actor_critic.
+Gradients: the rollout runs under no_grad, so the world model gets none; the actor's only
+gradient is log pi(a_t | sg(s_t)) times a stop-gradient advantage (buttons are discrete: no
+reparameterised path worth the world model's gradients). Hyper-parameters: the agent settings
+(pokedreamer.config.AgentSettings); networks, lambda-returns, return scale: agent.actor_critic.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -52,6 +50,12 @@ from pokedreamer.world_model.rssm import RSSMState
 if TYPE_CHECKING:
     from pokedreamer.config import AgentSettings
 
+
+logger = logging.getLogger(__name__)
+
+RETURNS = 2
+"""The imagined returns' version a behaviour checkpoint records: 2 is shaping under the returns'
+discount with phi(done) = 0 and a return scale of weighted returns only."""
 
 # The agent settings a behaviour checkpoint records, in the order it records them: those that
 # decide the actor-critic's updates (the loop's own settings are saved beside them).
@@ -95,9 +99,8 @@ class Imagination(NamedTuple):
     conts: Tensor
     """(H, B) continuation of s_t -> s_{t+1}: cont(s_{t+1}) * (1 - done(s_{t+1}))."""
     weights: Tensor
-    """(H, B) how much s_t counts in the losses: the probability the trajectory is still going
-    there (product of earlier continuations), 0 throughout when the start already has the
-    subgoal done."""
+    """(H, B) how much s_t counts in the losses and the return scale: the product of earlier
+    continuations, 0 throughout when the start already has its subgoal done."""
     alive: Tensor
     """(H+1, B) 1 while the subgoal is not done in any of s_0 .. s_t."""
 
@@ -126,8 +129,7 @@ class Behavior(nn.Module):
 
     def act(self, feat: Tensor, goal: Tensor, sample: bool = True) -> Tensor:
         """One-hot actions (B, A) in states feat (B, F) under goal (B, G): a Gumbel-max sample of
-        the mixed policy, or its mode with sample=False. Straight-through when gradients are on;
-        imagination runs under no_grad, where it is a plain one-hot."""
+        the mixed policy, or its mode with sample=False (straight-through under gradients)."""
         b = feat.shape[0]
         assert feat.shape == (b, self.preset.feat_size), feat.shape
         assert goal.shape == (b, GOAL_ENCODING_SIZE), goal.shape
@@ -180,10 +182,8 @@ class Behavior(nn.Module):
     ) -> Imagination:
         """Rolls `horizon` steps from starts (B, ...) under the current policy and scores them.
         `subgoal` shapes every start alike, or is a sequence of B, start i's subgoal at i
-        (goal's row i must be its encoding).
-
-        All of it runs under no_grad: the world model gets no gradient from behaviour learning,
-        and the actor is trained on log-probabilities recomputed on the detached features."""
+        (goal's row i its encoding). Under no_grad: the world model gets no gradient, and the
+        actor is trained on log-probabilities recomputed on the detached features."""
         cfg = self.settings
         b = starts.deter.shape[0]
         h = cfg.horizon
@@ -327,6 +327,7 @@ class Behavior(nn.Module):
         meta = {
             "num_actions": self.num_actions,
             "updates": self.updates,
+            "returns": RETURNS,
             "settings": {name: settings[name] for name in RECORDED_SETTINGS},
             "actor_opt": actor_meta,
             "critic_opt": critic_meta,
@@ -349,6 +350,11 @@ class Behavior(nn.Module):
             f"{prefix}/critic_opt", self.critic_opt, tensors, meta["critic_opt"], source
         )
         self.updates = int(meta["updates"])
+        if meta.get("returns", 1) != RETURNS:
+            logger.warning(
+                "%s: behaviour trained on earlier imagined returns (gamma*phi paid at completion,"
+                " weightless returns scaled): loaded as is; critic and scale re-learn them", source
+            )  # fmt: skip
 
 
 def subgoal_shaping(
@@ -366,23 +372,17 @@ def subgoal_shaping(
     trajectory, or one per trajectory; those that share one are shaped together, by column."""
     h, b = discount.shape
     device = discount.device
-    shaped = torch.zeros(h, b, device=device)
-    not_done = torch.ones(h + 1, b, device=device)
-    if subgoal is None:
-        return shaped, not_done
-    assert facts is not None, "shaping a subgoal needs the game's facts"
-    if isinstance(subgoal, Sequence):
-        assert len(subgoal) == b, (len(subgoal), b)
-        columns: dict[Any, list[int]] = {}
-        for i, each in enumerate(subgoal):
-            if each is not None:
-                columns.setdefault(each, []).append(i)
-        groups = [(each, torch.tensor(cols, device=device)) for each, cols in columns.items()]
-    else:
-        groups = [(subgoal, torch.arange(b, device=device))]
-    for each, cols in groups:
+    shaped, not_done = torch.zeros(h, b, device=device), torch.ones(h + 1, b, device=device)
+    pairs = subgoal if isinstance(subgoal, Sequence) else [subgoal] * b
+    assert len(pairs) == b, (len(pairs), b)
+    columns: dict[Any, list[int]] = {}
+    for i, each in enumerate(pairs):
+        if each is not None:
+            columns.setdefault(each, []).append(i)
+    for each, where in columns.items():
+        assert facts is not None, "shaping a subgoal needs the game's facts"
+        cols, n = torch.tensor(where, device=device), len(where)
         arrays = {name: preds[name].index_select(1, cols) for name in STATE_HEADS}
-        n = len(cols)
         prev = StateView.from_arrays(**{k: v[:-1] for k, v in arrays.items()})
         nxt = StateView.from_arrays(**{k: v[1:] for k, v in arrays.items()})
         reward = shaping(each, prev, nxt, facts, discount.index_select(1, cols), bonus)
@@ -393,7 +393,7 @@ def subgoal_shaping(
 
 
 def _batch(value: Any, h: int, b: int, device: torch.device) -> Tensor:
-    """A subgoal function's result (a tensor, or a plain number or bool where the subgoal cannot
-    judge predicted states) as float32 (h, b) on device."""
+    """A subgoal function's result (a tensor, or a plain number where it cannot judge
+    predicted states) as float32 (h, b) on device."""
     out = torch.as_tensor(value, device=device).float()
     return out.expand(h, b) if out.shape != (h, b) else out
