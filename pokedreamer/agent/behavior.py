@@ -353,7 +353,7 @@ class Behavior(nn.Module):
         if meta.get("returns", 1) != RETURNS:
             logger.warning(
                 "%s: behaviour trained on earlier imagined returns (gamma*phi paid at completion,"
-                " weightless returns scaled): loaded as is; critic and scale re-learn them", source
+                " weightless returns scaled): loaded as is; training on re-learns its critic", source
             )  # fmt: skip
 
 
