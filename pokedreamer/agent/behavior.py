@@ -352,8 +352,8 @@ class Behavior(nn.Module):
         self.updates = int(meta["updates"])
         if meta.get("returns", 1) != RETURNS:
             logger.warning(
-                "%s: behaviour trained on earlier imagined returns (gamma*phi paid at completion,"
-                " weightless returns scaled): loaded as is; training on re-learns its critic", source
+                "%s: behaviour trained on earlier imagined returns (gamma*phi paid at done, "
+                "weightless returns scaled): loaded as is; training on re-learns its critic", source
             )  # fmt: skip
 
 
