@@ -462,26 +462,31 @@ def shaping(
     prev_view: StateView | GameState,
     view: StateView | GameState,
     facts: GameFacts,
-    gamma: float = 0.997,
+    discount: Value = 1.0,
     bonus: float = 1.0,
 ) -> Value:
-    """The shaped reward of the transition prev_view -> view: ``gamma*phi(view) - phi(prev)``
-    plus ``bonus`` on the step the subgoal becomes done (elementwise over a batch). No subgoal
-    gives 0.
+    """The shaped reward of the transition prev_view -> view (elementwise over a batch):
+    ``discount*phi(view) - phi(prev)``, with phi of a state where the subgoal is done taken
+    as 0, plus ``bonus`` on the step the subgoal becomes done. A transition out of a done
+    state pays 0, and no subgoal gives 0.
 
-    The potential part telescopes, so it leaves the optimal policy alone. The bonus is the
-    subgoal's own reward and does not telescope: stepping out of a done state and back in earns
-    it again, so treat the first done step as the end of the subgoal — the agent loop moves to
-    the next one, and imagination should stop its return there (continuation ``1 - done``)."""
+    ``discount`` must be the one the returns apply to this transition: gamma times the
+    probability the trajectory goes on (imagination passes gamma * cont(view), an array).
+    Reaching done ends the subgoal: the state is then absorbing, so its potential is 0 (Ng,
+    Harada and Russell, 1999) and the step pays ``bonus - phi(prev)``, no ``discount * phi``.
+    Then the potential part of any trajectory's return telescopes to
+    ``D_n * phi(s_n) - phi(s_0)`` (``D_n`` the product of the discounts, 0 once it ended) and
+    leaves the optimal policy alone. The bonus is the subgoal's own reward and does change it:
+    it is what makes reaching done worth more than its neighbours. Stepping out of done and
+    back in would earn it again, so the return must stop at the first done step (imagination's
+    continuation is ``cont * (1 - done)``; the agent loop moves to the next subgoal)."""
     prev, now = as_view(prev_view), as_view(view)
     if subgoal is None:
         return now.hp_fraction * 0.0
-    reward = gamma * subgoal.phi(now, facts) - subgoal.phi(prev, facts)
-    if bonus:
-        reward = reward + bonus * _float(subgoal.done(now, facts)) * (
-            1 - _float(subgoal.done(prev, facts))
-        )
-    return reward
+    was_done = _float(subgoal.done(prev, facts))
+    is_done = _float(subgoal.done(now, facts))
+    potential = discount * (1 - is_done) * subgoal.phi(now, facts) - subgoal.phi(prev, facts)
+    return (1 - was_done) * (potential + bonus * is_done)
 
 
 _HASH_BUCKETS = 8
