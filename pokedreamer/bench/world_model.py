@@ -34,7 +34,10 @@ from pokedreamer.env.rom import load_rom
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import GoToTile
 from pokedreamer.world_model.dist import categorical_st_sample
-from pokedreamer.world_model.trainer import WorldModelTrainer
+from pokedreamer.world_model.heads import StateRanges
+from pokedreamer.world_model.model import WorldModel
+from pokedreamer.world_model.presets import PRESETS
+from pokedreamer.world_model.trainer import WorldModelTrainer, autocast, resolve_device
 
 
 def device_name(device: torch.device, bf16: bool) -> str:
@@ -97,11 +100,17 @@ def bench_imagine(
     rollouts: int = 10, agent: AgentSettings | None = None, rounds: int = 3,
 ) -> WorldModelBench:  # fmt: skip
     """The bare rollout and the real behaviour update, ``rounds`` times each in turn, on one
-    world model sized to the configured ROM's game; then the env's steps/s."""
+    world model with state heads sized to the configured ROM's game; then the env's steps/s."""
     num_actions = env_settings.num_actions
-    trainer, device = _model(settings, num_actions)
-    model = trainer.model.eval()
-    p = model.preset
+    facts = GameFacts.for_game(load_rom(env_settings.rom or ROM_PATH).game)
+    device = resolve_device(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(0)
+    p = PRESETS[settings.preset]
+    ranges = StateRanges.of_maps(facts.maps.values())
+    model = WorldModel(p, num_actions, settings, ranges).to(device).eval()
+    amp = autocast(device, settings.amp)
     # An actor of the size System 1 will use: two hidden layers on the model state.
     actor = nn.Sequential(
         nn.Linear(p.feat_size, p.hidden), nn.SiLU(), nn.Linear(p.hidden, p.hidden), nn.SiLU(),
@@ -113,13 +122,12 @@ def bench_imagine(
 
     agent = (agent or AgentSettings()).model_copy(update={"horizon": horizon})
     behavior = Behavior(p, num_actions, agent).to(device)
-    facts = GameFacts.for_game(load_rom(env_settings.rom or ROM_PATH).game)
     # go_to_tile reads the map, x and y heads: the update pays for the state heads.
     first_map = next(iter(facts.maps.values()))
     subgoal = GoToTile(map=first_map.name, x=first_map.width // 2, y=first_map.height // 2)
     goal = goal_tensor(subgoal, facts, batch, device)
     start = model.rssm.initial(batch)
-    precision = trainer._autocast or contextlib.nullcontext()
+    precision = amp or contextlib.nullcontext()
     sync = _synchronize(device)
 
     def bare() -> float:
@@ -143,7 +151,7 @@ def bench_imagine(
     rounds_timed = alternate(rounds, bare, full)
     transitions = batch * horizon * rollouts * rounds
     return WorldModelBench(
-        "imagine", settings.preset, device_name(device, trainer._autocast is not None), batch,
+        "imagine", settings.preset, device_name(device, amp is not None), batch,
         horizon, transitions / sum(rounds_timed.first),
         env_steps_per_s(env_settings), machine_description(),
         behavior_per_s=transitions / sum(rounds_timed.second),
