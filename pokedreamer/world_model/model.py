@@ -125,7 +125,8 @@ class WorldModel(nn.Module):
         fits = own.keys() == theirs.keys() and all(
             v.shape == theirs[k].shape and v.dtype == theirs[k].dtype for k, v in own.items()
         )
-        if fits and torch.equal(own["state_heads.ranges"], theirs["state_heads.ranges"]):
+        ranges = "state_heads.ranges"
+        if fits and torch.equal(own[ranges].cpu(), theirs[ranges].cpu()):
             return None
         kept = {k: v for k, v in saved.items() if k not in theirs}
         fresh = frozenset(n for n, _ in self.named_parameters() if n.startswith("state_heads."))
