@@ -65,7 +65,7 @@ class WorldModelBench:
 
     def as_dict(self) -> dict[str, Any]:
         unit = "imagined" if self.kind == "imagine" else "replayed"
-        behavior = {}
+        behavior: dict[str, float] = {}
         if self.behavior_per_s is not None and self.behavior_ratio is not None:
             behavior = {
                 "behavior_transitions_per_s": round(self.behavior_per_s, 1),
