@@ -547,8 +547,8 @@ def test_predicted_state_from_the_world_model_shapes_a_batch() -> None:
     from pokedreamer.world_model import heads
 
     assert BATTLE_ORDER == heads.BATTLE_ORDER  # the battle index means the same on both sides
-    outputs = {n: torch.randn(4, 5, h.size) for n, h in heads.STATE_HEADS.items()}
-    view = StateView.from_arrays(**heads.predicted_state(outputs))
+    state_heads = heads.StateHeads(8, 8, 1, heads.StateRanges.of_maps(FIXTURE.maps.values()))
+    view = StateView.from_arrays(**state_heads.predicted(state_heads(torch.randn(4, 5, 8))))
     for subgoal in SUBGOALS:
         reward = shaping(subgoal, view, view, FIXTURE)
         assert reward.shape == (4, 5) and reward.dtype == torch.float32, subgoal

@@ -197,7 +197,7 @@ class Behavior(nn.Module):
         actions = one_hots.argmax(-1)
         assert actions.shape == (h, b), actions.shape
 
-        preds = world_model.predict(feats)
+        preds = world_model.predict(feats, state=subgoal is not None)
         # Step t's reward and continuation are those of the transition into s_{t+1}, read from
         # s_{t+1} (as the world model is trained: reward[t] belongs to observation t).
         game_reward = preds["reward"][1:].float()

@@ -7,8 +7,10 @@ in [0, 1], higher nearer completion. ``shaping`` turns them into a reward:
 bonus on the step the subgoal becomes done.
 
 The same functions run on the real game (a ``StateView`` of a GameState, Python numbers) and in
-imagination (a ``StateView`` of the world model's ``predicted_state``, a batch of torch tensors):
+imagination (a ``StateView`` of the world model's predicted state, a batch of torch tensors):
 they use only arithmetic, comparisons and ``&``, which both support, and never import torch.
+A predicted state says only what the world model's state heads predict: no text and no event
+flags, so a subgoal that needs them neither pays nor completes in imagination.
 """
 
 from __future__ import annotations
@@ -145,7 +147,12 @@ class GoToTile(BaseModel):
 
 
 class ReadText(BaseModel):
-    """Talk to someone or read a sign: a text box shows."""
+    """Talk to someone or read a sign: a text box shows (one containing ``contains``, if set).
+
+    Only a real state's text can be read: in a predicted state (``text_known`` false) a text box
+    could be any sign or a menu, so a ReadText with ``contains`` neither completes nor has any
+    potential there, rather than paying for whichever text box the model imagines. One without
+    ``contains`` is judged on the text box alone, real or predicted."""
 
     model_config = _CONFIG
 
@@ -160,8 +167,9 @@ class ReadText(BaseModel):
     )
 
     def _matches(self, v: StateView) -> bool:
-        # Predicted views carry no text: there the text box showing is all that can be judged.
-        return not (self.contains and v.text_known) or _norm(self.contains) in _norm(v.text)
+        if not self.contains:
+            return True
+        return v.text_known and _norm(self.contains) in _norm(v.text)
 
     def done(self, view: StateView | GameState, facts: GameFacts) -> Value:
         v = as_view(view)
@@ -176,7 +184,9 @@ class ReadText(BaseModel):
 
 
 class WinBattle(BaseModel):
-    """Win the battle under way: bring the enemy's HP to 0."""
+    """Win the battle under way: bring the enemy's HP to 0. Its potential is the share of the
+    enemy's HP taken; predicted states carry the world model's enemy-HP head (a fainted enemy
+    reads exactly 0 there, other fractions to the head's resolution of 1/20)."""
 
     model_config = _CONFIG
 
@@ -349,12 +359,14 @@ class StateView:
     badges: Value
     """Eight values 0..1 in wObtainedBadges bit order, read as ``badges[..., i]``."""
     enemy_hp_fraction: Value = 1.0
-    """The enemy's HP over its max HP in a battle; 1 outside one and when unknown."""
+    """The enemy's HP over its max HP in a battle; 1 outside one and when unknown. Predicted:
+    the enemy-HP head's bin centre (0 outside a battle, which no subgoal reads there)."""
     text: str = ""
     """The text box's lines, joined by spaces; "" when there is none or it is unknown."""
     text_known: bool = False
-    """Whether ``text`` was read (a real state) rather than unknown (a predicted one): a shown
-    box with no text is then a menu, which does not match a ReadText's ``contains``."""
+    """Whether ``text`` was read (a real state) rather than unknown (a predicted one). Only read
+    text matches a ReadText's ``contains``: a shown box with no text is a menu, and a predicted
+    box is no text in particular."""
     events: bytes | None = None
     """wEventFlags' bytes; None when unknown (predicted)."""
 
@@ -378,7 +390,8 @@ class StateView:
     @staticmethod
     def from_arrays(**arrays: Value) -> StateView:
         """A batch view from arrays under StateView's names, e.g. the world model's
-        ``predicted_state(...)`` (map_id, x, y, battle, text_shown, hp_fraction, badges).
+        ``predict(...)`` state (map_id, x, y, battle, text_shown, hp_fraction, badges,
+        enemy_hp_fraction).
         Missing fields are unknown: they are filled with values no subgoal counts as progress
         (map and tile -1, no battle, no text, HP 0, no badges, enemy HP 1, no events), shaped
         like the batch so that every potential keeps the batch's shape."""
