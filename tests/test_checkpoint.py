@@ -410,8 +410,14 @@ def test_the_shipped_checkpoint_loads_and_acts_through_the_cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = cli("run", "--no-train", "--headless", "--steps", "50")
-    assert result.returncode == 0, result.stderr
-    assert "done: 50 steps" in result.stdout and "Traceback" not in result.stderr
-    # Migrated (when its state heads predate these) in one line, or loaded as it is.
-    assert len([line for line in result.stderr.splitlines() if "state heads" in line]) <= 1
+    acting = cli("run", "--no-train", "--headless", "--steps", "50")
+    assert acting.returncode == 0, acting.stderr
+    assert "done: 50 steps" in acting.stdout and "Traceback" not in acting.stderr
+    # What only matters to training is told to a run that trains, in one line each: its state
+    # heads start untrained, its critic learnt earlier returns. A run that only acts is quiet.
+    told = ("state heads", "earlier imagined returns")
+    assert not [line for line in acting.stderr.splitlines() if any(t in line for t in told)]
+    training = cli("run", "--headless", "--steps", "5", "--name", "trains")
+    assert training.returncode == 0, training.stderr
+    for words in told:
+        assert len([line for line in training.stderr.splitlines() if words in line]) == 1, words

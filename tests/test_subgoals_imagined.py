@@ -45,16 +45,18 @@ def test_reading_the_wrong_sign_pays_nothing_in_imagination() -> None:
 
     # Real states: the right sign completes and pays the bonus, the wrong one nothing.
     assert done(guide, real["guide"], FIXTURE) and phi(guide, real["guide"], FIXTURE) == 1.0
-    assert shaping(guide, walking, real["guide"], FIXTURE, gamma=1.0, bonus=10.0) == 11.0
+    assert (
+        shaping(guide, walking, real["guide"], FIXTURE, discount=1.0, bonus=10.0) == 10.0
+    )  # the bonus; phi of a done state is 0
     assert not done(guide, real["mom"], FIXTURE)
-    assert shaping(guide, walking, real["mom"], FIXTURE, gamma=1.0, bonus=10.0) == 0.0
+    assert shaping(guide, walking, real["mom"], FIXTURE, discount=1.0, bonus=10.0) == 0.0
 
     # The same states as the world model predicts them.
     prev, now = _predicted(walking, walking), _predicted(real["guide"], real["mom"])
     assert now.text_shown.tolist() == pytest.approx([1.0, 1.0])  # the box itself is predicted
     assert done(guide, now, FIXTURE).tolist() == [False, False]
     assert phi(guide, now, FIXTURE).tolist() == [0.0, 0.0]
-    assert shaping(guide, prev, now, FIXTURE, gamma=1.0, bonus=10.0).tolist() == [0.0, 0.0]
+    assert shaping(guide, prev, now, FIXTURE, discount=1.0, bonus=10.0).tolist() == [0.0, 0.0]
     # read_text without words is judged on the box alone, which the model does predict.
     assert done(ReadText(), now, FIXTURE).tolist() == [True, True]
 
@@ -79,12 +81,13 @@ def test_win_battle_pays_in_imagination_as_the_enemy_falls() -> None:
     hp = [20, 14, 6, 0]
     fights = [_state(map_id=12, battle="wild", enemy_hp=h, enemy_max_hp=20) for h in hp]
     prev, now = _predicted(*fights[:-1]), _predicted(*fights[1:])
-    rewards = shaping(win, prev, now, FIXTURE, gamma=1.0, bonus=10.0)
+    rewards = shaping(win, prev, now, FIXTURE, discount=1.0, bonus=10.0)
     pairs = zip(fights, fights[1:], strict=False)
-    real = [shaping(win, a, b, FIXTURE, gamma=1.0, bonus=10.0) for a, b in pairs]
-    assert real == pytest.approx([0.3, 0.4, 0.3 + 10.0])
+    real = [shaping(win, a, b, FIXTURE, discount=1.0, bonus=10.0) for a, b in pairs]
+    # into done: the bonus less phi(prev), phi of a done state being 0
+    assert real == pytest.approx([0.3, 0.4, 10.0 - 0.7])
     assert rewards.tolist() == pytest.approx(real, abs=2 / 20)
-    assert rewards[-1].item() > 10.0  # the bonus, once, where the enemy faints
+    assert rewards[-1].item() > 9.0  # the bonus, once, where the enemy faints
     # Outside a battle the enemy head's reading counts for nothing.
     calm = _predicted(_state(map_id=12, x=4, y=4))
     assert phi(win, calm, FIXTURE).item() == 0.0 and not done(win, calm, FIXTURE).item()

@@ -16,7 +16,6 @@ reparameterised path worth the world model's gradients). Hyper-parameters: the a
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -50,8 +49,6 @@ from pokedreamer.world_model.rssm import RSSMState
 if TYPE_CHECKING:
     from pokedreamer.config import AgentSettings
 
-
-logger = logging.getLogger(__name__)
 
 RETURNS = 2
 """The imagined returns' version a behaviour checkpoint records: 2 is shaping under the returns'
@@ -350,11 +347,6 @@ class Behavior(nn.Module):
             f"{prefix}/critic_opt", self.critic_opt, tensors, meta["critic_opt"], source
         )
         self.updates = int(meta["updates"])
-        if meta.get("returns", 1) != RETURNS:
-            logger.warning(
-                "%s: behaviour trained on earlier imagined returns (gamma*phi paid at done, "
-                "weightless returns scaled): loaded as is; training on re-learns its critic", source
-            )  # fmt: skip
 
 
 def subgoal_shaping(

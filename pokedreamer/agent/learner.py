@@ -23,6 +23,7 @@ from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
 from pokedreamer.rundir import RunDir
+from pokedreamer.world_model.heads import StateRanges
 from pokedreamer.world_model.replay import Replay
 from pokedreamer.world_model.rssm import RSSMState
 from pokedreamer.world_model.trainer import WorldModelTrainer
@@ -59,7 +60,8 @@ class Learner:
         self.facts = facts
         self.bus = bus
         seed = settings.env.seed
-        self.trainer = WorldModelTrainer(world_model, num_actions, seed=seed)
+        ranges = StateRanges.of_maps(facts.maps.values())  # the heads sized to this game
+        self.trainer = WorldModelTrainer(world_model, num_actions, seed=seed, ranges=ranges)
         self.world_model = self.trainer.model
         self.device = self.trainer.device
         self.preset = self.world_model.preset

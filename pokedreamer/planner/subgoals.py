@@ -3,8 +3,9 @@
 Everything the LLM answers is parsed into ``Plan`` or rejected, so the schema is the whole of the
 planner's vocabulary. Each kind defines ``done(view, facts)`` and a potential ``phi(view, facts)``
 in [0, 1], higher nearer completion. ``shaping`` turns them into a reward:
-``gamma*phi(s') - phi(s)``, which telescopes and so cannot change which policy is optimal, plus a
-bonus on the step the subgoal becomes done.
+``d*phi(s') - phi(s)`` under the returns' own discount d, with phi of a done state 0, which
+telescopes and so cannot change which policy is optimal, plus a bonus on the step the subgoal
+becomes done, which does: it is the subgoal's own reward.
 
 The same functions run on the real game (a ``StateView`` of a GameState, Python numbers) and in
 imagination (a ``StateView`` of the world model's predicted state, a batch of torch tensors):

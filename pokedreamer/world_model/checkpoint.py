@@ -296,9 +296,12 @@ def restore_module(
     module: torch.nn.Module,
     tensors: dict[str, torch.Tensor],
     source: object = "the checkpoint",
+    announce: bool = True,
 ) -> None:
     """Loads `<prefix>/...` tensors into `module`; a missing, extra or misshapen one is refused,
-    unless the module's `migrate_checkpoint` makes them fit (logged in one line)."""
+    unless the module's `migrate_checkpoint` makes them fit (logged in one line when
+    `announce`: a migration that only matters to training need not be told to a run that only
+    acts)."""
     own = module.state_dict()
     saved = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
     migrate = getattr(module, "migrate_checkpoint", None)
@@ -325,7 +328,7 @@ def restore_module(
             setattr(param, _FRESH, True)
         elif hasattr(param, _FRESH):
             delattr(param, _FRESH)
-    if migration is not None:
+    if migration is not None and announce:
         log.warning("%s: %s", source, migration.note)
 
 

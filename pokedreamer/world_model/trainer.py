@@ -22,6 +22,7 @@ from pokedreamer.world_model.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from pokedreamer.world_model.heads import StateRanges
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.presets import PRESETS
 from pokedreamer.world_model.rssm import RSSMState
@@ -81,14 +82,20 @@ def autocast(device: torch.device, amp: str) -> torch.autocast | None:
 class WorldModelTrainer:
     """One world model, its optimiser and its update count."""
 
-    def __init__(self, settings: WorldModelSettings, num_actions: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        settings: WorldModelSettings,
+        num_actions: int,
+        seed: int = 0,
+        ranges: StateRanges | None = None,
+    ) -> None:
         self.settings = settings
         self.num_actions = num_actions
         self.device = resolve_device(settings.device)
         if settings.threads:
             torch.set_num_threads(settings.threads)
         torch.manual_seed(seed)
-        self.model = WorldModel(PRESETS[settings.preset], num_actions, settings)
+        self.model = WorldModel(PRESETS[settings.preset], num_actions, settings, ranges)
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=settings.lr, eps=settings.adam_eps
