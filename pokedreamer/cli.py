@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -19,6 +19,9 @@ from pokedreamer.bench.cli import bench_app
 from pokedreamer.config import PlannerKind, Settings, load_settings
 from pokedreamer.errors import UserError
 from pokedreamer.planner.prompt_verbs import prompts_app
+
+if TYPE_CHECKING:
+    from pokedreamer.world_model.heads import StateRanges
 
 EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -333,6 +336,17 @@ train_app = typer.Typer(help="Train System 1.", no_args_is_help=True, rich_marku
 app.add_typer(train_app, name="train")
 
 
+def _state_ranges(settings: Settings) -> StateRanges:
+    """The state heads' classes for the game of ``env.rom`` (the fixture when unset)."""
+    from pokedreamer.env.cartridge import ROM_PATH
+    from pokedreamer.env.rom import load_rom
+    from pokedreamer.planner.facts import GameFacts
+    from pokedreamer.world_model.heads import StateRanges
+
+    game = load_rom(settings.env.rom or str(ROM_PATH)).game
+    return StateRanges.of_maps(GameFacts.for_game(game).maps.values())
+
+
 @train_app.command("world-model")
 def train_world_model(
     ctx: typer.Context,
@@ -351,7 +365,7 @@ def train_world_model(
     settings = _run_settings(ctx, run_dir.path, preset=preset, device=device)
     # The run's config.toml describes what was trained on it, so eval and resume find the model.
     (run_dir.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
-    result = run_train(settings, run_dir, updates)
+    result = run_train(settings, run_dir, updates, _state_ranges(settings))
     typer.echo(
         f"{result['updates']} updates ({result['seconds']:.0f} s this session), loss "
         f"{result.get('loss', float('nan')):.4f}; checkpoint {result['checkpoint']}"
@@ -442,8 +456,9 @@ def eval_world_model(
     data_dir = RunDir.open(runs_dir / data) if data else run_dir
     settings = _run_settings(ctx, run_dir.path)
     report, paths = evaluate_world_model(
-        settings, run_dir, data_dir, checkpoint, sequences, context, horizon
-    )
+        settings, run_dir, data_dir, checkpoint, sequences, context, horizon,
+        _state_ranges(settings),
+    )  # fmt: skip
     typer.echo(summary_line(report))
     for kind, file in paths.items():
         typer.echo(f"{kind}: {file}")

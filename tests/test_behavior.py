@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,10 +15,17 @@ from torch import Tensor
 from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
 from pokedreamer.agent.actor_critic import ReturnNorm, lambda_return
-from pokedreamer.agent.behavior import RECORDED_SETTINGS, Behavior, Imagination, goal_tensor
+from pokedreamer.agent.behavior import (
+    RECORDED_SETTINGS,
+    RETURNS,
+    Behavior,
+    Imagination,
+    goal_tensor,
+)
+from pokedreamer.agent.subgoal_pool import SubgoalPool, live, views_of
 from pokedreamer.config import AgentSettings, Settings
 from pokedreamer.env.frames import FRAME_SHAPE
-from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.env.state import VECTOR_SIZE, GameState, PartyMon
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     GOAL_ENCODING_SIZE,
@@ -27,8 +35,10 @@ from pokedreamer.planner.subgoals import (
     HealParty,
     ReadText,
     SetEvent,
+    StateView,
     Subgoal,
     WinBattle,
+    describe,
 )
 from pokedreamer.world_model.checkpoint import load_checkpoint, save_checkpoint
 from pokedreamer.world_model.heads import STATE_HEADS
@@ -61,19 +71,26 @@ def starts(wm: WorldModel, b: int) -> RSSMState:
         return wm.rssm.img_step(wm.rssm.initial(b), actions)
 
 
-def fake_predict(map_ids: Tensor, reward: Tensor | None = None) -> dict[str, Tensor]:
-    """A predict() output with the given map ids (H+1, B), every other head neutral."""
+def fake_predict(
+    map_ids: Tensor,
+    reward: Tensor | None = None,
+    x: Tensor | None = None,
+    cont: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """A predict() output with the given map ids (H+1, B) (and x, reward and cont when given),
+    every other head neutral."""
     shape = map_ids.shape
     preds = {
         "map_id": map_ids,
-        "x": torch.zeros(shape, dtype=torch.int64),
+        "x": torch.zeros(shape, dtype=torch.int64) if x is None else x,
         "y": torch.zeros(shape, dtype=torch.int64),
         "battle": torch.zeros(shape, dtype=torch.int64),
         "text_shown": torch.zeros(shape),
         "hp_fraction": torch.zeros(shape),
+        "enemy_hp_fraction": torch.ones(shape),
         "badges": torch.zeros(*shape, 8),
         "reward": torch.zeros(shape) if reward is None else reward,
-        "cont": torch.ones(shape),
+        "cont": torch.ones(shape) if cont is None else cont,
     }
     assert set(preds) == set(STATE_HEADS) | {"reward", "cont"}
     return preds
@@ -150,6 +167,40 @@ def test_lambda_return_matches_the_weighted_n_step_returns(lam: float) -> None:
             assert got[t, i].item() == pytest.approx(expected, abs=1e-5), (t, i)
 
 
+def test_return_norm_counts_only_returns_with_weight() -> None:
+    """Half the batch weighs 0 (starts already done, steps after completion): the percentiles
+    are those of the weighted half alone, and a batch with no weight changes nothing."""
+    weighted = torch.linspace(0.0, 10.0, 101)
+    ignored = torch.full((101,), 1000.0)
+    returns = torch.stack([weighted, ignored], dim=1)  # (101, 2) like (H, B)
+    weights = torch.stack([torch.rand(101) + 0.01, torch.zeros(101)], dim=1)
+    norm = ReturnNorm((5.0, 95.0), decay=0.99)
+    norm.update(returns, weights)
+    assert norm.low.item() == pytest.approx(0.5) and norm.high.item() == pytest.approx(9.5)
+    assert norm.scale().item() == pytest.approx(9.0)
+    norm.update(torch.full((4, 2), 500.0), torch.zeros(4, 2))
+    assert norm.scale().item() == pytest.approx(9.0) and norm.count.item() == 1
+
+    # The same through an update: a fresh critic values everything 0, so with one imagined
+    # step the returns are the rewards, and the weightless half must not size the advantages.
+    behavior = Behavior(TINY, ACTIONS, config(horizon=1))
+    b = 202
+    imag = Imagination(
+        feats=torch.randn(2, b, TINY.feat_size),
+        goal=torch.zeros(b, GOAL_ENCODING_SIZE),
+        actions=torch.zeros(1, b, dtype=torch.int64),
+        rewards=torch.cat([weighted, ignored]).unsqueeze(0),
+        shaping=torch.zeros(1, b),
+        conts=torch.ones(1, b),
+        weights=torch.cat([torch.ones(101), torch.zeros(101)]).unsqueeze(0),
+        alive=torch.ones(2, b),
+    )
+    metrics = behavior.train_on(imag)
+    assert behavior.return_norm.low.item() == pytest.approx(0.5, abs=1e-3)
+    assert behavior.return_norm.high.item() == pytest.approx(9.5, abs=1e-3)
+    assert metrics["return_scale"] == pytest.approx(9.0, abs=1e-3)
+
+
 def test_return_norm_leaves_small_returns_unscaled_and_tracks_large_ones() -> None:
     norm = ReturnNorm((5.0, 95.0), decay=0.99)
     norm.update(torch.linspace(0.0, 0.5, 101))
@@ -178,7 +229,7 @@ def test_shaping_bonus_is_paid_at_most_once_and_the_return_stops_at_done(
         [on, off, on, off, on, off, on],  # done at the start, then in and out
     ]
     maps = torch.tensor(paths).T  # (H+1, B)
-    monkeypatch.setattr(wm, "predict", lambda feat: fake_predict(maps))
+    monkeypatch.setattr(wm, "predict", lambda feat, state=True: fake_predict(maps))
     cfg = config(horizon=6, gamma=0.9, shaping_bonus=5.0)
     behavior = Behavior(TINY, ACTIONS, cfg)
     imag = behavior.imagine(
@@ -188,8 +239,9 @@ def test_shaping_bonus_is_paid_at_most_once_and_the_return_stops_at_done(
     assert isinstance(imag, Imagination)
     bonuses = (imag.shaping > cfg.shaping_bonus / 2).sum(0)
     assert bonuses.tolist() == [0, 1, 0, 0]
-    # Trajectory 1: gamma*phi(s_2) - phi(s_1) + bonus on its second step, then nothing.
-    assert imag.shaping[:, 1].tolist() == pytest.approx([0.0, 0.9 + 5.0, 0, 0, 0, 0])
+    # Trajectory 1: the bonus less phi(s_1) on its second step (no gamma*phi(s_2): the
+    # subgoal's end is absorbing, potential 0), then nothing.
+    assert imag.shaping[:, 1].tolist() == pytest.approx([0.0, 5.0, 0, 0, 0, 0])
     assert imag.conts[:, 1].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
     assert imag.weights[:, 1].tolist() == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
     # Starts already done teach nothing about the subgoal.
@@ -202,7 +254,67 @@ def test_shaping_bonus_is_paid_at_most_once_and_the_return_stops_at_done(
     assert metrics["done_rate"] == 0.25 and metrics["start_done_rate"] == 0.5
     values = torch.zeros(7, 4)
     returns = lambda_return(imag.rewards, imag.conts, values, cfg.gamma, cfg.lam)
-    assert returns[1, 1].item() == pytest.approx(5.9)
+    assert returns[1, 1].item() == pytest.approx(5.0)
+
+
+def test_shaping_telescopes_under_the_returns_discount(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hand-built trajectories on PALLET_TOWN under go_to_tile (6, 2), whose potential is
+    0.5 + 0.5 * (1 - |x - 6| / 20) at y 2: the shaped return less the unshaped one is
+    D_H * phi(s_H) - phi(s_0), D_H the returns' discount to the horizon; a loop back to its
+    start leaves the return as it was when nothing discounts; a step into done or into a
+    predicted end pays no gamma * phi."""
+    wm = WorldModel(TINY, ACTIONS)
+    town = FACTS.map_id("PALLET_TOWN")
+    tile = GoToTile(map="PALLET_TOWN", x=6, y=2)
+    xs = torch.tensor(
+        [
+            [0, 1, 2, 1, 0],  # leaves and comes back
+            [0, 1, 2, 1, 0],  # the same, the world model predicting the game may end
+            [4, 5, 6, 5, 4],  # reaches the tile at s_2
+            [0, 1, 2, 3, 4],  # the game ends at s_2 (cont 0)
+        ]
+    ).T  # (H+1, B)
+    cont = torch.ones(5, 4)
+    cont[:, 1] = torch.tensor([1.0, 0.9, 0.8, 0.7, 0.6])
+    cont[2, 3] = 0.0
+    reward = torch.zeros(5, 4)
+    reward[1:, :] = torch.tensor([0.25, -0.5, 1.0, 0.125]).unsqueeze(1)
+    maps = torch.full((5, 4), town)
+    preds = fake_predict(maps, reward=reward, x=xs, cont=cont)
+    preds["y"] = torch.full((5, 4), 2)
+    monkeypatch.setattr(wm, "predict", lambda feat, state=True: preds)
+
+    def phi(x: float) -> float:
+        return 0.5 + 0.5 * (1 - abs(x - 6) / 20)
+
+    for gamma in (1.0, 0.9):
+        cfg = config(horizon=4, gamma=gamma, shaping_bonus=3.0, lam=1.0)
+        behavior = Behavior(TINY, ACTIONS, cfg)
+        imag = behavior.imagine(wm, starts(wm, 4), goal_tensor(tile, FACTS, 4, "cpu"), tile, FACTS)
+        zero = torch.zeros(5, 4)
+        shaped = lambda_return(imag.rewards, imag.conts, zero, gamma, 1.0)[0]
+        plain = lambda_return(imag.rewards - imag.shaping, imag.conts, zero, gamma, 1.0)[0]
+        discount = torch.cat([torch.ones(1, 4), gamma * imag.conts]).cumprod(0)[-1]
+        for i in (0, 1, 3):
+            end = discount[i].item() * phi(xs[-1, i].item())
+            assert shaped[i].item() - plain[i].item() == pytest.approx(
+                end - phi(xs[0, i].item()), abs=1e-5
+            )
+        if gamma == 1.0:  # out and back, nothing discounting: the same return
+            assert shaped[0].item() == pytest.approx(plain[0].item(), abs=1e-6)
+            assert plain[0].item() == pytest.approx(0.875)
+        # Reaching the tile: gamma*phi(s_1) - phi(s_0), then the bonus less phi(s_1), and the
+        # return ends there.
+        assert imag.shaping[:2, 2].tolist() == pytest.approx(
+            [gamma * phi(5) - phi(4), 3.0 - phi(5)], abs=1e-6
+        )
+        assert imag.shaping[2:, 2].abs().sum() == 0 and imag.conts[1, 2] == 0
+        assert shaped[2].item() == pytest.approx(
+            0.25 - 0.5 * gamma + gamma * 3.0 - phi(4), abs=1e-5
+        )
+        # A predicted end (cont 0 at s_2): its step pays -phi(s_1) and no gamma * phi(s_2).
+        assert imag.shaping[1, 3].item() == pytest.approx(-phi(1), abs=1e-6)
+        assert imag.weights[2:, 3].abs().sum() == 0
 
 
 @pytest.mark.parametrize(
@@ -235,6 +347,99 @@ def test_every_subgoal_kind_shapes_predicted_states(subgoal: Subgoal) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# Pairing starts with live subgoals
+
+
+def game_state(map_name: str, x: int, y: int, **changes: object) -> GameState:
+    base = dict(
+        map_id=FACTS.map_id(map_name), map_name=map_name, x=x, y=y, facing="down",
+        battle="none", enemy_hp=0, enemy_max_hp=0, text_shown=False, text=(),
+        party=(PartyMon(7, 5, 12, 20),), badges=0, money=0, event_flags=bytes(320),
+        pokedex_owned=0, pokedex_seen=0, bag=(),
+    )  # fmt: skip
+    return GameState(**{**base, **changes})
+
+
+def test_views_of_vectors_read_what_the_subgoals_read() -> None:
+    battle = game_state("ROUTE_1", 7, 8, battle="wild", enemy_hp=6, enemy_max_hp=10, badges=5)
+    states = [game_state("PALLET_TOWN", 3, 4, text_shown=True), battle]
+    views = views_of(np.stack([s.vector() for s in states]))
+    for i, state in enumerate(states):
+        want = StateView.from_game_state(state)
+        for name in ("map_id", "x", "y", "battle", "text_shown", "hp_fraction"):
+            assert getattr(views, name)[i] == pytest.approx(getattr(want, name)), name
+        assert views.enemy_hp_fraction[i] == pytest.approx(want.enemy_hp_fraction, abs=1e-3)
+        assert views.badges[i].tolist() == list(want.badges)
+
+
+TILE_TOWN = GoToTile(map="PALLET_TOWN", x=6, y=2)
+TILE_ROUTE = GoToTile(map="ROUTE_1", x=7, y=4)
+LIVE_STARTS = [
+    game_state("PALLET_TOWN", 0, 2),  # only the town's tile moves with a step
+    game_state("ROUTE_1", 7, 8),  # only the route's tile
+    game_state("REDS_HOUSE_1F", 3, 4, battle="wild", enemy_hp=6, enemy_max_hp=10),  # the battle
+    game_state("PALLET_TOWN", 6, 2),  # on the town's tile (done): none is live
+]
+
+
+def test_each_start_is_paired_with_a_subgoal_live_there() -> None:
+    pool = SubgoalPool(ARRIVAL_ONLY)
+    everything = [TILE_TOWN, TILE_ROUTE, WinBattle(), EarnBadge(badge="BOULDER"), HealParty()]
+    pool.add(everything)
+    vectors = np.stack([s.vector() for s in LIVE_STARTS])
+    views = views_of(vectors)
+    assert [live(sg, views, ARRIVAL_ONLY).tolist() for sg in everything] == [
+        [True, False, False, False],
+        [False, True, False, False],
+        [False, False, True, False],
+        [False, False, False, False],  # a badge is all or nothing
+        [False, False, False, False],  # no step nearby heals
+    ]
+    rng = np.random.default_rng(0)
+    fallback = []
+    for _ in range(50):
+        subgoals, paired = pool.pair(rng, vectors, [])
+        assert subgoals[:3] == [TILE_TOWN, TILE_ROUTE, WinBattle()]
+        assert paired.tolist() == [True, True, True, False]
+        fallback.append(describe(subgoals[3]))
+    assert len(set(fallback)) == len(everything)  # no live one: any of the pool
+    # A pursued subgoal is the fallback; where it is live among others it is favoured.
+    for _ in range(20):
+        assert pool.pair(rng, vectors, [HealParty()])[0][3] == HealParty()
+    battle_on_route = game_state("ROUTE_1", 7, 8, battle="wild", enemy_hp=6, enemy_max_hp=10)
+    both = np.stack([battle_on_route.vector()] * 400)
+    picks = [describe(s) for s in pool.pair(rng, both, [WinBattle()])[0]]
+    assert set(picks) == {describe(WinBattle()), describe(TILE_ROUTE)}
+    assert 0.65 < picks.count(describe(WinBattle())) / len(picks) < 0.85  # 1/2 + 1/2 * 1/2
+
+
+def test_per_start_subgoals_shape_each_column_as_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    wm = WorldModel(TINY, ACTIONS)
+    town, route = FACTS.map_id("PALLET_TOWN"), FACTS.map_id("ROUTE_1")
+    maps = torch.tensor([[route, town, town, route]] * 3 + [[town, route, town, route]] * 2)
+    xs = torch.tensor([[0, 7, 2, 5], [1, 7, 3, 6], [2, 6, 4, 7], [3, 6, 5, 7], [4, 6, 6, 7]])
+    preds = fake_predict(maps, x=xs)
+    preds["y"] = torch.tensor([[2, 4, 2, 4]] * 5)
+    monkeypatch.setattr(wm, "predict", lambda feat, state=True: preds)
+    behavior = Behavior(TINY, ACTIONS, config(horizon=4, gamma=0.9, shaping_bonus=2.0))
+    start = starts(wm, 4)
+    pairs = [TILE_TOWN, TILE_ROUTE, TILE_TOWN, TILE_ROUTE]
+    goal = torch.stack([goal_tensor(sg, FACTS, 1, "cpu")[0] for sg in pairs])
+    mixed = behavior.imagine(wm, start, goal, pairs, FACTS)
+    for subgoal in (TILE_TOWN, TILE_ROUTE):
+        alone = behavior.imagine(wm, start, goal_tensor(subgoal, FACTS, 4, "cpu"), subgoal, FACTS)
+        cols = [i for i, sg in enumerate(pairs) if sg == subgoal]
+        for field in ("shaping", "conts", "weights", "alive"):
+            torch.testing.assert_close(
+                getattr(mixed, field)[:, cols], getattr(alone, field)[:, cols]
+            )
+    assert mixed.shaping[:, 2].tolist() == pytest.approx(
+        [0.9 * 0.925 - 0.9, 0.9 * 0.95 - 0.925, 0.9 * 0.975 - 0.95, 2.0 - 0.975]
+    )
+    assert mixed.shaping.abs().sum(0)[1] > 0 and mixed.conts[2, 3] == 0
+
+
+# ----------------------------------------------------------------------------------------------
 # Learning
 
 
@@ -250,7 +455,7 @@ def test_actor_learns_the_button_the_reward_pays_for(monkeypatch: pytest.MonkeyP
         deter = F.pad(action, (0, TINY.deter - ACTIONS))
         return RSSMState(deter, state.stoch, state.logits)
 
-    def predict(feat: Tensor) -> dict[str, Tensor]:
+    def predict(feat: Tensor, state: bool = True) -> dict[str, Tensor]:
         maps = torch.zeros(feat.shape[:-1], dtype=torch.int64)
         return fake_predict(maps, reward=feat[..., TARGET].clone())
 
@@ -354,6 +559,15 @@ def test_checkpoint_round_trip_resumes_exactly(tmp_path: Path) -> None:
     pairs = zip(behavior.state_dict().items(), resumed.state_dict().values(), strict=True)
     for (name, a), b in pairs:
         assert torch.equal(a, b), name
+
+
+def test_a_behaviour_checkpoint_records_its_returns() -> None:
+    """A checkpoint says which imagined returns its critic learnt; the checkpointer tells a run
+    that trains from an older one (tests/test_checkpoint.py, through the CLI)."""
+    _, meta = Behavior(TINY, ACTIONS, config()).state_tensors()
+    assert meta["returns"] == RETURNS == 2
+    shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))["meta"]["behavior"]
+    assert "returns" not in shipped  # trained before: shaping paid gamma*phi at done
 
 
 def test_config_rejects_nonsense() -> None:

@@ -157,10 +157,11 @@ def test_bench_imagine_json_keys() -> None:
     )
     assert list(report) == [
         "machine", "device", "preset", "batch", "horizon", "imagined_transitions_per_s",
-        "env_steps_per_s", "ratio",
+        "behavior_transitions_per_s", "behavior_ratio", "env_steps_per_s", "ratio",
     ]  # fmt: skip
     assert report["preset"] == "tiny" and report["batch"] == 4 and report["horizon"] == 2
     assert report["imagined_transitions_per_s"] > 0 and report["env_steps_per_s"] > 0
+    assert report["behavior_transitions_per_s"] > 0 and report["behavior_ratio"] > 0
 
 
 def test_bench_loop_json_keys() -> None:

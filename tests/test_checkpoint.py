@@ -11,10 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from clirun import cli
 from pickle_probe import CALLS, Exploit
 from torch import nn
 
+import pokedreamer
+from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.errors import UserError
+from pokedreamer.planner.facts import GameFacts
 from pokedreamer.world_model import checkpoint
 from pokedreamer.world_model.checkpoint import (
     VERSION,
@@ -31,6 +35,9 @@ from pokedreamer.world_model.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from pokedreamer.world_model.heads import StateRanges
+from pokedreamer.world_model.model import WorldModel
+from pokedreamer.world_model.presets import PRESETS
 
 META = {"preset": {"deter": 512, "stoch": 32, "kernels": [4, 3]}, "num_actions": 9, "step": 1000}
 
@@ -320,3 +327,97 @@ def test_source_never_unpickles() -> None:
                 assert not any("pickle" in module for module in modules), name
             if isinstance(node, ast.Call):
                 assert ast.unparse(node.func) not in ("torch.load", "pickle.load"), name
+
+
+# --- migrating the world model's state heads ---------------------------------------------------
+
+SHIPPED = Path(pokedreamer.__file__).parent / "agent" / "shipped" / "fixture-agent"
+
+
+def fixture_world_model() -> WorldModel:
+    ranges = StateRanges.of_maps(GameFacts.fixture().maps.values())
+    return WorldModel(PRESETS["tiny"], 8, ranges=ranges)
+
+
+def test_the_shipped_checkpoint_migrates_into_sized_state_heads(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its 256-way state heads do not fit the fixture's: everything else is kept, the state
+    heads start as initialised, one line says so, and the optimiser drops only their moments."""
+    tensors, meta = load_checkpoint(SHIPPED)
+    torch.manual_seed(0)
+    wm = fixture_world_model()
+    fresh = {k: v.clone() for k, v in wm.state_dict().items() if k.startswith("state_heads.")}
+    with caplog.at_level("WARNING", logger="pokedreamer.world_model.checkpoint"):
+        restore_module("model", wm, tensors, SHIPPED)
+    [record] = caplog.records
+    assert "state heads" in record.getMessage() and "\n" not in record.getMessage()
+    for key, value in wm.state_dict().items():
+        expected = fresh[key] if key.startswith("state_heads.") else tensors[f"model/{key}"]
+        torch.testing.assert_close(value, expected, rtol=0, atol=0, msg=key)
+
+    optimizer = torch.optim.Adam(wm.parameters())
+    restore_optimizer("optimizer", optimizer, tensors, meta["optimizer"])
+    heads = {id(p) for p in wm.state_heads.parameters()}
+    for param in wm.parameters():
+        assert (param in optimizer.state) == (id(param) not in heads)
+    wm.loss(batch_for(wm))[0].backward()
+    optimizer.step()  # the re-initialised heads' moments start from nothing
+
+
+def test_fitting_state_heads_load_without_a_migration(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    saved = fixture_world_model()
+    tensors = module_tensors("model", saved)
+    wm = fixture_world_model()
+    with caplog.at_level("WARNING", logger="pokedreamer.world_model.checkpoint"):
+        restore_module("model", wm, tensors)
+    assert caplog.records == []
+    for key, value in wm.state_dict().items():
+        torch.testing.assert_close(value, tensors[f"model/{key}"], rtol=0, atol=0)
+
+
+def test_state_heads_for_other_ranges_of_the_same_shape_are_migrated(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Same shapes, other meanings (other map ids): the classes would be misread, so the heads
+    start afresh rather than load."""
+    other = StateRanges((1, 2, 3, 4), 10, 10)
+    saved = WorldModel(PRESETS["tiny"], 8, ranges=other)
+    tensors = module_tensors("model", saved)
+    wm = fixture_world_model()
+    before = wm.state_heads.mlp[-1].weight.clone()
+    with caplog.at_level("WARNING", logger="pokedreamer.world_model.checkpoint"):
+        restore_module("model", wm, tensors)
+    assert len(caplog.records) == 1
+    torch.testing.assert_close(wm.state_heads.mlp[-1].weight, before, rtol=0, atol=0)
+    assert wm.state_heads.ranges.tolist() == [10, 10, 0x00, 0x0C, 0x25, 0x36]
+
+
+def batch_for(wm: WorldModel, b: int = 2, t: int = 3) -> dict[str, torch.Tensor]:
+    return {
+        "frames": torch.randint(0, 4, (b, t, 144, 160), dtype=torch.uint8),
+        "states": torch.rand(b, t, VECTOR_SIZE),
+        "actions": torch.randint(0, wm.num_actions, (b, t)),
+        "rewards": torch.zeros(b, t),
+        "is_first": torch.zeros(b, t, dtype=torch.bool),
+        "is_terminal": torch.zeros(b, t, dtype=torch.bool),
+    }
+
+
+def test_the_shipped_checkpoint_loads_and_acts_through_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    acting = cli("run", "--no-train", "--headless", "--steps", "50")
+    assert acting.returncode == 0, acting.stderr
+    assert "done: 50 steps" in acting.stdout and "Traceback" not in acting.stderr
+    # What only matters to training is told to a run that trains, in one line each: its state
+    # heads start untrained, its critic learnt earlier returns. A run that only acts is quiet.
+    told = ("state heads", "earlier imagined returns")
+    assert not [line for line in acting.stderr.splitlines() if any(t in line for t in told)]
+    training = cli("run", "--headless", "--steps", "5", "--name", "trains")
+    assert training.returncode == 0, training.stderr
+    for words in told:
+        assert len([line for line in training.stderr.splitlines() if words in line]) == 1, words

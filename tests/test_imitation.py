@@ -239,7 +239,10 @@ def test_train_imitation_end_to_end_continues_and_evaluates(
     assert actor and critic
     assert any(not torch.equal(tensors[k], shipped[k]) for k in actor)  # the actor learnt
     assert all(torch.equal(tensors[k], shipped[k]) for k in critic)  # nothing else did
-    assert all(torch.equal(tensors[k], shipped[k]) for k in tensors if k.startswith("model/"))
+    # The world model is held fixed; only its state heads may differ, re-sized to the game
+    # when the shipped checkpoint's predate them (they start untrained and nothing trains them).
+    model = [k for k in tensors if k.startswith("model/") and "state_heads." not in k]
+    assert model and all(torch.equal(tensors[k], shipped[k]) for k in model)
 
     again = cli("train", "imitation", "--run", "im", "--steps", "50", "--envs", "1")
     assert again.returncode == 0, again.stderr

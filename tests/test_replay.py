@@ -68,8 +68,12 @@ def check_batch(batch: dict[str, np.ndarray], b: int, length: int, episode: int 
     np.testing.assert_array_equal(
         batch["states"], expected_states.astype(np.float16).astype(np.float32)
     )
-    first = ts % episode == 0
+    stored_first = ts % episode == 0
+    # Every sequence starts as an episode does: reset, no action; `cut` says which did not.
+    first = stored_first.copy()
+    first[:, 0] = True
     np.testing.assert_array_equal(batch["is_first"], first)
+    np.testing.assert_array_equal(batch["cut"], ~stored_first[:, 0])
     np.testing.assert_array_equal(batch["is_terminal"], ts % episode == episode - 1)
     np.testing.assert_array_equal(batch["actions"], np.where(first, 0, ids % 9))
 

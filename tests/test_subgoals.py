@@ -310,11 +310,13 @@ def test_go_to_tile_rises_towards_the_guide(game: Game) -> None:
     assert potentials == sorted(potentials) and potentials[-1] == 1.0
     assert [bool(done(beside_guide, s, FIXTURE)) for s in path][-2:] == [True, True]
     assert not any(done(beside_guide, s, FIXTURE) for s in path[:-2])
-    # Each step closer earns a positive shaped reward; the step that arrives earns the bonus.
-    rewards = [shaping(beside_guide, a, b, FIXTURE) for a, b in zip(path, path[1:], strict=False)]
+    # Each step closer earns a positive shaped reward; the step that arrives earns the bonus
+    # less the potential it leaves (the done state's own potential is 0: the subgoal ends).
+    steps = list(zip(path, path[1:], strict=False))
+    rewards = [shaping(beside_guide, a, b, FIXTURE, 0.997) for a, b in steps]
     assert all(r > 0 for r in rewards[:-1])
-    assert rewards[-2] == pytest.approx(0.997 * 1.0 - 0.975 + 1.0)
-    assert rewards[-1] == pytest.approx(0.997 - 1.0)  # turning to face him: done already
+    assert rewards[-2] == pytest.approx(1.0 - 0.975)
+    assert rewards[-1] == 0.0  # turning to face him: done already, nothing more to earn
 
 
 def test_go_to_map_rises_along_the_route_of_the_map_graph() -> None:
@@ -441,7 +443,7 @@ def test_mom_heals_the_party(game: Game) -> None:
     healed = game.state
     assert healed.text_shown and "MOM" in healed.text[0]
     assert done(heal, healed, FIXTURE)
-    assert shaping(heal, hurt, healed, FIXTURE) == pytest.approx(0.997 - 0.25 + 1.0)
+    assert shaping(heal, hurt, healed, FIXTURE, 0.997) == pytest.approx(1.0 - 0.25)
 
 
 def test_badge_and_event_views() -> None:
@@ -545,8 +547,8 @@ def test_predicted_state_from_the_world_model_shapes_a_batch() -> None:
     from pokedreamer.world_model import heads
 
     assert BATTLE_ORDER == heads.BATTLE_ORDER  # the battle index means the same on both sides
-    outputs = {n: torch.randn(4, 5, h.size) for n, h in heads.STATE_HEADS.items()}
-    view = StateView.from_arrays(**heads.predicted_state(outputs))
+    state_heads = heads.StateHeads(8, 8, 1, heads.StateRanges.of_maps(FIXTURE.maps.values()))
+    view = StateView.from_arrays(**state_heads.predicted(state_heads(torch.randn(4, 5, 8))))
     for subgoal in SUBGOALS:
         reward = shaping(subgoal, view, view, FIXTURE)
         assert reward.shape == (4, 5) and reward.dtype == torch.float32, subgoal
@@ -565,21 +567,61 @@ def test_unknown_fields_count_as_no_progress() -> None:
 
 
 def test_shaping_telescopes(recorded: list[StateView]) -> None:
+    """Along the recorded quest, up to each subgoal's first done state (where its return
+    ends): the discounted shaped rewards sum to D * phi(last) - phi(first) when it is never
+    done, and to the discounted bonus less phi(first) when it is (no gamma * phi(done))."""
     gamma, bonus = 0.9, 2.0
     for subgoal in SUBGOALS:
-        phis = [phi(subgoal, v, FIXTURE) for v in recorded]
         dones = [bool(done(subgoal, v, FIXTURE)) for v in recorded]
-        steps = list(zip(recorded, recorded[1:], strict=False))
+        if dones[0]:
+            assert shaping(subgoal, recorded[0], recorded[1], FIXTURE, gamma, bonus) == 0.0
+            continue
+        end = dones.index(True) if any(dones) else len(recorded) - 1
+        path = recorded[: end + 1]
+        steps = list(zip(path, path[1:], strict=False))
         total = sum(
-            gamma**t * shaping(subgoal, a, b, FIXTURE, gamma=gamma, bonus=bonus)
+            gamma**t * shaping(subgoal, a, b, FIXTURE, gamma, bonus)
             for t, (a, b) in enumerate(steps)
         )
-        bonuses = sum(gamma**t * bonus * (dones[t + 1] and not dones[t]) for t in range(len(steps)))
-        expected = gamma ** len(steps) * phis[-1] - phis[0] + bonuses
+        first = phi(subgoal, path[0], FIXTURE)
+        if dones[end]:
+            expected = gamma ** (len(steps) - 1) * bonus - first
+        else:
+            expected = gamma ** len(steps) * phi(subgoal, path[-1], FIXTURE) - first
         assert total == pytest.approx(expected), subgoal
         # Undiscounted and without the bonus, only the ends count.
-        plain = sum(shaping(subgoal, a, b, FIXTURE, gamma=1.0, bonus=0.0) for a, b in steps)
-        assert plain == pytest.approx(phis[-1] - phis[0]), subgoal
+        plain = sum(shaping(subgoal, a, b, FIXTURE, 1.0, 0.0) for a, b in steps)
+        last = 0.0 if dones[end] else phi(subgoal, path[-1], FIXTURE)
+        assert plain == pytest.approx(last - first), subgoal
+
+
+def test_shaping_of_a_loop_is_nothing_and_a_terminal_step_pays_no_potential() -> None:
+    """Hand-built views under go_to_tile (6, 2) of PALLET_TOWN: out and back to the start
+    shapes nothing undiscounted, and D_n * phi(s_n) - phi(s_0) under per-step discounts; the
+    step into done pays bonus - phi(prev); a step the returns do not continue past
+    (discount 0) pays -phi(prev); a step from a done state pays 0."""
+    town = FIXTURE.map_id("PALLET_TOWN")
+    tile = GoToTile(map="PALLET_TOWN", x=6, y=2)
+    loop = [view(town, x, 2) for x in (0, 1, 2, 3, 2, 1, 0)]
+    phis = [0.5 + 0.5 * (1 - (6 - x) / 20) for x in (0, 1, 2, 3, 2, 1, 0)]
+    assert [phi(tile, v, FIXTURE) for v in loop] == pytest.approx(phis)
+    steps = list(zip(loop, loop[1:], strict=False))
+    assert sum(shaping(tile, a, b, FIXTURE) for a, b in steps) == pytest.approx(0.0)
+    discounts = [0.9, 0.8, 0.95, 0.7, 0.99, 0.85]
+    total, reach = 0.0, 1.0
+    for (a, b), d in zip(steps, discounts, strict=True):
+        total += reach * shaping(tile, a, b, FIXTURE, d, 0.0)
+        reach *= d
+    assert total == pytest.approx(reach * phis[-1] - phis[0])
+    # The batch form takes one discount per transition.
+    batch = shaping(tile, _batch(loop[:-1]), _batch(loop[1:]), FIXTURE, np.array(discounts), 0.0)
+    assert batch.tolist() == pytest.approx(
+        [d * phis[t + 1] - phis[t] for t, d in enumerate(discounts)]
+    )
+    near, on = view(town, 5, 2), view(town, 6, 2)
+    assert shaping(tile, near, on, FIXTURE, 0.9, 2.0) == pytest.approx(2.0 - 0.975)
+    assert shaping(tile, loop[0], loop[1], FIXTURE, 0.0) == pytest.approx(-0.85)
+    assert shaping(tile, on, near, FIXTURE, 0.9, 2.0) == 0.0
 
 
 def test_no_subgoal_shapes_nothing(recorded: list[StateView]) -> None:

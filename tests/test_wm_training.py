@@ -15,7 +15,12 @@ from pokedreamer.world_model.checkpoint import latest_checkpoint, load_checkpoin
 from pokedreamer.world_model.evaluate import evaluate_run
 from pokedreamer.world_model.replay import Replay
 from pokedreamer.world_model.train import train_world_model
-from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
+from pokedreamer.world_model.trainer import (
+    BURN_IN,
+    CHECKPOINT_NAME,
+    WorldModelTrainer,
+    with_context,
+)
 
 TINY = {
     "world_model.preset": "tiny",
@@ -110,3 +115,53 @@ def test_a_checkpoint_of_another_preset_is_refused(collected: tuple[Settings, Ru
     )
     with pytest.raises(UserError, match="another config"):
         train_world_model(small, run, updates=1)
+
+
+def test_with_context_marks_the_posteriors_imagination_may_start_from() -> None:
+    is_first = torch.zeros(3, 6, dtype=torch.bool)
+    is_first[:, 0] = True  # as sampled: every sequence starts as an episode does
+    is_first[1, 4] = True  # an episode starts inside sequence 1
+    cut = torch.tensor([False, True, True])  # sequence 0 began at an episode's first step
+    mask = with_context(is_first, cut, burn_in=2)
+    assert mask.int().tolist() == [
+        [1, 1, 1, 1, 1, 1],
+        [0, 0, 1, 1, 1, 1],
+        [0, 0, 1, 1, 1, 1],
+    ]
+    # At most half a sequence is burnt in; without `cut`, a sequence whose step 0 is not an
+    # episode's first counts as cut.
+    assert with_context(is_first, cut, burn_in=9).int()[2].tolist() == [0, 0, 0, 1, 1, 1]
+    plain = torch.zeros(1, 4, dtype=torch.bool)
+    assert with_context(plain, None, burn_in=1).int().tolist() == [[0, 1, 1, 1]]
+
+
+def test_a_sequence_cut_mid_episode_is_filtered_as_from_a_reset(
+    collected: tuple[Settings, RunDir],
+) -> None:
+    """Replay sequences cut from the middle of the collected episode begin, in the world
+    model's filter, with the very state the agent begins an episode with (a reset: no past,
+    no action), and their first BURN_IN posteriors are not imagined from."""
+    settings, data = collected
+    wm = settings.world_model
+    replay = Replay(data.replay, wm.replay_capacity, wm.replay_chunk, seed=3)
+    trainer = WorldModelTrainer(wm, settings.env.num_actions)
+    batch = replay.sample(wm.batch_size, wm.batch_length)
+    assert batch["is_first"][:, 0].all() and (batch["actions"][:, 0] == 0).all()
+    assert batch["cut"].sum() >= 2  # most of the collected episode's sequences begin inside it
+    t = trainer.tensors(batch)
+    b = wm.batch_size
+    with torch.no_grad():
+        acting = trainer.model.observe_step(
+            trainer.model.rssm.initial(b), torch.zeros(b, dtype=torch.int64),
+            t["frames"][:, 0], t["states"][:, 0], torch.ones(b, dtype=torch.bool),
+        )  # fmt: skip
+    trainer.update(batch)
+    assert trainer.last_posts is not None and trainer.last_context is not None
+    torch.testing.assert_close(trainer.last_posts.deter[:, 0], acting.deter)
+    burnt = min(BURN_IN, wm.batch_length // 2)
+    cut = t["cut"]
+    for i in range(b):
+        restarts = t["is_first"][i, 1:].nonzero()
+        first_ok = 0 if not cut[i] else min(burnt, int(restarts[0]) + 1 if len(restarts) else burnt)
+        expected = [j >= first_ok for j in range(wm.batch_length)]
+        assert trainer.last_context[i].tolist() == expected, i

@@ -11,8 +11,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
-from pokedreamer.config import WorldModelSettings
+from pokedreamer.agent.behavior import Behavior, goal_tensor
+from pokedreamer.config import AgentSettings, WorldModelSettings
 from pokedreamer.env.state import VECTOR_FIELDS, VECTOR_SIZE, GameState, PartyMon
+from pokedreamer.planner.facts import GameFacts
+from pokedreamer.planner.subgoals import GoToTile
 from pokedreamer.world_model.dist import (
     categorical_st_sample,
     free_bits,
@@ -25,10 +28,12 @@ from pokedreamer.world_model.dist import (
     unimix_logits,
 )
 from pokedreamer.world_model.heads import (
+    ANY_BYTE,
     BATTLE_ORDER,
+    ENEMY_HP_BINS,
     STATE_HEADS,
-    predicted_state,
-    state_targets,
+    StateHeads,
+    StateRanges,
 )
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.nets import downsample
@@ -226,7 +231,7 @@ def test_observe_imagine_decode_shapes() -> None:
     assert actions.shape == (6, 15, ACTIONS)
     preds = wm.predict(wm.rssm.feat(imagined))
     assert set(preds) == {"reward", "cont", *STATE_HEADS}
-    for name in ("reward", "cont", "map_id", "x", "y", "battle", "text_shown", "hp_fraction"):
+    for name in set(preds) - {"badges"}:
         assert preds[name].shape == (6, 15), name
     assert preds["badges"].shape == (6, 15, 8)
     assert preds["map_id"].dtype == torch.int64
@@ -318,39 +323,114 @@ def game_state(**changes: object) -> GameState:
     return GameState(**fields)  # type: ignore[arg-type]
 
 
+FIXTURE_RANGES = StateRanges.of_maps(GameFacts.fixture().maps.values())
+
+
 def test_state_targets_read_the_game_state_vector() -> None:
     state = game_state()
-    targets = state_targets(torch.from_numpy(state.vector()))
-    assert targets["map_id"].item() == 0x28
+    heads = StateHeads(8, 8, 1)
+    targets = heads.targets(torch.from_numpy(state.vector()))
+    assert targets["map_id"].item() == 0x28  # under ANY_BYTE every byte is its own class
     assert (targets["x"].item(), targets["y"].item()) == (5, 11)
     assert BATTLE_ORDER[targets["battle"].item()] == "trainer"
     assert targets["text_shown"].tolist() == [1.0]
     assert targets["hp_fraction"].tolist() == pytest.approx([15 / 30])
     assert targets["badges"].tolist() == [1, 0, 1, 0, 0, 0, 0, 1]
-    for name, head in STATE_HEADS.items():
-        if head.kind == "categorical":
+    assert targets["enemy_hp_fraction"].item() == ENEMY_HP_BINS // 2  # 10 / 20: (0.45, 0.5]
+    for name in STATE_HEADS:
+        if heads.kinds[name] == "categorical":
             assert targets[name].dtype == torch.int64 and targets[name].shape == ()
         else:
-            assert targets[name].shape == (head.size,)
+            assert targets[name].shape == (heads.sizes[name],)
+
+
+def confident(heads: StateHeads, targets: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Logits that put all their mass on the targets."""
+    outputs = {}
+    for name in STATE_HEADS:
+        if heads.kinds[name] == "categorical":
+            outputs[name] = F.one_hot(targets[name], heads.sizes[name]).float() * 50
+        else:
+            outputs[name] = (targets[name] - 0.5) * 100
+    return outputs
 
 
 def test_predicted_state_gives_game_state_values() -> None:
     state = game_state(map_id=0xF7, x=255, y=0, battle="none", text_shown=False, text=())
-    targets = state_targets(torch.from_numpy(np.stack([state.vector()] * 3)))
-    # Logits that put all their mass on the targets.
-    outputs = {}
-    for name, head in STATE_HEADS.items():
-        if head.kind == "categorical":
-            outputs[name] = F.one_hot(targets[name], head.size).float() * 50
-        else:
-            outputs[name] = (targets[name] - 0.5) * 100
-    preds = predicted_state(outputs)
+    heads = StateHeads(8, 8, 1)
+    targets = heads.targets(torch.from_numpy(np.stack([state.vector()] * 3)))
+    preds = heads.predicted(confident(heads, targets))
     assert preds["map_id"].tolist() == [state.map_id] * 3
     assert preds["x"].tolist() == [255] * 3 and preds["y"].tolist() == [0] * 3
     assert [BATTLE_ORDER[i] for i in preds["battle"].tolist()] == [state.battle] * 3
     assert preds["text_shown"].tolist() == pytest.approx([0.0] * 3, abs=1e-6)
     assert preds["badges"].shape == (3, 8)
     assert (preds["badges"].round() == targets["badges"]).all()
+
+
+def test_state_heads_are_sized_to_the_game() -> None:
+    """The fixture's four 10x10 maps: 5 map classes (one for "elsewhere"), 11 for x and y (one
+    for "off every map"), not a class per byte."""
+    assert StateRanges((0x00, 0x0C, 0x25, 0x36), 10, 10) == FIXTURE_RANGES
+    heads = StateHeads(TINY.feat_size, TINY.hidden, TINY.mlp_layers, FIXTURE_RANGES)
+    assert {n: heads.sizes[n] for n in ("map_id", "x", "y")} == {"map_id": 5, "x": 11, "y": 11}
+    outputs = sum(heads.sizes.values())
+    assert outputs == 5 + 11 + 11 + 4 + 1 + 1 + 8 + ENEMY_HP_BINS + 1
+    assert heads.mlp[-1].out_features == outputs
+    byte_heads = StateHeads(TINY.feat_size, TINY.hidden, TINY.mlp_layers, ANY_BYTE)
+    assert byte_heads.mlp[-1].out_features == outputs + 252 + 2 * 246  # 257 each, not 5/11/11
+    wm = WorldModel(TINY, ACTIONS, ranges=FIXTURE_RANGES)
+    assert wm.state_heads.state_ranges == FIXTURE_RANGES
+
+
+@pytest.mark.parametrize(
+    ("map_id", "x", "y", "expected"),
+    [
+        (0x25, 3, 9, (0x25, 3, 9)),  # REDS_HOUSE_1F: the game's own values come back
+        (0x36, 0, 0, (0x36, 0, 0)),
+        (0x33, 3, 4, (-1, 3, 4)),  # a map the game lacks reads as unknown
+        (0x0C, 10, 255, (0x0C, -1, -1)),  # past every map's edge, likewise
+    ],
+)
+def test_sized_heads_round_trip_the_game_values(
+    map_id: int, x: int, y: int, expected: tuple[int, int, int]
+) -> None:
+    heads = StateHeads(8, 8, 1, FIXTURE_RANGES)
+    vector = torch.from_numpy(game_state(map_id=map_id, x=x, y=y).vector())
+    preds = heads.predicted(confident(heads, heads.targets(vector)))
+    assert (preds["map_id"].item(), preds["x"].item(), preds["y"].item()) == expected
+
+
+@pytest.mark.parametrize("enemy_hp", [0, 1, 7, 10, 13, 20])
+def test_enemy_hp_head_gives_the_fraction_to_its_resolution(enemy_hp: int) -> None:
+    """A head trusted to its mode gives the enemy's HP fraction within 1/20, and a fainted
+    enemy exactly 0 (what win_battle's done reads)."""
+    heads = StateHeads(8, 8, 1, FIXTURE_RANGES)
+    state = game_state(battle="wild", enemy_hp=enemy_hp, enemy_max_hp=20)
+    preds = heads.predicted(confident(heads, heads.targets(torch.from_numpy(state.vector()))))
+    fraction = preds["enemy_hp_fraction"].item()
+    assert fraction == pytest.approx(enemy_hp / 20, abs=1 / ENEMY_HP_BINS)
+    assert (fraction == 0.0) == (enemy_hp == 0)
+
+
+def test_enemy_hp_head_learns_from_the_state_vector() -> None:
+    """Trained on feat that encodes the enemy's HP, the head's prediction follows it."""
+    torch.manual_seed(0)
+    heads = StateHeads(5, 32, 1, FIXTURE_RANGES)
+    hp = torch.tensor([0, 4, 10, 16, 20])
+    vectors = torch.stack(
+        [torch.from_numpy(game_state(battle="wild", enemy_hp=int(h)).vector()) for h in hp]
+    )
+    feat = torch.eye(5)
+    targets = heads.targets(vectors)
+    opt = torch.optim.Adam(heads.parameters(), lr=1e-2)
+    for _ in range(300):
+        loss = heads.losses(heads(feat), targets)["enemy_hp_fraction"].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    preds = heads.predicted(heads(feat))["enemy_hp_fraction"]
+    assert preds.tolist() == pytest.approx((hp / 20).tolist(), abs=1 / ENEMY_HP_BINS)
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -448,3 +528,18 @@ def test_runs_under_bf16_autocast() -> None:
     assert math.isfinite(loss.item()) and math.isfinite(metrics["kl"])
     assert preds["reward"].dtype == torch.float32
     assert wm.encoder.convs[0].weight.grad is not None
+
+
+def test_imagination_without_a_subgoal_skips_the_state_heads() -> None:
+    facts = GameFacts.fixture()
+    wm = WorldModel(TINY, ACTIONS, ranges=FIXTURE_RANGES)
+    calls: list[int] = []
+    wm.state_heads.register_forward_hook(lambda *_: calls.append(1))
+    behavior = Behavior(TINY, ACTIONS, AgentSettings(horizon=3))
+    start = wm.rssm.initial(4)
+    imag = behavior.imagine(wm, start, goal_tensor(None, None, 4, "cpu"), None, None)
+    assert calls == [] and imag.rewards.shape == (3, 4)
+    assert wm.predict(wm.rssm.feat(start), state=False).keys() == {"reward", "cont"}
+    subgoal = GoToTile(map="PALLET_TOWN", x=3, y=4)
+    behavior.imagine(wm, start, goal_tensor(subgoal, facts, 4, "cpu"), subgoal, facts)
+    assert calls == [1]

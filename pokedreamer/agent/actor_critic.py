@@ -45,16 +45,29 @@ class ReturnNorm(nn.Module):
         self.register_buffer("high", torch.zeros(()))
         self.register_buffer("count", torch.zeros((), dtype=torch.int64))
 
-    def update(self, returns: Tensor) -> None:
+    def update(self, returns: Tensor, weights: Tensor | None = None) -> None:
         """Folds a batch of returns (any shape) into the EMA; the first batch sets it outright
-        (no zero-initialised bias to wear off)."""
-        q = torch.quantile(returns.detach().float().flatten(), self.quantiles)
+        (no zero-initialised bias to wear off).
+
+        weights (returns' shape): only returns of weight > 0 count. A zero-weight return (a
+        start whose subgoal was already done, a step after completion or a predicted end) is
+        never trained on, so letting it into the percentiles would size the advantages by
+        returns the update does not see. A batch with no weight leaves the EMA as it is."""
+        returns = returns.detach().float()
+        if weights is not None:
+            assert weights.shape == returns.shape, (weights.shape, returns.shape)
+            # NaN marks a sample out: nanquantile skips it without a device-to-host sync.
+            returns = torch.where(weights > 0, returns, torch.nan)
+        q = torch.nanquantile(returns.flatten(), self.quantiles)
+        seen = ~q.isnan().any()
         first = self.count == 0
         # torch.where instead of an `if`: no device-to-host sync in the update.
         d = self.decay
-        self.low.copy_(torch.where(first, q[0], d * self.low + (1 - d) * q[0]))
-        self.high.copy_(torch.where(first, q[1], d * self.high + (1 - d) * q[1]))
-        self.count.add_(1)
+        low = torch.where(first, q[0], d * self.low + (1 - d) * q[0])
+        high = torch.where(first, q[1], d * self.high + (1 - d) * q[1])
+        self.low.copy_(torch.where(seen, low, self.low))
+        self.high.copy_(torch.where(seen, high, self.high))
+        self.count.add_(seen.long())
 
     def scale(self) -> Tensor:
         """max(1, high - low), a float32 scalar."""

@@ -3,22 +3,20 @@ imagination (DreamerV3), with System 2's subgoal shaping the imagined rewards.
 
 One update: from replayed posteriors, roll the world model's prior forward `horizon` steps under
 the actor; read each imagined step's reward, continuation and GameState from the model's heads;
-add the subgoal's potential shaping (and its completion bonus, once) on the predicted states; form
-lambda-returns bootstrapped from the slow critic; train the actor by REINFORCE on
+add each start's subgoal's potential shaping (and its completion bonus, once) on the predicted
+states; form lambda-returns bootstrapped from the slow critic; train the actor by REINFORCE on
 percentile-normalised advantages, the critic by twohot regression on the returns.
 
-Gradients: the rollout runs under no_grad, so neither the world model nor the dynamics carry any
-gradient; the actor's only gradient is log pi(a_t | sg(s_t)) times a stop-gradient advantage
-(buttons are discrete, so there is no reparameterised path worth the world model's gradients).
-The actor loss is computed with gradients enabled, and stepped.
-
-The hyper-parameters are the agent settings section (pokedreamer.config.AgentSettings); the
-networks, lambda-returns and the return scale are in pokedreamer.agent.actor_critic.
+Gradients: the rollout runs under no_grad, so the world model gets none; the actor's only
+gradient is log pi(a_t | sg(s_t)) times a stop-gradient advantage (buttons are discrete: no
+reparameterised path worth the world model's gradients). Hyper-parameters: the agent settings
+(pokedreamer.config.AgentSettings); networks, lambda-returns, return scale: agent.actor_critic.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -51,6 +49,10 @@ from pokedreamer.world_model.rssm import RSSMState
 if TYPE_CHECKING:
     from pokedreamer.config import AgentSettings
 
+
+RETURNS = 2
+"""The imagined returns' version a behaviour checkpoint records: 2 is shaping under the returns'
+discount with phi(done) = 0 and a return scale of weighted returns only."""
 
 # The agent settings a behaviour checkpoint records, in the order it records them: those that
 # decide the actor-critic's updates (the loop's own settings are saved beside them).
@@ -94,9 +96,8 @@ class Imagination(NamedTuple):
     conts: Tensor
     """(H, B) continuation of s_t -> s_{t+1}: cont(s_{t+1}) * (1 - done(s_{t+1}))."""
     weights: Tensor
-    """(H, B) how much s_t counts in the losses: the probability the trajectory is still going
-    there (product of earlier continuations), 0 throughout when the start already has the
-    subgoal done."""
+    """(H, B) how much s_t counts in the losses and the return scale: the product of earlier
+    continuations, 0 throughout when the start already has its subgoal done."""
     alive: Tensor
     """(H+1, B) 1 while the subgoal is not done in any of s_0 .. s_t."""
 
@@ -125,8 +126,7 @@ class Behavior(nn.Module):
 
     def act(self, feat: Tensor, goal: Tensor, sample: bool = True) -> Tensor:
         """One-hot actions (B, A) in states feat (B, F) under goal (B, G): a Gumbel-max sample of
-        the mixed policy, or its mode with sample=False. Straight-through when gradients are on;
-        imagination runs under no_grad, where it is a plain one-hot."""
+        the mixed policy, or its mode with sample=False (straight-through under gradients)."""
         b = feat.shape[0]
         assert feat.shape == (b, self.preset.feat_size), feat.shape
         assert goal.shape == (b, GOAL_ENCODING_SIZE), goal.shape
@@ -174,13 +174,13 @@ class Behavior(nn.Module):
         world_model: WorldModel,
         starts: RSSMState,
         goal: Tensor,
-        subgoal: Subgoal | None,
+        subgoal: Subgoal | Sequence[Subgoal | None] | None,
         facts: GameFacts | None,
     ) -> Imagination:
         """Rolls `horizon` steps from starts (B, ...) under the current policy and scores them.
-
-        All of it runs under no_grad: the world model gets no gradient from behaviour learning,
-        and the actor is trained on log-probabilities recomputed on the detached features."""
+        `subgoal` shapes every start alike, or is a sequence of B, start i's subgoal at i
+        (goal's row i its encoding). Under no_grad: the world model gets no gradient, and the
+        actor is trained on log-probabilities recomputed on the detached features."""
         cfg = self.settings
         b = starts.deter.shape[0]
         h = cfg.horizon
@@ -194,26 +194,16 @@ class Behavior(nn.Module):
         actions = one_hots.argmax(-1)
         assert actions.shape == (h, b), actions.shape
 
-        preds = world_model.predict(feats)
+        preds = world_model.predict(feats, state=subgoal is not None)
         # Step t's reward and continuation are those of the transition into s_{t+1}, read from
         # s_{t+1} (as the world model is trained: reward[t] belongs to observation t).
         game_reward = preds["reward"][1:].float()
         cont = preds["cont"][1:].float()
         assert game_reward.shape == cont.shape == (h, b), (game_reward.shape, cont.shape)
 
-        if subgoal is None:
-            shaped = torch.zeros_like(game_reward)
-            not_done = torch.ones_like(feats[..., 0])
-        else:
-            assert facts is not None, "shaping a subgoal needs the game's facts"
-            arrays = {name: preds[name] for name in STATE_HEADS}
-            view = StateView.from_arrays(**arrays)
-            prev = StateView.from_arrays(**{k: v[:-1] for k, v in arrays.items()})
-            nxt = StateView.from_arrays(**{k: v[1:] for k, v in arrays.items()})
-            reward = shaping(subgoal, prev, nxt, facts, cfg.gamma, cfg.shaping_bonus)
-            shaped = _batch(reward, h, b, feats.device)
-            not_done = 1.0 - _batch(done(subgoal, view, facts), h + 1, b, feats.device)
-
+        shaped, not_done = subgoal_shaping(
+            preds, subgoal, facts, cfg.gamma * cont, cfg.shaping_bonus
+        )
         # alive[t]: the subgoal is done in none of s_0..s_t. Done is sticky: a predicted state
         # that wanders out of the subgoal and back in does not earn its bonus again.
         alive = torch.cumprod(not_done, dim=0)
@@ -249,7 +239,7 @@ class Behavior(nn.Module):
             values = twohot_mean(self.slow_critic(feats, goal))
             assert values.shape == (h + 1, b), values.shape
             returns = lambda_return(imag.rewards, imag.conts, values, cfg.gamma, cfg.lam)
-            self.return_norm.update(returns)
+            self.return_norm.update(returns, imag.weights)
             scale = self.return_norm.scale()
             advantage = (returns - values[:-1]) / scale
 
@@ -308,10 +298,11 @@ class Behavior(nn.Module):
         world_model: WorldModel,
         starts: RSSMState,
         goal: Tensor,
-        subgoal: Subgoal | None,
+        subgoal: Subgoal | Sequence[Subgoal | None] | None,
         facts: GameFacts | None,
     ) -> dict[str, float]:
-        """imagine from starts (B, ...) under goal (B, G) and subgoal, then train_on it."""
+        """imagine from starts (B, ...) under goal (B, G) and subgoal (one, or one per start),
+        then train_on it."""
         return self.train_on(self.imagine(world_model, starts, goal, subgoal, facts))
 
     @torch.no_grad()
@@ -333,6 +324,7 @@ class Behavior(nn.Module):
         meta = {
             "num_actions": self.num_actions,
             "updates": self.updates,
+            "returns": RETURNS,
             "settings": {name: settings[name] for name in RECORDED_SETTINGS},
             "actor_opt": actor_meta,
             "critic_opt": critic_meta,
@@ -357,8 +349,43 @@ class Behavior(nn.Module):
         self.updates = int(meta["updates"])
 
 
+def subgoal_shaping(
+    preds: dict[str, Tensor],
+    subgoal: Subgoal | Sequence[Subgoal | None] | None,
+    facts: GameFacts | None,
+    discount: Tensor,
+    bonus: float,
+) -> tuple[Tensor, Tensor]:
+    """The subgoal part of imagined rewards, unscaled: (shaping (H, B), not_done (H+1, B)).
+
+    preds: the world model's predictions on s_0 .. s_H, each (H+1, B, ...). discount (H, B):
+    gamma * cont(s_{t+1}), the returns' own discount of s_t -> s_{t+1} before the subgoal's end,
+    so the potential part telescopes (planner.subgoals.shaping). `subgoal`: one for every
+    trajectory, or one per trajectory; those that share one are shaped together, by column."""
+    h, b = discount.shape
+    device = discount.device
+    shaped, not_done = torch.zeros(h, b, device=device), torch.ones(h + 1, b, device=device)
+    pairs = subgoal if isinstance(subgoal, Sequence) else [subgoal] * b
+    assert len(pairs) == b, (len(pairs), b)
+    columns: dict[Any, list[int]] = {}
+    for i, each in enumerate(pairs):
+        if each is not None:
+            columns.setdefault(each, []).append(i)
+    for each, where in columns.items():
+        assert facts is not None, "shaping a subgoal needs the game's facts"
+        cols, n = torch.tensor(where, device=device), len(where)
+        arrays = {name: preds[name].index_select(1, cols) for name in STATE_HEADS}
+        prev = StateView.from_arrays(**{k: v[:-1] for k, v in arrays.items()})
+        nxt = StateView.from_arrays(**{k: v[1:] for k, v in arrays.items()})
+        reward = shaping(each, prev, nxt, facts, discount.index_select(1, cols), bonus)
+        shaped.index_copy_(1, cols, _batch(reward, h, n, device))
+        reached = _batch(done(each, StateView.from_arrays(**arrays), facts), h + 1, n, device)
+        not_done.index_copy_(1, cols, 1.0 - reached)
+    return shaped, not_done
+
+
 def _batch(value: Any, h: int, b: int, device: torch.device) -> Tensor:
-    """A subgoal function's result (a tensor, or a plain number or bool where the subgoal cannot
-    judge predicted states) as float32 (h, b) on device."""
+    """A subgoal function's result (a tensor, or a plain number where it cannot judge
+    predicted states) as float32 (h, b) on device."""
     out = torch.as_tensor(value, device=device).float()
     return out.expand(h, b) if out.shape != (h, b) else out

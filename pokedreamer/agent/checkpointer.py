@@ -4,12 +4,14 @@ needs to take the same updates — weights, optimisers, counters, the subgoal po
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pokedreamer.agent.behavior import RETURNS
 from pokedreamer.agent.learner import Learner
 from pokedreamer.agent.tally import Tally
 from pokedreamer.config import Settings, WorldModelSettings
@@ -34,6 +36,8 @@ from pokedreamer.world_model.checkpoint import (
 from pokedreamer.world_model.presets import PRESETS
 
 CHECKPOINT_NAME = "agent"
+
+log = logging.getLogger(__name__)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -143,11 +147,19 @@ class Checkpointer:
         the counters and RNGs too. Returns the saved subgoal pool (empty unless resuming):
         the caller restores it once the pool is seeded."""
         learner, tensors, meta = self.learner, start.tensors, start.meta
-        restore_module("model", learner.world_model, tensors, start.source)
+        # What only matters to training (re-sized state heads, a critic of older returns) is
+        # told to a run that trains, not to one that only acts.
+        restore_module("model", learner.world_model, tensors, start.source, announce=optimizer)
         if "optimizer" in meta and optimizer:
             restore_optimizer("optimizer", learner.trainer.optimizer, tensors, meta["optimizer"])
         if meta["kind"] == "agent":
             learner.behavior.load_state_tensors(tensors, meta["behavior"], source=start.source)
+            if optimizer and meta["behavior"].get("returns", 1) != RETURNS:
+                log.warning(
+                    "%s: behaviour trained on earlier imagined returns (gamma*phi paid at done, "
+                    "weightless returns scaled): loaded as is; training on re-learns its critic",
+                    start.source,
+                )
         if not start.resume:
             return []  # weights to start from; this run keeps its own counters
         learner.trainer.updates = int(meta["updates"])

@@ -9,7 +9,7 @@ behaviour updates), ``imitation.ratio`` labelled states per state for the actor'
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -19,10 +19,25 @@ from pokedreamer.agent.events import EventBus, MetricsEvent
 from pokedreamer.agent.imitation import Imitation
 from pokedreamer.agent.subgoal_pool import SubgoalPool
 from pokedreamer.config import ImitationSettings, Settings, WorldModelSettings
+from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.planner.facts import GameFacts
+from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
 from pokedreamer.rundir import RunDir
+from pokedreamer.world_model.heads import StateRanges
 from pokedreamer.world_model.replay import Replay
+from pokedreamer.world_model.rssm import RSSMState
 from pokedreamer.world_model.trainer import WorldModelTrainer
+
+
+class Starts(NamedTuple):
+    """A world-model batch's posteriors as imagination starts."""
+
+    posts: RSSMState
+    """(N, ...) every posterior of the batch, flattened."""
+    vectors: np.ndarray
+    """(N, VECTOR_SIZE) the GameState observed at each."""
+    usable: np.ndarray
+    """int64 indices of the posteriors imagined from."""
 
 
 class Learner:
@@ -45,7 +60,8 @@ class Learner:
         self.facts = facts
         self.bus = bus
         seed = settings.env.seed
-        self.trainer = WorldModelTrainer(world_model, num_actions, seed=seed)
+        ranges = StateRanges.of_maps(facts.maps.values())  # the heads sized to this game
+        self.trainer = WorldModelTrainer(world_model, num_actions, seed=seed, ranges=ranges)
         self.world_model = self.trainer.model
         self.device = self.trainer.device
         self.preset = self.world_model.preset
@@ -78,15 +94,13 @@ class Learner:
         """One world-model update, then agent.behavior_updates behaviour updates imagining from
         its posteriors."""
         wm = self.trainer.settings
-        metrics = {
-            f"wm/{k}": v
-            for k, v in self.trainer.update(
-                self.replay.sample(wm.batch_size, wm.batch_length)
-            ).items()
-        }
-        posts = self.trainer.last_posts
-        assert posts is not None
-        starts = posts.flatten()
+        batch = self.replay.sample(wm.batch_size, wm.batch_length)
+        metrics = {f"wm/{k}": v for k, v in self.trainer.update(batch).items()}
+        posts, context = self.trainer.last_posts, self.trainer.last_context
+        assert posts is not None and context is not None
+        # Only posteriors filtered as far as when acting are started from (trainer.with_context).
+        usable = np.flatnonzero(context.flatten().cpu().numpy())
+        starts = Starts(posts.flatten(), batch["states"].reshape(-1, VECTOR_SIZE), usable)
         for _ in range(self.settings.agent.behavior_updates):
             behavior = self._behavior_update(starts, pursued)
         metrics.update({f"behavior/{k}": v for k, v in behavior.items()})
@@ -97,17 +111,21 @@ class Learner:
             self.publish_metrics(steps, {})
         return metrics
 
-    def _behavior_update(self, all_starts: Any, pursued: list[Any] | None) -> dict[str, float]:
-        total = all_starts.deter.shape[0]
-        take = min(self.settings.agent.imagine_batch, total)
-        index = torch.from_numpy(self.rng.choice(total, take, replace=False)).to(self.device)
-        starts = all_starts.map(lambda x: x.index_select(0, index))
-        # Half the updates train a subgoal some env pursues now, half one seen lately.
-        subgoal = self.pool.draw(self.rng, pursued) if pursued is not None and self.pool else None
-        goal = self.pool.goal_row(subgoal).to(self.device).expand(take, -1).clone()
-        return self.behavior.imagine_and_train(
-            self.world_model, starts, goal, subgoal, self.facts if subgoal else None
+    def _behavior_update(self, starts: Starts, pursued: list[Any] | None) -> dict[str, float]:
+        take = min(self.settings.agent.imagine_batch, len(starts.usable))
+        chosen = self.rng.choice(starts.usable, take, replace=False)
+        index = torch.from_numpy(chosen).to(self.device)
+        posts = starts.posts.map(lambda x: x.index_select(0, index))
+        if pursued is None or not (self.pool or pursued):
+            goal = torch.zeros(take, GOAL_ENCODING_SIZE, device=self.device)
+            return self.behavior.imagine_and_train(self.world_model, posts, goal, None, None)
+        # Each start rehearses a subgoal that is live where it stands (SubgoalPool.pair).
+        subgoals, paired = self.pool.pair(self.rng, starts.vectors[chosen], pursued)
+        goal = self.pool.rows(subgoals).to(self.device)
+        metrics = self.behavior.imagine_and_train(
+            self.world_model, posts, goal, subgoals, self.facts
         )
+        return {**metrics, "live_rate": float(paired.mean())}
 
     # --- imitation --------------------------------------------------------------------------------
 

@@ -2,24 +2,42 @@
 
 Every subgoal the envs pursue is encoded here once (the actor reads the encoding every step),
 and the newest ``SUBGOAL_POOL`` of them, by description, are kept in the order they were first
-encoded: behaviour learning draws half its subgoals from this pool, so that the actor keeps what
-it learnt for the earlier stages of the quest.
+encoded, so that the actor keeps what it learnt for the earlier stages of the quest.
+
+Behaviour learning pairs each imagination start with a subgoal that is *live* there (``live``):
+not done, and with a potential that is not flat around the start. A subgoal on another map, a
+battle to win outside a battle, a badge that is all-or-nothing, read no different anywhere a
+short imagined trajectory can reach, so their shaping would teach nothing from that start.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 from pydantic import TypeAdapter
 
+from pokedreamer.env.state import BATTLE_ORDER, VECTOR_FIELDS, VECTOR_SIZE
 from pokedreamer.planner.facts import GameFacts
-from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE, Subgoal, describe, encode
+from pokedreamer.planner.subgoals import (
+    GOAL_ENCODING_SIZE,
+    StateView,
+    Subgoal,
+    describe,
+    done,
+    encode,
+    phi,
+)
 
 SUBGOAL_POOL = 32
+
+PROBE_STEPS = (1, 3)
+"""Tiles the liveness probe moves a start by, in each of the four directions: a step, and a
+few (a subgoal's potential may round to the same value one tile away)."""
 
 
 class SubgoalPool:
@@ -58,13 +76,45 @@ class SubgoalPool:
         for subgoal in subgoals:
             self.row(subgoal)
 
-    def draw(self, rng: np.random.Generator, pursued: list[Any]) -> Any:
-        """A subgoal to rehearse: one the envs pursue now half the time (when they pursue
-        any), else one from the pool. The pool must not be empty."""
-        if pursued and rng.random() < 0.5:
-            return pursued[int(rng.integers(len(pursued)))]
-        pool = list(self._subgoals.values())
-        return pool[int(rng.integers(len(pool)))]
+    def subgoals(self) -> list[Any]:
+        """The pool, oldest first."""
+        return list(self._subgoals.values())
+
+    def pair(
+        self, rng: np.random.Generator, vectors: np.ndarray, pursued: list[Any]
+    ) -> tuple[list[Any], np.ndarray]:
+        """A subgoal for each of N imagination starts, whose GameState vectors are ``vectors``
+        (N, VECTOR_SIZE): uniformly one of the pool's subgoals live at that start, and half
+        the time one the envs pursue now when one of those is live there. A start where none
+        is live gets a pursued subgoal (any of the pool's when none is pursued): there its
+        return still carries the game's reward. Returns (subgoals, live (N,) bool). The pool
+        must not be empty."""
+        self.add(pursued)  # a pursued subgoal is in the pool, by name
+        pool = self.subgoals()
+        names = {describe(s) for s in pursued}
+        chosen = np.array([describe(s) in names for s in pool], dtype=bool)
+        views = views_of(vectors)
+        n, k = len(vectors), len(pool)
+        alive = np.stack([live(s, views, self.facts) for s in pool], axis=1).reshape(n, k)
+        scores = rng.random((n, k))
+
+        def pick(allowed: np.ndarray) -> np.ndarray:
+            """Per start, a random allowed column, -1 where none is allowed."""
+            best = np.where(allowed, scores, -1.0).argmax(1)
+            return np.where(allowed.any(1), best, -1)
+
+        choice = pick(alive)
+        favoured = pick(alive & chosen)
+        choice = np.where((rng.random(n) < 0.5) & (favoured >= 0), favoured, choice)
+        fallback = pick(np.broadcast_to(chosen if chosen.any() else np.ones(k, bool), (n, k)))
+        paired = choice >= 0
+        choice = np.where(paired, choice, fallback)
+        assert (choice >= 0).all()
+        return [pool[i] for i in choice.tolist()], paired
+
+    def rows(self, subgoals: list[Any]) -> torch.Tensor:
+        """The encodings (N, G) of N subgoals."""
+        return torch.stack([self.row(subgoal) for subgoal in subgoals])
 
     def dump(self) -> list[dict[str, Any]]:
         """The pool, oldest first (the order draws index), as JSON."""
@@ -76,3 +126,56 @@ class SubgoalPool:
         self._subgoals.clear()
         for entry in saved:
             self.row(adapter.validate_python(entry))
+
+
+def views_of(vectors: np.ndarray) -> StateView:
+    """A batch StateView (N,) of GameState vectors (N, VECTOR_SIZE): what the subgoals read of
+    the replayed states behind imagination starts (text and event flags unknown)."""
+    assert vectors.ndim == 2 and vectors.shape[1] == VECTOR_SIZE, vectors.shape
+    v = np.asarray(vectors, dtype=np.float32)
+
+    def field(name: str) -> np.ndarray:
+        return v[:, VECTOR_FIELDS.index(name)]
+
+    def byte(name: str) -> np.ndarray:
+        return np.rint(field(name) * 255.0).astype(np.int64)
+
+    first = VECTOR_FIELDS.index(f"battle_{BATTLE_ORDER[0]}")
+    battle = v[:, first : first + len(BATTLE_ORDER)].argmax(1)
+    fighting = (battle == BATTLE_ORDER.index("wild")) | (battle == BATTLE_ORDER.index("trainer"))
+    badges = VECTOR_FIELDS.index("badge_boulder")
+    return StateView.from_arrays(
+        map_id=byte("map_id"),
+        x=byte("x"),
+        y=byte("y"),
+        battle=battle,
+        text_shown=field("text_shown"),
+        hp_fraction=field("hp_fraction"),
+        badges=v[:, badges : badges + 8],
+        # The vector holds 0 outside a battle; a StateView reads 1 there (no enemy hurt).
+        enemy_hp_fraction=np.where(fighting, field("enemy_hp_fraction"), 1.0),
+    )
+
+
+def live(subgoal: Any, view: StateView, facts: GameFacts) -> np.ndarray:
+    """(N,) bool: the subgoal is not done in the view's states and its potential changes in at
+    least one nearby state: the player a few tiles away on the same map, a text box open, or
+    the enemy (in a battle) half as healthy. These are the changes a short imagined trajectory
+    can make; a potential that none of them moves is flat there."""
+    shape = np.shape(view.map_id)
+
+    def potential(v: StateView) -> np.ndarray:
+        return np.broadcast_to(np.asarray(phi(subgoal, v, facts), dtype=np.float64), shape)
+
+    here = potential(view)
+    moved = np.zeros(shape, dtype=bool)
+    probes = [
+        replace(view, x=view.x + dx * step, y=view.y + dy * step)
+        for step in PROBE_STEPS
+        for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))
+    ]
+    probes.append(replace(view, text_shown=np.ones_like(view.text_shown)))
+    probes.append(replace(view, enemy_hp_fraction=view.enemy_hp_fraction * 0.5))
+    for probe in probes:
+        moved |= potential(probe) != here
+    return moved & ~np.broadcast_to(np.asarray(done(subgoal, view, facts), dtype=bool), shape)

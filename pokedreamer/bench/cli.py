@@ -91,11 +91,14 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         horizon: Annotated[int, typer.Option(min=1, help="Imagined steps per trajectory.")] = 15,
         device: DeviceOption = None,
     ) -> None:
-        """Imagined transitions/s (actor + GRU + prior) beside one env process's steps/s."""
+        """Imagined transitions/s of the bare rollout (actor + GRU + prior) and of the real
+        behaviour update, beside one env process's steps/s."""
         from pokedreamer.bench.world_model import bench_imagine
 
         settings = settings_for(ctx, preset=preset, device=device)
-        result = bench_imagine(settings.world_model, settings.env, batch, horizon)
+        result = bench_imagine(
+            settings.world_model, settings.env, batch, horizon, agent=settings.agent
+        )
         echo_result(result.as_dict(), json_out)
 
     @bench.command("train")

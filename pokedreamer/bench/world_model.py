@@ -4,7 +4,12 @@ Both measure, in one run, the real env's steps/s (one process, random buttons on
 ROM) beside the world model's rate, and report the ratio:
 
 - imagine: imagined transitions/s of the prior rolled forward under a small actor (policy + GRU +
-  prior, Gumbel-max sampling), batch x horizon per rollout, no gradients;
+  prior, Gumbel-max sampling), batch x horizon per rollout, no gradients; and, in rounds
+  alternating with it, of the real behaviour update (``Behavior.imagine_and_train``: the rollout
+  under the actor, the reward, continue and state heads, the subgoal's shaping on the predicted
+  states, the actor and critic losses, their backward passes and steps) under a subgoal that
+  reads the state heads; ``behavior_ratio`` is the update's rate over the bare rollout's, the
+  median of the rounds' ratios;
 - train: replayed transitions/s of world-model updates (batch x length per update, forward,
   backward and the optimiser step).
 """
@@ -12,6 +17,7 @@ ROM) beside the world model's rate, and report the ratio:
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +26,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from pokedreamer.agent.behavior import Behavior, goal_tensor
 from pokedreamer.bench.env import env_steps_per_s
-from pokedreamer.bench.timing import machine_description, timed
-from pokedreamer.config import EnvSettings, WorldModelSettings
+from pokedreamer.bench.timing import alternate, machine_description, timed
+from pokedreamer.config import AgentSettings, EnvSettings, WorldModelSettings
+from pokedreamer.env.cartridge import ROM_PATH
+from pokedreamer.env.rom import load_rom
+from pokedreamer.planner.facts import GameFacts
+from pokedreamer.planner.subgoals import GoToTile
 from pokedreamer.world_model.dist import categorical_st_sample
-from pokedreamer.world_model.trainer import WorldModelTrainer
+from pokedreamer.world_model.heads import StateRanges
+from pokedreamer.world_model.model import WorldModel
+from pokedreamer.world_model.presets import PRESETS
+from pokedreamer.world_model.trainer import WorldModelTrainer, autocast, resolve_device
 
 
 def device_name(device: torch.device, bf16: bool) -> str:
@@ -44,9 +58,19 @@ class WorldModelBench:
     world_model_per_s: float
     env_steps_per_s: float
     machine: str
+    behavior_per_s: float | None = None
+    """imagine: imagined transitions/s of the real behaviour update."""
+    behavior_ratio: float | None = None
+    """imagine: the behaviour update's rate over the bare rollout's (median of the rounds)."""
 
     def as_dict(self) -> dict[str, Any]:
         unit = "imagined" if self.kind == "imagine" else "replayed"
+        behavior: dict[str, float] = {}
+        if self.behavior_per_s is not None and self.behavior_ratio is not None:
+            behavior = {
+                "behavior_transitions_per_s": round(self.behavior_per_s, 1),
+                "behavior_ratio": round(self.behavior_ratio, 2),
+            }
         return {
             "machine": self.machine,
             "device": self.device,
@@ -54,6 +78,7 @@ class WorldModelBench:
             "batch": self.batch,
             "horizon" if self.kind == "imagine" else "length": self.length,
             f"{unit}_transitions_per_s": round(self.world_model_per_s, 1),
+            **behavior,
             "env_steps_per_s": round(self.env_steps_per_s, 1),
             "ratio": round(self.world_model_per_s / self.env_steps_per_s, 2),
         }
@@ -73,12 +98,23 @@ def _synchronize(device: torch.device) -> Callable[[], None] | None:
 
 def bench_imagine(
     settings: WorldModelSettings, env_settings: EnvSettings, batch: int = 1024, horizon: int = 15,
-    rollouts: int = 10,
+    rollouts: int = 10, agent: AgentSettings | None = None, rounds: int = 5,
 ) -> WorldModelBench:  # fmt: skip
+    """The bare rollout and the real behaviour update, ``rounds`` times each in turn, on one
+    world model with state heads sized to the configured ROM's game; then the env's steps/s.
+
+    On a CPU with one torch thread all the work is this thread's, so its CPU time is the clock:
+    other jobs on a shared machine then slow neither figure. Otherwise the wall clock."""
     num_actions = env_settings.num_actions
-    trainer, device = _model(settings, num_actions)
-    model = trainer.model.eval()
-    p = model.preset
+    facts = GameFacts.for_game(load_rom(env_settings.rom or ROM_PATH).game)
+    device = resolve_device(settings.device)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    torch.manual_seed(0)
+    p = PRESETS[settings.preset]
+    ranges = StateRanges.of_maps(facts.maps.values())
+    model = WorldModel(p, num_actions, settings, ranges).to(device).eval()
+    amp = autocast(device, settings.amp)
     # An actor of the size System 1 will use: two hidden layers on the model state.
     actor = nn.Sequential(
         nn.Linear(p.feat_size, p.hidden), nn.SiLU(), nn.Linear(p.hidden, p.hidden), nn.SiLU(),
@@ -88,19 +124,45 @@ def bench_imagine(
     def policy(feat: torch.Tensor) -> torch.Tensor:
         return categorical_st_sample(actor(feat), 0.0, True)
 
+    agent = (agent or AgentSettings()).model_copy(update={"horizon": horizon})
+    behavior = Behavior(p, num_actions, agent).to(device)
+    # go_to_tile reads the map, x and y heads: the update pays for the state heads.
+    first_map = next(iter(facts.maps.values()))
+    subgoal = GoToTile(map=first_map.name, x=first_map.width // 2, y=first_map.height // 2)
+    goal = goal_tensor(subgoal, facts, batch, device)
     start = model.rssm.initial(batch)
-    with torch.no_grad(), trainer._autocast or contextlib.nullcontext():
-        model.rssm.imagine(start, policy, horizon)  # warm-up: kernels, caches
+    precision = amp or contextlib.nullcontext()
+    sync = _synchronize(device)
+    one_thread = device.type == "cpu" and torch.get_num_threads() == 1
+    clock = time.thread_time if one_thread else time.perf_counter
 
+    def bare() -> float:
         def rollout() -> None:
-            for _ in range(rollouts):
-                model.rssm.imagine(start, policy, horizon)
+            with torch.no_grad():
+                for _ in range(rollouts):
+                    model.rssm.imagine(start, policy, horizon)
 
-        rate = batch * horizon * rollouts / timed(rollout, sync=_synchronize(device))
+        with precision:
+            return timed(rollout, clock, sync)
+
+    def full() -> float:
+        def update() -> None:
+            for _ in range(rollouts):
+                behavior.imagine_and_train(model, start, goal, subgoal, facts)
+
+        with precision:
+            return timed(update, clock, sync)
+
+    bare(), full()  # warm-up: kernels, caches
+    rounds_timed = alternate(rounds, bare, full)
+    transitions = batch * horizon * rollouts * rounds
     return WorldModelBench(
-        "imagine", settings.preset, device_name(device, trainer._autocast is not None), batch,
-        horizon, rate,
+        "imagine", settings.preset,
+        device_name(device, amp is not None) + (", thread CPU time" if one_thread else ""), batch,
+        horizon, transitions / sum(rounds_timed.first),
         env_steps_per_s(env_settings), machine_description(),
+        behavior_per_s=transitions / sum(rounds_timed.second),
+        behavior_ratio=rounds_timed.ratio(),
     )  # fmt: skip
 
 

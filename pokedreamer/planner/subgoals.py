@@ -3,12 +3,15 @@
 Everything the LLM answers is parsed into ``Plan`` or rejected, so the schema is the whole of the
 planner's vocabulary. Each kind defines ``done(view, facts)`` and a potential ``phi(view, facts)``
 in [0, 1], higher nearer completion. ``shaping`` turns them into a reward:
-``gamma*phi(s') - phi(s)``, which telescopes and so cannot change which policy is optimal, plus a
-bonus on the step the subgoal becomes done.
+``d*phi(s') - phi(s)`` under the returns' own discount d, with phi of a done state 0, which
+telescopes and so cannot change which policy is optimal, plus a bonus on the step the subgoal
+becomes done, which does: it is the subgoal's own reward.
 
 The same functions run on the real game (a ``StateView`` of a GameState, Python numbers) and in
-imagination (a ``StateView`` of the world model's ``predicted_state``, a batch of torch tensors):
+imagination (a ``StateView`` of the world model's predicted state, a batch of torch tensors):
 they use only arithmetic, comparisons and ``&``, which both support, and never import torch.
+A predicted state says only what the world model's state heads predict: no text and no event
+flags, so a subgoal that needs them neither pays nor completes in imagination.
 """
 
 from __future__ import annotations
@@ -145,7 +148,12 @@ class GoToTile(BaseModel):
 
 
 class ReadText(BaseModel):
-    """Talk to someone or read a sign: a text box shows."""
+    """Talk to someone or read a sign: a text box shows (one containing ``contains``, if set).
+
+    Only a real state's text can be read: in a predicted state (``text_known`` false) a text box
+    could be any sign or a menu, so a ReadText with ``contains`` neither completes nor has any
+    potential there, rather than paying for whichever text box the model imagines. One without
+    ``contains`` is judged on the text box alone, real or predicted."""
 
     model_config = _CONFIG
 
@@ -160,8 +168,9 @@ class ReadText(BaseModel):
     )
 
     def _matches(self, v: StateView) -> bool:
-        # Predicted views carry no text: there the text box showing is all that can be judged.
-        return not (self.contains and v.text_known) or _norm(self.contains) in _norm(v.text)
+        if not self.contains:
+            return True
+        return v.text_known and _norm(self.contains) in _norm(v.text)
 
     def done(self, view: StateView | GameState, facts: GameFacts) -> Value:
         v = as_view(view)
@@ -176,7 +185,9 @@ class ReadText(BaseModel):
 
 
 class WinBattle(BaseModel):
-    """Win the battle under way: bring the enemy's HP to 0."""
+    """Win the battle under way: bring the enemy's HP to 0. Its potential is the share of the
+    enemy's HP taken; predicted states carry the world model's enemy-HP head (a fainted enemy
+    reads exactly 0 there, other fractions to the head's resolution of 1/20)."""
 
     model_config = _CONFIG
 
@@ -349,12 +360,14 @@ class StateView:
     badges: Value
     """Eight values 0..1 in wObtainedBadges bit order, read as ``badges[..., i]``."""
     enemy_hp_fraction: Value = 1.0
-    """The enemy's HP over its max HP in a battle; 1 outside one and when unknown."""
+    """The enemy's HP over its max HP in a battle; 1 outside one and when unknown. Predicted:
+    the enemy-HP head's bin centre (0 outside a battle, which no subgoal reads there)."""
     text: str = ""
     """The text box's lines, joined by spaces; "" when there is none or it is unknown."""
     text_known: bool = False
-    """Whether ``text`` was read (a real state) rather than unknown (a predicted one): a shown
-    box with no text is then a menu, which does not match a ReadText's ``contains``."""
+    """Whether ``text`` was read (a real state) rather than unknown (a predicted one). Only read
+    text matches a ReadText's ``contains``: a shown box with no text is a menu, and a predicted
+    box is no text in particular."""
     events: bytes | None = None
     """wEventFlags' bytes; None when unknown (predicted)."""
 
@@ -378,7 +391,8 @@ class StateView:
     @staticmethod
     def from_arrays(**arrays: Value) -> StateView:
         """A batch view from arrays under StateView's names, e.g. the world model's
-        ``predicted_state(...)`` (map_id, x, y, battle, text_shown, hp_fraction, badges).
+        ``predict(...)`` state (map_id, x, y, battle, text_shown, hp_fraction, badges,
+        enemy_hp_fraction).
         Missing fields are unknown: they are filled with values no subgoal counts as progress
         (map and tile -1, no battle, no text, HP 0, no badges, enemy HP 1, no events), shaped
         like the batch so that every potential keeps the batch's shape."""
@@ -462,26 +476,31 @@ def shaping(
     prev_view: StateView | GameState,
     view: StateView | GameState,
     facts: GameFacts,
-    gamma: float = 0.997,
+    discount: Value = 1.0,
     bonus: float = 1.0,
 ) -> Value:
-    """The shaped reward of the transition prev_view -> view: ``gamma*phi(view) - phi(prev)``
-    plus ``bonus`` on the step the subgoal becomes done (elementwise over a batch). No subgoal
-    gives 0.
+    """The shaped reward of the transition prev_view -> view (elementwise over a batch):
+    ``discount*phi(view) - phi(prev)``, with phi of a state where the subgoal is done taken
+    as 0, plus ``bonus`` on the step the subgoal becomes done. A transition out of a done
+    state pays 0, and no subgoal gives 0.
 
-    The potential part telescopes, so it leaves the optimal policy alone. The bonus is the
-    subgoal's own reward and does not telescope: stepping out of a done state and back in earns
-    it again, so treat the first done step as the end of the subgoal — the agent loop moves to
-    the next one, and imagination should stop its return there (continuation ``1 - done``)."""
+    ``discount`` must be the one the returns apply to this transition: gamma times the
+    probability the trajectory goes on (imagination passes gamma * cont(view), an array).
+    Reaching done ends the subgoal: the state is then absorbing, so its potential is 0 (Ng,
+    Harada and Russell, 1999) and the step pays ``bonus - phi(prev)``, no ``discount * phi``.
+    Then the potential part of any trajectory's return telescopes to
+    ``D_n * phi(s_n) - phi(s_0)`` (``D_n`` the product of the discounts, 0 once it ended) and
+    leaves the optimal policy alone. The bonus is the subgoal's own reward and does change it:
+    it is what makes reaching done worth more than its neighbours. Stepping out of done and
+    back in would earn it again, so the return must stop at the first done step (imagination's
+    continuation is ``cont * (1 - done)``; the agent loop moves to the next subgoal)."""
     prev, now = as_view(prev_view), as_view(view)
     if subgoal is None:
         return now.hp_fraction * 0.0
-    reward = gamma * subgoal.phi(now, facts) - subgoal.phi(prev, facts)
-    if bonus:
-        reward = reward + bonus * _float(subgoal.done(now, facts)) * (
-            1 - _float(subgoal.done(prev, facts))
-        )
-    return reward
+    was_done = _float(subgoal.done(prev, facts))
+    is_done = _float(subgoal.done(now, facts))
+    potential = discount * (1 - is_done) * subgoal.phi(now, facts) - subgoal.phi(prev, facts)
+    return (1 - was_done) * (potential + bonus * is_done)
 
 
 _HASH_BUCKETS = 8

@@ -15,6 +15,11 @@ is a `UserError`: one line naming the file and what to do.
 
 Exact resume: `module_tensors` + `optimizer_tensors` + `rng_state` (+ `generator_state` for numpy
 Generators) hold everything that decides the next training step, bit for bit, on the same device.
+
+Migration: a module with a `migrate_checkpoint(saved) -> Migration | None` method may make an
+older checkpoint's tensors fit (WorldModel re-initialises state heads sized for other ranges);
+`restore_module` then says what was done in one logged line, and `restore_optimizer` starts the
+moments of the parameters it re-initialised afresh instead of refusing them.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -48,6 +55,23 @@ TENSORS_SUFFIX = ".safetensors"
 META_SUFFIX = ".json"
 _TMP_SUFFIX = ".tmp"
 _STEP_NAME = re.compile(r"(.+)-(\d+)")
+_FRESH = "_pokedreamer_fresh_from_migration"
+"""Marks a parameter a migration re-initialised, until restore_optimizer has dropped its saved
+moments: the moments belong to weights that are gone."""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A checkpoint's module tensors made to fit the module they load into."""
+
+    tensors: dict[str, torch.Tensor]
+    """The tensors to load, under the module's own names (no prefix)."""
+    fresh: frozenset[str]
+    """Parameters taken as this module initialised them, not from the checkpoint."""
+    note: str
+    """What was done, one line for the user."""
 
 
 def checkpoint_path(directory: Path, name: str, step: int) -> Path:
@@ -272,10 +296,18 @@ def restore_module(
     module: torch.nn.Module,
     tensors: dict[str, torch.Tensor],
     source: object = "the checkpoint",
+    announce: bool = True,
 ) -> None:
-    """Loads `<prefix>/...` tensors into `module`; a missing, extra or misshapen one is refused."""
+    """Loads `<prefix>/...` tensors into `module`; a missing, extra or misshapen one is refused,
+    unless the module's `migrate_checkpoint` makes them fit (logged in one line when
+    `announce`: a migration that only matters to training need not be told to a run that only
+    acts)."""
     own = module.state_dict()
     saved = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+    migrate = getattr(module, "migrate_checkpoint", None)
+    migration = migrate(saved) if callable(migrate) else None
+    if migration is not None:
+        saved = migration.tensors
     problems = [f"{k} missing" for k in own if k not in saved]
     problems += [f"{k} unexpected" for k in saved if k not in own]
     for key in own.keys() & saved.keys():
@@ -291,6 +323,13 @@ def restore_module(
             "another preset or version: use that, or start a new run"
         )
     module.load_state_dict(saved, strict=True)
+    for name, param in module.named_parameters():
+        if migration is not None and name in migration.fresh:
+            setattr(param, _FRESH, True)
+        elif hasattr(param, _FRESH):
+            delattr(param, _FRESH)
+    if migration is not None and announce:
+        log.warning("%s: %s", source, migration.note)
 
 
 def _describe(tensor: torch.Tensor) -> str:
@@ -381,6 +420,10 @@ def restore_optimizer(
     # Saved ids follow the groups' order, which is how torch pairs them with parameters too.
     ids = [i for group in saved["param_groups"] for i in group["params"]]
     params = dict(zip(ids, (p for g in optimizer.param_groups for p in g["params"]), strict=True))
+    for param_id, param in params.items():
+        if getattr(param, _FRESH, False):
+            saved["state"].pop(param_id, None)
+            delattr(param, _FRESH)
     for param_id, values in saved["state"].items():
         if param_id not in params:
             raise misfit(f"state for unknown parameter {param_id}")

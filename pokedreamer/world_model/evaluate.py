@@ -31,6 +31,7 @@ from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 if TYPE_CHECKING:
     from pokedreamer.config import Settings
     from pokedreamer.rundir import RunDir
+    from pokedreamer.world_model.heads import StateRanges
 
 PSNR_CAP = 60.0  # dB for a perfect frame, so that averages stay finite
 
@@ -248,7 +249,7 @@ def evaluate_run(
 
 def evaluate_world_model(
     settings: Settings, run: RunDir, data: RunDir, checkpoint: Path | None, sequences: int,
-    context: int, horizon: int,
+    context: int, horizon: int, ranges: StateRanges | None = None,
 ) -> tuple[OpenLoopReport, dict[str, Path]]:  # fmt: skip
     """``pokedreamer eval world-model``: the open-loop report of ``checkpoint`` (default: the
     run's latest) on ``data``'s replay, written to ``run``/eval/<checkpoint name>/."""
@@ -257,6 +258,6 @@ def evaluate_world_model(
         raise UserError(f"{run.checkpoints} has no checkpoint: train first")
     wm = settings.world_model
     replay = Replay(data.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed + 1)
-    trainer = WorldModelTrainer(wm, settings.env.num_actions)
+    trainer = WorldModelTrainer(wm, settings.env.num_actions, ranges=ranges)
     out = run.path / "eval" / path.name
     return evaluate_run(trainer, path, replay, out, sequences, context, horizon, data.path.name)

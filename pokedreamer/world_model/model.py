@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from pokedreamer.config import WorldModelSettings
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.world_model.checkpoint import Migration
 from pokedreamer.world_model.dist import (
     categorical_entropy,
     free_bits,
@@ -21,13 +22,7 @@ from pokedreamer.world_model.dist import (
     twohot_loss,
     twohot_mean,
 )
-from pokedreamer.world_model.heads import (
-    STATE_HEADS,
-    StateHeads,
-    predicted_state,
-    state_losses,
-    state_targets,
-)
+from pokedreamer.world_model.heads import ANY_BYTE, STATE_HEADS, StateHeads, StateRanges
 from pokedreamer.world_model.nets import MLP, Decoder, Encoder, downsample, image_input
 from pokedreamer.world_model.presets import Preset
 from pokedreamer.world_model.rssm import RSSM, RSSMState
@@ -40,10 +35,15 @@ class WorldModel(nn.Module):
 
     `settings` supplies the latents' unimix and the loss weights (the defaults when None); the
     sizes come from `preset` alone, not from settings.preset, so that a checkpoint's preset can
-    be rebuilt under any settings."""
+    be rebuilt under any settings. `ranges` sizes the state heads to the game's maps
+    (``StateRanges.of_maps(facts.maps.values())``); without it they classify every byte."""
 
     def __init__(
-        self, preset: Preset, num_actions: int, settings: WorldModelSettings | None = None
+        self,
+        preset: Preset,
+        num_actions: int,
+        settings: WorldModelSettings | None = None,
+        ranges: StateRanges | None = None,
     ) -> None:
         super().__init__()
         self.preset = preset
@@ -57,7 +57,7 @@ class WorldModel(nn.Module):
         # would chase (DreamerV3).
         self.reward_head = MLP(p.feat_size, p.reward_bins, p.hidden, p.mlp_layers, zero_out=True)
         self.cont_head = MLP(p.feat_size, 1, p.hidden, p.mlp_layers)
-        self.state_heads = StateHeads(p.feat_size, p.hidden, p.mlp_layers)
+        self.state_heads = StateHeads(p.feat_size, p.hidden, p.mlp_layers, ranges or ANY_BYTE)
 
     # -- preprocessing ----------------------------------------------------------------------
 
@@ -103,14 +103,39 @@ class WorldModel(nn.Module):
         logits = self.decoder(feat.reshape(-1, self.preset.feat_size))
         return logits.reshape(*lead, *logits.shape[1:])
 
-    def predict(self, feat: Tensor) -> dict[str, Tensor]:
+    def predict(self, feat: Tensor, state: bool = True) -> dict[str, Tensor]:
         """What the heads say about feat (..., F), each (...) unless noted: "reward" (mean of
-        the twohot), "cont" (probability the episode goes on), and predicted_state's entries
-        (map_id, x, y, battle, text_shown, hp_fraction, badges (..., 8))."""
-        preds = predicted_state(self.state_heads(feat))
+        the twohot), "cont" (probability the episode goes on), and with `state` the state
+        heads' point predictions (StateHeads.predicted: map_id, x, y, battle, text_shown,
+        hp_fraction, badges (..., 8), enemy_hp_fraction). Imagination without a subgoal has no
+        use for the state, and skips its heads' cost."""
+        preds = self.state_heads.predicted(self.state_heads(feat)) if state else {}
         preds["reward"] = twohot_mean(self.reward_head(feat))
         preds["cont"] = torch.sigmoid(self.cont_head(feat).squeeze(-1).float())
         return preds
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def migrate_checkpoint(self, saved: dict[str, Tensor]) -> Migration | None:
+        """restore_module's hook: a checkpoint whose state heads do not fit these (sized for
+        other ranges, or from before the enemy-HP head) keeps everything else, and its state
+        heads start as this model initialised them. None when they fit."""
+        own = {k: v for k, v in self.state_dict().items() if k.startswith("state_heads.")}
+        theirs = {k: v for k, v in saved.items() if k.startswith("state_heads.")}
+        fits = own.keys() == theirs.keys() and all(
+            v.shape == theirs[k].shape and v.dtype == theirs[k].dtype for k, v in own.items()
+        )
+        ranges = "state_heads.ranges"
+        if fits and torch.equal(own[ranges].cpu(), theirs[ranges].cpu()):
+            return None
+        kept = {k: v for k, v in saved.items() if k not in theirs}
+        fresh = frozenset(n for n, _ in self.named_parameters() if n.startswith("state_heads."))
+        return Migration(
+            {**kept, **own},
+            fresh,
+            "its state heads were made for another game's ranges or an older set of heads: they "
+            "start untrained (the rest of the world model is kept) and learn again as it trains",
+        )
 
     # -- training ---------------------------------------------------------------------------
 
@@ -162,7 +187,8 @@ class WorldModel(nn.Module):
         cont_logit = self.cont_head(feat).squeeze(-1).float()
         cont_target = (~is_terminal).float()
         cont_loss = F.binary_cross_entropy_with_logits(cont_logit, cont_target, reduction="none")
-        head_losses = state_losses(self.state_heads(feat), state_targets(states))
+        heads = self.state_heads
+        head_losses = heads.losses(heads(feat), heads.targets(states))
         state_loss = torch.stack(list(head_losses.values())).sum(0)
 
         # dyn trains the prior toward the posterior, rep the posterior toward the prior.

@@ -19,9 +19,15 @@ leaves either the old file or the new one, never half of one.
 
 Sampling draws a start uniformly over every position where `length` steps fit inside one chunk,
 finished or still filling. A sequence may cross an episode boundary inside a chunk (`is_first`
-marks it), but never a chunk boundary, so it never splices two streams or two runs. The flags are
-returned as stored: `is_first[:, 0]` is *not* forced on, because the world model starts every
-sampled sequence from a fresh state anyway and resets wherever `is_first` is set.
+marks it), but never a chunk boundary, so it never splices two streams or two runs.
+
+A sequence starts as an episode does when the agent acts: `is_first[:, 0]` is set and
+`actions[:, 0]` is 0, whether or not the episode began there. The world model filters every
+sampled sequence from its initial (zero) state; stepping that state with the step's real action,
+as a sequence cut from the middle of an episode otherwise would, is a transition the model never
+meets when acting, where a zero state only ever follows a reset. `cut` (B,) says which sequences
+began mid-episode: their first posteriors have seen only a few frames, so the trainer does not
+imagine from them (`world_model.trainer.with_context`).
 """
 
 from __future__ import annotations
@@ -199,7 +205,9 @@ class Replay:
         """`batch` sequences of `length` consecutive steps of one chunk each, uniformly at random.
 
         Returns frames uint8 (B, L, 144, 160) with shades 0-3, states float32 (B, L, 30),
-        actions int64 (B, L), rewards float32 (B, L), is_first and is_terminal bool (B, L).
+        actions int64 (B, L), rewards float32 (B, L), is_first and is_terminal bool (B, L), and
+        cut bool (B,). Each sequence starts as an episode does (module doc): is_first[:, 0] set,
+        actions[:, 0] 0; cut marks those whose first step was not an episode's first.
         `packed=True` leaves frames as stored, uint8 (B, L, 5760) (see `pack_frames`): a trainer
         on a GPU can copy a quarter of the bytes and unpack there, skipping most of the cost here.
         """
@@ -227,6 +235,9 @@ class Replay:
                 data = self._chunks[c].data
                 for name, array in out.items():
                     array[b] = data[name][s : s + length]
+        cut = ~out["is_first"][:, 0]
+        out["is_first"][:, 0] = True
+        out["actions"][:, 0] = 0
         return {
             "frames": out["frames"] if packed else _unpack(out["frames"]),
             "states": out["states"].astype(np.float32),
@@ -234,6 +245,7 @@ class Replay:
             "rewards": out["rewards"],
             "is_first": out["is_first"],
             "is_terminal": out["is_terminal"],
+            "cut": cut,
         }
 
     def _counts(self, length: int) -> np.ndarray:

@@ -11,11 +11,14 @@ from pokedreamer.errors import UserError
 if TYPE_CHECKING:
     from pokedreamer.config import Settings
     from pokedreamer.rundir import RunDir
+    from pokedreamer.world_model.heads import StateRanges
 
 LOG_EVERY = 25
 
 
-def train_world_model(settings: Settings, run: RunDir, updates: int) -> dict[str, Any]:
+def train_world_model(
+    settings: Settings, run: RunDir, updates: int, ranges: StateRanges | None = None
+) -> dict[str, Any]:
     """Trains for ``updates`` more updates, resuming from the run's latest checkpoint."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -34,7 +37,7 @@ def train_world_model(settings: Settings, run: RunDir, updates: int) -> dict[str
             f"{run.replay} holds {len(replay)} steps but no sequence of {wm.batch_length}: "
             f"collect first (pokedreamer collect --run {run.path.name})"
         )
-    trainer = WorldModelTrainer(wm, settings.env.num_actions, seed=settings.env.seed)
+    trainer = WorldModelTrainer(wm, settings.env.num_actions, seed=settings.env.seed, ranges=ranges)
     latest = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
     if latest is not None:
         meta = trainer.load(latest)

@@ -22,11 +22,37 @@ from pokedreamer.world_model.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from pokedreamer.world_model.heads import StateRanges
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.presets import PRESETS
 from pokedreamer.world_model.rssm import RSSMState
 
 CHECKPOINT_NAME = "wm"
+
+BURN_IN = 8
+"""Steps a sequence cut from the middle of an episode is filtered before its posteriors are
+imagined from (at most half the sequence). A fresh GRU keeps ~73% of its state a step, so after
+8 steps the reset weighs under a tenth; by then the posterior has the context of the frames
+before it, as when acting, rather than one frame's."""
+
+
+def with_context(is_first: torch.Tensor, cut: torch.Tensor | None, burn_in: int) -> torch.Tensor:
+    """Which posteriors (B, T) bool have the context of a posterior when acting: those of a
+    sequence that began at an episode's start, those after an episode start inside the
+    sequence, and those of a cut sequence from step ``min(burn_in, T // 2)`` on.
+
+    is_first (B, T) bool as sampled (step 0 set); cut (B,) bool, the sequences that began
+    mid-episode (Replay.sample's ``cut``; when None, those whose step 0 is not is_first)."""
+    b, t = is_first.shape
+    if cut is None:
+        cut = ~is_first[:, 0]
+    assert cut.shape == (b,) and cut.dtype == torch.bool, cut
+    steps = torch.arange(t, device=is_first.device)
+    # An episode start at step 1..t puts every later posterior on an episode's own footing.
+    restarted = is_first[:, 1:].cumsum(1) > 0
+    restarted = torch.cat([torch.zeros_like(restarted[:, :1]), restarted], dim=1)
+    burnt = (steps >= min(burn_in, t // 2)).expand(b, t)
+    return ~cut.unsqueeze(1) | restarted | burnt
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -56,20 +82,27 @@ def autocast(device: torch.device, amp: str) -> torch.autocast | None:
 class WorldModelTrainer:
     """One world model, its optimiser and its update count."""
 
-    def __init__(self, settings: WorldModelSettings, num_actions: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        settings: WorldModelSettings,
+        num_actions: int,
+        seed: int = 0,
+        ranges: StateRanges | None = None,
+    ) -> None:
         self.settings = settings
         self.num_actions = num_actions
         self.device = resolve_device(settings.device)
         if settings.threads:
             torch.set_num_threads(settings.threads)
         torch.manual_seed(seed)
-        self.model = WorldModel(PRESETS[settings.preset], num_actions, settings)
+        self.model = WorldModel(PRESETS[settings.preset], num_actions, settings, ranges)
         self.model.to(self.device)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=settings.lr, eps=settings.adam_eps
         )
         self.updates = 0
         self.last_posts: RSSMState | None = None
+        self.last_context: torch.Tensor | None = None
         cuda = self.device.type == "cuda"
         self._autocast = autocast(self.device, settings.amp)
         self._loss = (
@@ -82,11 +115,13 @@ class WorldModelTrainer:
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One gradient step on a replayed batch; returns the loss terms and diagnostics.
         The batch's posteriors (B, T, ...), detached and float32, stay in ``last_posts``: the
-        behaviour imagines from them."""
+        behaviour imagines from those that ``last_context`` (B, T) bool marks (with_context)."""
         self.model.train()
+        tensors = self.tensors(batch)
         with self._autocast or contextlib.nullcontext():
-            loss, metrics, posts = self._loss(self.tensors(batch))
+            loss, metrics, posts = self._loss(tensors)
         self.last_posts = posts.map(lambda x: x.float())
+        self.last_context = with_context(tensors["is_first"], tensors.get("cut"), BURN_IN)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
