@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +15,15 @@ from pokedreamer.config import Settings, load_settings
 from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.checkpoint import latest_checkpoint, load_checkpoint
-from pokedreamer.world_model.evaluate import evaluate_run
+from pokedreamer.world_model.evaluate import (
+    StepGuess,
+    clean_sequences,
+    evaluate_run,
+    open_loop,
+    score_steps,
+    summary_line,
+    write_report,
+)
 from pokedreamer.world_model.replay import Replay
 from pokedreamer.world_model.train import train_world_model
 from pokedreamer.world_model.trainer import (
@@ -97,6 +108,90 @@ def test_open_loop_report_is_written(collected: tuple[Settings, RunDir], tmp_pat
     assert paths["grid"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths["animation"].read_bytes()[:6] == b"GIF89a"
     assert "| 29 |" in paths["markdown"].read_text()
+
+
+def guess_of(shades: list[np.ndarray], map_id: list[int], x: list[int], y: list[int]) -> StepGuess:
+    """A one-step guess (B sequences, H = 1) from hand-made frames and positions."""
+    column = [[v] for v in map_id]
+    return StepGuess(
+        shades=torch.as_tensor(np.stack(shades))[:, None],
+        map_id=torch.tensor(column),
+        x=torch.tensor([[v] for v in x], dtype=torch.float32),
+        y=torch.tensor([[v] for v in y], dtype=torch.float32),
+        reward=torch.zeros(len(map_id), 1),
+    )
+
+
+def test_psnr_is_of_the_error_pooled_over_the_steps_frames() -> None:
+    true = np.zeros((4, 4), np.uint8)
+    wrong = true.copy()
+    wrong[0, 0] = 3  # one pixel of 16 off by the whole range of shades
+    truth = guess_of([true, true], [1, 1], [0, 0], [0, 0])
+    guess = guess_of([true, wrong], [1, 1], [0, 0], [0, 0])
+    (row,) = score_steps(guess, truth)
+    # Pooled: one error of 1.0 in 32 pixels, so MSE 1/32 and 15.05 dB. A mean of per-frame
+    # PSNRs would average a perfect frame (infinite, or a cap) with 12.04 dB.
+    assert row["psnr"] == pytest.approx(10 * math.log10(32))
+    (perfect,) = score_steps(truth, truth)
+    assert perfect["psnr"] == math.inf
+
+
+def test_tile_error_counts_only_the_sequences_whose_map_is_right() -> None:
+    frame = np.zeros((4, 4), np.uint8)
+    truth = guess_of([frame] * 3, [1, 1, 2], [5, 5, 5], [5, 5, 5])
+    # Sequence 0: right map, 3 and 4 tiles off; 1: right map and tile; 2: wrong map, far off.
+    guess = guess_of([frame] * 3, [1, 1, 7], [8, 5, 200], [9, 5, 200])
+    (row,) = score_steps(guess, truth)
+    assert row["map_accuracy"] == pytest.approx(2 / 3)
+    assert row["tile_error"] == pytest.approx(2.5)  # (5 + 0) / 2, the wrong map left out
+    (none_right,) = score_steps(guess_of([frame], [9], [5], [5]), guess_of([frame], [1], [5], [5]))
+    assert none_right["map_accuracy"] == 0.0 and math.isnan(none_right["tile_error"])
+
+
+@pytest.fixture(scope="module")
+def trained(collected: tuple[Settings, RunDir]) -> tuple[WorldModelTrainer, Replay]:
+    settings, data = collected
+    run = copy_run(settings, data, "openloop")
+    train_world_model(settings, run, updates=2)
+    trainer = WorldModelTrainer(settings.world_model, 8)
+    trainer.load(latest_checkpoint(run.checkpoints, CHECKPOINT_NAME))
+    return trainer, Replay(run.replay, 10_000, settings.world_model.replay_chunk, seed=3)
+
+
+def test_open_loop_scores_the_frames_it_returns_by_their_pooled_error(
+    trained: tuple[WorldModelTrainer, Replay],
+) -> None:
+    trainer, replay = trained
+    batch = clean_sequences(replay, 4, 5 + 6)
+    report, real, model = open_loop(trainer.model, batch, context=5)
+    for i, row in enumerate(report.steps):
+        error = ((real[:, 5 + i].astype(float) - model[:, 5 + i].astype(float)) / 3) ** 2
+        expected = -10 * math.log10(error.mean()) if error.mean() > 0 else math.inf
+        assert row["psnr"] == pytest.approx(expected, rel=1e-5), i
+    observed = ((real[:, :5].astype(float) - model[:, :5].astype(float)) / 3) ** 2
+    assert report.recon_psnr == pytest.approx(-10 * math.log10(observed.mean()), rel=1e-5)
+
+
+def test_the_nothing_moves_baseline_is_perfect_where_nothing_moves(
+    trained: tuple[WorldModelTrainer, Replay], tmp_path: Path
+) -> None:
+    trainer, replay = trained
+    batch = clean_sequences(replay, 3, 5 + 4)
+    for key in ("frames", "states"):
+        batch[key] = np.repeat(batch[key][:, :1], 9, axis=1)
+    batch["rewards"] = np.zeros_like(batch["rewards"])
+    report, real, model = open_loop(trainer.model, batch, context=5)
+    for row in report.steps:
+        assert row["baseline_psnr"] == math.inf
+        assert row["baseline_map_accuracy"] == 1.0
+        assert row["baseline_tile_error"] == 0.0
+        assert row["baseline_reward_error"] == 0.0
+    assert "(still ∞ dB)" in summary_line(report)
+    paths = write_report(tmp_path, report, real, model, {})
+    saved = json.loads(paths["json"].read_text())  # strict JSON: a perfect PSNR is null
+    assert saved["steps"][0]["baseline_psnr"] is None
+    assert saved["steps"][0]["baseline_map_accuracy"] == 1.0
+    assert "| 1 |" in paths["markdown"].read_text() and "(∞ dB)" in paths["markdown"].read_text()
 
 
 def test_training_an_empty_run_says_collect_first(tmp_path: Path) -> None:

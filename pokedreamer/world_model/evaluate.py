@@ -2,18 +2,20 @@
 
 For each sequence the model observes ``context`` real steps (the posterior), then imagines
 ``horizon`` more under the logged actions with the prior alone. Per imagined step we compare with
-what really happened: the player's tile (state heads' x, y against the GameState, Euclidean, in
-tiles), the map id, the decoded screen (PSNR over shades scaled to [0, 1], at the model's
-resolution) and the reward. The observed half gives the 1-step reconstruction PSNR. Outputs: a
-JSON and a markdown report, a PNG grid (real / model / difference) and a GIF of real beside
-imagined.
+what really happened: the map id (the share right), the player's tile (state heads' x, y against
+the GameState, Euclidean, in tiles, where the map is right), the decoded screen (PSNR of the
+squared error pooled over the step's frames, shades scaled to [0, 1], at the model's resolution)
+and the reward. Each figure has a "nothing moves" baseline beside it: the last observed screen
+and state held for every imagined step. The observed half gives the 1-step reconstruction PSNR.
+Outputs: a JSON and a markdown report, a PNG grid (real / model / difference) and a GIF of real
+beside imagined.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,15 +35,13 @@ if TYPE_CHECKING:
     from pokedreamer.rundir import RunDir
     from pokedreamer.world_model.heads import StateRanges
 
-PSNR_CAP = 60.0  # dB for a perfect frame, so that averages stay finite
-
 
 @dataclass
 class OpenLoopReport:
     context: int
     horizon: int
     sequences: int
-    recon_psnr: float  # observed steps, posterior reconstructions
+    recon_psnr: float  # observed steps, posterior reconstructions, of their pooled error
     steps: list[dict[str, float]] = field(default_factory=list)  # one per imagined step
 
     def at(self, step: int) -> dict[str, float]:
@@ -53,25 +53,109 @@ class OpenLoopReport:
             f"# {title}",
             "",
             f"{self.sequences} sequences; {self.context} observed steps, then {self.horizon} "
-            "imagined under the logged actions.",
+            "imagined under the logged actions. Beside each figure, in brackets, the "
+            '"nothing moves" baseline: the last observed screen and state held for every '
+            "imagined step, and no reward.",
             "",
-            f"**1-step reconstruction PSNR (observed steps): {self.recon_psnr:.2f} dB**",
+            f"**1-step reconstruction PSNR (observed steps): {_db(self.recon_psnr)}**",
             "",
-            "| imagined step | tile error (tiles) | map-id accuracy | PSNR (dB) | reward error |",
+            "| imagined step | map right | tile error where the map is right (tiles) "
+            "| PSNR of the pooled error | reward error |",
             "|---|---|---|---|---|",
         ]
         for row in self.steps:
             lines.append(
-                f"| {int(row['step'])} | {row['tile_error']:.3f} | {row['map_accuracy']:.3f} | "
-                f"{row['psnr']:.2f} | {row['reward_error']:.4f} |"
+                f"| {int(row['step'])} "
+                f"| {row['map_accuracy']:.3f} ({row['baseline_map_accuracy']:.3f}) "
+                f"| {_tiles(row['tile_error'])} ({_tiles(row['baseline_tile_error'])}) "
+                f"| {_db(row['psnr'])} ({_db(row['baseline_psnr'])}) "
+                f"| {row['reward_error']:.4f} ({row['baseline_reward_error']:.4f}) |"
             )
         return "\n".join(lines) + "\n"
 
 
-def psnr(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """Per-frame PSNR (...) of shade frames (..., h, w), shades scaled to [0, 1]."""
-    mse = ((pred.float() - true.float()) / 3.0).pow(2).mean((-2, -1))
-    return (10.0 * torch.log10(1.0 / mse.clamp_min(10 ** (-PSNR_CAP / 10)))).clamp_max(PSNR_CAP)
+def _db(value: float) -> str:
+    return "∞ dB" if value == math.inf else f"{value:.2f} dB"
+
+
+def _tiles(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:.3f}"
+
+
+def pooled_psnr(pred: torch.Tensor, true: torch.Tensor) -> float:
+    """PSNR of the mean squared error over every frame and pixel of shade frames (..., h, w),
+    shades scaled to [0, 1]; infinite when they are equal. Pooling before the logarithm keeps a
+    few frames that are nearly right from hiding many that are wrong, as a mean of per-frame
+    PSNRs would."""
+    mse = float(((pred.float() - true.float()) / 3.0).pow(2).mean())
+    return math.inf if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
+
+
+@dataclass(frozen=True)
+class StepGuess:
+    """What a predictor says of each imagined step, every tensor (B, H) but ``shades``
+    (B, H, h, w): the world model's imagination, or the "nothing moves" baseline."""
+
+    shades: torch.Tensor
+    map_id: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    reward: torch.Tensor
+
+    def steps(self, index: int | slice) -> StepGuess:
+        """The guess at step ``index`` (an int drops the step axis) of every sequence."""
+        return StepGuess(*(getattr(self, f.name)[:, index] for f in fields(self)))
+
+
+def truth_of(shades: torch.Tensor, states: torch.Tensor, rewards: torch.Tensor) -> StepGuess:
+    """What really happened, from shades (B, H, h, w), GameState vectors (B, H, 30) (map id, x
+    and y scaled by 1/255 in slots 0-2) and rewards (B, H)."""
+    return StepGuess(
+        shades=shades,
+        map_id=(states[..., 0] * 255).round().long(),
+        x=(states[..., 1] * 255).round(),
+        y=(states[..., 2] * 255).round(),
+        reward=rewards.float(),
+    )
+
+
+def standing_still(last: StepGuess, horizon: int) -> StepGuess:
+    """The "nothing moves" baseline: ``last`` (one observed step, (B,) and (B, h, w)) held for
+    ``horizon`` steps, with no reward, since nothing that pays happens when nothing moves."""
+
+    def hold(t: torch.Tensor) -> torch.Tensor:
+        return t.unsqueeze(1).expand(t.shape[0], horizon, *t.shape[1:])
+
+    return StepGuess(
+        shades=hold(last.shades),
+        map_id=hold(last.map_id),
+        x=hold(last.x),
+        y=hold(last.y),
+        reward=torch.zeros_like(hold(last.reward)),
+    )
+
+
+def score_steps(guess: StepGuess, truth: StepGuess) -> list[dict[str, float]]:
+    """Per imagined step: ``psnr`` of the pooled error over the step's frames, ``map_accuracy``
+    (the share of sequences whose map id is right), ``tile_error`` (mean Euclidean distance in
+    tiles between the guessed and the true x, y, over the sequences whose map is right only, as
+    a position on the wrong map means nothing; NaN when none is) and ``reward_error`` (mean
+    absolute)."""
+    map_ok = guess.map_id == truth.map_id
+    distance = torch.sqrt((guess.x.float() - truth.x) ** 2 + (guess.y.float() - truth.y) ** 2)
+    reward_error = (guess.reward.float() - truth.reward).abs()
+    rows = []
+    for i in range(truth.map_id.shape[1]):
+        right = map_ok[:, i]
+        rows.append(
+            {
+                "psnr": pooled_psnr(guess.shades[:, i], truth.shades[:, i]),
+                "map_accuracy": float(right.float().mean()),
+                "tile_error": float(distance[:, i][right].mean()) if right.any() else math.nan,
+                "reward_error": float(reward_error[:, i].mean()),
+            }
+        )
+    return rows
 
 
 @torch.no_grad()
@@ -102,28 +186,20 @@ def open_loop(
     feat = torch.stack(feats, 1)  # (B, H, F)
     imagined = model.decode(feat).argmax(-3)
     preds = model.predict(feat)
-    true = t["states"][:, context:]
-    true_map = (true[..., 0] * 255).round().long()
-    true_x, true_y = (true[..., 1] * 255).round(), (true[..., 2] * 255).round()
-    tile_error = torch.sqrt((preds["x"].float() - true_x) ** 2 + (preds["y"].float() - true_y) ** 2)
-    map_ok = (preds["map_id"] == true_map).float()
-    frame_psnr = psnr(imagined, shades[:, context:])
-    reward_error = (preds["reward"].float() - t["rewards"][:, context:]).abs()
+    seen = truth_of(shades, t["states"], t["rewards"])
+    truth, last = seen.steps(slice(context, None)), seen.steps(context - 1)
+    guess = StepGuess(imagined, preds["map_id"], preds["x"], preds["y"], preds["reward"])
+    model_rows = score_steps(guess, truth)
+    still_rows = score_steps(standing_still(last, horizon), truth)
     report = OpenLoopReport(
         context=context,
         horizon=horizon,
         sequences=b,
-        recon_psnr=float(psnr(recon, shades[:, :context]).mean()),
+        recon_psnr=pooled_psnr(recon, shades[:, :context]),
     )
-    for i in range(horizon):
+    for i, (ours, still) in enumerate(zip(model_rows, still_rows, strict=True)):
         report.steps.append(
-            {
-                "step": i + 1,
-                "tile_error": float(tile_error[:, i].mean()),
-                "map_accuracy": float(map_ok[:, i].mean()),
-                "psnr": float(frame_psnr[:, i].mean()),
-                "reward_error": float(reward_error[:, i].mean()),
-            }
+            {"step": i + 1, **ours, **{f"baseline_{k}": v for k, v in still.items()}}
         )
     model_frames = torch.cat([recon, imagined], 1)
     return report, shades.cpu().numpy(), model_frames.cpu().numpy()
@@ -190,7 +266,8 @@ def write_report(
         "grid": out_dir / "reconstruction.png",
         "animation": out_dir / "openloop.gif",
     }
-    paths["json"].write_text(json.dumps({**meta, **asdict(report)}, indent=2) + "\n")
+    record = _json_safe({**meta, **asdict(report)})
+    paths["json"].write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
     title = f"Open-loop report — {meta.get('checkpoint', 'world model')}"
     details = "\n".join(f"- {k}: {v}" for k, v in meta.items())
     paths["markdown"].write_text(report.markdown(title) + "\n" + details + "\n")
@@ -199,14 +276,30 @@ def write_report(
     return paths
 
 
-def summary_line(report: OpenLoopReport) -> str:
-    def at(step: int, key: str) -> float:
-        return report.at(step)[key] if step <= report.horizon else math.nan
+def _json_safe(value: Any) -> Any:
+    """``value`` with infinite and NaN floats as null, which JSON can hold: a PSNR is infinite
+    when a step is perfect, a tile error NaN when no sequence's map was right."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
-    return (
-        f"recon PSNR {report.recon_psnr:.2f} dB; tile error {at(15, 'tile_error'):.2f} at step 15, "
-        f"{at(29, 'tile_error'):.2f} at step 29; map accuracy {at(15, 'map_accuracy'):.3f} at 15"
-    )
+
+def summary_line(report: OpenLoopReport) -> str:
+    """One line: the reconstruction, then at imagined steps 15 and 29 (or the last) the model's
+    PSNR, map and tile figures with the "nothing moves" baseline's in brackets."""
+    parts = [f"recon PSNR {_db(report.recon_psnr)}"]
+    for step in sorted({min(15, report.horizon), min(29, report.horizon)}):
+        row = report.at(step)
+        parts.append(
+            f"step {step}: PSNR {_db(row['psnr'])} (still {_db(row['baseline_psnr'])}), "
+            f"map right {row['map_accuracy']:.3f} (still {row['baseline_map_accuracy']:.3f}), "
+            f"tile error {_tiles(row['tile_error'])} (still {_tiles(row['baseline_tile_error'])})"
+        )
+    return "; ".join(parts)
 
 
 def clean_sequences(replay: Any, count: int, length: int, tries: int = 20) -> dict[str, np.ndarray]:
@@ -241,8 +334,12 @@ def evaluate_run(
         "preset": trainer.settings.preset,
         "data": data,
         "replay_steps": len(replay),
-        "metrics": "tile error: Euclidean distance in tiles between the state heads' (x, y) and "
-        "the GameState's; PSNR over shades scaled to [0, 1] at the model's resolution",
+        "metrics": "psnr: of the mean squared error pooled over a step's frames and pixels, "
+        "shades scaled to [0, 1], at the model's resolution (null: no error); map_accuracy: "
+        "share of sequences whose predicted map id is right; tile_error: Euclidean distance in "
+        "tiles between the state heads' (x, y) and the GameState's, over the sequences whose "
+        "map is right (null: none is); baseline_*: the same for 'nothing moves', the last "
+        "observed screen and state held and no reward",
     }
     return report, write_report(out_dir, report, real, model, info)
 
