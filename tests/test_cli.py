@@ -254,3 +254,13 @@ def test_the_config_files_runs_dir_decides_where_imitation_works(tmp_path: Path)
     assert list((runs / "dagger" / "checkpoints").glob("agent-*.json"))
     assert load_settings(runs / "dagger" / "config.toml", {}).agent.envs == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_eval_agent_scores_30_fresh_seeds_by_default_and_says_which_seeds_training_uses() -> None:
+    result = cli("eval", "agent", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "Seeded episodes per variant. [default: 30; x>=1]" in text
+    assert "[default: 10000]" in text
+    assert "training (runs start at env.seed, 0 by default" in text
+    assert "(the README's recipe chose on 100-119)" in text

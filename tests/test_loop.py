@@ -100,7 +100,8 @@ def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.Monke
     assert report["checkpoint"].endswith("agent-000000300")
     assert set(report["variants"]) == {"agent", "no-planner", "random"}
     for variant in report["variants"].values():
-        assert [e["seed"] for e in variant["episodes"]] == [0, 1]
+        # Fresh seeds by default, clear of the 0, 1, ... the run above trained on.
+        assert [e["seed"] for e in variant["episodes"]] == [10_000, 10_001]
         assert all(e["steps"] == 40 for e in variant["episodes"])  # no badge in 40 steps
         assert variant["success_rate"] == 0.0
         assert variant["stages"]["badge"]["interval_95"] == [0.0, 0.658]  # Wilson, 0 of 2

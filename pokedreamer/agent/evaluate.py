@@ -1,7 +1,10 @@
 """``pokedreamer eval agent``: how often, and how fast, the agent reaches each quest stage.
 
 Every variant plays the same seeded episodes (seeds env.seed .. env.seed + episodes - 1) with no
-learning, each episode ending at the first badge or after ``max_steps``:
+learning, each episode ending at the first badge or after ``max_steps``. The CLI starts them at
+seed 10,000, well clear of the seeds training plays (env.seed upward, 0 by default) and those a
+checkpoint is chosen on (100-119 in the README's recipe), so that a rate is measured on games
+the agent never met; 30 episodes give it a 95% interval of useful width.
 
 - ``agent``: the checkpoint's policy with the configured planner (heuristic by default); an
   LLM planner (``llm`` or ``local``) is paced by default: the game waits for each of its plans,
@@ -41,7 +44,7 @@ def evaluate_agent(
     settings: Settings,
     checkpoint: Path | None,
     out: Path,
-    episodes: int = 20,
+    episodes: int = 30,
     max_steps: int = 3000,
     variants: tuple[str, ...] = VARIANTS,
     pace: str | None = None,
