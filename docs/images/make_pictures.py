@@ -2,10 +2,14 @@
 the shipped checkpoint (as ``pokedreamer run`` starts it, so the imagined screen is the trained
 world model's), a person playing to the GUIDE, the agent taking over in a 200×60, a 120×40 and an
 80×24 terminal, the prompt editor, and the replay viewer on the episode that left. A developer's
-tool, not part of the package: it needs cairosvg (``pip install cairosvg``) to turn Textual's SVG
-screenshots into PNG.
+tool, not part of the package: it needs cairosvg to turn Textual's SVG screenshots into PNG,
+from ``pip install cairosvg`` or Debian's python3-cairosvg:
 
-    .venv/bin/python docs/images/make_pictures.py          # ~1 minute on 2 cores
+    PYTHONPATH=$PWD:/usr/lib/python3/dist-packages .venv/bin/python docs/images/make_pictures.py
+
+It takes about two minutes on 2 cores. Look at the imagined pane of dashboard.png before
+committing: the shipped tiny model dreams the town blocky (36×40 shades) but recognisable; noise
+there means the checkpoint was not loaded.
 """
 
 from __future__ import annotations
