@@ -5,10 +5,10 @@ For each sequence the model observes ``context`` real steps (the posterior), the
 what really happened: the map id (the share right), the player's tile (state heads' x, y against
 the GameState, Euclidean, in tiles, where the map is right), the decoded screen (PSNR of the
 squared error pooled over the step's frames, shades scaled to [0, 1], at the model's resolution)
-and the reward. Each figure has a "nothing moves" baseline beside it: the last observed screen
-and state held for every imagined step. The observed half gives the 1-step reconstruction PSNR.
-Outputs: a JSON and a markdown report, a PNG grid (real / model / difference) and a GIF of real
-beside imagined.
+and the reward. Each figure has a "nothing moves" baseline beside it: the last observed screen,
+state and reward held for every imagined step. The observed half gives the 1-step
+reconstruction PSNR. Outputs: a JSON and a markdown report, a PNG grid (real / model /
+difference) and a GIF of real beside imagined.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ class OpenLoopReport:
             "",
             f"{self.sequences} sequences; {self.context} observed steps, then {self.horizon} "
             "imagined under the logged actions. Beside each figure, in brackets, the "
-            '"nothing moves" baseline: the last observed screen and state held for every '
-            "imagined step, and no reward.",
+            '"nothing moves" baseline: the last observed screen, state and reward held for '
+            "every imagined step.",
             "",
             f"**1-step reconstruction PSNR (observed steps): {_db(self.recon_psnr)}**",
             "",
@@ -94,7 +94,8 @@ def pooled_psnr(pred: torch.Tensor, true: torch.Tensor) -> float:
 @dataclass(frozen=True)
 class StepGuess:
     """What a predictor says of each imagined step, every tensor (B, H) but ``shades``
-    (B, H, h, w): the world model's imagination, or the "nothing moves" baseline."""
+    (B, H, h, w): the world model's imagination, the "nothing moves" baseline, or (truth_of)
+    what really happened."""
 
     shades: torch.Tensor
     map_id: torch.Tensor
@@ -121,7 +122,8 @@ def truth_of(shades: torch.Tensor, states: torch.Tensor, rewards: torch.Tensor) 
 
 def standing_still(last: StepGuess, horizon: int) -> StepGuess:
     """The "nothing moves" baseline: ``last`` (one observed step, (B,) and (B, h, w)) held for
-    ``horizon`` steps, with no reward, since nothing that pays happens when nothing moves."""
+    ``horizon`` steps, its reward too (standing still keeps paying what it paid, e.g. the
+    stuck penalty)."""
 
     def hold(t: torch.Tensor) -> torch.Tensor:
         return t.unsqueeze(1).expand(t.shape[0], horizon, *t.shape[1:])
@@ -131,7 +133,7 @@ def standing_still(last: StepGuess, horizon: int) -> StepGuess:
         map_id=hold(last.map_id),
         x=hold(last.x),
         y=hold(last.y),
-        reward=torch.zeros_like(hold(last.reward)),
+        reward=hold(last.reward),
     )
 
 
@@ -339,7 +341,7 @@ def evaluate_run(
         "share of sequences whose predicted map id is right; tile_error: Euclidean distance in "
         "tiles between the state heads' (x, y) and the GameState's, over the sequences whose "
         "map is right (null: none is); baseline_*: the same for 'nothing moves', the last "
-        "observed screen and state held and no reward",
+        "observed screen, state and reward held",
     }
     return report, write_report(out_dir, report, real, model, info)
 
