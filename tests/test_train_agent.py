@@ -70,7 +70,7 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
         assert f"{stage}: done before" in last.stdout
     assert "on seeds 10000-10001 (never played in training)" in last.stdout
     assert "| agent | " in last.stdout and "[0%–66%]" in last.stdout  # each rate's interval
-    assert (run / "eval" / "report.md").is_file()
+    assert (run / "eval" / "steps-30" / "report.md").is_file()
     assert "done: runs/a/checkpoints/agent-000000030" in last.stdout
     # Nothing was done twice: one world model, trained once; one collection.
     assert [p.name for p in (run / "checkpoints").glob("wm-*.json")] == ["wm-000000003.json"]
@@ -98,7 +98,7 @@ def test_train_agent_with_imitation_evaluates_the_imitating_actor() -> None:
     assert "imitation: 20 steps" in result.stdout and "imitation updates" in result.stdout
     assert "imagination" not in result.stdout
     assert "done: runs/i/imitation/checkpoints/agent-000000020" in result.stdout
-    assert (Path("runs/i/eval/report.md")).is_file()
+    assert Path("runs/i/eval/steps-20/report.md").is_file()
     # The same run without --imitate is another recipe.
     again = cli("train", "agent", "--run", "i", *SIZES, "--steps", "0")
     one_line_error(again, "runs/i was started with --imitate; run it the same way, or give a new "

@@ -6,7 +6,7 @@
                  ``train imitation``) in the sub-run ``imitation/``, the world model held fixed
     imagination  the agent loop training online (``run``): world model and actor-critic in
                  imagination, rewards shaped by the planner's subgoals
-    eval         ``eval agent`` on seeds the training never played, into ``eval/``
+    eval         ``eval agent`` on seeds the training never played, into ``eval/steps-<N>/``
 
 ``recipe.json`` records each stage's size and whether it is done. Every stage keeps its work when
 stopped (Ctrl-C or SIGTERM), so running the same command again resumes the stage it stopped in
@@ -277,7 +277,9 @@ class Recipe:
         asked = {"checkpoint": str(checkpoint), "episodes": sizes.eval_episodes,
                  "seed": sizes.eval_seed, "max_steps": sizes.eval_max_steps,
                  "variants": list(sizes.eval_variants)}  # fmt: skip
-        out = self.run_dir.path / EVAL_FOLDER
+        # One folder per evaluation, named by the env steps trained: a run trained on in pieces
+        # keeps the report of each piece.
+        out = self.run_dir.path / EVAL_FOLDER / f"steps-{self.trained_steps()}"
         if stage["done"] and stage.get("asked") == asked:
             self.say(f"eval: done before, skipped; the report is {out / 'report.md'}")
             return

@@ -233,8 +233,9 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
         from pokedreamer.rundir import RunDir
 
         run_dir = RunDir.make(path)
-        (path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
         recipe = Recipe(settings, run_dir, sizes, state_ranges(settings), say=typer.echo)
+        # Once the run is known to be this recipe's: a re-run reads the settings it trained with.
+        (path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
         # A service manager's SIGTERM stops it as Ctrl-C does: the stage's work is saved.
         signal.signal(signal.SIGTERM, _interrupt)
         try:
