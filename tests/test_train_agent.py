@@ -11,7 +11,7 @@ import pytest
 from clirun import cli
 from test_rundir import scalars_in
 
-from pokedreamer.agent.recipe import recipe_settings
+from pokedreamer.agent.recipe_plan import recipe_settings
 from pokedreamer.config import load_settings
 
 # Tiny sizes: a world-model update replays 2 x 16 steps, and at the recipe's train ratio of 32
@@ -56,27 +56,30 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     assert saved.world_model.preset == "tiny" and saved.agent.shaping_scale == 10.0
     assert saved.agent.behavior_updates == 1 and saved.env.max_steps == 3000
 
-    # Evaluating on a seed that training played is refused, once the training is done.
-    overlap = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--eval-seed", "0")
-    one_line_error(overlap, "training played seeds 0-1; give an --eval-seed above them")
-    assert "collect: done before (120 steps), skipped" in overlap.stdout
-    assert "world model: done before (3 updates), skipped" in overlap.stdout
-    assert "imagination: 30 steps" in overlap.stdout
-    assert (run / "checkpoints" / "agent-000000030.json").is_file()
+    # In pieces: an evaluation at step 20, then on to 30 and the last evaluation.
+    second = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--eval-every", "20")
+    assert second.returncode == 0, second.stderr
+    assert "collect: done before (120 steps), skipped" in second.stdout
+    assert "world model: done before (3 updates), skipped" in second.stdout
+    assert "imagination: resuming at step 20 of 30" in second.stdout
+    assert "on seeds 10000-10001 (never played in training)" in second.stdout
+    assert "| agent | " in second.stdout and "[0%–66%]" in second.stdout  # each rate's interval
+    assert "done: runs/a/checkpoints/agent-000000030" in second.stdout
+    for steps in (20, 30):
+        assert (run / "eval" / f"steps-{steps}" / "report.md").is_file()
 
-    last = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30")
-    assert last.returncode == 0, last.stderr
-    for stage in ("collect", "world model", "imagination"):
-        assert f"{stage}: done before" in last.stdout
-    assert "on seeds 10000-10001 (never played in training)" in last.stdout
-    assert "| agent | " in last.stdout and "[0%–66%]" in last.stdout  # each rate's interval
-    assert (run / "eval" / "steps-30" / "report.md").is_file()
-    assert "done: runs/a/checkpoints/agent-000000030" in last.stdout
-    # Nothing was done twice: one world model, trained once; one collection.
+    again = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30")
+    assert again.returncode == 0, again.stderr
+    for stage in ("collect", "world model", "imagination", "eval"):
+        assert f"{stage}: done before" in again.stdout
+    # Nothing was done twice: one world model, trained once; one evaluation of each checkpoint.
     assert [p.name for p in (run / "checkpoints").glob("wm-*.json")] == ["wm-000000003.json"]
-    kinds = [m["kind"] for m in json.loads("[" + ",".join(
-        (run / "metrics.jsonl").read_text().splitlines()) + "]")]  # fmt: skip
-    assert kinds.count("world_model") == 1 and kinds.count("eval") == 1
+    kinds = [json.loads(line)["kind"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert kinds.count("world_model") == 1 and kinds.count("eval") == 2
+
+    # Evaluating on seeds that training played is refused.
+    overlap = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--eval-seed", "0")
+    one_line_error(overlap, "training played seeds 0-3; give an --eval-seed above them")
 
     # TensorBoard: the world model's losses, the behaviour's losses and return scale, the
     # subgoal pairing, and the evaluation.
@@ -88,7 +91,9 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     assert scalars["world_model/loss"][0][0] == 3  # by update
     # By env step: update 25, logged, is owed at step 26 (the two envs step together).
     assert [step for step, _ in scalars["wm/loss"]] == [26]
-    assert scalars["eval/agent/badge_rate"] == [(30, 0.0)]
+    assert scalars["eval/agent/badge_rate"] == [(20, 0.0), (30, 0.0)]
+    seconds = scalars["eval/train_seconds"]
+    assert [step for step, _ in seconds] == [20, 30] and 0 < seconds[0][1] < seconds[1][1]
 
 
 def test_train_agent_with_imitation_evaluates_the_imitating_actor() -> None:

@@ -20,7 +20,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pokedreamer.agent.checkpointer import CHECKPOINT_NAME
 from pokedreamer.agent.collect import collect
-from pokedreamer.agent.evaluate import KNOWN_VARIANTS, evaluate_agent, markdown
+from pokedreamer.agent.evaluate import evaluate_agent, markdown
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.planners import check_planner
 from pokedreamer.agent.play import imitation_loop
+from pokedreamer.agent.recipe_plan import RECIPE_FILE, STAGES, Sizes
 from pokedreamer.config import Settings
 from pokedreamer.errors import UserError
 from pokedreamer.files import write_atomic
@@ -42,80 +42,10 @@ from pokedreamer.world_model.replay import Replay
 from pokedreamer.world_model.train import train_world_model
 from pokedreamer.world_model.trainer import CHECKPOINT_NAME as WM_CHECKPOINT_NAME
 
-STAGES = ("collect", "world-model", "imitation", "imagination", "eval")
-RECIPE_FILE = "recipe.json"
 FORMAT = "pokedreamer-recipe"
 IMITATION_RUN = "imitation"
 """The DAgger stage's own run folder inside the recipe's (its counters start from 0)."""
 EVAL_FOLDER = "eval"
-
-RECIPE_SETTINGS: dict[str, Any] = {
-    "world_model.preset": "tiny",
-    "world_model.checkpoint_every": 250,
-    "env.max_steps": 3000,
-    "agent.envs": 2,
-    "agent.train_ratio": 32.0,
-    "agent.behavior_updates": 8,
-    "agent.end_at_badges": 1,
-    "agent.shaping_scale": 10.0,
-    "agent.shaping_bonus": 10.0,
-    "imitation.beta_steps": 10_000,
-}
-"""docs/recipes/fixture-agent.toml's settings, which the recipe takes wherever the config file,
-the environment and the flags leave a setting at its default."""
-
-
-def recipe_settings(settings: Settings) -> Settings:
-    """``settings`` with RECIPE_SETTINGS where they hold a setting's default."""
-    sections: dict[str, dict[str, Any]] = {}
-    for dotted, value in RECIPE_SETTINGS.items():
-        section, key = dotted.split(".")
-        current = getattr(settings, section)
-        if getattr(current, key) == getattr(type(current)(), key):
-            sections.setdefault(section, {})[key] = value
-    update = {name: getattr(settings, name).model_copy(update=u) for name, u in sections.items()}
-    return settings.model_copy(update=update)
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """How much each stage does: totals, so that a resumed stage knows what is left."""
-
-    collect_steps: int = 50_000
-    world_model_updates: int = 2_000
-    imitation_steps: int = 0
-    """0: no imitation stage."""
-    steps: int = 30_000
-    """Env steps of the imagination stage; 0 skips it."""
-    eval_episodes: int = 30
-    eval_seed: int = 10_000
-    eval_max_steps: int = 3000
-    eval_variants: tuple[str, ...] = ("agent",)
-
-
-def check_sizes(sizes: Sizes, until: str | None) -> None:
-    """One-line refusals of a recipe that cannot run, before any folder is made."""
-    if until is not None and until not in STAGES:
-        raise UserError(f"--until takes one of {', '.join(STAGES)}, not {until!r}")
-    if until == "imitation" and not sizes.imitation_steps:
-        raise UserError("--until imitation needs --imitate")
-    unknown = [v for v in sizes.eval_variants if v not in KNOWN_VARIANTS]
-    if unknown or not sizes.eval_variants:
-        raise UserError(
-            f"--eval-variants takes some of {', '.join(KNOWN_VARIANTS)}, not "
-            f"{','.join(sizes.eval_variants) or 'none'}"
-        )
-
-
-def check_run_kind(path: Path) -> None:
-    """A recipe goes into an empty or missing folder, or one of its own; others are refused."""
-    if (path / RECIPE_FILE).is_file() or not path.exists():
-        return
-    if not path.is_dir() or any(path.iterdir()):
-        raise UserError(
-            f"{path} is a run of another kind (it has no {RECIPE_FILE}); train agent makes its "
-            "own run: give a new --run name"
-        )
 
 
 class Recipe:
@@ -134,6 +64,8 @@ class Recipe:
         self.ranges = ranges
         self.current = "collect"
         """The stage running now (the last one run, once done)."""
+        self._started: float | None = None
+        """When the stage running now started (perf_counter), None between stages."""
         self.record = self._load()
         imitate = bool(sizes.imitation_steps)
         if self.record.setdefault("imitate", imitate) != imitate:
@@ -170,11 +102,12 @@ class Recipe:
     def _timed(self, name: str, work: Callable[[dict[str, Any]], None]) -> None:
         """Runs one stage, adding its wall clock to the record even when it is stopped."""
         stage = self.stage(name)
-        start = time.perf_counter()
+        self._started = start = time.perf_counter()
         try:
             work(stage)
         finally:
             stage["seconds"] = round(stage["seconds"] + time.perf_counter() - start, 1)
+            self._started = None
             self._save()
 
     # --- the stages -------------------------------------------------------------------------
@@ -253,36 +186,56 @@ class Recipe:
         stage.update(done=loop.steps >= target, steps=loop.steps, episodes=loop.tally.episodes)
 
     def _imagination(self, stage: dict[str, Any]) -> None:
-        target = self.sizes.steps
+        target, every = self.sizes.steps, self.sizes.eval_every
         run = self.run_dir
-        own = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
-        # The run's own checkpoint resumes it; else the loop starts from the stage before.
-        start = None if own else self._imitation_checkpoint() or self._world_model_checkpoint()
-        loop = AgentLoop(self.settings, run, checkpoint=start, train=True)
-        if loop.steps >= target:
-            self.say(f"imagination: done before ({loop.steps:,} steps), skipped")
-            stage.update(done=True)
-            return
-        if loop.steps:
-            self.say(f"imagination: resuming at step {loop.steps:,} of {target:,}")
-        self._play(loop, "imagination", target)
-        stage.update(
-            done=loop.steps >= target, steps=loop.steps, episodes=loop.tally.episodes,
-            updates=loop.trainer.updates, badge_episodes=loop.tally.badge_episodes,
-        )  # fmt: skip
+        while True:
+            own = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+            # The run's own checkpoint resumes it; else it starts from the stage before.
+            start = None if own else self._imitation_checkpoint() or self._world_model_checkpoint()
+            loop = AgentLoop(self.settings, run, checkpoint=start, train=True)
+            if loop.steps >= target:
+                self.say(f"imagination: done before ({loop.steps:,} steps), skipped")
+                stage.update(done=True)
+                return
+            if loop.steps:
+                self.say(f"imagination: resuming at step {loop.steps:,} of {target:,}")
+            # With --eval-every, in pieces, each ending in a checkpoint and its evaluation.
+            end = min(target, (loop.steps // every + 1) * every) if every else target
+            self._play(loop, "imagination", end, target)
+            stage.update(
+                done=loop.steps >= target, steps=loop.steps, episodes=loop.tally.episodes,
+                updates=loop.trainer.updates, badge_episodes=loop.tally.badge_episodes,
+            )  # fmt: skip
+            if stage["done"]:
+                return
+            self._save()
+            start_eval = time.perf_counter()
+            self._evaluate(self.stage("eval"))
+            # The curve's wall clock is training's: the evaluations are not counted.
+            stage["eval_seconds"] = stage.get("eval_seconds", 0.0) + round(
+                time.perf_counter() - start_eval, 1
+            )
 
     def _eval(self, stage: dict[str, Any]) -> None:
-        sizes = self.sizes
-        checkpoint = self.final_checkpoint()
-        asked = {"checkpoint": str(checkpoint), "episodes": sizes.eval_episodes,
-                 "seed": sizes.eval_seed, "max_steps": sizes.eval_max_steps,
-                 "variants": list(sizes.eval_variants)}  # fmt: skip
-        # One folder per evaluation, named by the env steps trained: a run trained on in pieces
-        # keeps the report of each piece.
-        out = self.run_dir.path / EVAL_FOLDER / f"steps-{self.trained_steps()}"
-        if stage["done"] and stage.get("asked") == asked:
-            self.say(f"eval: done before, skipped; the report is {out / 'report.md'}")
+        if stage["done"] and stage.get("asked") == self._asked():
+            self.say(f"eval: done before, skipped; the report is {self._eval_folder()}")
             return
+        self._evaluate(stage)
+
+    def _asked(self) -> dict[str, Any]:
+        sizes = self.sizes
+        return {"checkpoint": str(self.final_checkpoint()), "episodes": sizes.eval_episodes,
+                "seed": sizes.eval_seed, "max_steps": sizes.eval_max_steps,
+                "variants": list(sizes.eval_variants)}  # fmt: skip
+
+    def _eval_folder(self) -> Path:
+        """One folder per evaluation, named by the env steps trained: a run trained in pieces
+        keeps the report of each."""
+        return self.run_dir.path / EVAL_FOLDER / f"steps-{self.trained_steps()}"
+
+    def _evaluate(self, stage: dict[str, Any]) -> None:
+        """``eval agent`` of the latest checkpoint; the figures go to the run's metrics."""
+        sizes, out, asked = self.sizes, self._eval_folder(), self._asked()
         self._check_fresh_seeds()
         last = sizes.eval_seed + sizes.eval_episodes - 1
         self.say(
@@ -293,34 +246,33 @@ class Recipe:
             shutil.rmtree(out)
         env = self.settings.env.model_copy(update={"seed": sizes.eval_seed})
         report = evaluate_agent(
-            self.settings.model_copy(update={"env": env}), checkpoint, out, sizes.eval_episodes,
-            sizes.eval_max_steps, sizes.eval_variants,
+            self.settings.model_copy(update={"env": env}), Path(asked["checkpoint"]), out,
+            sizes.eval_episodes, sizes.eval_max_steps, sizes.eval_variants,
         )  # fmt: skip
         self.say(markdown(report).rstrip())
         self.say(f"report: {out / 'report.md'}")
-        record = {
-            "kind": "eval",
-            "step": self.trained_steps(),
-            "train_seconds": self.train_seconds(),
-        }
-        self.run_dir.log_metrics({**record, **eval_metrics(report)})
+        record = {"kind": "eval", "step": self.trained_steps()}
+        self.run_dir.log_metrics(
+            {**record, "train_seconds": self.train_seconds(), **eval_metrics(report)}
+        )
         stage.update(done=True, asked=asked)
 
     # --- what the stages share --------------------------------------------------------------
 
-    def _play(self, loop: AgentLoop, name: str, target: int) -> None:
-        """Runs ``loop`` to ``target`` env steps under a progress bar."""
+    def _play(self, loop: AgentLoop, name: str, end: int, target: int | None = None) -> None:
+        """Runs ``loop`` to ``end`` env steps under a progress bar to ``target`` (or ``end``)."""
         columns = (TextColumn(name), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
                    TextColumn("{task.fields[rate]:.0f} steps/s, badges {task.fields[badges]}"),
                    TimeRemainingColumn())  # fmt: skip
         with Progress(*columns, transient=True) as bar:
-            task = bar.add_task(name, total=target, completed=loop.steps, rate=0.0, badges=0)
+            total = target or end
+            task = bar.add_task(name, total=total, completed=loop.steps, rate=0.0, badges=0)
 
             def show(loop: AgentLoop, rate: float) -> None:
                 bar.update(task, completed=loop.steps, rate=rate, badges=loop.tally.badge_episodes)
 
             loop.progress, loop.say = show, self.say
-            result = loop.run(target - loop.steps)
+            result = loop.run(end - loop.steps)
         if loop.imitation is not None:
             updates = f"{loop.imitation.updates:,} imitation updates"
         else:
@@ -351,9 +303,15 @@ class Recipe:
         return sum(int(stages.get(s, {}).get("steps", 0)) for s in ("imitation", "imagination"))
 
     def train_seconds(self) -> float:
-        """Wall clock of every training stage so far (evaluation not counted)."""
+        """Wall clock of the training stages so far, the stage running now included, and
+        evaluations not counted."""
         stages = self.record["stages"]
-        return round(sum(v["seconds"] for k, v in stages.items() if k != "eval"), 1)
+        spent = sum(
+            v["seconds"] - v.get("eval_seconds", 0) for k, v in stages.items() if k != "eval"
+        )
+        if self._started is not None and self.current != "eval":
+            spent += time.perf_counter() - self._started
+        return round(spent, 1)
 
     def _check_fresh_seeds(self) -> None:
         """Refuses evaluation seeds at or below the highest seed a training episode began with

@@ -178,6 +178,14 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
         eval_variants: Annotated[
             str, typer.Option(help="Comma-separated: agent, no-planner, random, demonstrator.")
         ] = "agent",
+        eval_every: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                help="Also evaluate every this many imagination steps, for the learning curve; "
+                "0: only at the end.",
+            ),
+        ] = 0,
         until: Annotated[
             str | None,
             typer.Option(
@@ -201,9 +209,8 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
     ) -> None:
         """The whole recipe from an empty run: collect, world model, (imitation,) behaviour in
         imagination, then eval agent on fresh seeds. Each stage resumes when run again."""
-        from pokedreamer.agent.recipe import (
+        from pokedreamer.agent.recipe_plan import (
             RECIPE_FILE,
-            Recipe,
             Sizes,
             check_run_kind,
             check_sizes,
@@ -215,6 +222,7 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
             imitation_steps=imitation_steps if imitate else 0, steps=steps,
             eval_episodes=eval_episodes, eval_seed=eval_seed, eval_max_steps=eval_max_steps,
             eval_variants=tuple(v.strip() for v in eval_variants.split(",") if v.strip()),
+            eval_every=eval_every,
         )  # fmt: skip
         check_sizes(sizes, until)
         path = runs_dir(ctx) / run
@@ -230,6 +238,8 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
             raise UserError(
                 "the demonstrator plays the planner's subgoals: set a planner, not none"
             )
+        # The stages' code, and torch with it, once the flags are known to be good.
+        from pokedreamer.agent.recipe import Recipe
         from pokedreamer.rundir import RunDir
 
         run_dir = RunDir.make(path)
