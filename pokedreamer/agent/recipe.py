@@ -210,11 +210,12 @@ class Recipe:
                 return
             self._save()
             start_eval = time.perf_counter()
-            self._evaluate(self.stage("eval"))
-            # The curve's wall clock is training's: the evaluations are not counted.
-            stage["eval_seconds"] = stage.get("eval_seconds", 0.0) + round(
-                time.perf_counter() - start_eval, 1
-            )
+            try:
+                self._evaluate(self.stage("eval"))
+            finally:
+                # The curve's wall clock is training's: the evaluations are not counted.
+                spent = round(time.perf_counter() - start_eval, 1)
+                stage["eval_seconds"] = stage.get("eval_seconds", 0.0) + spent
 
     def _eval(self, stage: dict[str, Any]) -> None:
         if stage["done"] and stage.get("asked") == self._asked():
@@ -236,6 +237,7 @@ class Recipe:
     def _evaluate(self, stage: dict[str, Any]) -> None:
         """``eval agent`` of the latest checkpoint; the figures go to the run's metrics."""
         sizes, out, asked = self.sizes, self._eval_folder(), self._asked()
+        trained = self.train_seconds()  # before this evaluation's own time
         self._check_fresh_seeds()
         last = sizes.eval_seed + sizes.eval_episodes - 1
         self.say(
@@ -252,9 +254,7 @@ class Recipe:
         self.say(markdown(report).rstrip())
         self.say(f"report: {out / 'report.md'}")
         record = {"kind": "eval", "step": self.trained_steps()}
-        self.run_dir.log_metrics(
-            {**record, "train_seconds": self.train_seconds(), **eval_metrics(report)}
-        )
+        self.run_dir.log_metrics({**record, "train_seconds": trained, **eval_metrics(report)})
         stage.update(done=True, asked=asked)
 
     # --- what the stages share --------------------------------------------------------------
