@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -49,6 +50,9 @@ STEP_KEYS = ("step", "update")
 _writers: dict[Path, SummaryWriter] = {}
 """One TensorBoard writer per run folder in this process, however many RunDirs name it."""
 _writers_lock = threading.Lock()
+_tensorboard_missing = False
+
+log = logging.getLogger(__name__)
 
 
 class RunDir:
@@ -147,17 +151,29 @@ class RunDir:
         if step is None or not scalars:
             return
         writer = self._writer()
+        if writer is None:
+            return
         for tag, value in scalars.items():
             writer.add_scalar(tag, value, step)
 
-    def _writer(self) -> SummaryWriter:
+    def _writer(self) -> SummaryWriter | None:
+        """This run's TensorBoard writer; None without the tensorboard package (told once):
+        a broken install should not stop a training run."""
+        global _tensorboard_missing
         key = self.path.resolve()
         with _writers_lock:
             writer = _writers.get(key)
-            if writer is None:
-                # Deferred: torch comes with the first metric, not with opening a run.
-                from torch.utils.tensorboard import SummaryWriter
-
+            if writer is None and not _tensorboard_missing:
+                try:
+                    # Deferred: torch comes with the first metric, not with opening a run.
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError:
+                    _tensorboard_missing = True
+                    log.warning(
+                        "tensorboard is not installed: metrics go to metrics.jsonl only "
+                        "(pip install 'tensorboard>=2.16')"
+                    )
+                    return None
                 # Its own thread writes the events out: logging only queues them.
                 writer = _writers[key] = SummaryWriter(str(key), flush_secs=FLUSH_SECONDS)
         return writer
