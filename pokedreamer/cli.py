@@ -10,18 +10,16 @@ import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 from pokedreamer import __version__
+from pokedreamer.agent.train_verbs import RunOption, state_ranges, train_app
 from pokedreamer.bench.cli import bench_app
 from pokedreamer.config import PlannerKind, Settings, load_settings
 from pokedreamer.errors import UserError
 from pokedreamer.planner.prompt_verbs import prompts_app
-
-if TYPE_CHECKING:
-    from pokedreamer.world_model.heads import StateRanges
 
 EXIT_CHECK_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -297,11 +295,6 @@ def _runs_dir(ctx: typer.Context) -> Path:
     return Path(_settings(ctx).run.runs_dir)
 
 
-RunOption = Annotated[
-    str, typer.Option("--run", metavar="NAME", help="Run name, under run.runs_dir (default runs/).")
-]
-
-
 @app.command()
 def collect(
     ctx: typer.Context,
@@ -332,96 +325,7 @@ def collect(
     )
 
 
-train_app = typer.Typer(help="Train System 1.", no_args_is_help=True, rich_markup_mode=None)
-app.add_typer(train_app, name="train")
-
-
-def _state_ranges(settings: Settings) -> StateRanges:
-    """The state heads' classes for the game of ``env.rom`` (the fixture when unset)."""
-    from pokedreamer.env.cartridge import ROM_PATH
-    from pokedreamer.env.rom import load_rom
-    from pokedreamer.planner.facts import GameFacts
-    from pokedreamer.world_model.heads import StateRanges
-
-    game = load_rom(settings.env.rom or str(ROM_PATH)).game
-    return StateRanges.of_maps(GameFacts.for_game(game).maps.values())
-
-
-@train_app.command("world-model")
-def train_world_model(
-    ctx: typer.Context,
-    run: RunOption,
-    updates: Annotated[int, typer.Option(min=1, help="Updates to add.")] = 1000,
-    preset: Annotated[
-        str | None, typer.Option(help="Size preset: tiny, small, base, large.")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-) -> None:
-    """Train the world model on the run's replay; resumes from its latest checkpoint."""
-    from pokedreamer.rundir import RunDir
-    from pokedreamer.world_model.train import train_world_model as run_train
-
-    run_dir = RunDir.open(_runs_dir(ctx) / run)
-    settings = _run_settings(ctx, run_dir.path, preset=preset, device=device)
-    # The run's config.toml describes what was trained on it, so eval and resume find the model.
-    (run_dir.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
-    result = run_train(settings, run_dir, updates, _state_ranges(settings))
-    typer.echo(
-        f"{result['updates']} updates ({result['seconds']:.0f} s this session), loss "
-        f"{result.get('loss', float('nan')):.4f}; checkpoint {result['checkpoint']}"
-    )
-
-
-@train_app.command("imitation")
-def train_imitation(
-    ctx: typer.Context,
-    run: RunOption,
-    demos: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="RUN",
-            help="Clone a person's play: the demonstrations recorded in this run (a name under "
-            "run.runs_dir, or a folder); repeat for more runs.",
-        ),
-    ] = None,
-    steps: Annotated[
-        int | None, typer.Option(min=1, help="DAgger: env steps to add, all envs (default 30,000).")
-    ] = None,
-    updates: Annotated[
-        int | None, typer.Option(min=1, help="With --demos: updates to add (default 1,000).")
-    ] = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="PATH",
-            help="Agent or world-model checkpoint whose world model the actor learns on "
-            "(default on the fixture: the shipped one); ignored when the run has its own.",
-        ),
-    ] = None,
-    envs: Annotated[int | None, typer.Option(min=1, help="Emulators played at once.")] = None,
-    seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
-) -> None:
-    """Teach the actor the scripted demonstrator's buttons on the states it reaches (DAgger),
-    or with --demos a person's recorded buttons (behaviour cloning); continues the run from its
-    latest checkpoint when it has one."""
-    # The run's own settings, once it has them.
-    settings = _run_settings(ctx, _runs_dir(ctx) / run, seed=seed, envs=envs)
-    if demos:
-        from pokedreamer.agent.demos import load_demos
-
-        if steps is not None:
-            raise UserError("--steps is for DAgger; with --demos give --updates")
-        # Read and checked before torch is imported: a mistake is told at once.
-        recorded = load_demos(demos, _runs_dir(ctx), settings.env.action_names)
-        from pokedreamer.agent.cloning import UPDATES, run_cloning
-
-        run_cloning(settings, run, recorded, demos, checkpoint, updates or UPDATES)
-        return
-    from pokedreamer.agent.play import run_imitation
-
-    if updates is not None:
-        raise UserError("--updates goes with --demos; DAgger takes --steps")
-    run_imitation(settings, run, checkpoint, steps or 30_000)
+app.add_typer(train_app(_settings, _run_settings), name="train")
 
 
 eval_app = typer.Typer(
@@ -457,7 +361,7 @@ def eval_world_model(
     settings = _run_settings(ctx, run_dir.path)
     report, paths = evaluate_world_model(
         settings, run_dir, data_dir, checkpoint, sequences, context, horizon,
-        _state_ranges(settings),
+        state_ranges(settings),
     )  # fmt: skip
     typer.echo(summary_line(report))
     for kind, file in paths.items():

@@ -4,6 +4,7 @@ evaluation and the dashboard read.
     format.json     the layout's version: {"format": "pokedreamer-run", "version": 2}
     config.toml     the resolved settings (secrets left out)
     metrics.jsonl   one JSON object per logged update or episode
+    events.out.tfevents.*   the same figures for TensorBoard (``tensorboard --logdir runs``)
     checkpoints/    safetensors + JSON pairs
     replay/         the world model's experience, in chunk files
     episodes/<n>/   recorded episodes
@@ -14,7 +15,10 @@ Opening a run checks its version; making or reusing one writes the current versi
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +27,8 @@ from pokedreamer.errors import UserError, check_format_version
 from pokedreamer.files import write_atomic
 
 if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
     from pokedreamer.config import Settings
 
 FORMAT = "pokedreamer-run"
@@ -36,6 +42,17 @@ CHANGES: dict[int, str] = {
     2: "format.json records the layout's version",
 }
 """What each version brought: a refusal of an old run names the changes since its version."""
+FLUSH_SECONDS = 10
+"""How often TensorBoard's writer thread writes its queue out (and at close)."""
+STEP_KEYS = ("step", "update")
+"""A record's x axis in TensorBoard: its env step, else its update count."""
+
+_writers: dict[Path, SummaryWriter] = {}
+"""One TensorBoard writer per run folder in this process, however many RunDirs name it."""
+_writers_lock = threading.Lock()
+_tensorboard_missing = False
+
+log = logging.getLogger(__name__)
 
 
 class RunDir:
@@ -125,10 +142,48 @@ class RunDir:
         return self.path / "metrics.jsonl"
 
     def log_metrics(self, record: dict[str, Any]) -> None:
-        """Appends one JSON line; each line is written whole, so a killed run leaves valid lines."""
+        """Appends one JSON line (each line is written whole, so a killed run leaves valid
+        lines) and hands its numbers to TensorBoard (``tensorboard_scalars``)."""
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self.metrics_path.open("a", encoding="utf-8") as fh:
             fh.write(line)
+        step, scalars = tensorboard_scalars(record)
+        if step is None or not scalars:
+            return
+        writer = self._writer()
+        if writer is None:
+            return
+        for tag, value in scalars.items():
+            writer.add_scalar(tag, value, step)
+
+    def _writer(self) -> SummaryWriter | None:
+        """This run's TensorBoard writer; None without the tensorboard package (told once):
+        a broken install should not stop a training run."""
+        global _tensorboard_missing
+        key = self.path.resolve()
+        with _writers_lock:
+            writer = _writers.get(key)
+            if writer is None and not _tensorboard_missing:
+                try:
+                    # Deferred: torch comes with the first metric, not with opening a run.
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError:
+                    _tensorboard_missing = True
+                    log.warning(
+                        "tensorboard is not installed: metrics go to metrics.jsonl only "
+                        "(pip install 'tensorboard>=2.16')"
+                    )
+                    return None
+                # Its own thread writes the events out: logging only queues them.
+                writer = _writers[key] = SummaryWriter(str(key), flush_secs=FLUSH_SECONDS)
+        return writer
+
+    def close_metrics(self) -> None:
+        """Writes out and closes this run's TensorBoard file (also done at exit)."""
+        with _writers_lock:
+            writer = _writers.pop(self.path.resolve(), None)
+        if writer is not None:
+            writer.close()
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.exists():
@@ -140,3 +195,28 @@ class RunDir:
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash
         return records
+
+
+def tensorboard_scalars(record: dict[str, Any]) -> tuple[int | None, dict[str, float]]:
+    """A metrics record as TensorBoard sees it: its step (``step``, else ``update``; None: not
+    plotted) and its numbers by tag. A key named ``group/name`` is its own tag; any other is put
+    under the record's ``kind`` (``world_model/loss``)."""
+    step = next((record[k] for k in STEP_KEYS if type(record.get(k)) is int), None)
+    kind = str(record.get("kind", "metrics"))
+    scalars = {}
+    for key, value in record.items():
+        # type() rather than isinstance: a flag such as JSON's true is not a figure.
+        if key in ("kind", *STEP_KEYS) or type(value) not in (int, float):
+            continue
+        scalars[key if "/" in key else f"{kind}/{key}"] = float(value)
+    return step, scalars
+
+
+@atexit.register
+def close_all_metrics() -> None:
+    """Every run's TensorBoard file written out and closed: at exit, Ctrl-C included."""
+    with _writers_lock:
+        writers = list(_writers.values())
+        _writers.clear()
+    for writer in writers:
+        writer.close()

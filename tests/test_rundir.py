@@ -103,3 +103,40 @@ def test_an_unreadable_format_record_is_refused_in_one_line(tmp_path: Path, text
     run = RunDir.make(tmp_path / "damaged")
     (run.path / FORMAT_FILE).write_text(text, encoding="utf-8")
     assert "is not a pokedreamer run directory's format record" in refusal(run.path)
+
+
+def scalars_in(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the TensorBoard event files in ``folder``: (step, value) by tag."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {
+        tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }
+
+
+def test_metrics_go_to_tensorboard_by_step_beside_metrics_jsonl(tmp_path: Path) -> None:
+    run = RunDir.make(tmp_path / "tb")
+    run.log_metrics({"kind": "world_model", "update": 25, "loss": 2.5, "seconds": 1})
+    run.log_metrics(
+        {"kind": "agent", "step": 800, "update": 25, "wm/loss": 1.5, "behavior/return_scale": 3.0}
+    )
+    run.log_metrics({"kind": "agent", "step": 1600, "update": 50, "behavior/return_scale": 4.0})
+    # Not plotted: a record without a step, a flag, a name.
+    run.log_metrics({"kind": "note", "loss": 9.0})
+    run.log_metrics({"kind": "eval", "step": 1600, "done": True, "planner": "heuristic"})
+    # A second RunDir of the same folder shares the one writer (one event file).
+    RunDir.open(run.path).log_metrics({"kind": "eval", "step": 1600, "badge_rate": 0.25})
+    run.close_metrics()
+    assert len(list(run.path.glob("events.out.tfevents.*"))) == 1
+    assert scalars_in(run.path) == {
+        "world_model/loss": [(25, 2.5)],
+        "world_model/seconds": [(25, 1.0)],
+        "wm/loss": [(800, 1.5)],
+        "behavior/return_scale": [(800, 3.0), (1600, 4.0)],
+        "eval/badge_rate": [(1600, 0.25)],
+    }
+    # metrics.jsonl keeps every record as it was given.
+    assert [r["kind"] for r in run.read_metrics()] == ["world_model", "agent", "agent", "note",
+                                                       "eval", "eval"]  # fmt: skip

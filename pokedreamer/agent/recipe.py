@@ -1,0 +1,347 @@
+"""``pokedreamer train agent``: the whole recipe in one run directory, stage after stage.
+
+    collect      random buttons into the run's replay (``pokedreamer collect``)
+    world-model  the world model on that replay (``train world-model``)
+    imitation    with ``--imitate`` only: the actor learns the demonstrator's buttons (DAgger,
+                 ``train imitation``) in the sub-run ``imitation/``, the world model held fixed
+    imagination  the agent loop training online (``run``): world model and actor-critic in
+                 imagination, rewards shaped by the planner's subgoals
+    eval         ``eval agent`` on seeds the training never played, into ``eval/steps-<N>/``
+
+``recipe.json`` records each stage's size and whether it is done. Every stage keeps its work when
+stopped (Ctrl-C or SIGTERM), so running the same command again resumes the stage it stopped in
+and skips the finished ones; asking for more imagination steps than were taken goes on from the
+last checkpoint, and the evaluation is then made again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from pokedreamer.agent.checkpointer import CHECKPOINT_NAME
+from pokedreamer.agent.collect import collect
+from pokedreamer.agent.evaluate import evaluate_agent, markdown
+from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.agent.planners import check_planner
+from pokedreamer.agent.play import imitation_loop
+from pokedreamer.agent.recipe_plan import RECIPE_FILE, STAGES, Sizes
+from pokedreamer.config import Settings
+from pokedreamer.errors import UserError
+from pokedreamer.files import write_atomic
+from pokedreamer.rundir import RunDir
+from pokedreamer.world_model.checkpoint import latest_checkpoint
+from pokedreamer.world_model.heads import StateRanges
+from pokedreamer.world_model.replay import Replay
+from pokedreamer.world_model.train import train_world_model
+from pokedreamer.world_model.trainer import CHECKPOINT_NAME as WM_CHECKPOINT_NAME
+
+FORMAT = "pokedreamer-recipe"
+IMITATION_RUN = "imitation"
+"""The DAgger stage's own run folder inside the recipe's (its counters start from 0)."""
+EVAL_FOLDER = "eval"
+
+
+class Recipe:
+    """The stages of one run directory, and ``recipe.json``, where they are recorded."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        run: RunDir,
+        sizes: Sizes,
+        ranges: StateRanges,
+        say: Callable[[str], None],
+    ) -> None:
+        """``ranges``: the state heads' classes for the game; ``say``: tells the user a line."""
+        self.settings, self.run_dir, self.sizes, self.say = settings, run, sizes, say
+        self.ranges = ranges
+        self.current = "collect"
+        """The stage running now (the last one run, once done)."""
+        self._started: float | None = None
+        """When the stage running now started (perf_counter), None between stages."""
+        self.record = self._load()
+        imitate = bool(sizes.imitation_steps)
+        if self.record.setdefault("imitate", imitate) != imitate:
+            with_or_not = "with" if self.record["imitate"] else "without"
+            raise UserError(
+                f"{run.path} was started {with_or_not} --imitate; run it the same way, or give a "
+                "new --run name"
+            )
+        self.record.setdefault("stages", {})
+        self._save()
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir.path / RECIPE_FILE
+
+    def _load(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {"format": FORMAT, "version": 1}
+        try:
+            record = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = None
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
+            raise UserError(f"{self.path} is not a recipe record; fix or remove it")
+        return record
+
+    def _save(self) -> None:
+        write_atomic(self.path, (json.dumps(self.record, indent=1) + "\n").encode())
+
+    def stage(self, name: str) -> dict[str, Any]:
+        stages: dict[str, dict[str, Any]] = self.record["stages"]
+        return stages.setdefault(name, {"done": False, "seconds": 0.0})
+
+    def _timed(self, name: str, work: Callable[[dict[str, Any]], None]) -> None:
+        """Runs one stage, adding its wall clock to the record even when it is stopped."""
+        stage = self.stage(name)
+        self._started = start = time.perf_counter()
+        try:
+            work(stage)
+        finally:
+            stage["seconds"] = round(stage["seconds"] + time.perf_counter() - start, 1)
+            self._started = None
+            self._save()
+
+    # --- the stages -------------------------------------------------------------------------
+
+    def run(self, until: str | None = None) -> None:
+        """Every stage not done yet, in order, up to ``until``."""
+        check_planner(self.settings.planner, self.settings.local_llm)
+        stages = [s for s in STAGES if s != "imitation" or self.sizes.imitation_steps]
+        if not self.sizes.steps:
+            stages.remove("imagination")
+        for name in stages:
+            self.current = name
+            self._timed(name, getattr(self, "_" + name.replace("-", "_")))
+            if until is not None and STAGES.index(name) >= STAGES.index(until):
+                self.say(f"stopped after {name} (--until); run again without it to go on")
+                return
+        self.say(
+            f"done: {self.final_checkpoint()}, trained in {self.train_seconds():,.0f} s; "
+            f"tensorboard --logdir {self.run_dir.path.parent}"
+        )
+
+    def _collect(self, stage: dict[str, Any]) -> None:
+        target = self.sizes.collect_steps
+        if stage["done"]:
+            self.say(f"collect: done before ({stage['steps']:,} steps), skipped")
+            return
+        wm = self.settings.world_model
+        have = len(Replay(self.run_dir.replay, wm.replay_capacity, wm.replay_chunk))
+        if have:
+            self.say(f"collect: resuming at {have:,} of {target:,} steps")
+            stage["resumes"] = stage.get("resumes", 0) + 1
+        # A resumed collection starts other episodes than the ones it has, on the next seeds.
+        seed = self.settings.env.seed + self.settings.agent.envs * stage.get("resumes", 0)
+        env = self.settings.env.model_copy(update={"seed": seed})
+        settings = self.settings.model_copy(update={"env": env})
+        if have < target:
+            result = collect(settings, self.run_dir, target - have, self.settings.agent.envs)
+            have = result.replay_steps
+            self.say(
+                f"collect: {result.steps:,} steps ({result.episodes} episodes ended) in "
+                f"{result.seconds:.0f} s; the replay holds {have:,}"
+            )
+        stage.update(done=True, steps=have)
+
+    def _world_model(self, stage: dict[str, Any]) -> None:
+        target = self.sizes.world_model_updates
+        done = _number(latest_checkpoint(self.run_dir.checkpoints, WM_CHECKPOINT_NAME))
+        if stage["done"]:
+            self.say(f"world model: done before ({done:,} updates), skipped")
+            return
+        if done:
+            self.say(f"world model: resuming at update {done:,} of {target:,}")
+        if done < target:
+            result = train_world_model(self.settings, self.run_dir, target - done, self.ranges)
+            done = result["updates"]
+            self.say(
+                f"world model: {done:,} updates, loss {result.get('loss', float('nan')):.3f}; "
+                f"checkpoint {result['checkpoint']}"
+            )
+        stage.update(done=True, updates=done)
+
+    def _imitation(self, stage: dict[str, Any]) -> None:
+        target = self.sizes.imitation_steps
+        if stage["done"]:
+            self.say(f"imitation: done before ({stage['steps']:,} steps), skipped")
+            return
+        settings = self.settings.model_copy(
+            update={
+                "run": self.settings.run.model_copy(update={"runs_dir": str(self.run_dir.path)})
+            }
+        )
+        loop = imitation_loop(settings, IMITATION_RUN, self._world_model_checkpoint())
+        if loop.steps:
+            self.say(f"imitation: resuming at step {loop.steps:,} of {target:,}")
+        self._play(loop, "imitation", target)
+        stage.update(done=loop.steps >= target, steps=loop.steps, episodes=loop.tally.episodes)
+
+    def _imagination(self, stage: dict[str, Any]) -> None:
+        target, every = self.sizes.steps, self.sizes.eval_every
+        run = self.run_dir
+        while True:
+            own = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+            # The run's own checkpoint resumes it; else it starts from the stage before.
+            start = None if own else self._imitation_checkpoint() or self._world_model_checkpoint()
+            loop = AgentLoop(self.settings, run, checkpoint=start, train=True)
+            if loop.steps >= target:
+                self.say(f"imagination: done before ({loop.steps:,} steps), skipped")
+                stage.update(done=True)
+                return
+            if loop.steps:
+                self.say(f"imagination: resuming at step {loop.steps:,} of {target:,}")
+            # With --eval-every, in pieces, each ending in a checkpoint and its evaluation.
+            end = min(target, (loop.steps // every + 1) * every) if every else target
+            self._play(loop, "imagination", end, target)
+            stage.update(
+                done=loop.steps >= target, steps=loop.steps, episodes=loop.tally.episodes,
+                updates=loop.trainer.updates, badge_episodes=loop.tally.badge_episodes,
+            )  # fmt: skip
+            if stage["done"]:
+                return
+            self._save()
+            start_eval = time.perf_counter()
+            try:
+                self._evaluate(self.stage("eval"))
+            finally:
+                # The curve's wall clock is training's: the evaluations are not counted.
+                spent = round(time.perf_counter() - start_eval, 1)
+                stage["eval_seconds"] = stage.get("eval_seconds", 0.0) + spent
+
+    def _eval(self, stage: dict[str, Any]) -> None:
+        if stage["done"] and stage.get("asked") == self._asked():
+            self.say(f"eval: done before, skipped; the report is {self._eval_folder()}")
+            return
+        self._evaluate(stage)
+
+    def _asked(self) -> dict[str, Any]:
+        sizes = self.sizes
+        return {"checkpoint": str(self.final_checkpoint()), "episodes": sizes.eval_episodes,
+                "seed": sizes.eval_seed, "max_steps": sizes.eval_max_steps,
+                "variants": list(sizes.eval_variants)}  # fmt: skip
+
+    def _eval_folder(self) -> Path:
+        """One folder per evaluation, named by the env steps trained: a run trained in pieces
+        keeps the report of each."""
+        return self.run_dir.path / EVAL_FOLDER / f"steps-{self.trained_steps()}"
+
+    def _evaluate(self, stage: dict[str, Any]) -> None:
+        """``eval agent`` of the latest checkpoint; the figures go to the run's metrics."""
+        sizes, out, asked = self.sizes, self._eval_folder(), self._asked()
+        trained = self.train_seconds()  # before this evaluation's own time
+        self._check_fresh_seeds()
+        last = sizes.eval_seed + sizes.eval_episodes - 1
+        self.say(
+            f"eval: {sizes.eval_episodes} episodes per variant on seeds {sizes.eval_seed}-{last} "
+            f"(never played in training), up to {sizes.eval_max_steps:,} steps each"
+        )
+        if out.exists():  # what an interrupted evaluation left
+            shutil.rmtree(out)
+        env = self.settings.env.model_copy(update={"seed": sizes.eval_seed})
+        report = evaluate_agent(
+            self.settings.model_copy(update={"env": env}), Path(asked["checkpoint"]), out,
+            sizes.eval_episodes, sizes.eval_max_steps, sizes.eval_variants,
+        )  # fmt: skip
+        self.say(markdown(report).rstrip())
+        self.say(f"report: {out / 'report.md'}")
+        record = {"kind": "eval", "step": self.trained_steps()}
+        self.run_dir.log_metrics({**record, "train_seconds": trained, **eval_metrics(report)})
+        stage.update(done=True, asked=asked)
+
+    # --- what the stages share --------------------------------------------------------------
+
+    def _play(self, loop: AgentLoop, name: str, end: int, target: int | None = None) -> None:
+        """Runs ``loop`` to ``end`` env steps under a progress bar to ``target`` (or ``end``)."""
+        columns = (TextColumn(name), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+                   TextColumn("{task.fields[rate]:.0f} steps/s, badges {task.fields[badges]}"),
+                   TimeRemainingColumn())  # fmt: skip
+        with Progress(*columns, transient=True) as bar:
+            total = target or end
+            task = bar.add_task(name, total=total, completed=loop.steps, rate=0.0, badges=0)
+
+            def show(loop: AgentLoop, rate: float) -> None:
+                bar.update(task, completed=loop.steps, rate=rate, badges=loop.tally.badge_episodes)
+
+            loop.progress, loop.say = show, self.say
+            result = loop.run(end - loop.steps)
+        if loop.imitation is not None:
+            updates = f"{loop.imitation.updates:,} imitation updates"
+        else:
+            updates = f"{result.updates:,} world-model updates"
+        self.say(
+            f"{name}: {loop.steps:,} steps, {result.episodes} episodes ({result.badges} with a "
+            f"badge), {updates}; {result.seconds:.0f} s this time; checkpoint {result.checkpoint}"
+        )
+
+    def _world_model_checkpoint(self) -> Path:
+        found = latest_checkpoint(self.run_dir.checkpoints, WM_CHECKPOINT_NAME)
+        if found is None:
+            raise UserError(f"{self.run_dir.checkpoints} holds no world model: its stage is undone")
+        return found
+
+    def _imitation_checkpoint(self) -> Path | None:
+        folder = self.run_dir.path / IMITATION_RUN / "checkpoints"
+        return latest_checkpoint(folder, CHECKPOINT_NAME) if self.sizes.imitation_steps else None
+
+    def final_checkpoint(self) -> Path:
+        """The weights the recipe ends with: the last stage's latest checkpoint."""
+        own = latest_checkpoint(self.run_dir.checkpoints, CHECKPOINT_NAME)
+        return own or self._imitation_checkpoint() or self._world_model_checkpoint()
+
+    def trained_steps(self) -> int:
+        """Env steps the final weights learnt from, after collecting: imitation and imagination."""
+        stages = self.record["stages"]
+        return sum(int(stages.get(s, {}).get("steps", 0)) for s in ("imitation", "imagination"))
+
+    def train_seconds(self) -> float:
+        """Wall clock of the training stages so far, the stage running now included, and
+        evaluations not counted."""
+        stages = self.record["stages"]
+        spent = sum(
+            v["seconds"] - v.get("eval_seconds", 0) for k, v in stages.items() if k != "eval"
+        )
+        if self._started is not None and self.current != "eval":
+            spent += time.perf_counter() - self._started
+        return round(spent, 1)
+
+    def _check_fresh_seeds(self) -> None:
+        """Refuses evaluation seeds at or below the highest seed a training episode began with
+        (every stage seeds its episodes upwards from env.seed)."""
+        stages, seed, envs = self.record["stages"], self.settings.env.seed, self.settings.agent.envs
+        collected = envs * (stages.get("collect", {}).get("resumes", 0) + 1)
+        played = [int(stages.get(s, {}).get("episodes", 0)) for s in ("imitation", "imagination")]
+        last = seed + max(collected, *played) - 1
+        if self.sizes.eval_seed <= last:
+            raise UserError(f"training played seeds {seed}-{last}; give an --eval-seed above them")
+
+
+def eval_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """An evaluation's figures as metrics: each variant's badge rate, its 95% interval and the
+    median steps to it (when any episode got it)."""
+    metrics: dict[str, float] = {}
+    for variant, result in report["variants"].items():
+        badge = result["stages"]["badge"]
+        low, high = badge["interval_95"]
+        name = f"eval/{variant}/badge"
+        metrics |= {
+            f"{name}_rate": badge["reached"],
+            f"{name}_low_95": low,
+            f"{name}_high_95": high,
+        }
+        if badge["median_steps"] is not None:
+            metrics[f"{name}_median_steps"] = float(badge["median_steps"])
+    return metrics
+
+
+def _number(checkpoint: Path | None) -> int:
+    """The step or update count in a checkpoint's name, ``wm-000002250``; 0 for none."""
+    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else 0

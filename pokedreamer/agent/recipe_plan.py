@@ -1,0 +1,87 @@
+"""What ``pokedreamer train agent`` is asked to do, checked before anything heavy is imported:
+its stages and their sizes, the recipe's settings, and the runs it may go into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pokedreamer.config import Settings
+from pokedreamer.errors import UserError
+
+STAGES = ("collect", "world-model", "imitation", "imagination", "eval")
+RECIPE_FILE = "recipe.json"
+
+RECIPE_SETTINGS: dict[str, Any] = {
+    "world_model.preset": "tiny",
+    "world_model.checkpoint_every": 250,
+    "env.max_steps": 3000,
+    "agent.envs": 2,
+    "agent.train_ratio": 32.0,
+    "agent.behavior_updates": 8,
+    "agent.end_at_badges": 1,
+    "agent.shaping_scale": 10.0,
+    "agent.shaping_bonus": 10.0,
+    "imitation.beta_steps": 10_000,
+}
+"""docs/recipes/fixture-agent.toml's settings, which the recipe takes wherever the config file,
+the environment and the flags leave a setting at its default."""
+
+
+def recipe_settings(settings: Settings) -> Settings:
+    """``settings`` with RECIPE_SETTINGS where they hold a setting's default."""
+    sections: dict[str, dict[str, Any]] = {}
+    for dotted, value in RECIPE_SETTINGS.items():
+        section, key = dotted.split(".")
+        current = getattr(settings, section)
+        if getattr(current, key) == getattr(type(current)(), key):
+            sections.setdefault(section, {})[key] = value
+    update = {name: getattr(settings, name).model_copy(update=u) for name, u in sections.items()}
+    return settings.model_copy(update=update)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each stage does: totals, so that a resumed stage knows what is left."""
+
+    collect_steps: int = 50_000
+    world_model_updates: int = 2_000
+    imitation_steps: int = 0
+    """0: no imitation stage."""
+    steps: int = 30_000
+    """Env steps of the imagination stage; 0 skips it."""
+    eval_episodes: int = 30
+    eval_seed: int = 10_000
+    eval_max_steps: int = 3000
+    eval_variants: tuple[str, ...] = ("agent",)
+    eval_every: int = 0
+    """Also evaluate every this many imagination steps (0: only at the end): the curve."""
+
+
+def check_sizes(sizes: Sizes, until: str | None) -> None:
+    """One-line refusals of a recipe that cannot run, before any folder is made."""
+    # Deferred: the evaluation's module brings torch, and a refusal should not wait on it.
+    from pokedreamer.agent.evaluate import KNOWN_VARIANTS
+
+    if until is not None and until not in STAGES:
+        raise UserError(f"--until takes one of {', '.join(STAGES)}, not {until!r}")
+    if until == "imitation" and not sizes.imitation_steps:
+        raise UserError("--until imitation needs --imitate")
+    unknown = [v for v in sizes.eval_variants if v not in KNOWN_VARIANTS]
+    if unknown or not sizes.eval_variants:
+        raise UserError(
+            f"--eval-variants takes some of {', '.join(KNOWN_VARIANTS)}, not "
+            f"{','.join(sizes.eval_variants) or 'none'}"
+        )
+
+
+def check_run_kind(path: Path) -> None:
+    """A recipe goes into an empty or missing folder, or one of its own; others are refused."""
+    if (path / RECIPE_FILE).is_file() or not path.exists():
+        return
+    if not path.is_dir() or any(path.iterdir()):
+        raise UserError(
+            f"{path} is a run of another kind (it has no {RECIPE_FILE}); train agent makes its "
+            "own run: give a new --run name"
+        )

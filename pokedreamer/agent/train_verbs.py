@@ -1,0 +1,266 @@
+"""The ``pokedreamer train`` verbs: the world model, the actor's imitation, and the whole recipe
+(``train agent``).
+
+The trainers, and the heavy libraries they load, are imported inside the verbs, so that
+``pokedreamer --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
+
+import typer
+
+from pokedreamer.config import PlannerKind, Settings
+from pokedreamer.errors import UserError
+
+if TYPE_CHECKING:
+    from pokedreamer.world_model.heads import StateRanges
+
+
+class SettingsFor(Protocol):
+    """How the main command resolves a verb's settings: its ``--config`` file under the verb's
+    flags, each tied to its setting by the main command's one flag table."""
+
+    def __call__(self, ctx: typer.Context, **flags: Any) -> Settings: ...
+
+
+class RunSettingsFor(Protocol):
+    """The same for a verb on an existing run: the run's own saved settings, unless
+    ``--config`` says otherwise."""
+
+    def __call__(self, ctx: typer.Context, run_path: Path, **flags: Any) -> Settings: ...
+
+
+RunOption = Annotated[
+    str, typer.Option("--run", metavar="NAME", help="Run name, under run.runs_dir (default runs/).")
+]
+
+
+def state_ranges(settings: Settings) -> StateRanges:
+    """The state heads' classes for the game of ``env.rom`` (the fixture when unset)."""
+    from pokedreamer.env.cartridge import ROM_PATH
+    from pokedreamer.env.rom import load_rom
+    from pokedreamer.planner.facts import GameFacts
+    from pokedreamer.world_model.heads import StateRanges
+
+    game = load_rom(settings.env.rom or str(ROM_PATH)).game
+    return StateRanges.of_maps(GameFacts.for_game(game).maps.values())
+
+
+def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> typer.Typer:
+    """The ``train`` sub-command, its verbs reading their settings through the two functions."""
+    train = typer.Typer(help="Train System 1.", no_args_is_help=True, rich_markup_mode=None)
+
+    def runs_dir(ctx: typer.Context) -> Path:
+        """Where runs live: run.runs_dir of --config (or ./config.toml), the environment's
+        value or the default; a run's own saved settings cannot say where the run itself is."""
+        return Path(settings_for(ctx).run.runs_dir)
+
+    @train.command("world-model")
+    def train_world_model(
+        ctx: typer.Context,
+        run: RunOption,
+        updates: Annotated[int, typer.Option(min=1, help="Updates to add.")] = 1000,
+        preset: Annotated[
+            str | None, typer.Option(help="Size preset: tiny, small, base, large.")
+        ] = None,
+        device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    ) -> None:
+        """Train the world model on the run's replay; resumes from its latest checkpoint."""
+        from pokedreamer.rundir import RunDir
+        from pokedreamer.world_model.train import train_world_model as run_train
+
+        run_dir = RunDir.open(runs_dir(ctx) / run)
+        settings = run_settings_for(ctx, run_dir.path, preset=preset, device=device)
+        # The run's config.toml describes what was trained on it, so eval and resume find the model.
+        (run_dir.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
+        result = run_train(settings, run_dir, updates, state_ranges(settings))
+        typer.echo(
+            f"{result['updates']} updates ({result['seconds']:.0f} s this session), loss "
+            f"{result.get('loss', float('nan')):.4f}; checkpoint {result['checkpoint']}"
+        )
+
+    @train.command("imitation")
+    def train_imitation(
+        ctx: typer.Context,
+        run: RunOption,
+        demos: Annotated[
+            list[str] | None,
+            typer.Option(
+                metavar="RUN",
+                help="Clone a person's play: the demonstrations recorded in this run (a name under "
+                "run.runs_dir, or a folder); repeat for more runs.",
+            ),
+        ] = None,
+        steps: Annotated[
+            int | None,
+            typer.Option(min=1, help="DAgger: env steps to add, all envs (default 30,000)."),
+        ] = None,
+        updates: Annotated[
+            int | None, typer.Option(min=1, help="With --demos: updates to add (default 1,000).")
+        ] = None,
+        checkpoint: Annotated[
+            Path | None,
+            typer.Option(
+                metavar="PATH",
+                help="Agent or world-model checkpoint whose world model the actor learns on "
+                "(default on the fixture: the shipped one); ignored when the run has its own.",
+            ),
+        ] = None,
+        envs: Annotated[int | None, typer.Option(min=1, help="Emulators played at once.")] = None,
+        seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
+    ) -> None:
+        """Teach the actor the scripted demonstrator's buttons on the states it reaches (DAgger),
+        or with --demos a person's recorded buttons (behaviour cloning); continues the run from its
+        latest checkpoint when it has one."""
+        # The run's own settings, once it has them.
+        settings = run_settings_for(ctx, runs_dir(ctx) / run, seed=seed, envs=envs)
+        if demos:
+            from pokedreamer.agent.demos import load_demos
+
+            if steps is not None:
+                raise UserError("--steps is for DAgger; with --demos give --updates")
+            # Read and checked before torch is imported: a mistake is told at once.
+            recorded = load_demos(demos, runs_dir(ctx), settings.env.action_names)
+            from pokedreamer.agent.cloning import UPDATES, run_cloning
+
+            run_cloning(settings, run, recorded, demos, checkpoint, updates or UPDATES)
+            return
+        from pokedreamer.agent.play import run_imitation
+
+        if updates is not None:
+            raise UserError("--updates goes with --demos; DAgger takes --steps")
+        run_imitation(settings, run, checkpoint, steps or 30_000)
+
+    @train.command("agent")
+    def agent(
+        ctx: typer.Context,
+        run: RunOption,
+        imitate: Annotated[
+            bool,
+            typer.Option(
+                "--imitate",
+                help="Add the actor's imitation of the scripted demonstrator (DAgger) after the "
+                "world model, as a warm start for learning in imagination.",
+            ),
+        ] = False,
+        collect_steps: Annotated[
+            int, typer.Option(min=1, help="Random-button env steps to collect, all envs.")
+        ] = 50_000,
+        world_model_updates: Annotated[
+            int, typer.Option(min=1, help="World-model updates on the collected replay.")
+        ] = 2_000,
+        imitation_steps: Annotated[
+            int, typer.Option(min=1, help="With --imitate: DAgger's env steps, all envs.")
+        ] = 20_000,
+        steps: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                help="Env steps of online learning in imagination, all envs; 0 skips it. More "
+                "than a finished run took goes on from its last checkpoint.",
+            ),
+        ] = 30_000,
+        eval_episodes: Annotated[
+            int, typer.Option(min=1, help="Evaluation episodes per variant.")
+        ] = 30,
+        eval_seed: Annotated[
+            int,
+            typer.Option(min=0, help="First evaluation seed: above every seed training played."),
+        ] = 10_000,
+        eval_max_steps: Annotated[
+            int, typer.Option(min=1, help="Step budget of an evaluation episode.")
+        ] = 3000,
+        eval_variants: Annotated[
+            str, typer.Option(help="Comma-separated: agent, no-planner, random, demonstrator.")
+        ] = "agent",
+        eval_every: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                help="Also evaluate every this many imagination steps, for the learning curve; "
+                "0: only at the end.",
+            ),
+        ] = 0,
+        until: Annotated[
+            str | None,
+            typer.Option(
+                metavar="STAGE",
+                help="Stop after this stage: collect, world-model, imitation, imagination, eval.",
+            ),
+        ] = None,
+        preset: Annotated[
+            str | None, typer.Option(help="Size preset (default: the recipe's tiny).")
+        ] = None,
+        device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+        envs: Annotated[
+            int | None, typer.Option(min=1, help="Emulators played at once (default 2).")
+        ] = None,
+        seed: Annotated[
+            int | None, typer.Option(metavar="N", help="First training seed (default 0).")
+        ] = None,
+        planner: Annotated[
+            PlannerKind | None, typer.Option(help="Which planner sets subgoals.")
+        ] = None,
+    ) -> None:
+        """The whole recipe from an empty run: collect, world model, (imitation,) behaviour in
+        imagination, then eval agent on fresh seeds. Each stage resumes when run again."""
+        from pokedreamer.agent.recipe_plan import (
+            RECIPE_FILE,
+            Sizes,
+            check_run_kind,
+            check_sizes,
+            recipe_settings,
+        )  # fmt: skip
+
+        sizes = Sizes(
+            collect_steps=collect_steps, world_model_updates=world_model_updates,
+            imitation_steps=imitation_steps if imitate else 0, steps=steps,
+            eval_episodes=eval_episodes, eval_seed=eval_seed, eval_max_steps=eval_max_steps,
+            eval_variants=tuple(v.strip() for v in eval_variants.split(",") if v.strip()),
+            eval_every=eval_every,
+        )  # fmt: skip
+        check_sizes(sizes, until)
+        path = runs_dir(ctx) / run
+        check_run_kind(path)
+        flags = {"preset": preset, "device": device, "envs": envs, "seed": seed,
+                 "planner": planner}  # fmt: skip
+        if (path / RECIPE_FILE).is_file():
+            settings = run_settings_for(ctx, path, **flags)
+        else:
+            settings = settings_for(ctx, **flags)
+        settings = recipe_settings(settings)
+        if imitate and settings.planner.kind == "none":
+            raise UserError(
+                "the demonstrator plays the planner's subgoals: set a planner, not none"
+            )
+        # The stages' code, and torch with it, once the flags are known to be good.
+        from pokedreamer.agent.recipe import Recipe
+        from pokedreamer.rundir import RunDir
+
+        run_dir = RunDir.make(path)
+        recipe = Recipe(settings, run_dir, sizes, state_ranges(settings), say=typer.echo)
+        # Once the run is known to be this recipe's: a re-run reads the settings it trained with.
+        (path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
+        # A service manager's SIGTERM stops it as Ctrl-C does: the stage's work is saved.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            recipe.run(until)
+        except KeyboardInterrupt:
+            print(
+                f"stopped in {recipe.current}; its work is kept: the same command resumes it",
+                file=sys.stderr,
+            )
+            raise
+        finally:
+            run_dir.close_metrics()
+
+    return train
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,148 @@
+"""``pokedreamer train agent`` through the real CLI: the whole recipe from an empty run, stopped
+after a stage and resumed without redoing what was done, its metrics in TensorBoard, and its
+refusals in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from clirun import cli
+from test_rundir import scalars_in
+
+from pokedreamer.agent.recipe_plan import recipe_settings
+from pokedreamer.config import load_settings
+
+# Tiny sizes: a world-model update replays 2 x 16 steps, and at the recipe's train ratio of 32
+# the imagination stage owes one update (with one behaviour update) per env step.
+TINY = {
+    "WORLD_MODEL__THREADS": "1",
+    "WORLD_MODEL__BATCH_SIZE": "2",
+    "WORLD_MODEL__BATCH_LENGTH": "16",
+    "AGENT__TRAIN_AFTER": "0",
+    "AGENT__BEHAVIOR_UPDATES": "1",
+    "AGENT__IMAGINE_BATCH": "16",
+    "AGENT__RECORD": "false",
+}
+SIZES = ["--collect-steps", "120", "--world-model-updates", "3", "--eval-episodes", "2",
+         "--eval-max-steps", "30"]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in TINY.items():
+        monkeypatch.setenv(f"POKEDREAMER_{name}", value)
+
+
+def one_line_error(result: object, expected: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr  # type: ignore[attr-defined]
+    assert result.stderr.strip().splitlines() == [f"error: {expected}"]  # type: ignore[attr-defined]
+
+
+def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them() -> None:
+    run = Path("runs/a")
+    first = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--until", "world-model")
+    assert first.returncode == 0, first.stderr
+    assert "collect: 120 steps" in first.stdout
+    assert "world model: 3 updates" in first.stdout
+    assert "stopped after world-model (--until)" in first.stdout
+    stages = json.loads((run / "recipe.json").read_text())["stages"]
+    assert set(stages) == {"collect", "world-model"}
+    assert stages["collect"]["done"] and stages["world-model"]["updates"] == 3
+    assert not list((run / "checkpoints").glob("agent-*"))
+    # The recipe's settings where nothing else set them; the environment's where it did.
+    saved = load_settings(run / "config.toml", {})
+    assert saved.world_model.preset == "tiny" and saved.agent.shaping_scale == 10.0
+    assert saved.agent.behavior_updates == 1 and saved.env.max_steps == 3000
+
+    # In pieces: an evaluation at step 20, then on to 30 and the last evaluation.
+    second = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--eval-every", "20")
+    assert second.returncode == 0, second.stderr
+    assert "collect: done before (120 steps), skipped" in second.stdout
+    assert "world model: done before (3 updates), skipped" in second.stdout
+    assert "imagination: resuming at step 20 of 30" in second.stdout
+    assert "on seeds 10000-10001 (never played in training)" in second.stdout
+    assert "| agent | " in second.stdout and "[0%–66%]" in second.stdout  # each rate's interval
+    assert "done: runs/a/checkpoints/agent-000000030" in second.stdout
+    for steps in (20, 30):
+        assert (run / "eval" / f"steps-{steps}" / "report.md").is_file()
+
+    again = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30")
+    assert again.returncode == 0, again.stderr
+    for stage in ("collect", "world model", "imagination", "eval"):
+        assert f"{stage}: done before" in again.stdout
+    # Nothing was done twice: one world model, trained once; one evaluation of each checkpoint.
+    assert [p.name for p in (run / "checkpoints").glob("wm-*.json")] == ["wm-000000003.json"]
+    kinds = [json.loads(line)["kind"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert kinds.count("world_model") == 1 and kinds.count("eval") == 2
+
+    # Evaluating on seeds that training played is refused.
+    overlap = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--eval-seed", "0")
+    one_line_error(overlap, "training played seeds 0-3; give an --eval-seed above them")
+
+    # TensorBoard: the world model's losses, the behaviour's losses and return scale, the
+    # subgoal pairing, and the evaluation.
+    scalars = scalars_in(run)
+    for tag in ("world_model/loss", "wm/loss", "behavior/actor_loss", "behavior/critic_loss",
+                "behavior/return_scale", "behavior/live_rate", "eval/agent/badge_rate",
+                "eval/agent/badge_high_95"):  # fmt: skip
+        assert tag in scalars, sorted(scalars)
+    assert scalars["world_model/loss"][0][0] == 3  # by update
+    # By env step: update 25, logged, is owed at step 26 (the two envs step together).
+    assert [step for step, _ in scalars["wm/loss"]] == [26]
+    assert scalars["eval/agent/badge_rate"] == [(20, 0.0), (30, 0.0)]
+    seconds = scalars["eval/train_seconds"]
+    assert [step for step, _ in seconds] == [20, 30] and 0 < seconds[0][1] < seconds[1][1]
+
+
+def test_train_agent_with_imitation_evaluates_the_imitating_actor() -> None:
+    result = cli("train", "agent", "--run", "i", *SIZES, "--imitate", "--imitation-steps", "20",
+                 "--steps", "0")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "imitation: 20 steps" in result.stdout and "imitation updates" in result.stdout
+    assert "imagination" not in result.stdout
+    assert "done: runs/i/imitation/checkpoints/agent-000000020" in result.stdout
+    assert Path("runs/i/eval/steps-20/report.md").is_file()
+    # The same run without --imitate is another recipe.
+    again = cli("train", "agent", "--run", "i", *SIZES, "--steps", "0")
+    one_line_error(again, "runs/i was started with --imitate; run it the same way, or give a new "
+                   "--run name")  # fmt: skip
+
+
+def test_train_agent_refuses_in_one_line_and_makes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = cli("collect", "--run", "other", "--steps", "4", "--envs", "1")
+    assert made.returncode == 0, made.stderr
+    one_line_error(
+        cli("train", "agent", "--run", "other"),
+        "runs/other is a run of another kind (it has no recipe.json); train agent makes its own "
+        "run: give a new --run name",
+    )
+    one_line_error(
+        cli("train", "agent", "--run", "n", "--until", "nowhere"),
+        "--until takes one of collect, world-model, imitation, imagination, eval, not 'nowhere'",
+    )
+    one_line_error(
+        cli("train", "agent", "--run", "n", "--until", "imitation"),
+        "--until imitation needs --imitate",
+    )
+    one_line_error(
+        cli("train", "agent", "--run", "n", "--eval-variants", "agent,best"),
+        "--eval-variants takes some of agent, no-planner, random, demonstrator, not agent,best",
+    )
+    monkeypatch.setenv("POKEDREAMER_PLANNER__KIND", "none")
+    one_line_error(
+        cli("train", "agent", "--run", "n", "--imitate"),
+        "the demonstrator plays the planner's subgoals: set a planner, not none",
+    )
+    usage = cli("train", "agent", "--run", "n", "--steps", "-1")
+    assert usage.returncode == 2 and "--steps" in usage.stderr
+    assert "Traceback" not in usage.stderr
+    assert not Path("runs/n").exists()
+
+
+def test_recipe_settings_fill_only_what_was_left_at_its_default() -> None:
+    settings = recipe_settings(load_settings(None, {"agent.train_ratio": 8.0, "agent.envs": 3}))
+    assert (settings.agent.train_ratio, settings.agent.envs) == (8.0, 3)
+    assert (settings.agent.shaping_scale, settings.agent.shaping_bonus) == (10.0, 10.0)
+    assert settings.world_model.preset == "tiny" and settings.agent.end_at_badges == 1
