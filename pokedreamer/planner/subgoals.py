@@ -354,7 +354,7 @@ class StateView:
     battle: Value
     """Index into BATTLE_ORDER: 0 none, 1 wild, 2 trainer, 3 lost."""
     text_shown: Value
-    """A text box or menu is shown: 0 or 1 (a probability when predicted)."""
+    """A text box, or a battle's message, is shown: 0 or 1 (a probability when predicted)."""
     hp_fraction: Value
     """The party's HP over its max HP, 0..1 (0 with no party)."""
     badges: Value
