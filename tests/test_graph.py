@@ -19,6 +19,7 @@ from fixture_graph import (
     TOWN,
     cartridge_graph,
 )
+from red_memory import LAST_MAP, RedMemory
 
 from pokedreamer.env.graph import (
     FORMAT,
@@ -34,10 +35,6 @@ from pokedreamer.env.world import Bus
 from pokedreamer.env.wram import WRAM_SIZE
 from pokedreamer.errors import UserError
 
-# pret's addresses (ram/wram.asm), written out so that the reader is checked against pret.
-W_CUR_MAP, W_LAST_MAP, W_HEIGHT, W_WIDTH = 0xD35E, 0xD365, 0xD368, 0xD369
-W_CONNECTIONS, W_NORTH_HEADER, W_WARPS, W_WARP_ENTRIES = 0xD370, 0xD371, 0xD3AE, 0xD3AF
-LAST_MAP = 0xFF
 REDS_HOUSE_1F, PALLET_TOWN, ROUTE_1, VIRIDIAN_CITY = 0x25, 0x00, 0x0C, 0x01
 
 
@@ -50,23 +47,14 @@ def red_wram(
 ) -> bytes:
     """Work RAM as Red's LoadMapHeader leaves it: size (height, width) in blocks, warps as
     (y, x, destination warp, destination map), wLastMap, a north connection."""
-    wram = bytearray(WRAM_SIZE)
-
-    def put(address: int, value: int) -> None:
-        wram[address - 0xC000] = value
-
-    put(W_CUR_MAP, map_id)
-    put(W_LAST_MAP, last_map)
-    put(W_HEIGHT, blocks[0])
-    put(W_WIDTH, blocks[1])
-    put(W_WARPS, len(warps))
-    for i, warp in enumerate(warps):
-        for k, byte in enumerate(warp):
-            put(W_WARP_ENTRIES + 4 * i + k, byte)
+    memory = RedMemory()
+    memory.player(map_id, 0, 0)
+    memory.header(*blocks)
+    memory.warps(*warps)
+    memory.last_map(last_map)
     if north is not None:
-        put(W_CONNECTIONS, 0x08)
-        put(W_NORTH_HEADER, north)
-    return bytes(wram)
+        memory.connection("north", north, 10, 0, 0)
+    return memory.work_ram()
 
 
 ROM = bytes(0x8000)

@@ -69,5 +69,5 @@ def read_battle_message(wram: bytes) -> tuple[str, ...]:
     first, second = wram[_LINE_SLICES[0]], wram[_LINE_SLICES[1]]
     if _FIND_CURSOR(first) or _FIND_CURSOR(second):
         return ()
-    one, two = decode_line(first), decode_line(second)
-    return (one, two) if one and two else (one,) if one else (two,) if two else ()
+    lines = (decode_line(first), decode_line(second))
+    return tuple(line for line in lines if line)
