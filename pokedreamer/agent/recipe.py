@@ -195,7 +195,7 @@ class Recipe:
             loop = AgentLoop(self.settings, run, checkpoint=start, train=True)
             if loop.steps >= target:
                 self.say(f"imagination: done before ({loop.steps:,} steps), skipped")
-                stage.update(done=True)
+                stage.update(done=True, steps=loop.steps)  # a stopped run may have gone further
                 return
             if loop.steps:
                 self.say(f"imagination: resuming at step {loop.steps:,} of {target:,}")
