@@ -171,6 +171,16 @@ class WorldModelSettings(BaseModel):
     """Size preset: tiny (tests), small (CPU, 72x80 screen), base (the seed's v2 sizes, native
     144x160), large."""
 
+    observation: Literal["pixels", "tiles"] = "pixels"
+    """What the world model reads and dreams: "pixels", the screen's shades pooled to the preset's
+    resolution, or "tiles", the screen as its 18x20 grid of 8x8 cells, each the token of the
+    pattern it shows (pokedreamer.env.tiles). Stored with every checkpoint; a checkpoint of the
+    other kind is refused."""
+
+    tile_capacity: int = Field(default=1024, ge=2)
+    """Tokens a tile world model can name, token 0 being "unknown": a pattern first seen once the
+    vocabulary is full becomes 0 rather than any wrong known token."""
+
     batch_size: int = Field(default=16, ge=1)
     """Sequences per training batch."""
 
