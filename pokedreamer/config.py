@@ -306,6 +306,13 @@ class AgentSettings(BaseModel):
     grad_clip: float = Field(default=100.0, gt=0)
     """Largest global gradient norm of the actor and of the critic, each on its own."""
 
+    goal_input: bool = True
+    """Whether the actor and critic see the planner's subgoal. False gives them a zero goal in
+    acting, imitation and imagination alike, while the subgoals still shape imagined rewards and
+    guide the demonstrator: the fair "no planner" ablation, an actor trained as the agent is but
+    never shown a subgoal. Recorded with the actor; a checkpoint trained the other way is
+    refused."""
+
     entropy: float = Field(default=3e-3, ge=0)
     """Weight of the policy's entropy bonus (advantages are normalised, so it is absolute): 3e-3,
     10x DreamerV3's 3e-4, set by hand; single runs did not tell them apart (benchmarks.md)."""

@@ -269,3 +269,52 @@ def test_train_imitation_refuses_what_it_cannot_use_in_one_line(
         "error: the demonstrator plays the planner's subgoals: set a planner, not none"
     ]
     assert not Path("runs/np").exists()
+
+
+@pytest.mark.skipif(not SHIPPED_CHECKPOINT.with_suffix(".json").is_file(), reason="no checkpoint")
+def test_a_fresh_blind_actor_learns_without_subgoals_and_is_only_run_that_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fair no-planner ablation's path: DAgger from the shipped world model alone with
+    agent.goal_input = false; the checkpoint then refuses to act with subgoals as input."""
+    monkeypatch.setenv("POKEDREAMER_IMITATION__TRAIN_AFTER", "32")
+    monkeypatch.setenv("POKEDREAMER_AGENT__RECORD", "false")
+    monkeypatch.setenv("POKEDREAMER_AGENT__GOAL_INPUT", "false")
+    refused = cli("train", "imitation", "--run", "blind0", "--steps", "20", "--envs", "1")
+    assert refused.returncode == 2  # the shipped actor saw subgoals: not continued blind
+    assert refused.stderr.strip().splitlines() == [
+        f"error: {SHIPPED_CHECKPOINT}: its actor was trained with the planner's subgoal as "
+        "input; set agent.goal_input = true (POKEDREAMER_AGENT__GOAL_INPUT=true) to use it, or "
+        "start an actor afresh with train imitation --fresh-actor"
+    ]
+    blind = cli(
+        "train", "imitation", "--run", "blind", "--steps", "100", "--envs", "1", "--fresh-actor"
+    )
+    assert blind.returncode == 0, blind.stderr
+    saved = Path("runs/blind/checkpoints/agent-000000100")
+    tensors, meta = load_checkpoint(saved)
+    shipped, _ = load_checkpoint(SHIPPED_CHECKPOINT)
+    assert meta["behavior"]["settings"]["goal_input"] is False
+    # Its critic is a fresh one (nothing trains it during DAgger), not the shipped critic.
+    critic = [k for k in tensors if k.startswith("behavior/module/critic.")]
+    assert any(not torch.equal(tensors[k], shipped[k]) for k in critic)
+
+    acting = cli("eval", "agent", "--checkpoint", str(saved), "--variants", "no-planner",
+                 "--episodes", "1", "--max-steps", "20")  # fmt: skip
+    assert acting.returncode == 0, acting.stderr
+    monkeypatch.setenv("POKEDREAMER_AGENT__GOAL_INPUT", "true")
+    seeing = cli("eval", "agent", "--checkpoint", str(saved), "--episodes", "1")
+    assert seeing.returncode == 2
+    assert "its actor was trained without the planner's subgoal as input" in seeing.stderr
+    assert len(seeing.stderr.strip().splitlines()) == 1
+
+
+def test_a_blind_actor_gives_the_same_buttons_whatever_the_goal() -> None:
+    settings = AgentSettings(goal_input=False)
+    behavior = Behavior(PRESETS["tiny"], 8, settings)
+    feat = torch.randn(4, PRESETS["tiny"].feat_size)
+    goals = torch.randn(2, 4, GOAL_ENCODING_SIZE)
+    assert torch.equal(behavior.actor(feat, goals[0]), behavior.actor(feat, goals[1]))
+    assert torch.equal(behavior.critic(feat, goals[0]), behavior.critic(feat, goals[1]))
+    seeing = Behavior(PRESETS["tiny"], 8, AgentSettings())
+    assert not torch.equal(seeing.actor(feat, goals[0]), seeing.actor(feat, goals[1]))

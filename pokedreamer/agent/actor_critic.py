@@ -74,19 +74,31 @@ class ReturnNorm(nn.Module):
         return torch.clamp(self.high - self.low, min=1.0)
 
 
-def _inputs(feat: Tensor, goal: Tensor) -> Tensor:
-    """concat(feat (..., F), goal), goal (B, G) broadcast over feat's leading time dims."""
+def _inputs(feat: Tensor, goal: Tensor, goal_input: bool) -> Tensor:
+    """concat(feat (..., F), goal), goal (B, G) broadcast over feat's leading time dims; a zero
+    goal without ``goal_input``. The zeros keep the input's width, so an actor trained blind
+    has the same shape as one that sees subgoals."""
     assert goal.shape[-1] == GOAL_ENCODING_SIZE, goal.shape
     assert feat.shape[-2] == goal.shape[-2], (feat.shape, goal.shape)
+    if not goal_input:
+        goal = torch.zeros_like(goal)
     return torch.cat([feat, goal.expand(*feat.shape[:-1], GOAL_ENCODING_SIZE)], dim=-1)
 
 
 class Actor(nn.Module):
     """pi(a | feat, goal): a categorical over the buttons, with a uniform mix."""
 
-    def __init__(self, preset: Preset, num_actions: int, unimix: float, out_scale: float) -> None:
+    def __init__(
+        self,
+        preset: Preset,
+        num_actions: int,
+        unimix: float,
+        out_scale: float,
+        goal_input: bool = True,
+    ) -> None:
         super().__init__()
         self.unimix = unimix
+        self.goal_input = goal_input
         self.net = MLP(
             preset.feat_size + GOAL_ENCODING_SIZE, num_actions, preset.hidden, preset.mlp_layers
         )
@@ -98,14 +110,15 @@ class Actor(nn.Module):
 
     def forward(self, feat: Tensor, goal: Tensor) -> Tensor:
         """Log-probabilities (..., A), float32, uniform mix included."""
-        return unimix_logits(self.net(_inputs(feat, goal)), self.unimix)
+        return unimix_logits(self.net(_inputs(feat, goal, self.goal_input)), self.unimix)
 
 
 class Critic(nn.Module):
     """v(feat, goal) as twohot logits over symlog bins; the value is their twohot_mean."""
 
-    def __init__(self, preset: Preset, bins: int) -> None:
+    def __init__(self, preset: Preset, bins: int, goal_input: bool = True) -> None:
         super().__init__()
+        self.goal_input = goal_input
         # Zero output: a fresh critic predicts exactly 0 rather than a random value the first
         # advantages would be measured against (DreamerV3).
         self.net = MLP(
@@ -114,4 +127,4 @@ class Critic(nn.Module):
 
     def forward(self, feat: Tensor, goal: Tensor) -> Tensor:
         """Twohot logits (..., bins)."""
-        return self.net(_inputs(feat, goal))
+        return self.net(_inputs(feat, goal, self.goal_input))

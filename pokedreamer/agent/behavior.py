@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from pokedreamer.agent.actor_critic import Actor, Critic, ReturnNorm, lambda_return
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.errors import UserError
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     GOAL_ENCODING_SIZE,
@@ -60,6 +61,7 @@ RECORDED_SETTINGS = (
     "horizon", "gamma", "lam", "entropy", "actor_lr", "critic_lr", "adam_eps",
     "slow_critic_decay", "slow_critic_reg", "return_norm_percentiles", "return_norm_decay",
     "shaping_bonus", "shaping_scale", "grad_clip", "critic_bins", "unimix", "actor_out_scale",
+    "goal_input",
 )  # fmt: skip
 
 
@@ -110,8 +112,8 @@ class Behavior(nn.Module):
         self.preset = preset
         self.num_actions = num_actions
         self.settings = cfg = settings
-        self.actor = Actor(preset, num_actions, cfg.unimix, cfg.actor_out_scale)
-        self.critic = Critic(preset, cfg.critic_bins)
+        self.actor = Actor(preset, num_actions, cfg.unimix, cfg.actor_out_scale, cfg.goal_input)
+        self.critic = Critic(preset, cfg.critic_bins, cfg.goal_input)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.return_norm = ReturnNorm(cfg.return_norm_percentiles, cfg.return_norm_decay)
         self.actor_opt = torch.optim.Adam(
@@ -331,6 +333,19 @@ class Behavior(nn.Module):
         }
         return {**tensors, **actor_t, **critic_t}, meta
 
+    def check_goal_input(self, meta: dict[str, Any], source: object) -> None:
+        """Refuses (UserError) behaviour ``meta`` whose actor was trained with the other
+        ``goal_input``: one never shown a subgoal cannot be judged on subgoals, nor the other
+        way round. Checkpoints from before the setting saw subgoals."""
+        trained = bool(meta.get("settings", {}).get("goal_input", True))
+        if trained != self.settings.goal_input:
+            seen, value = ("with", "true") if trained else ("without", "false")
+            raise UserError(
+                f"{source}: its actor was trained {seen} the planner's subgoal as input; set "
+                f"agent.goal_input = {value} (POKEDREAMER_AGENT__GOAL_INPUT={value}) to use it, "
+                "or start an actor afresh with train imitation --fresh-actor"
+            )
+
     def load_state_tensors(
         self,
         tensors: dict[str, Tensor],
@@ -339,8 +354,10 @@ class Behavior(nn.Module):
         source: object = "the checkpoint",
     ) -> None:
         """Inverse of state_tensors; refuses tensors of another preset or button count
-        (UserError). The optimisers come back as saved, learning rates included, so a resumed
-        run takes exactly the update it would have taken."""
+        (UserError), and an actor trained with the other ``goal_input`` (check_goal_input).
+        The optimisers come back as saved, learning rates included, so a resumed run takes
+        exactly the update it would have taken."""
+        self.check_goal_input(meta, source)
         restore_module(f"{prefix}/module", self, tensors, source)
         restore_optimizer(f"{prefix}/actor_opt", self.actor_opt, tensors, meta["actor_opt"], source)
         restore_optimizer(

@@ -87,6 +87,10 @@ class Start:
         tensors, meta = read_checkpoint_meta(source)
         return cls(source, tensors, meta, resume is not None)
 
+    def world_model_only(self) -> Start:
+        """This start with its world model alone: the actor and critic begin afresh."""
+        return Start(self.source, self.tensors, {**self.meta, "kind": "world_model"}, False)
+
     def world_model_settings(
         self, settings: WorldModelSettings, num_actions: int
     ) -> WorldModelSettings:
@@ -147,6 +151,8 @@ class Checkpointer:
         the counters and RNGs too. Returns the saved subgoal pool (empty unless resuming):
         the caller restores it once the pool is seeded."""
         learner, tensors, meta = self.learner, start.tensors, start.meta
+        if meta["kind"] == "agent":  # refused before anything is said about the weights
+            learner.behavior.check_goal_input(meta["behavior"], start.source)
         # What only matters to training (re-sized state heads, a critic of older returns) is
         # told to a run that trains, not to one that only acts.
         restore_module("model", learner.world_model, tensors, start.source, announce=optimizer)

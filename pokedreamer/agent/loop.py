@@ -73,13 +73,15 @@ class AgentLoop:
         imitation: ImitationSettings | None = None,
         speed: int = UNCAPPED,
         map_graph: MapGraph | None = None,
+        fresh_actor: bool = False,
     ) -> None:
         """``policy``: who presses the buttons (POLICIES); ``imitation``: the agent's actor
         learns from the demonstrator (DAgger). ``store``: keep the steps in replay (by
         default, when training). ``speed``: the pace to start at, in times the Game Boy's own
         speed (pace.watched_speed: agent.speed when a person watches); uncapped by default.
         ``map_graph``: the maps known at the start; by default the run's own map_graph.json (a
-        resumed run keeps what it saw), else none. The run's envs grow it."""
+        resumed run keeps what it saw), else none. The run's envs grow it. ``fresh_actor``: take
+        only the world model of ``checkpoint``; the actor and critic start untrained."""
         check_policy(policy, imitation is not None, settings.planner.kind)
         self.settings = settings
         self.run_dir = run
@@ -103,6 +105,8 @@ class AgentLoop:
 
         # Which weights: this run's own latest checkpoint (a resume) beats --checkpoint.
         start = Start.find(run, checkpoint)
+        if start is not None and fresh_actor and not start.resume:
+            start = start.world_model_only()
         wm_settings = settings.world_model
         if start is not None:
             wm_settings = start.world_model_settings(wm_settings, self.num_actions)

@@ -39,6 +39,7 @@ def make_loop(
     human: bool = False,
     imitation: bool = False,
     speed: int = 0,
+    fresh_actor: bool = False,
 ) -> AgentLoop:
     """The loop for a new run (in run.runs_dir) or a resumed one, with its weights chosen;
     ``speed`` paces its acting (0: uncapped)."""
@@ -65,14 +66,16 @@ def make_loop(
         run = RunDir.create(settings, name)
     return AgentLoop(
         settings, run, checkpoint=checkpoint, train=train, human=human, rom=rom,
-        imitation=settings.imitation if imitation else None, speed=speed,
+        imitation=settings.imitation if imitation else None, speed=speed, fresh_actor=fresh_actor,
     )  # fmt: skip
 
 
-def imitation_loop(settings: Settings, name: str, checkpoint: Path | None) -> AgentLoop:
+def imitation_loop(
+    settings: Settings, name: str, checkpoint: Path | None, fresh_actor: bool = False
+) -> AgentLoop:
     """The loop of ``train imitation`` on the run ``name``: continued from its own checkpoint
-    when it has one, else new from ``checkpoint``'s world model; acting only, its actor
-    imitating."""
+    when it has one, else new from ``checkpoint``'s world model (with its actor, unless
+    ``fresh_actor``); acting only, its actor imitating."""
     path = Path(settings.run.runs_dir) / name
     resume = path if latest_checkpoint(path / "checkpoints", CHECKPOINT_NAME) else None
     # A user's ROM has no shipped world model; the fixture's is used when none is named.
@@ -80,16 +83,18 @@ def imitation_loop(settings: Settings, name: str, checkpoint: Path | None) -> Ag
         raise UserError("imitation needs a trained world model of the game: give --checkpoint")
     return make_loop(
         settings, resume=resume, checkpoint=None if resume else checkpoint, train=False,
-        name=None if resume else name, imitation=True,
+        name=None if resume else name, imitation=True, fresh_actor=fresh_actor,
     )  # fmt: skip
 
 
-def run_imitation(settings: Settings, name: str, checkpoint: Path | None, steps: int) -> None:
+def run_imitation(
+    settings: Settings, name: str, checkpoint: Path | None, steps: int, fresh_actor: bool = False
+) -> None:
     """``pokedreamer train imitation``: DAgger on the run ``name``, new or continued, with
     progress lines and a checkpoint on Ctrl-C or SIGTERM."""
     if settings.planner.kind == "none":
         raise UserError("the demonstrator plays the planner's subgoals: set a planner, not none")
-    loop = imitation_loop(settings, name, checkpoint)
+    loop = imitation_loop(settings, name, checkpoint, fresh_actor)
     assert loop.imitation is not None
     result = _run_headless(loop, steps, "imitating the demonstrator")
     accuracy = loop.last_metrics.get("imitation/accuracy", float("nan"))

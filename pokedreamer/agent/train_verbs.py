@@ -113,12 +113,22 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
         ] = None,
         envs: Annotated[int | None, typer.Option(min=1, help="Emulators played at once.")] = None,
         seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
+        fresh_actor: Annotated[
+            bool,
+            typer.Option(
+                "--fresh-actor",
+                help="DAgger: take only the checkpoint's world model; the actor and critic start "
+                "untrained (e.g. with agent.goal_input = false, the fair no-planner ablation).",
+            ),
+        ] = False,
     ) -> None:
         """Teach the actor the scripted demonstrator's buttons on the states it reaches (DAgger),
         or with --demos a person's recorded buttons (behaviour cloning); continues the run from its
         latest checkpoint when it has one."""
         # The run's own settings, once it has them.
         settings = run_settings_for(ctx, runs_dir(ctx) / run, seed=seed, envs=envs)
+        if fresh_actor and demos:
+            raise UserError("--fresh-actor is for DAgger, not --demos")
         if demos:
             from pokedreamer.agent.demos import load_demos
 
@@ -134,7 +144,7 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
 
         if updates is not None:
             raise UserError("--updates goes with --demos; DAgger takes --steps")
-        run_imitation(settings, run, checkpoint, steps or 30_000)
+        run_imitation(settings, run, checkpoint, steps or 30_000, fresh_actor)
 
     @train.command("agent")
     def agent(
