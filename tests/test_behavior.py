@@ -586,5 +586,8 @@ def test_the_shipped_checkpoint_was_trained_with_the_settings_it_saved() -> None
     settings = Settings.model_validate(meta["settings"])
     behavior = Behavior(TINY, settings.env.num_actions, settings.agent)
     _, recorded = behavior.state_tensors()
-    assert recorded["settings"] == meta["behavior"]["settings"]
+    saved = meta["behavior"]["settings"]
+    # goal_input is recorded since the setting exists; a checkpoint without it saw subgoals.
+    assert set(recorded["settings"]) - set(saved) == {"goal_input"}
+    assert recorded["settings"] == {**saved, "goal_input": True}
     assert list(recorded["settings"]) == list(RECORDED_SETTINGS)

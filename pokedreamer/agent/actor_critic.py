@@ -3,9 +3,12 @@ pi(a | feat, goal), the twohot critic v(feat, goal), lambda-returns and the retu
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
+from pokedreamer.errors import UserError
 from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
 from pokedreamer.world_model.dist import unimix_logits
 from pokedreamer.world_model.nets import MLP
@@ -72,6 +75,20 @@ class ReturnNorm(nn.Module):
     def scale(self) -> Tensor:
         """max(1, high - low), a float32 scalar."""
         return torch.clamp(self.high - self.low, min=1.0)
+
+
+def check_goal_input(meta: dict[str, Any], goal_input: bool, source: object) -> None:
+    """Refuses (UserError) behaviour ``meta`` whose actor was trained with another
+    ``goal_input``: one never shown a subgoal cannot be judged on subgoals, nor the other way
+    round. Checkpoints from before the setting saw subgoals."""
+    trained = bool(meta.get("settings", {}).get("goal_input", True))
+    if trained != goal_input:
+        seen, value = ("with", "true") if trained else ("without", "false")
+        raise UserError(
+            f"{source}: its actor was trained {seen} the planner's subgoal as input; set "
+            f"agent.goal_input = {value} (POKEDREAMER_AGENT__GOAL_INPUT={value}) to use it, "
+            "or start an actor afresh with train imitation --fresh-actor"
+        )
 
 
 def _inputs(feat: Tensor, goal: Tensor, goal_input: bool) -> Tensor:

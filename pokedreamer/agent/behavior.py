@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from pokedreamer.agent import actor_critic as ac
 from pokedreamer.agent.actor_critic import Actor, Critic, ReturnNorm, lambda_return
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
-from pokedreamer.errors import UserError
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     GOAL_ENCODING_SIZE,
@@ -333,19 +333,6 @@ class Behavior(nn.Module):
         }
         return {**tensors, **actor_t, **critic_t}, meta
 
-    def check_goal_input(self, meta: dict[str, Any], source: object) -> None:
-        """Refuses (UserError) behaviour ``meta`` whose actor was trained with the other
-        ``goal_input``: one never shown a subgoal cannot be judged on subgoals, nor the other
-        way round. Checkpoints from before the setting saw subgoals."""
-        trained = bool(meta.get("settings", {}).get("goal_input", True))
-        if trained != self.settings.goal_input:
-            seen, value = ("with", "true") if trained else ("without", "false")
-            raise UserError(
-                f"{source}: its actor was trained {seen} the planner's subgoal as input; set "
-                f"agent.goal_input = {value} (POKEDREAMER_AGENT__GOAL_INPUT={value}) to use it, "
-                "or start an actor afresh with train imitation --fresh-actor"
-            )
-
     def load_state_tensors(
         self,
         tensors: dict[str, Tensor],
@@ -357,7 +344,7 @@ class Behavior(nn.Module):
         (UserError), and an actor trained with the other ``goal_input`` (check_goal_input).
         The optimisers come back as saved, learning rates included, so a resumed run takes
         exactly the update it would have taken."""
-        self.check_goal_input(meta, source)
+        ac.check_goal_input(meta, self.settings.goal_input, source)
         restore_module(f"{prefix}/module", self, tensors, source)
         restore_optimizer(f"{prefix}/actor_opt", self.actor_opt, tensors, meta["actor_opt"], source)
         restore_optimizer(
