@@ -183,7 +183,13 @@ def run(
     own speed; without a dashboard, uncapped).
     """
     from pokedreamer.agent.play import start_loop
+    from pokedreamer.world_model.distributed import launched
 
+    if launched():
+        raise UserError(
+            "run keeps one learner process beside its emulators: start it without torchrun "
+            "(torchrun is for train world-model and train agent)"
+        )
     flags = {"rom": rom, "headless": headless, "steps": steps, "seed": seed, "planner": planner,
              "preset": preset, "envs": envs, "speed": speed_setting(speed)}  # fmt: skip
     if resume is not None:
@@ -540,10 +546,15 @@ app.add_typer(prompts_app(_settings), name="prompts")
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user mistakes are one line and exit 2, Ctrl-C exits 130."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--"]:
+        # torchrun's own parser takes --run for an abbreviation of its --run-path unless the
+        # command's arguments follow a "--", which it then passes on: ours start after it.
+        args = args[1:]
     try:
         # Standalone mode lets typer turn usage errors, --help and typer.Exit into exit codes;
         # only our own errors come back out as exceptions.
-        app(args=argv, prog_name="pokedreamer")
+        app(args=args, prog_name="pokedreamer")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)

@@ -34,6 +34,7 @@ from pokedreamer.planner.subgoals import (
     encode,
     shaping,
 )
+from pokedreamer.world_model import distributed as ddp
 from pokedreamer.world_model.checkpoint import (
     module_tensors,
     optimizer_tensors,
@@ -41,6 +42,7 @@ from pokedreamer.world_model.checkpoint import (
     restore_optimizer,
 )
 from pokedreamer.world_model.dist import categorical_st_sample, twohot_loss, twohot_mean
+from pokedreamer.world_model.distributed import SINGLE, Ranks
 from pokedreamer.world_model.heads import STATE_HEADS
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.presets import Preset
@@ -105,8 +107,12 @@ class Imagination(NamedTuple):
 class Behavior(nn.Module):
     """The actor, the critic and its slow copy, the return scale, and their two optimisers."""
 
-    def __init__(self, preset: Preset, num_actions: int, settings: AgentSettings) -> None:
+    def __init__(
+        self, preset: Preset, num_actions: int, settings: AgentSettings, ranks: Ranks = SINGLE
+    ) -> None:
+        """``ranks``: under torchrun, the processes that share each imagined batch."""
         super().__init__()
+        self.ranks = ranks
         self.preset = preset
         self.num_actions = num_actions
         self.settings = cfg = settings
@@ -239,7 +245,8 @@ class Behavior(nn.Module):
             values = twohot_mean(self.slow_critic(feats, goal))
             assert values.shape == (h + 1, b), values.shape
             returns = lambda_return(imag.rewards, imag.conts, values, cfg.gamma, cfg.lam)
-            self.return_norm.update(returns, imag.weights)
+            # Percentiles are not means of shares: they are taken over every rank's returns.
+            self.return_norm.update(*ddp.gather_rows(self.ranks, returns, imag.weights))
             scale = self.return_norm.scale()
             advantage = (returns - values[:-1]) / scale
 
@@ -261,11 +268,13 @@ class Behavior(nn.Module):
 
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
+        ddp.average_gradients(list(self.actor.parameters()), self.ranks)
         actor_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
         self.actor_opt.step()
 
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
+        ddp.average_gradients(list(self.critic.parameters()), self.ranks)
         critic_norm = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
         self.critic_opt.step()
 
@@ -291,7 +300,7 @@ class Behavior(nn.Module):
             }
             # One device-to-host transfer rather than a sync per metric.
             values_out = torch.stack([v.float() for v in named.values()]).tolist()
-        return dict(zip(named, values_out, strict=True))
+        return ddp.mean_over_ranks(dict(zip(named, values_out, strict=True)), self.ranks)
 
     def imagine_and_train(
         self,

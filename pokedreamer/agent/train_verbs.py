@@ -72,17 +72,24 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
     ) -> None:
         """Train the world model on the run's replay; resumes from its latest checkpoint."""
         from pokedreamer.rundir import RunDir
+        from pokedreamer.world_model.distributed import process_group
         from pokedreamer.world_model.train import train_world_model as run_train
 
         run_dir = RunDir.open(runs_dir(ctx) / run)
         settings = run_settings_for(ctx, run_dir.path, preset=preset, device=device)
-        # The run's config.toml describes what was trained on it, so eval and resume find the model.
-        (run_dir.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
-        result = run_train(settings, run_dir, updates, state_ranges(settings))
-        typer.echo(
-            f"{result['updates']} updates ({result['seconds']:.0f} s this session), loss "
-            f"{result.get('loss', float('nan')):.4f}; checkpoint {result['checkpoint']}"
-        )
+        # Under torchrun: one rank per process, each on its share of every batch.
+        with process_group(settings.world_model.device) as ranks:
+            if ranks.is_main:
+                # The run's config.toml describes what was trained on it, so eval and resume
+                # find the model.
+                (run_dir.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
+            result = run_train(settings, run_dir, updates, state_ranges(settings), ranks)
+        if ranks.is_main:
+            on = f" on {ranks.world_size} processes" if ranks.distributed else ""
+            typer.echo(
+                f"{result['updates']} updates{on} ({result['seconds']:.0f} s this session), loss "
+                f"{result.get('loss', float('nan')):.4f}; checkpoint {result['checkpoint']}"
+            )
 
     @train.command("imitation")
     def train_imitation(
