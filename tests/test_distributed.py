@@ -245,3 +245,35 @@ def test_run_refuses_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
         "error: run keeps one learner process beside its emulators: start it without torchrun "
         "(torchrun is for train world-model and train agent)"
     ]
+
+
+def test_train_agent_under_torchrun_trains_its_world_model_stage_on_every_rank(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tiny = {"PRESET": "tiny", "THREADS": "1", "BATCH_SIZE": "2", "BATCH_LENGTH": "16"}
+    for name, value in tiny.items():
+        monkeypatch.setenv(f"POKEDREAMER_WORLD_MODEL__{name}", value)
+    sizes = ("train", "agent", "--run", "t", "--collect-steps", "120",
+             "--world-model-updates", "3")  # fmt: skip
+
+    refused = torchrun(*sizes)
+    assert refused.returncode != 0
+    assert "error: under torchrun, train agent trains the world model on the run's " in (
+        refused.stderr
+    )
+    collected = cli(*sizes, "--until", "collect")
+    assert collected.returncode == 0, collected.stderr
+
+    trained = torchrun(*sizes)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "world model: 3 updates" in trained.stdout
+    assert "stopped after world-model: the next stages play emulators in one process" in (
+        trained.stdout
+    )
+    stages = json.loads(Path("runs/t/recipe.json").read_text())["stages"]
+    assert set(stages) == {"collect", "world-model"}
+    assert stages["world-model"] == {**stages["world-model"], "done": True, "updates": 3}
+    # One process takes over where the ranks stopped.
+    after = cli(*sizes, "--until", "world-model")
+    assert after.returncode == 0, after.stderr
+    assert "world model: done before (3 updates), skipped" in after.stdout
