@@ -277,3 +277,15 @@ def test_train_agent_under_torchrun_trains_its_world_model_stage_on_every_rank(
     after = cli(*sizes, "--until", "world-model")
     assert after.returncode == 0, after.stderr
     assert "world model: done before (3 updates), skipped" in after.stdout
+
+
+def test_bench_train_under_torchrun_reports_once_for_the_global_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {"THREADS": "1", "BATCH_SIZE": "2", "BATCH_LENGTH": "8"}.items():
+        monkeypatch.setenv(f"POKEDREAMER_WORLD_MODEL__{name}", value)
+    result = torchrun("bench", "train", "--preset", "tiny", "--updates", "1", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)  # one report: rank 0's
+    assert (report["processes"], report["batch"], report["length"]) == (2, 2, 8)
+    assert report["replayed_transitions_per_s"] > 0 and report["env_steps_per_s"] > 0

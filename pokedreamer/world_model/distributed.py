@@ -1,12 +1,15 @@
 """The learner on several processes: torch's DistributedDataParallel when started by ``torchrun``.
 
-``torchrun --nproc-per-node N -m pokedreamer train world-model ...`` starts N ranks. Each rank
+``torchrun --nproc-per-node N -m pokedreamer -- train world-model ...`` starts N ranks. Each rank
 computes the loss on its share of the global batch (``world_model.batch_size`` is the global
 batch: rank r takes rows ``r * B/N .. (r+1) * B/N``), DDP averages the gradients, and every rank
 takes the same optimiser step. Losses are means over the batch, so with equal shares the mean of
 the rank means is the single-process mean, and one update equals the single-process update on
 the same global batch. Rank 0 alone writes checkpoints, metrics and progress; a checkpoint holds
 no trace of the world size, so it resumes under any.
+
+The actor-critic (agent.behavior) averages its two optimisers' gradients with
+``average_gradients`` and takes its return scale's percentiles over ``gather_rows``.
 
 Started without ``torchrun`` nothing here runs: no process group, no DDP wrapper (``SINGLE``).
 The backend is NCCL on CUDA, gloo on the CPU.
@@ -77,7 +80,8 @@ def process_group(device_setting: str) -> Iterator[Ranks]:
     if not launched():
         yield SINGLE
         return
-    cuda = device_setting == "cuda" or (device_setting == "auto" and torch.cuda.is_available())
+    # Without CUDA, "cuda" goes to gloo here and the trainer then says there is no CUDA device.
+    cuda = device_setting in ("cuda", "auto") and torch.cuda.is_available()
     if cuda:
         # One GPU per rank: torch.device("cuda") then means this rank's own.
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -143,7 +147,7 @@ def gather_rows(ranks: Ranks, *tensors: Tensor) -> list[Tensor]:
     return out
 
 
-def average_gradients(params: Iterator[nn.Parameter] | list[nn.Parameter], ranks: Ranks) -> None:
+def average_gradients(params: list[nn.Parameter], ranks: Ranks) -> None:
     """The mean over ranks of each parameter's gradient, in place, in one flat all-reduce: for
     updates whose loss is not one module's forward (the actor-critic's two optimisers)."""
     if not ranks.distributed:
