@@ -237,14 +237,24 @@ def test_checkpoints_pass_between_world_sizes_through_the_cli(
     assert [r["update"] for r in records if r["kind"] == "world_model"] == [2, 3, 4]
 
 
-def test_run_refuses_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_under_torchrun_only_the_learners_verbs_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")  # what torchrun sets in its workers
+    allowed = "train world-model, train agent, bench train"
     result = cli("run", "--headless", "--steps", "1")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: run keeps one learner process beside its emulators: start it without torchrun "
-        "(torchrun is for train world-model and train agent)"
+        f"(torchrun is for {allowed})"
     ]
+    # A config file named "train": the value of --config is not taken for a verb.
+    result = cli("--config", "train", "collect", "--run", "c", "--steps", "10")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: collect runs in one process: start it without torchrun (torchrun is for {allowed})"
+    ]
+    for verb in (["train", "imitation"], ["bench", "env"]):
+        result = cli(*verb, "--help")
+        assert result.returncode == 2 and " ".join(verb) + " runs in one process" in result.stderr
 
 
 def test_train_agent_under_torchrun_trains_its_world_model_stage_on_every_rank(
