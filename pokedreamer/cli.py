@@ -6,6 +6,7 @@ so that ``--help``, ``--version`` and a typo in a flag answer at once.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from enum import Enum
@@ -538,12 +539,46 @@ def export(
 app.add_typer(prompts_app(_settings), name="prompts")
 
 
+TORCHRUN_VERBS = (("train", "world-model"), ("train", "agent"), ("bench", "train"))
+"""The verbs that run as one learner spread over torchrun's processes (world_model.distributed)."""
+
+
+def check_torchrun(args: list[str]) -> None:
+    """Refuses a verb other than the learner's under torchrun: each rank would run all of it,
+    playing its own emulators into the same files. ``args``: the command line after the program."""
+    # What torch.distributed.is_torchelastic_launched() reads, without importing torch for
+    # every command.
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return
+    words = [
+        a for i, a in enumerate(args) if not a.startswith("-") and args[i - 1 : i] != ["--config"]
+    ]
+    verb = tuple(words[:2]) if words[:1] in (["train"], ["bench"]) else tuple(words[:1])
+    if verb in TORCHRUN_VERBS or verb in ((), ("train",), ("bench",)):
+        return  # a learner's verb, or none: typer tells what is missing
+    why = (
+        "keeps one learner process beside its emulators"
+        if verb == ("run",)
+        else "runs in one process"
+    )
+    allowed = ", ".join(" ".join(v) for v in TORCHRUN_VERBS)
+    raise UserError(
+        f"{' '.join(verb)} {why}: start it without torchrun (torchrun is for {allowed})"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user mistakes are one line and exit 2, Ctrl-C exits 130."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--"]:
+        # torchrun's own parser takes --run for an abbreviation of its --run-path unless the
+        # command's arguments follow a "--", which it then passes on: ours start after it.
+        args = args[1:]
     try:
+        check_torchrun(args)
         # Standalone mode lets typer turn usage errors, --help and typer.Exit into exit codes;
         # only our own errors come back out as exceptions.
-        app(args=argv, prog_name="pokedreamer")
+        app(args=args, prog_name="pokedreamer")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)

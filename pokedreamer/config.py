@@ -177,7 +177,7 @@ class WorldModelSettings(BaseModel):
     vocabulary is full becomes 0 rather than any wrong known token."""
 
     batch_size: int = Field(default=16, ge=1)
-    """Sequences per training batch."""
+    """Sequences per training batch; under torchrun the global one, split evenly over the ranks."""
 
     batch_length: int = Field(default=64, ge=2)
     """Steps per training sequence."""

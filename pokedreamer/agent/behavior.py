@@ -24,17 +24,16 @@ from torch import Tensor, nn
 
 from pokedreamer.agent import actor_critic as ac
 from pokedreamer.agent.actor_critic import Actor, Critic, ReturnNorm, lambda_return
+from pokedreamer.agent.shaping import subgoal_shaping
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     GOAL_ENCODING_SIZE,
-    StateView,
     Subgoal,
-    done,
     encode,
-    shaping,
 )
+from pokedreamer.world_model import distributed as ddp
 from pokedreamer.world_model.checkpoint import (
     module_tensors,
     optimizer_tensors,
@@ -42,7 +41,6 @@ from pokedreamer.world_model.checkpoint import (
     restore_optimizer,
 )
 from pokedreamer.world_model.dist import categorical_st_sample, twohot_loss, twohot_mean
-from pokedreamer.world_model.heads import STATE_HEADS
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.presets import Preset
 from pokedreamer.world_model.rssm import RSSMState
@@ -105,10 +103,18 @@ class Imagination(NamedTuple):
 
 
 class Behavior(nn.Module):
-    """The actor, the critic and its slow copy, the return scale, and their two optimisers."""
+    """The actor, the critic and its slow copy, the return scale, and their two optimisers;
+    ``ranks``: under torchrun, the processes that share each imagined batch."""
 
-    def __init__(self, preset: Preset, num_actions: int, settings: AgentSettings) -> None:
+    def __init__(
+        self,
+        preset: Preset,
+        num_actions: int,
+        settings: AgentSettings,
+        ranks: ddp.Ranks = ddp.SINGLE,
+    ) -> None:
         super().__init__()
+        self.ranks = ranks
         self.preset = preset
         self.num_actions = num_actions
         self.settings = cfg = settings
@@ -241,7 +247,8 @@ class Behavior(nn.Module):
             values = twohot_mean(self.slow_critic(feats, goal))
             assert values.shape == (h + 1, b), values.shape
             returns = lambda_return(imag.rewards, imag.conts, values, cfg.gamma, cfg.lam)
-            self.return_norm.update(returns, imag.weights)
+            # Percentiles are not means of shares: they are taken over every rank's returns.
+            self.return_norm.update(*ddp.gather_rows(self.ranks, returns, imag.weights))
             scale = self.return_norm.scale()
             advantage = (returns - values[:-1]) / scale
 
@@ -263,11 +270,13 @@ class Behavior(nn.Module):
 
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
+        ddp.average_gradients(list(self.actor.parameters()), self.ranks)
         actor_norm = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.grad_clip)
         self.actor_opt.step()
 
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
+        ddp.average_gradients(list(self.critic.parameters()), self.ranks)
         critic_norm = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.grad_clip)
         self.critic_opt.step()
 
@@ -293,7 +302,7 @@ class Behavior(nn.Module):
             }
             # One device-to-host transfer rather than a sync per metric.
             values_out = torch.stack([v.float() for v in named.values()]).tolist()
-        return dict(zip(named, values_out, strict=True))
+        return ddp.mean_over_ranks(dict(zip(named, values_out, strict=True)), self.ranks)
 
     def imagine_and_train(
         self,
@@ -351,45 +360,3 @@ class Behavior(nn.Module):
             f"{prefix}/critic_opt", self.critic_opt, tensors, meta["critic_opt"], source
         )
         self.updates = int(meta["updates"])
-
-
-def subgoal_shaping(
-    preds: dict[str, Tensor],
-    subgoal: Subgoal | Sequence[Subgoal | None] | None,
-    facts: GameFacts | None,
-    discount: Tensor,
-    bonus: float,
-) -> tuple[Tensor, Tensor]:
-    """The subgoal part of imagined rewards, unscaled: (shaping (H, B), not_done (H+1, B)).
-
-    preds: the world model's predictions on s_0 .. s_H, each (H+1, B, ...). discount (H, B):
-    gamma * cont(s_{t+1}), the returns' own discount of s_t -> s_{t+1} before the subgoal's end,
-    so the potential part telescopes (planner.subgoals.shaping). `subgoal`: one for every
-    trajectory, or one per trajectory; those that share one are shaped together, by column."""
-    h, b = discount.shape
-    device = discount.device
-    shaped, not_done = torch.zeros(h, b, device=device), torch.ones(h + 1, b, device=device)
-    pairs = subgoal if isinstance(subgoal, Sequence) else [subgoal] * b
-    assert len(pairs) == b, (len(pairs), b)
-    columns: dict[Any, list[int]] = {}
-    for i, each in enumerate(pairs):
-        if each is not None:
-            columns.setdefault(each, []).append(i)
-    for each, where in columns.items():
-        assert facts is not None, "shaping a subgoal needs the game's facts"
-        cols, n = torch.tensor(where, device=device), len(where)
-        arrays = {name: preds[name].index_select(1, cols) for name in STATE_HEADS}
-        prev = StateView.from_arrays(**{k: v[:-1] for k, v in arrays.items()})
-        nxt = StateView.from_arrays(**{k: v[1:] for k, v in arrays.items()})
-        reward = shaping(each, prev, nxt, facts, discount.index_select(1, cols), bonus)
-        shaped.index_copy_(1, cols, _batch(reward, h, n, device))
-        reached = _batch(done(each, StateView.from_arrays(**arrays), facts), h + 1, n, device)
-        not_done.index_copy_(1, cols, 1.0 - reached)
-    return shaped, not_done
-
-
-def _batch(value: Any, h: int, b: int, device: torch.device) -> Tensor:
-    """A subgoal function's result (a tensor, or a plain number where it cannot judge
-    predicted states) as float32 (h, b) on device."""
-    out = torch.as_tensor(value, device=device).float()
-    return out.expand(h, b) if out.shape != (h, b) else out

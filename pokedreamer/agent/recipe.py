@@ -37,6 +37,7 @@ from pokedreamer.errors import UserError
 from pokedreamer.files import write_atomic
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.checkpoint import latest_checkpoint
+from pokedreamer.world_model.distributed import SINGLE, Ranks
 from pokedreamer.world_model.heads import StateRanges
 from pokedreamer.world_model.replay import Replay
 from pokedreamer.world_model.train import train_world_model
@@ -58,10 +59,12 @@ class Recipe:
         sizes: Sizes,
         ranges: StateRanges,
         say: Callable[[str], None],
+        ranks: Ranks = SINGLE,
     ) -> None:
-        """``ranges``: the state heads' classes for the game; ``say``: tells the user a line."""
+        """``ranges``: the state heads' classes for the game; ``say``: tells the user a line;
+        ``ranks``: under torchrun, the learner's processes (rank 0 keeps the record)."""
         self.settings, self.run_dir, self.sizes, self.say = settings, run, sizes, say
-        self.ranges = ranges
+        self.ranges, self.ranks = ranges, ranks
         self.current = "collect"
         """The stage running now (the last one run, once done)."""
         self._started: float | None = None
@@ -93,6 +96,8 @@ class Recipe:
         return record
 
     def _save(self) -> None:
+        if not self.ranks.is_main:
+            return
         write_atomic(self.path, (json.dumps(self.record, indent=1) + "\n").encode())
 
     def stage(self, name: str) -> dict[str, Any]:
@@ -115,6 +120,9 @@ class Recipe:
     def run(self, until: str | None = None) -> None:
         """Every stage not done yet, in order, up to ``until``."""
         check_planner(self.settings.planner, self.settings.local_llm)
+        if self.ranks.distributed:
+            self._run_distributed()
+            return
         stages = [s for s in STAGES if s != "imitation" or self.sizes.imitation_steps]
         if not self.sizes.steps:
             stages.remove("imagination")
@@ -127,6 +135,21 @@ class Recipe:
         self.say(
             f"done: {self.final_checkpoint()}, trained in {self.train_seconds():,.0f} s; "
             f"tensorboard --logdir {self.run_dir.path.parent}"
+        )
+
+    def _run_distributed(self) -> None:
+        """Under torchrun: the replay-driven stage, the world model, on every rank. The other
+        stages play emulators in one process and run without torchrun."""
+        if not self.stage("collect")["done"]:
+            raise UserError(
+                "under torchrun, train agent trains the world model on the run's collected "
+                "replay: collect first, without torchrun (the same command with --until collect)"
+            )
+        self.current = "world-model"
+        self._timed("world-model", self._world_model)
+        self.say(
+            "stopped after world-model: the next stages play emulators in one process; run the "
+            "same command without torchrun to go on"
         )
 
     def _collect(self, stage: dict[str, Any]) -> None:
@@ -161,7 +184,9 @@ class Recipe:
         if done:
             self.say(f"world model: resuming at update {done:,} of {target:,}")
         if done < target:
-            result = train_world_model(self.settings, self.run_dir, target - done, self.ranges)
+            result = train_world_model(
+                self.settings, self.run_dir, target - done, self.ranges, self.ranks
+            )
             done = result["updates"]
             self.say(
                 f"world model: {done:,} updates, loss {result.get('loss', float('nan')):.3f}; "

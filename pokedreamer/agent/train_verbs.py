@@ -72,17 +72,24 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
     ) -> None:
         """Train the world model on the run's replay; resumes from its latest checkpoint."""
         from pokedreamer.rundir import RunDir
+        from pokedreamer.world_model.distributed import process_group
         from pokedreamer.world_model.train import train_world_model as run_train
 
         run_dir = RunDir.open(runs_dir(ctx) / run)
         settings = run_settings_for(ctx, run_dir.path, preset=preset, device=device)
-        # The run's config.toml describes what was trained on it, so eval and resume find the model.
-        (run_dir.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
-        result = run_train(settings, run_dir, updates, state_ranges(settings))
-        typer.echo(
-            f"{result['updates']} updates ({result['seconds']:.0f} s this session), loss "
-            f"{result.get('loss', float('nan')):.4f}; checkpoint {result['checkpoint']}"
-        )
+        # Under torchrun: one rank per process, each on its share of every batch.
+        with process_group(settings.world_model.device) as ranks:
+            if ranks.is_main:
+                # The run's config.toml describes what was trained on it, so eval and resume
+                # find the model.
+                (run_dir.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
+            result = run_train(settings, run_dir, updates, state_ranges(settings), ranks)
+        if ranks.is_main:
+            on = f" on {ranks.world_size} processes" if ranks.distributed else ""
+            typer.echo(
+                f"{result['updates']} updates{on} ({result['seconds']:.0f} s this session), loss "
+                f"{result.get('loss', float('nan')):.4f}; checkpoint {result['checkpoint']}"
+            )
 
     @train.command("imitation")
     def train_imitation(
@@ -251,25 +258,46 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
         # The stages' code, and torch with it, once the flags are known to be good.
         from pokedreamer.agent.recipe import Recipe
         from pokedreamer.rundir import RunDir
+        from pokedreamer.world_model.distributed import barrier, process_group
 
-        run_dir = RunDir.make(path)
-        recipe = Recipe(settings, run_dir, sizes, state_ranges(settings), say=typer.echo)
-        # Once the run is known to be this recipe's: a re-run reads the settings it trained with.
-        (path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
         # A service manager's SIGTERM stops it as Ctrl-C does: the stage's work is saved.
         signal.signal(signal.SIGTERM, _interrupt)
+        recipe: Recipe | None = None
+        run_dir: RunDir | None = None
         try:
-            recipe.run(until)
+            # Under torchrun: the world-model stage on every rank (Recipe.run says so).
+            with process_group(settings.world_model.device) as ranks:
+                # Every rank has checked the run before rank 0 makes it; the others then read it.
+                barrier(ranks)
+                for turn in (True, False):
+                    if ranks.is_main is turn:
+                        run_dir = RunDir.make(path)
+                        say = typer.echo if ranks.is_main else _silent
+                        ranges = state_ranges(settings)
+                        recipe = Recipe(settings, run_dir, sizes, ranges, say, ranks)
+                    barrier(ranks)
+                assert recipe is not None
+                if ranks.is_main:
+                    # Once the run is known to be this recipe's: a re-run reads the settings it
+                    # trained with.
+                    (path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
+                recipe.run(until)
         except KeyboardInterrupt:
+            where = recipe.current if recipe is not None else "collect"
             print(
-                f"stopped in {recipe.current}; its work is kept: the same command resumes it",
+                f"stopped in {where}; its work is kept: the same command resumes it",
                 file=sys.stderr,
             )
             raise
         finally:
-            run_dir.close_metrics()
+            if run_dir is not None:
+                run_dir.close_metrics()
 
     return train
+
+
+def _silent(line: str) -> None:
+    """What a rank other than 0 says: nothing, rank 0 speaks for all."""
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -109,11 +109,16 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         updates: Annotated[int, typer.Option(min=1, help="Timed updates.")] = 5,
         device: DeviceOption = None,
     ) -> None:
-        """Replayed transitions/s of world-model updates beside one env process's steps/s."""
+        """Replayed transitions/s of world-model updates beside one env process's steps/s;
+        under torchrun, of the processes training together (DDP)."""
         from pokedreamer.bench.world_model import bench_train
+        from pokedreamer.world_model.distributed import process_group
 
         settings = settings_for(ctx, preset=preset, device=device)
-        echo_result(bench_train(settings.world_model, settings.env, updates).as_dict(), json_out)
+        with process_group(settings.world_model.device) as ranks:
+            result = bench_train(settings.world_model, settings.env, updates, ranks)
+        if result is not None:  # rank 0 reports for all
+            echo_result(result.as_dict(), json_out)
 
     @bench.command("planner")
     def planner(

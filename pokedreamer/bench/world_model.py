@@ -11,7 +11,8 @@ ROM) beside the world model's rate, and report the ratio:
   reads the state heads; ``behavior_ratio`` is the update's rate over the bare rollout's, the
   median of the rounds' ratios;
 - train: replayed transitions/s of world-model updates (batch x length per update, forward,
-  backward and the optimiser step).
+  backward and the optimiser step). Under ``torchrun`` the processes train with DDP, each on its
+  share of the batch, and the rate is the global batch's; rank 0 measures the env alone.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pokedreamer.env.rom import load_rom
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import GoToTile
 from pokedreamer.world_model.dist import categorical_st_sample
+from pokedreamer.world_model.distributed import SINGLE, Ranks, barrier
 from pokedreamer.world_model.heads import StateRanges
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.presets import PRESETS
@@ -62,6 +64,8 @@ class WorldModelBench:
     """imagine: imagined transitions/s of the real behaviour update."""
     behavior_ratio: float | None = None
     """imagine: the behaviour update's rate over the bare rollout's (median of the rounds)."""
+    processes: int = 1
+    """train: the learner's processes (torchrun's ranks) sharing each batch."""
 
     def as_dict(self) -> dict[str, Any]:
         unit = "imagined" if self.kind == "imagine" else "replayed"
@@ -76,6 +80,7 @@ class WorldModelBench:
             "device": self.device,
             "preset": self.preset,
             "batch": self.batch,
+            **({"processes": self.processes} if self.kind == "train" else {}),
             "horizon" if self.kind == "imagine" else "length": self.length,
             f"{unit}_transitions_per_s": round(self.world_model_per_s, 1),
             **behavior,
@@ -85,9 +90,9 @@ class WorldModelBench:
 
 
 def _model(
-    settings: WorldModelSettings, num_actions: int
+    settings: WorldModelSettings, num_actions: int, ranks: Ranks = SINGLE
 ) -> tuple[WorldModelTrainer, torch.device]:
-    trainer = WorldModelTrainer(settings, num_actions)
+    trainer = WorldModelTrainer(settings, num_actions, ranks=ranks)
     return trainer, trainer.device
 
 
@@ -167,12 +172,14 @@ def bench_imagine(
 
 
 def bench_train(
-    settings: WorldModelSettings, env_settings: EnvSettings, updates: int = 5
-) -> WorldModelBench:
+    settings: WorldModelSettings, env_settings: EnvSettings, updates: int = 5, ranks: Ranks = SINGLE
+) -> WorldModelBench | None:
+    """The result on rank 0; None on the other ranks."""
     num_actions = env_settings.num_actions
-    trainer, device = _model(settings, num_actions)
-    b, t = settings.batch_size, settings.batch_length
-    rng = np.random.default_rng(0)
+    trainer, device = _model(settings, num_actions, ranks)
+    share = ranks.share(settings.batch_size)  # this rank's rows of the global batch
+    b, t = share.stop - share.start, settings.batch_length
+    rng = np.random.default_rng(ranks.rank)
     # Shapes and dtypes are what the replay gives; the values do not change the cost.
     batch = {
         "frames": rng.integers(0, 4, (b, t, 144, 160), dtype=np.uint8),
@@ -188,8 +195,13 @@ def bench_train(
         for _ in range(updates):
             trainer.update(batch)
 
-    rate = b * t * updates / timed(train, sync=_synchronize(device))
+    rate = settings.batch_size * t * updates / timed(train, sync=_synchronize(device))
+    env_rate = env_steps_per_s(env_settings) if ranks.is_main else 0.0
+    barrier(ranks)
+    if not ranks.is_main:
+        return None
     return WorldModelBench(
-        "train", settings.preset, device_name(device, trainer._autocast is not None), b, t, rate,
-        env_steps_per_s(env_settings), machine_description(),
+        "train", settings.preset, device_name(device, trainer._autocast is not None),
+        settings.batch_size, t, rate, env_rate, machine_description(),
+        processes=ranks.world_size,
     )  # fmt: skip

@@ -201,7 +201,9 @@ class Replay:
         with self._lock:
             return int(self._counts(length).sum())
 
-    def sample(self, batch: int, length: int, packed: bool = False) -> dict[str, np.ndarray]:
+    def sample(
+        self, batch: int, length: int, packed: bool = False, rows: slice | None = None
+    ) -> dict[str, np.ndarray]:
         """`batch` sequences of `length` consecutive steps of one chunk each, uniformly at random.
 
         Returns frames uint8 (B, L, 144, 160) with shades 0-3, states float32 (B, L, 30),
@@ -210,6 +212,8 @@ class Replay:
         actions[:, 0] 0; cut marks those whose first step was not an episode's first.
         `packed=True` leaves frames as stored, uint8 (B, L, 5760) (see `pack_frames`): a trainer
         on a GPU can copy a quarter of the bytes and unpack there, skipping most of the cost here.
+        `rows`: copy only these rows of the batch drawn (a learner rank's share): the generator
+        draws the whole batch, so every rank's generator stays where one process's would be.
         """
         if batch < 1 or length < 1:
             raise ValueError(f"batch and length must be at least 1, got {batch} and {length}")
@@ -224,6 +228,9 @@ class Replay:
                     f"num_sequences() before sampling"
                 )
             picks = self.rng.integers(0, total, size=batch)
+            if rows is not None:
+                picks = picks[rows]
+                batch = len(picks)
             which = np.searchsorted(ends, picks, side="right")
             starts = picks - (ends[which] - counts[which])
             out = {

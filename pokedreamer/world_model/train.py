@@ -11,41 +11,60 @@ from pokedreamer.errors import UserError
 if TYPE_CHECKING:
     from pokedreamer.config import Settings
     from pokedreamer.rundir import RunDir
+    from pokedreamer.world_model.distributed import Ranks
     from pokedreamer.world_model.heads import StateRanges
 
 LOG_EVERY = 25
 
 
 def train_world_model(
-    settings: Settings, run: RunDir, updates: int, ranges: StateRanges | None = None
+    settings: Settings,
+    run: RunDir,
+    updates: int,
+    ranges: StateRanges | None = None,
+    ranks: Ranks | None = None,
 ) -> dict[str, Any]:
-    """Trains for ``updates`` more updates, resuming from the run's latest checkpoint."""
+    """Trains for ``updates`` more updates, resuming from the run's latest checkpoint.
+    ``ranks``: under torchrun, this process's place among the learner's (world_model.distributed);
+    each trains on its share of every batch, and rank 0 alone writes checkpoints and metrics."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from pokedreamer.world_model.checkpoint import (
+        checkpoint_path,
         generator_state,
         latest_checkpoint,
         restore_generator,
     )
+    from pokedreamer.world_model.distributed import SINGLE, barrier, rank_seed
     from pokedreamer.world_model.replay import Replay
     from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 
+    ranks = ranks or SINGLE
     wm = settings.world_model
+    rows = ranks.share(wm.batch_size)
     replay = Replay(run.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed)
     if replay.num_sequences(wm.batch_length) == 0:
         raise UserError(
             f"{run.replay} holds {len(replay)} steps but no sequence of {wm.batch_length}: "
             f"collect first (pokedreamer collect --run {run.path.name})"
         )
-    trainer = WorldModelTrainer(wm, settings.env.num_actions, seed=settings.env.seed, ranges=ranges)
+    trainer = WorldModelTrainer(
+        wm, settings.env.num_actions, seed=settings.env.seed, ranges=ranges, ranks=ranks
+    )
     latest = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
     if latest is not None:
         meta = trainer.load(latest)
         if "replay_rng" in meta:  # so the resumed run draws the batches it would have drawn
             restore_generator(replay.rng, meta["replay_rng"])
+    rank_seed(settings.env.seed, trainer.updates, ranks)
 
     def save() -> Path:
-        return trainer.save(run.checkpoints, {"replay_rng": generator_state(replay.rng)})
+        # Every rank holds the same weights and replay generator: rank 0's are the run's.
+        path = checkpoint_path(run.checkpoints, CHECKPOINT_NAME, trainer.updates)
+        if ranks.is_main:
+            trainer.save(run.checkpoints, {"replay_rng": generator_state(replay.rng)})
+        barrier(ranks)
+        return path
 
     target = trainer.updates + updates
     start = time.perf_counter()
@@ -53,12 +72,14 @@ def train_world_model(
     columns = (TextColumn("world model"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn())  # fmt: skip
     try:
-        with Progress(*columns, transient=True) as progress:
+        with Progress(*columns, transient=True, disable=not ranks.is_main) as progress:
             task = progress.add_task("train", total=target, completed=trainer.updates, loss=0.0)
             while trainer.updates < target:
-                metrics = trainer.update(replay.sample(wm.batch_size, wm.batch_length))
+                batch = replay.sample(wm.batch_size, wm.batch_length, rows=rows)
+                metrics = trainer.update(batch)
                 progress.update(task, completed=trainer.updates, loss=metrics["loss"])
-                if trainer.updates % LOG_EVERY == 0 or trainer.updates == target:
+                logged = trainer.updates % LOG_EVERY == 0 or trainer.updates == target
+                if logged and ranks.is_main:
                     run.log_metrics(
                         {"kind": "world_model", "update": trainer.updates,
                          "seconds": round(time.perf_counter() - start, 3), **metrics}

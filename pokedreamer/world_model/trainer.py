@@ -22,6 +22,7 @@ from pokedreamer.world_model.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from pokedreamer.world_model.distributed import SINGLE, Ranks, data_parallel, mean_over_ranks
 from pokedreamer.world_model.heads import StateRanges
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.presets import PRESETS
@@ -88,8 +89,12 @@ class WorldModelTrainer:
         num_actions: int,
         seed: int = 0,
         ranges: StateRanges | None = None,
+        ranks: Ranks = SINGLE,
     ) -> None:
+        """``ranks``: the learner's processes under torchrun; each update's batch is then this
+        rank's share, and the gradients are averaged over the ranks (DDP)."""
         self.settings = settings
+        self.ranks = ranks
         self.num_actions = num_actions
         self.device = resolve_device(settings.device)
         if settings.threads:
@@ -108,6 +113,8 @@ class WorldModelTrainer:
         self._loss = (
             torch.compile(self.model.loss) if cuda and settings.compile else self.model.loss
         )
+        if ranks.distributed:
+            self._loss = data_parallel(self.model, self._loss)
 
     def tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         return {k: torch.as_tensor(v).to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -127,7 +134,9 @@ class WorldModelTrainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
         self.optimizer.step()
         self.updates += 1
-        return {**metrics, "loss": float(loss.detach()), "grad_norm": float(grad_norm)}
+        metrics = {**metrics, "loss": float(loss.detach())}
+        # Every rank clips the same averaged gradients: its norm is already the global one.
+        return {**mean_over_ranks(metrics, self.ranks), "grad_norm": float(grad_norm)}
 
     # --- checkpoints ------------------------------------------------------------------------
 
