@@ -4,6 +4,7 @@ load; a damaged vocabulary file is refused in one line."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from cartridge_driver import (
     Game,
     find_wild_battle,
 )
+from clirun import cli
 
 from pokedreamer.env.tiles import CELL, GRID_HW, UNKNOWN, UNKNOWN_PATTERN, TileVocabulary
 from pokedreamer.errors import UserError
@@ -243,3 +245,19 @@ def test_bad_checkpoint_meta_and_capacity_are_refused_in_one_line() -> None:
     with pytest.raises(UserError) as error:
         TileVocabulary(1)
     assert "tile_capacity" in one_line(error)
+
+
+def test_bench_tiles_reports_the_cost_and_the_vocabulary_it_grew() -> None:
+    result = cli("bench", "tiles", "--steps", "40", "--capacity", "64", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert list(report) == [
+        "machine", "env_steps", "tile_capacity", "env_step_us", "tokenize_us_per_frame",
+        "tokenize_over_env_step", "render_us_per_frame", "vocabulary_after_steps",
+        "unknown_cells", "scenes", "maps_visited", "screens_from",
+    ]  # fmt: skip
+    assert report["env_steps"] == 40 and report["tile_capacity"] == 64
+    assert report["env_step_us"] > 0 and report["tokenize_us_per_frame"] > 0
+    grown = list(report["vocabulary_after_steps"].values())
+    assert grown == sorted(grown) and 1 < grown[-1] <= 64
+    assert report["scenes"]["overworld"]["screens"] > 0

@@ -134,6 +134,7 @@ class Checkpointer:
             "rng": rng_state(),
             "loop_rng": generator_state(learner.rng),
             "replay_rng": generator_state(learner.replay.rng),
+            **learner.replay.checkpoint_meta(),
             # Oldest first, as behaviour learning draws from it.
             "subgoal_pool": learner.pool.dump(),
             "settings": self.settings.model_dump(mode="json", exclude={"planner": {"api_key"}}),
@@ -150,6 +151,7 @@ class Checkpointer:
         # What only matters to training (re-sized state heads, a critic of older returns) is
         # told to a run that trains, not to one that only acts.
         restore_module("model", learner.world_model, tensors, start.source, announce=optimizer)
+        learner.replay.adopt_checkpoint(meta, start.source)
         if "optimizer" in meta and optimizer:
             restore_optimizer("optimizer", learner.trainer.optimizer, tensors, meta["optimizer"])
         if meta["kind"] == "agent":

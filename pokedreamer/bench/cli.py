@@ -82,6 +82,26 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
             scaling = result["processes_scaling"][n]
             typer.echo(f"{n} process(es): {rate:.0f} steps/s (x{scaling:.2f} of linear)")
 
+    @bench.command("tiles")
+    def tiles(
+        ctx: typer.Context,
+        json_out: JsonOption = False,
+        steps: Annotated[int, typer.Option(min=20, help="Random-button env steps.")] = 2000,
+        capacity: Annotated[
+            int | None, typer.Option(help="Vocabulary capacity (default: world_model's).")
+        ] = None,
+        run: Annotated[
+            Path | None,
+            typer.Option(metavar="RUN_DIR", help="Tokenize this run's recorded episodes."),
+        ] = None,
+    ) -> None:
+        """Tokenizing a screen into tiles against an env step, and the vocabulary it grows."""
+        from pokedreamer.bench.tiles import bench_tiles
+
+        settings = settings_for(ctx)
+        size = capacity or settings.world_model.tile_capacity
+        echo_result(bench_tiles(settings.env, steps, size, run).as_dict(), json_out)
+
     @bench.command("imagine")
     def imagine(
         ctx: typer.Context,

@@ -27,7 +27,7 @@ from pokedreamer.env.frames import GREYS
 from pokedreamer.errors import UserError
 from pokedreamer.world_model.checkpoint import latest_checkpoint
 from pokedreamer.world_model.model import WorldModel
-from pokedreamer.world_model.replay import Replay
+from pokedreamer.world_model.replay import run_replay
 from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 
 if TYPE_CHECKING:
@@ -356,7 +356,7 @@ def evaluate_world_model(
     if path is None:
         raise UserError(f"{run.checkpoints} has no checkpoint: train first")
     wm = settings.world_model
-    replay = Replay(data.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed + 1)
+    replay = run_replay(data.replay, wm, seed=settings.env.seed + 1)
     trainer = WorldModelTrainer(wm, settings.env.num_actions, ranges=ranges)
     out = run.path / "eval" / path.name
     return evaluate_run(trainer, path, replay, out, sequences, context, horizon, data.path.name)

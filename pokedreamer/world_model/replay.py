@@ -44,6 +44,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +52,9 @@ from pokedreamer.env.frames import FRAME_SHAPE, PACKED_FRAME_BYTES, pack_frames
 from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.env.tiles import GRID_HW, TileVocabulary
 from pokedreamer.errors import UserError
+
+if TYPE_CHECKING:
+    from pokedreamer.config import WorldModelSettings
 
 logger = logging.getLogger(__name__)
 
@@ -298,6 +302,18 @@ class Replay:
 
     # --- persistence --------------------------------------------------------------------------
 
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """What a checkpoint keeps so that its model's tokens mean something wherever it is
+        loaded: a tiles replay's vocabulary (`TileVocabulary.to_meta`) under "tiles"."""
+        return {} if self.vocabulary is None else {"tiles": self.vocabulary.to_meta()}
+
+    def adopt_checkpoint(self, meta: dict[str, Any], source: object) -> None:
+        """Grows a tiles replay's vocabulary to the one checkpoint `source` saved (its model
+        names those tokens); UserError if the two number patterns differently."""
+        if self.vocabulary is not None and "tiles" in meta:
+            saved = TileVocabulary.from_meta(meta["tiles"], f"checkpoint {source}")
+            self.vocabulary.adopt(saved, f"checkpoint {source}")
+
     def flush(self) -> None:
         """Writes the steps of chunks still filling, so that a run killed later loses few steps.
 
@@ -406,6 +422,13 @@ class Replay:
                 f"{directory} holds a pixel replay and world_model.observation is tiles; "
                 "set world_model.observation = pixels or pick another run"
             )
+
+
+def run_replay(directory: Path | None, settings: WorldModelSettings, seed: int = 0) -> Replay:
+    """The replay `settings` call for: of tiles, with a vocabulary of `settings.tile_capacity`
+    (grown from the one saved in `directory`), when world_model.observation is tiles."""
+    tiles = TileVocabulary(settings.tile_capacity) if settings.observation == "tiles" else None
+    return Replay(directory, settings.replay_capacity, settings.replay_chunk, seed, tiles)
 
 
 def _read_chunk(

@@ -27,11 +27,11 @@ def train_world_model(
         latest_checkpoint,
         restore_generator,
     )
-    from pokedreamer.world_model.replay import Replay
+    from pokedreamer.world_model.replay import run_replay
     from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 
     wm = settings.world_model
-    replay = Replay(run.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed)
+    replay = run_replay(run.replay, wm, seed=settings.env.seed)
     if replay.num_sequences(wm.batch_length) == 0:
         raise UserError(
             f"{run.replay} holds {len(replay)} steps but no sequence of {wm.batch_length}: "
@@ -41,11 +41,13 @@ def train_world_model(
     latest = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
     if latest is not None:
         meta = trainer.load(latest)
+        replay.adopt_checkpoint(meta, latest)
         if "replay_rng" in meta:  # so the resumed run draws the batches it would have drawn
             restore_generator(replay.rng, meta["replay_rng"])
 
     def save() -> Path:
-        return trainer.save(run.checkpoints, {"replay_rng": generator_state(replay.rng)})
+        extra = {"replay_rng": generator_state(replay.rng), **replay.checkpoint_meta()}
+        return trainer.save(run.checkpoints, extra)
 
     target = trainer.updates + updates
     start = time.perf_counter()
