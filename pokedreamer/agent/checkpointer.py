@@ -33,6 +33,7 @@ from pokedreamer.world_model.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from pokedreamer.world_model.observation import check_observation
 from pokedreamer.world_model.presets import PRESETS
 
 CHECKPOINT_NAME = "agent"
@@ -90,8 +91,10 @@ class Start:
     def world_model_settings(
         self, settings: WorldModelSettings, num_actions: int
     ) -> WorldModelSettings:
-        """``settings`` with the checkpoint's preset; refused when its buttons differ."""
+        """``settings`` with the checkpoint's preset; refused when its buttons or its kind of
+        observation differ."""
         meta = self.meta
+        check_observation(meta, settings, self.source)
         preset = next((p for p in PRESETS.values() if p.meta() == meta["preset"]), None)
         if preset is None:
             raise UserError(f"{self.source}: its preset {meta['preset'].get('name')!r} is unknown")
