@@ -52,16 +52,12 @@ class ImaginedFrames:
                 actions_prev[:1].to(self.device), self.num_actions
             ).float()
             prior = rssm.img_step(state, one_hot)
-            feat = rssm.feat(prior)
-            if self.tiles is not None:
-                guess = self.world_model.imagined_obs(feat)[0]
-            else:
-                guess = self.world_model.decode(feat).argmax(-3)[0]
+            guess = self.world_model.imagined_obs(rssm.feat(prior))[0].cpu().numpy()
         if self.tiles is not None:
-            frame = self.tiles.render(guess.cpu().numpy())
+            frame = self.tiles.render(guess)
         else:
             pool = self.world_model.preset.pool
-            frame = guess.to(torch.uint8).cpu().numpy().repeat(pool, 0).repeat(pool, 1)
+            frame = guess.repeat(pool, 0).repeat(pool, 1)
         self.bus.publish(ImaginedEvent(step, 0, frame))
         spent = time.perf_counter() - began
         self._next = began + max(spent / IMAGINE_SHARE, 1.0 / IMAGINE_FPS)
