@@ -84,3 +84,21 @@ def test_a_vocabulary_of_another_start_is_refused(tmp_path: Path) -> None:
     other.tokenize(FRAMES[5])  # first-seen order of another frame: other ids
     with pytest.raises(UserError, match="numbers tile patterns differently"):
         Replay(tmp_path, capacity=100, chunk_length=10, tiles=other)
+
+
+def test_a_checkpoints_vocabulary_is_adopted_or_refused(tmp_path: Path) -> None:
+    trained = TileVocabulary(64)
+    trained.tokenize(FRAMES[:3])  # the checkpoint's model has seen more than this replay
+    replay = Replay(tmp_path / "a", capacity=100, chunk_length=10, tiles=TileVocabulary(64))
+    fill(replay, range(1))
+    replay.adopt_checkpoint({"tiles": trained.to_meta()}, "wm-1")
+    assert replay.vocabulary is not None
+    np.testing.assert_array_equal(replay.vocabulary.patterns, trained.patterns)
+    assert replay.checkpoint_meta()["tiles"] == trained.to_meta()
+
+    other = Replay(tmp_path / "b", capacity=100, chunk_length=10, tiles=TileVocabulary(64))
+    fill(other, range(5, 6))  # another first frame: other ids
+    with pytest.raises(UserError, match="checkpoint wm-1 numbers tile patterns differently"):
+        other.adopt_checkpoint({"tiles": trained.to_meta()}, "wm-1")
+    with pytest.raises(UserError, match="checkpoint wm-1 is not a valid tile vocabulary"):
+        other.adopt_checkpoint({"tiles": {"capacity": 64}}, "wm-1")
