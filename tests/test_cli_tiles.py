@@ -131,3 +131,15 @@ def test_the_imagined_screen_of_a_tiles_run_is_drawn_through_its_vocabulary(
         fresh = tokens >= known
         cells = frame.reshape(18, 8, 20, 8).swapaxes(1, 2)
         assert (cells[fresh] == UNKNOWN_PATTERN).all()
+
+
+def test_eval_world_model_on_tiles_renders_through_the_runs_vocabulary(tiles: None) -> None:
+    collected = cli("collect", "--run", "e", "--steps", "120", "--envs", "1")
+    assert collected.returncode == 0, collected.stderr
+    trained = cli("train", "world-model", "--run", "e", "--updates", "2")
+    assert trained.returncode == 0, trained.stderr
+    evaluated = cli("eval", "world-model", "--run", "e", "--sequences", "2", "--context", "2",
+                    "--horizon", "3")  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(Path("runs/e/eval/wm-000000002/openloop.json").read_text())
+    assert report["observation"] == "tiles"

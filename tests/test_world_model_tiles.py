@@ -5,6 +5,7 @@ pixel model's, tested in test_world_model.py."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,16 @@ from pokedreamer.config import WorldModelSettings, load_settings
 from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.checkpoint import load_checkpoint
+from pokedreamer.world_model.evaluate import (
+    Render,
+    StepGuess,
+    evaluate_world_model,
+    open_loop,
+    score_steps,
+    summary_line,
+    truth_of,
+    write_report,
+)
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.presets import PRESETS
 from pokedreamer.world_model.tile_nets import GRID_HW, TileDecoder
@@ -189,3 +200,60 @@ def test_checkpoint_json_is_plain(tmp_path: Path) -> None:
     path = WorldModelTrainer(tiles_settings(), ACTIONS).save(tmp_path)
     record = json.loads(path.with_name(path.name + ".json").read_text())
     assert record["meta"]["settings"]["observation"] == "tiles"
+
+
+# --- the open-loop report ----------------------------------------------------------------------
+
+
+def pattern_render(capacity: int = CAPACITY, seed: int = 0) -> Render:
+    """A stand-in vocabulary's render: a random 8x8 pattern of shades per token."""
+    patterns = np.random.default_rng(seed).integers(0, 4, (capacity, 8, 8), dtype=np.uint8)
+
+    def render(tokens: np.ndarray) -> np.ndarray:
+        cells = patterns[tokens]  # (..., 18, 20, 8, 8)
+        lead = tokens.shape[:-2]
+        return cells.swapaxes(-3, -2).reshape(*lead, 144, 160)
+
+    return render
+
+
+def test_the_open_loop_report_of_a_token_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    wm = WorldModel(TINY, ACTIONS, tiles_settings())
+    batch = token_batch(3, 7, grids=2)
+    report, real, model = open_loop(wm, batch, context=2, render=pattern_render())
+    assert report.observation == "tiles" and report.horizon == 5
+    assert real.shape == model.shape == (3, 7, 144, 160) and real.dtype == np.uint8
+    # The real frames are the true grids rendered.
+    np.testing.assert_array_equal(real, pattern_render()(batch["tiles"]))
+    assert report.recon_cell_accuracy is not None and 0.0 <= report.recon_cell_accuracy <= 1.0
+    row = report.at(5)
+    assert {"cell_accuracy", "baseline_cell_accuracy", "psnr", "baseline_psnr"} <= row.keys()
+    paths = write_report(tmp_path, report, real, model, {"checkpoint": "wm-1"})
+    assert "cells right where the map is right" in paths["markdown"].read_text()
+    saved = json.loads(paths["json"].read_text())
+    assert saved["observation"] == "tiles" and "cell_accuracy" in saved["steps"][0]
+    assert "cells right" in summary_line(report)
+
+
+def test_cell_accuracy_counts_the_cells_right_where_the_map_is_right() -> None:
+    tokens = torch.zeros(2, 1, *GRID_HW, dtype=torch.int64)
+    truth = truth_of(torch.zeros(2, 1, 144, 160), torch.zeros(2, 1, 30), torch.zeros(2, 1), tokens)
+    guessed = tokens.clone()
+    guessed[0, 0, :9] = 1  # half the cells of sequence 0 wrong
+    guess = StepGuess(truth.shades, truth.map_id.clone(), truth.x, truth.y, truth.reward, guessed)
+    assert score_steps(guess, truth)[0]["cell_accuracy"] == 0.75
+    guess.map_id[1] = 7  # sequence 1's map wrong: only sequence 0 counts
+    assert score_steps(guess, truth)[0]["cell_accuracy"] == 0.5
+    guess.map_id[0] = 7
+    assert math.isnan(score_steps(guess, truth)[0]["cell_accuracy"])
+
+
+def test_the_report_of_a_token_model_without_a_vocabulary_is_refused(tmp_path: Path) -> None:
+    settings = load_settings(
+        None, {"run.runs_dir": str(tmp_path), "world_model.observation": "tiles"}
+    )
+    run = RunDir.create(settings, "tokens")
+    WorldModelTrainer(settings.world_model, settings.env.num_actions).save(run.checkpoints)
+    with pytest.raises(UserError, match="no tile vocabulary"):
+        evaluate_world_model(settings, run, run, None, 4, 2, 3)

@@ -126,10 +126,13 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         ctx: typer.Context,
         json_out: JsonOption = False,
         preset: PresetOption = None,
-        updates: Annotated[int, typer.Option(min=1, help="Timed updates.")] = 5,
+        updates: Annotated[
+            int, typer.Option(min=1, help="Timed updates of each model, in turn.")
+        ] = 5,
         device: DeviceOption = None,
     ) -> None:
-        """Replayed transitions/s of world-model updates beside one env process's steps/s."""
+        """Replayed transitions/s of world-model updates, pixels and tiles (their ratio in
+        tiles_over_pixels), beside one env process's steps/s."""
         from pokedreamer.bench.world_model import bench_train
 
         settings = settings_for(ctx, preset=preset, device=device)

@@ -11,7 +11,9 @@ ROM) beside the world model's rate, and report the ratio:
   reads the state heads; ``behavior_ratio`` is the update's rate over the bare rollout's, the
   median of the rounds' ratios;
 - train: replayed transitions/s of world-model updates (batch x length per update, forward,
-  backward and the optimiser step).
+  backward and the optimiser step), of the pixel model and the token model (world_model.
+  observation "pixels" and "tiles") at the same preset, one update of each in turn;
+  ``tiles_over_pixels`` is the median of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -62,14 +64,24 @@ class WorldModelBench:
     """imagine: imagined transitions/s of the real behaviour update."""
     behavior_ratio: float | None = None
     """imagine: the behaviour update's rate over the bare rollout's (median of the rounds)."""
+    tiles_per_s: float | None = None
+    """train: replayed transitions/s of the token model (world_model_per_s is the pixel
+    model's)."""
+    tiles_over_pixels: float | None = None
+    """train: the token model's rate over the pixel model's (median of the rounds)."""
 
     def as_dict(self) -> dict[str, Any]:
         unit = "imagined" if self.kind == "imagine" else "replayed"
-        behavior: dict[str, float] = {}
+        extra: dict[str, float] = {}
         if self.behavior_per_s is not None and self.behavior_ratio is not None:
-            behavior = {
+            extra = {
                 "behavior_transitions_per_s": round(self.behavior_per_s, 1),
                 "behavior_ratio": round(self.behavior_ratio, 2),
+            }
+        if self.tiles_per_s is not None and self.tiles_over_pixels is not None:
+            extra = {
+                "tiles_transitions_per_s": round(self.tiles_per_s, 1),
+                "tiles_over_pixels": round(self.tiles_over_pixels, 2),
             }
         return {
             "machine": self.machine,
@@ -78,7 +90,7 @@ class WorldModelBench:
             "batch": self.batch,
             "horizon" if self.kind == "imagine" else "length": self.length,
             f"{unit}_transitions_per_s": round(self.world_model_per_s, 1),
-            **behavior,
+            **extra,
             "env_steps_per_s": round(self.env_steps_per_s, 1),
             "ratio": round(self.world_model_per_s / self.env_steps_per_s, 2),
         }
@@ -169,27 +181,46 @@ def bench_imagine(
 def bench_train(
     settings: WorldModelSettings, env_settings: EnvSettings, updates: int = 5
 ) -> WorldModelBench:
+    """``updates`` rounds of one pixel-model update then one token-model update, at the
+    configured preset and batch; then the env's steps/s. ``replayed_transitions_per_s`` is the
+    pixel model's, ``tiles_transitions_per_s`` the token model's (tile_capacity tokens).
+
+    On a CPU with one torch thread its CPU time is the clock, as in bench_imagine."""
     num_actions = env_settings.num_actions
-    trainer, device = _model(settings, num_actions)
+    pixels, device = _model(settings.model_copy(update={"observation": "pixels"}), num_actions)
+    tiles, _ = _model(settings.model_copy(update={"observation": "tiles"}), num_actions)
     b, t = settings.batch_size, settings.batch_length
     rng = np.random.default_rng(0)
-    # Shapes and dtypes are what the replay gives; the values do not change the cost.
+    # Shapes and dtypes are what the replay gives. The values do not change the pixel model's
+    # cost; the token model's two-level softmax costs a little more the more groups of tokens a
+    # batch holds, and random tokens over the whole capacity hold them all (the worst case).
     batch = {
-        "frames": rng.integers(0, 4, (b, t, 144, 160), dtype=np.uint8),
         "states": rng.random((b, t, 30), dtype=np.float32),
         "actions": rng.integers(0, num_actions, (b, t)),
         "rewards": rng.normal(size=(b, t)).astype(np.float32),
         "is_first": np.zeros((b, t), dtype=bool),
         "is_terminal": np.zeros((b, t), dtype=bool),
     }
-    trainer.update(batch)  # warm-up
+    frames = rng.integers(0, 4, (b, t, 144, 160), dtype=np.uint8)
+    grids = rng.integers(0, settings.tile_capacity, (b, t, 18, 20), dtype=np.uint16)
+    pixel_batch, tile_batch = {**batch, "frames": frames}, {**batch, "tiles": grids}
+    pixels.update(pixel_batch), tiles.update(tile_batch)  # warm-up
+    sync = _synchronize(device)
+    one_thread = device.type == "cpu" and torch.get_num_threads() == 1
+    clock = time.thread_time if one_thread else time.perf_counter
 
-    def train() -> None:
-        for _ in range(updates):
-            trainer.update(batch)
+    def pixel_update() -> float:
+        return timed(lambda: pixels.update(pixel_batch), clock, sync)
 
-    rate = b * t * updates / timed(train, sync=_synchronize(device))
+    def tile_update() -> float:
+        return timed(lambda: tiles.update(tile_batch), clock, sync)
+
+    rounds = alternate(updates, pixel_update, tile_update)
+    amp = pixels._autocast is not None
     return WorldModelBench(
-        "train", settings.preset, device_name(device, trainer._autocast is not None), b, t, rate,
-        env_steps_per_s(env_settings), machine_description(),
+        "train", settings.preset,
+        device_name(device, amp) + (", thread CPU time" if one_thread else ""), b, t,
+        b * t * updates / sum(rounds.first), env_steps_per_s(env_settings),
+        machine_description(),
+        tiles_per_s=b * t * updates / sum(rounds.second), tiles_over_pixels=rounds.ratio(),
     )  # fmt: skip
