@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from clirun import cli
 
-from pokedreamer.agent.events import ImaginedEvent
+from pokedreamer.agent.events import HumanAction, ImaginedEvent
 from pokedreamer.agent.loop import AgentLoop
-from pokedreamer.agent.play import shipped_checkpoint
+from pokedreamer.agent.play import make_loop, shipped_checkpoint
 from pokedreamer.config import load_settings
 from pokedreamer.env.tiles import GRID_HW, UNKNOWN_PATTERN, TileVocabulary
 from pokedreamer.rundir import RunDir
@@ -143,3 +143,26 @@ def test_eval_world_model_on_tiles_renders_through_the_runs_vocabulary(tiles: No
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(Path("runs/e/eval/wm-000000002/openloop.json").read_text())
     assert report["observation"] == "tiles"
+
+
+def test_a_persons_play_is_cloned_into_the_actor_of_a_tiles_model(tiles: None) -> None:
+    # The person's steps are kept as screens (demos/ is a replay of pixels in any run); cloning
+    # filters them through the token model as their tokens.
+    person = make_loop(load_settings(None, {"agent.record": False}), name="played", human=True,
+                       train=False)  # fmt: skip
+    walk = ("down", "down", "left", "down", "down", "right", "down", "a") * 3
+    for button in walk:
+        person.send(HumanAction(button))
+    person.run(len(walk))
+    assert person.demonstrations.steps == len(walk)
+
+    collected = cli("collect", "--run", "wm", "--steps", "100", "--envs", "1")
+    assert collected.returncode == 0, collected.stderr
+    trained = cli("train", "world-model", "--run", "wm", "--updates", "1")
+    assert trained.returncode == 0, trained.stderr
+    cloned = cli("train", "imitation", "--run", "cloned", "--demos", "runs/played",
+                 "--checkpoint", "runs/wm", "--updates", "5")  # fmt: skip
+    assert cloned.returncode == 0, cloned.stderr
+    assert "done: 5 updates" in cloned.stdout
+    agent = meta(next(Path("runs/cloned/checkpoints").glob("agent-*.json")))
+    assert agent["observation"] == "tiles"
