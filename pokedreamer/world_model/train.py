@@ -27,6 +27,7 @@ def train_world_model(
         latest_checkpoint,
         restore_generator,
     )
+    from pokedreamer.world_model.observation import check_batch
     from pokedreamer.world_model.replay import Replay
     from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 
@@ -43,6 +44,12 @@ def train_world_model(
         meta = trainer.load(latest)
         if "replay_rng" in meta:  # so the resumed run draws the batches it would have drawn
             restore_generator(replay.rng, meta["replay_rng"])
+
+    # A replay of the other observation is refused before anything is trained or saved; the
+    # look draws one sequence and puts the sampler back, so a resumed run draws as it would have.
+    drawn_from = replay.rng.bit_generator.state
+    check_batch(replay.sample(1, wm.batch_length), wm, run.replay)
+    replay.rng.bit_generator.state = drawn_from
 
     def save() -> Path:
         return trainer.save(run.checkpoints, {"replay_rng": generator_state(replay.rng)})
