@@ -73,11 +73,16 @@ def test_collect_and_train_a_world_model_on_tiles(
     saved = TileVocabulary.from_meta(wm["tiles"], "checkpoint")
     np.testing.assert_array_equal(saved.patterns, vocab.patterns)
 
-    # The same run's replay, read as pixels: refused, and nothing in it is lost.
+    # The same run as pixels: its model and its replay refused, and nothing in it lost.
     monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__OBSERVATION", "pixels")
     pixels = cli("train", "world-model", "--run", "t", "--updates", "1")
-    assert "holds a tiles replay" in one_line_error(pixels)
+    assert "wm-000000002 is a world model of tiles" in one_line_error(pixels)
+    more = cli("collect", "--run", "t", "--steps", "20", "--envs", "1")
+    assert "holds a tiles replay and world_model.observation is pixels" in one_line_error(more)
     assert sorted(replay.glob("chunk-*.npz")) == chunks
+    assert TileVocabulary.load(replay / VOCABULARY_FILE).patterns.tobytes() == (
+        vocab.patterns.tobytes()
+    )
 
 
 def test_run_trains_resumes_and_acts_on_tiles(tiles: None) -> None:

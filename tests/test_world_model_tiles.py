@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +258,35 @@ def test_the_report_of_a_token_model_without_a_vocabulary_is_refused(tmp_path: P
     WorldModelTrainer(settings.world_model, settings.env.num_actions).save(run.checkpoints)
     with pytest.raises(UserError, match="no tile vocabulary"):
         evaluate_world_model(settings, run, run, None, 4, 2, 3)
+
+
+def test_world_model_verbs_refuse_the_other_observation_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A pixel run's replay and checkpoint, then the token model asked of them: one line each,
+    and nothing written."""
+    monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__PRESET", "tiny")
+    monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__BATCH_LENGTH", "16")
+    result = cli("collect", "--run", "px", "--steps", "100", "--envs", "1")
+    assert result.returncode == 0, result.stderr
+    checkpoints = tmp_path / "runs" / "px" / "checkpoints"
+
+    def as_kind(kind: str, *args: str) -> subprocess.CompletedProcess[str]:
+        # Explicit each time: `train world-model` writes the run's config.toml with the
+        # settings it was given, even when it then refuses them.
+        monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__OBSERVATION", kind)
+        return cli(*args)
+
+    def refused(*args: str) -> str:
+        result = as_kind("tiles", *args)
+        assert result.returncode != 0
+        [line] = result.stderr.strip().splitlines()
+        return line
+
+    train = ("train", "world-model", "--run", "px", "--updates", "1")
+    assert "holds a pixel replay and world_model.observation is tiles" in refused(*train)
+    assert not any(checkpoints.glob("*.json"))
+    result = as_kind("pixels", *train)
+    assert result.returncode == 0, result.stderr
+    assert "wm-000000001 is a world model of pixels" in refused(*train)
+    assert [p.name for p in checkpoints.glob("*.json")] == ["wm-000000001.json"]

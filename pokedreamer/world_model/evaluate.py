@@ -29,6 +29,7 @@ from pokedreamer.env.frames import GREYS
 from pokedreamer.errors import UserError
 from pokedreamer.world_model.checkpoint import latest_checkpoint
 from pokedreamer.world_model.model import WorldModel
+from pokedreamer.world_model.observation import check_batch
 from pokedreamer.world_model.replay import VOCABULARY_FILE, Replay, run_replay
 from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 
@@ -420,6 +421,7 @@ def evaluate_run(
     if isinstance(replay, Replay):  # a token model's ids mean the patterns its checkpoint kept
         replay.adopt_checkpoint(meta, checkpoint)
     batch = clean_sequences(replay, sequences, context + horizon)
+    check_batch(batch, trainer.settings, f"the replay of run {data}")
     report, real, model = open_loop(trainer.model, batch, context, render)
     tiles = report.observation == "tiles"
     info = {

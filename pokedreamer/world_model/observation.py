@@ -8,6 +8,7 @@ checkpoints written before the token model existed have no such key and are pixe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pokedreamer.config import WorldModelSettings
@@ -42,4 +43,17 @@ def check_observation(meta: dict[str, Any], settings: WorldModelSettings, source
             f"{source} is a world model of {capacity} tile tokens, but world_model.tile_capacity "
             f"is {settings.tile_capacity}; set world_model.tile_capacity = {capacity} or give a "
             "checkpoint of that capacity"
+        )
+
+
+def check_batch(batch: Mapping[str, object], settings: WorldModelSettings, source: object) -> None:
+    """Refuses, in one line, a replayed batch that lacks the observations the model reads: a
+    replay collected under the other kind of observation (``source`` names the replay)."""
+    key = "tiles" if settings.observation == "tiles" else "frames"
+    if key not in batch:
+        other = "pixels" if key == "tiles" else "tiles"
+        raise UserError(
+            f"{source} holds {other}, not the {settings.observation} that "
+            f'world_model.observation = "{settings.observation}" trains on; collect again with '
+            "this setting into another run, or set it back"
         )

@@ -27,23 +27,31 @@ def train_world_model(
         latest_checkpoint,
         restore_generator,
     )
+    from pokedreamer.world_model.observation import check_batch
     from pokedreamer.world_model.replay import run_replay
     from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 
     wm = settings.world_model
+    trainer = WorldModelTrainer(wm, settings.env.num_actions, seed=settings.env.seed, ranges=ranges)
+    latest = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+    # The checkpoint first: a model of the other observation is refused as such, before its
+    # replay (of that kind too) would be.
+    meta = trainer.load(latest) if latest is not None else {}
     replay = run_replay(run.replay, wm, seed=settings.env.seed)
     if replay.num_sequences(wm.batch_length) == 0:
         raise UserError(
             f"{run.replay} holds {len(replay)} steps but no sequence of {wm.batch_length}: "
             f"collect first (pokedreamer collect --run {run.path.name})"
         )
-    trainer = WorldModelTrainer(wm, settings.env.num_actions, seed=settings.env.seed, ranges=ranges)
-    latest = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
-    if latest is not None:
-        meta = trainer.load(latest)
-        replay.adopt_checkpoint(meta, latest)
-        if "replay_rng" in meta:  # so the resumed run draws the batches it would have drawn
-            restore_generator(replay.rng, meta["replay_rng"])
+    replay.adopt_checkpoint(meta, latest)
+    if "replay_rng" in meta:  # so the resumed run draws the batches it would have drawn
+        restore_generator(replay.rng, meta["replay_rng"])
+
+    # A replay of the other observation is refused before anything is trained or saved; the
+    # look draws one sequence and puts the sampler back, so a resumed run draws as it would have.
+    drawn_from = replay.rng.bit_generator.state
+    check_batch(replay.sample(1, wm.batch_length), wm, run.replay)
+    replay.rng.bit_generator.state = drawn_from
 
     def save() -> Path:
         extra = {"replay_rng": generator_state(replay.rng), **replay.checkpoint_meta()}
