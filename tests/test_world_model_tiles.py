@@ -284,7 +284,7 @@ def test_world_model_verbs_refuse_the_other_observation_in_one_line(
         return line
 
     train = ("train", "world-model", "--run", "px", "--updates", "1")
-    assert "holds a pixel replay and world_model.observation is tiles" in refused(*train)
+    assert "holds a pixel replay (chunks without tiles.npz)" in refused(*train)
     assert not any(checkpoints.glob("*.json"))
     result = as_kind("pixels", *train)
     assert result.returncode == 0, result.stderr

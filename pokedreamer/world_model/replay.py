@@ -419,7 +419,8 @@ class Replay:
             self._vocabulary_saved = -1  # rewritten at the next save: it may have grown
         elif any(_CHUNK_NAME.fullmatch(p.name) for p in directory.iterdir()):
             raise UserError(
-                f"{directory} holds a pixel replay and world_model.observation is tiles; "
+                f"{directory} holds a pixel replay (chunks without {VOCABULARY_FILE}) and "
+                "world_model.observation is tiles; "
                 "set world_model.observation = pixels or pick another run"
             )
 
