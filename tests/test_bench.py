@@ -164,6 +164,20 @@ def test_bench_imagine_json_keys() -> None:
     assert report["behavior_transitions_per_s"] > 0 and report["behavior_ratio"] > 0
 
 
+def test_bench_train_times_pixels_and_tiles_in_one_run() -> None:
+    report = _json("train", "--preset", "tiny", "--updates", "1", "--device", "cpu")
+    assert list(report) == [
+        "machine", "device", "preset", "batch", "processes", "length",
+        "replayed_transitions_per_s", "tiles_transitions_per_s", "tiles_over_pixels",
+        "env_steps_per_s", "ratio",
+    ]  # fmt: skip
+    assert report["preset"] == "tiny" and report["batch"] == 16 and report["length"] == 64
+    assert report["replayed_transitions_per_s"] > 0 and report["tiles_transitions_per_s"] > 0
+    ratio = report["tiles_transitions_per_s"] / report["replayed_transitions_per_s"]
+    # One round: the median of one ratio is the ratio of the rates (as rounded).
+    assert report["tiles_over_pixels"] == pytest.approx(ratio, rel=0.02)
+
+
 def test_bench_loop_json_keys() -> None:
     report = _json("loop", "--preset", "tiny", "--envs", "1", "--steps", "10", "--train-steps", "0")
     assert list(report) == ["machine", "preset", "planner", "acting"]

@@ -27,6 +27,7 @@ from pokedreamer.agent.actor_critic import Actor, Critic, ReturnNorm, lambda_ret
 from pokedreamer.agent.shaping import subgoal_shaping
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.env.tiles import GRID_HW
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     GOAL_ENCODING_SIZE,
@@ -158,14 +159,16 @@ class Behavior(nn.Module):
         observation, then pick each env's button.
 
         state: the previous posterior (world_model.rssm.initial(B) before the first step);
-        action_prev (B,) int64, the button that led to `frame` (B, 144, 160) uint8 with GameState
+        action_prev (B,) int64, the button that led to `frame` (B, 144, 160) uint8 (a tiles
+        model: its tokens (B, 18, 20)) with GameState
         `vector` (B, 30); is_first (B,) bool resets those envs' state; goal (B, G). Latents are
         always sampled (the filter is stochastic); sample=False takes the policy's mode.
         Returns (actions (B,) int64, new posterior state).
         """
         b = action_prev.shape[0]
         assert action_prev.shape == (b,) and action_prev.dtype == torch.int64, action_prev
-        assert frame.shape == (b, *FRAME_SHAPE) and frame.dtype == torch.uint8, frame.shape
+        # A tiles model observes the screen's cell tokens (B, 18, 20) instead (env/tiles.py).
+        assert frame.shape[:1] == (b,) and frame.shape[1:] in (FRAME_SHAPE, GRID_HW), frame.shape
         assert vector.shape == (b, VECTOR_SIZE), vector.shape
         assert is_first.shape == (b,) and is_first.dtype == torch.bool, is_first
         assert goal.shape == (b, GOAL_ENCODING_SIZE), goal.shape

@@ -34,6 +34,7 @@ from pokedreamer.world_model.checkpoint import (
     rng_state,
     save_checkpoint,
 )
+from pokedreamer.world_model.observation import check_observation
 from pokedreamer.world_model.presets import PRESETS
 
 CHECKPOINT_NAME = "agent"
@@ -95,8 +96,10 @@ class Start:
     def world_model_settings(
         self, settings: WorldModelSettings, num_actions: int
     ) -> WorldModelSettings:
-        """``settings`` with the checkpoint's preset; refused when its buttons differ."""
+        """``settings`` with the checkpoint's preset; refused when its buttons or its kind of
+        observation differ."""
         meta = self.meta
+        check_observation(meta, settings, self.source)
         preset = next((p for p in PRESETS.values() if p.meta() == meta["preset"]), None)
         if preset is None:
             raise UserError(f"{self.source}: its preset {meta['preset'].get('name')!r} is unknown")
@@ -139,6 +142,7 @@ class Checkpointer:
             "rng": rng_state(),
             "loop_rng": generator_state(learner.rng),
             "replay_rng": generator_state(learner.replay.rng),
+            **learner.replay.checkpoint_meta(),
             # Oldest first, as behaviour learning draws from it.
             "subgoal_pool": learner.pool.dump(),
             "settings": self.settings.model_dump(mode="json", exclude={"planner": {"api_key"}}),
@@ -157,6 +161,7 @@ class Checkpointer:
         # What only matters to training (re-sized state heads, a critic of older returns) is
         # told to a run that trains, not to one that only acts.
         restore_module("model", learner.world_model, tensors, start.source, announce=optimizer)
+        learner.replay.adopt_checkpoint(meta, start.source)
         if "optimizer" in meta and optimizer:
             restore_optimizer("optimizer", learner.trainer.optimizer, tensors, meta["optimizer"])
         if meta["kind"] == "agent":

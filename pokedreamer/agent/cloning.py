@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +38,22 @@ LOG_EVERY = 100
 
 
 @torch.no_grad()
-def posterior_features(world_model: WorldModel, demos: Demos, device: torch.device) -> torch.Tensor:
+def posterior_features(
+    world_model: WorldModel,
+    demos: Demos,
+    device: torch.device,
+    observe: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> torch.Tensor:
     """Every row's features (n, F) on the CPU: each stretch filtered from its start, one row a
-    step, as the loop filters the screens it plays; LANES stretches side by side."""
+    step, as the loop filters the screens it plays; LANES stretches side by side. ``observe``
+    turns the recorded screens into what the world model reads (a tiles model: their tokens,
+    ``Learner.observation``)."""
     n = len(demos)
     begins = np.flatnonzero(demos.starts)
     ends = np.append(begins[1:], n)
     feats = torch.empty(n, world_model.preset.feat_size)
-    frames, vectors = torch.from_numpy(demos.frames), torch.from_numpy(demos.vectors)
+    observed = demos.frames if observe is None else observe(demos.frames)
+    frames, vectors = torch.from_numpy(observed), torch.from_numpy(demos.vectors)
     actions = torch.from_numpy(demos.actions)
     for first in range(0, len(begins), LANES):
         begin, end = begins[first : first + LANES], ends[first : first + LANES]
@@ -95,7 +103,7 @@ def run_cloning(
     )
     if len(labelled) > imitation.settings.capacity:
         print(f"keeping the newest {imitation.settings.capacity} (imitation.capacity)", flush=True)
-    feats = posterior_features(learner.world_model, demos, learner.device)
+    feats = posterior_features(learner.world_model, demos, learner.device, learner.observation)
     goals = goal_rows(demos, loop.planners.facts)
     index = torch.from_numpy(labelled)
     imitation.add(feats[index], goals[index], torch.from_numpy(demos.labels[labelled]))

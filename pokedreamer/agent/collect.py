@@ -11,7 +11,7 @@ from rich.progress import Progress
 from pokedreamer.config import Settings
 from pokedreamer.env.vector import make_vector_env
 from pokedreamer.rundir import RunDir
-from pokedreamer.world_model.replay import Replay
+from pokedreamer.world_model.replay import run_replay
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def collect(
     if policy != "random":
         return collect_with_checkpoint(settings, run, steps, envs, policy)
     wm = settings.world_model
-    replay = Replay(run.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed)
+    replay = run_replay(run.replay, wm, seed=settings.env.seed)
     venv = make_vector_env(settings.env, settings.rewards, envs, asynchronous=envs > 1)
     rng = np.random.default_rng(settings.env.seed)
     n_actions = int(venv.single_action_space.n)

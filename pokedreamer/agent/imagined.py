@@ -1,6 +1,8 @@
 """The world model's guess of env 0's newest screen, for watchers.
 
-The prior's guess is made before the posterior has seen the frame. Decoding is not free, so it
+The prior's guess is made before the posterior has seen the frame; a tiles model's guess is a
+grid of tokens, drawn through the run's vocabulary at the screen's full 160 x 144 (a token it has
+no pattern for drawn as unknown, env/tiles.py). Decoding is not free, so it
 runs on a budget: at most ``IMAGINE_SHARE`` of the wall time, and no more often than
 ``IMAGINE_FPS``.
 """
@@ -13,6 +15,7 @@ from typing import Any
 import torch
 
 from pokedreamer.agent.events import EventBus, ImaginedEvent
+from pokedreamer.env.tiles import TileVocabulary
 from pokedreamer.world_model.model import WorldModel
 
 IMAGINE_SHARE = 0.01  # of the wall time, at most, decoding imagined frames for watchers
@@ -21,11 +24,13 @@ IMAGINE_FPS = 5.0  # imagined frames a second, at most: enough to watch the mode
 
 class ImaginedFrames:
     def __init__(
-        self, world_model: WorldModel, num_actions: int, device: torch.device, bus: EventBus
-    ) -> None:
+        self, world_model: WorldModel, num_actions: int, device: torch.device, bus: EventBus,
+        tiles: TileVocabulary | None = None,
+    ) -> None:  # fmt: skip
         self.world_model, self.num_actions, self.device, self.bus = (
             world_model, num_actions, device, bus,
         )  # fmt: skip
+        self.tiles = tiles
         self._next = 0.0
 
     def due(self) -> bool:
@@ -47,9 +52,12 @@ class ImaginedFrames:
                 actions_prev[:1].to(self.device), self.num_actions
             ).float()
             prior = rssm.img_step(state, one_hot)
-            shades = self.world_model.decode(rssm.feat(prior)).argmax(-3)[0]
-        pool = self.world_model.preset.pool
-        frame = shades.to(torch.uint8).cpu().numpy().repeat(pool, 0).repeat(pool, 1)
+            guess = self.world_model.imagined_obs(rssm.feat(prior))[0].cpu().numpy()
+        if self.tiles is not None:
+            frame = self.tiles.render(guess)
+        else:
+            pool = self.world_model.preset.pool
+            frame = guess.repeat(pool, 0).repeat(pool, 1)
         self.bus.publish(ImaginedEvent(step, 0, frame))
         spent = time.perf_counter() - began
         self._next = began + max(spent / IMAGINE_SHARE, 1.0 / IMAGINE_FPS)

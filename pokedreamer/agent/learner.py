@@ -24,7 +24,7 @@ from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.heads import StateRanges
-from pokedreamer.world_model.replay import Replay
+from pokedreamer.world_model.replay import run_replay
 from pokedreamer.world_model.rssm import RSSMState
 from pokedreamer.world_model.trainer import WorldModelTrainer
 
@@ -67,14 +67,20 @@ class Learner:
         self.preset = self.world_model.preset
         self.behavior = Behavior(self.preset, num_actions, settings.agent).to(self.device)
         self.rng = np.random.default_rng(seed)
-        self.replay = Replay(
-            run.replay, world_model.replay_capacity, world_model.replay_chunk, seed=seed
-        )
+        self.replay = run_replay(run.replay, world_model, seed=seed)
+        self.tiles = self.replay.vocabulary
+        """The run's tile vocabulary (world_model.observation tiles), else None: acting
+        tokenizes each screen with it, as the replay does."""
         self.imitation = (
             Imitation(imitation, self.behavior, seed=seed) if imitation is not None else None
         )
         self.pool = SubgoalPool(facts)
         self.last_metrics: dict[str, float] = {}
+
+    def observation(self, frames: np.ndarray) -> np.ndarray:
+        """What the world model observes of screens (..., 144, 160): the screens themselves, or
+        their cell tokens (..., 18, 20) from the run's vocabulary."""
+        return frames if self.tiles is None else self.tiles.tokenize(frames)
 
     # --- world model and behaviour --------------------------------------------------------------
 

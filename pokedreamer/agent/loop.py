@@ -145,8 +145,9 @@ class AgentLoop:
         )
         self.events = Events(self.bus, self.buttons, self.planners.facts, self.tally)
         self.imagined = ImaginedFrames(
-            self.learner.world_model, self.num_actions, self.learner.device, self.bus
-        )
+            self.learner.world_model, self.num_actions, self.learner.device, self.bus,
+            self.learner.tiles,
+        )  # fmt: skip
         self.driver: Driver | None = None
         """The envs of the latest ``run``."""
         self._logged_calls = self.planners.ledger.calls
@@ -203,7 +204,8 @@ class AgentLoop:
                 prev_post = post
                 actor, post = learner.behavior.policy_step(
                     learner.world_model, post, actions_prev.to(device),
-                    torch.from_numpy(frames).to(device), torch.from_numpy(vectors).to(device),
+                    torch.from_numpy(learner.observation(frames)).to(device),
+                    torch.from_numpy(vectors).to(device),
                     is_first.to(device), goal, settings.agent.sample,
                 )  # fmt: skip
                 actions = self.policy.act(Turn(self.steps, actor.cpu(), post, goal, driver.envs))

@@ -61,7 +61,12 @@ def make_loop(
                     f"run {name} exists already; continue it with --resume "
                     f"{existing.parent} or pick another --name"
                 )
-        if checkpoint is None and rom.game == "fixture":
+        # The shipped weights observe pixels: a tiles run starts from a new model.
+        if (
+            checkpoint is None
+            and rom.game == "fixture"
+            and settings.world_model.observation == "pixels"
+        ):
             checkpoint = shipped_checkpoint()
         run = RunDir.create(settings, name)
     return AgentLoop(

@@ -39,7 +39,7 @@ from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.checkpoint import latest_checkpoint
 from pokedreamer.world_model.distributed import SINGLE, Ranks
 from pokedreamer.world_model.heads import StateRanges
-from pokedreamer.world_model.replay import Replay
+from pokedreamer.world_model.replay import run_replay
 from pokedreamer.world_model.train import train_world_model
 from pokedreamer.world_model.trainer import CHECKPOINT_NAME as WM_CHECKPOINT_NAME
 
@@ -158,7 +158,7 @@ class Recipe:
             self.say(f"collect: done before ({stage['steps']:,} steps), skipped")
             return
         wm = self.settings.world_model
-        have = len(Replay(self.run_dir.replay, wm.replay_capacity, wm.replay_chunk))
+        have = len(run_replay(self.run_dir.replay, wm))
         if have:
             self.say(f"collect: resuming at {have:,} of {target:,} steps")
             stage["resumes"] = stage.get("resumes", 0) + 1

@@ -82,6 +82,26 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
             scaling = result["processes_scaling"][n]
             typer.echo(f"{n} process(es): {rate:.0f} steps/s (x{scaling:.2f} of linear)")
 
+    @bench.command("tiles")
+    def tiles(
+        ctx: typer.Context,
+        json_out: JsonOption = False,
+        steps: Annotated[int, typer.Option(min=20, help="Random-button env steps.")] = 2000,
+        capacity: Annotated[
+            int | None, typer.Option(help="Vocabulary capacity (default: world_model's).")
+        ] = None,
+        run: Annotated[
+            Path | None,
+            typer.Option(metavar="RUN_DIR", help="Tokenize this run's recorded episodes."),
+        ] = None,
+    ) -> None:
+        """Tokenizing a screen into tiles against an env step, and the vocabulary it grows."""
+        from pokedreamer.bench.tiles import bench_tiles
+
+        settings = settings_for(ctx)
+        size = capacity or settings.world_model.tile_capacity
+        echo_result(bench_tiles(settings.env, steps, size, run).as_dict(), json_out)
+
     @bench.command("imagine")
     def imagine(
         ctx: typer.Context,
@@ -106,11 +126,14 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         ctx: typer.Context,
         json_out: JsonOption = False,
         preset: PresetOption = None,
-        updates: Annotated[int, typer.Option(min=1, help="Timed updates.")] = 5,
+        updates: Annotated[
+            int, typer.Option(min=1, help="Timed updates of each model, in turn.")
+        ] = 5,
         device: DeviceOption = None,
     ) -> None:
-        """Replayed transitions/s of world-model updates beside one env process's steps/s;
-        under torchrun, of the processes training together (DDP)."""
+        """Replayed transitions/s of world-model updates, pixels and tiles (their ratio in
+        tiles_over_pixels), beside one env process's steps/s; under torchrun, of the processes
+        training together (DDP)."""
         from pokedreamer.bench.world_model import bench_train
         from pokedreamer.world_model.distributed import process_group
 

@@ -11,8 +11,11 @@ ROM) beside the world model's rate, and report the ratio:
   reads the state heads; ``behavior_ratio`` is the update's rate over the bare rollout's, the
   median of the rounds' ratios;
 - train: replayed transitions/s of world-model updates (batch x length per update, forward,
-  backward and the optimiser step). Under ``torchrun`` the processes train with DDP, each on its
-  share of the batch, and the rate is the global batch's; rank 0 measures the env alone.
+  backward and the optimiser step), of the pixel model and the token model (world_model.
+  observation "pixels" and "tiles") at the same preset, one update of each in turn;
+  ``tiles_over_pixels`` is the median of the rounds' ratios. Under ``torchrun`` the processes
+  train with DDP, each on its share of the batch, and the rates are the global batch's; rank 0
+  measures the env alone.
 """
 
 from __future__ import annotations
@@ -64,16 +67,26 @@ class WorldModelBench:
     """imagine: imagined transitions/s of the real behaviour update."""
     behavior_ratio: float | None = None
     """imagine: the behaviour update's rate over the bare rollout's (median of the rounds)."""
+    tiles_per_s: float | None = None
+    """train: replayed transitions/s of the token model (world_model_per_s is the pixel
+    model's)."""
+    tiles_over_pixels: float | None = None
+    """train: the token model's rate over the pixel model's (median of the rounds)."""
     processes: int = 1
     """train: the learner's processes (torchrun's ranks) sharing each batch."""
 
     def as_dict(self) -> dict[str, Any]:
         unit = "imagined" if self.kind == "imagine" else "replayed"
-        behavior: dict[str, float] = {}
+        extra: dict[str, float] = {}
         if self.behavior_per_s is not None and self.behavior_ratio is not None:
-            behavior = {
+            extra = {
                 "behavior_transitions_per_s": round(self.behavior_per_s, 1),
                 "behavior_ratio": round(self.behavior_ratio, 2),
+            }
+        if self.tiles_per_s is not None and self.tiles_over_pixels is not None:
+            extra = {
+                "tiles_transitions_per_s": round(self.tiles_per_s, 1),
+                "tiles_over_pixels": round(self.tiles_over_pixels, 2),
             }
         return {
             "machine": self.machine,
@@ -83,7 +96,7 @@ class WorldModelBench:
             **({"processes": self.processes} if self.kind == "train" else {}),
             "horizon" if self.kind == "imagine" else "length": self.length,
             f"{unit}_transitions_per_s": round(self.world_model_per_s, 1),
-            **behavior,
+            **extra,
             "env_steps_per_s": round(self.env_steps_per_s, 1),
             "ratio": round(self.world_model_per_s / self.env_steps_per_s, 2),
         }
@@ -174,34 +187,56 @@ def bench_imagine(
 def bench_train(
     settings: WorldModelSettings, env_settings: EnvSettings, updates: int = 5, ranks: Ranks = SINGLE
 ) -> WorldModelBench | None:
-    """The result on rank 0; None on the other ranks."""
+    """``updates`` rounds of one pixel-model update then one token-model update, at the
+    configured preset and batch; then the env's steps/s. ``replayed_transitions_per_s`` is the
+    pixel model's, ``tiles_transitions_per_s`` the token model's (tile_capacity tokens). The
+    result on rank 0; None on the other ranks.
+
+    On a CPU with one torch thread its CPU time is the clock, as in bench_imagine."""
     num_actions = env_settings.num_actions
-    trainer, device = _model(settings, num_actions, ranks)
+    pixels, device = _model(
+        settings.model_copy(update={"observation": "pixels"}), num_actions, ranks
+    )
+    tiles, _ = _model(settings.model_copy(update={"observation": "tiles"}), num_actions, ranks)
     share = ranks.share(settings.batch_size)  # this rank's rows of the global batch
     b, t = share.stop - share.start, settings.batch_length
     rng = np.random.default_rng(ranks.rank)
-    # Shapes and dtypes are what the replay gives; the values do not change the cost.
+    # Shapes and dtypes are what the replay gives. The values do not change the pixel model's
+    # cost; the token model's two-level softmax costs a little more the more groups of tokens a
+    # batch holds, and random tokens over the whole capacity hold them all (the worst case).
     batch = {
-        "frames": rng.integers(0, 4, (b, t, 144, 160), dtype=np.uint8),
         "states": rng.random((b, t, 30), dtype=np.float32),
         "actions": rng.integers(0, num_actions, (b, t)),
         "rewards": rng.normal(size=(b, t)).astype(np.float32),
         "is_first": np.zeros((b, t), dtype=bool),
         "is_terminal": np.zeros((b, t), dtype=bool),
     }
-    trainer.update(batch)  # warm-up
+    frames = rng.integers(0, 4, (b, t, 144, 160), dtype=np.uint8)
+    grids = rng.integers(0, settings.tile_capacity, (b, t, 18, 20), dtype=np.uint16)
+    pixel_batch, tile_batch = {**batch, "frames": frames}, {**batch, "tiles": grids}
+    pixels.update(pixel_batch), tiles.update(tile_batch)  # warm-up
+    sync = _synchronize(device)
+    # Ranks wait on each other's gradients: only a lone process's CPU time is its clock.
+    one_thread = device.type == "cpu" and torch.get_num_threads() == 1 and ranks.world_size == 1
+    clock = time.thread_time if one_thread else time.perf_counter
 
-    def train() -> None:
-        for _ in range(updates):
-            trainer.update(batch)
+    def pixel_update() -> float:
+        return timed(lambda: pixels.update(pixel_batch), clock, sync)
 
-    rate = settings.batch_size * t * updates / timed(train, sync=_synchronize(device))
+    def tile_update() -> float:
+        return timed(lambda: tiles.update(tile_batch), clock, sync)
+
+    rounds = alternate(updates, pixel_update, tile_update)
     env_rate = env_steps_per_s(env_settings) if ranks.is_main else 0.0
     barrier(ranks)
     if not ranks.is_main:
         return None
+    amp = pixels._autocast is not None
+    total = settings.batch_size * t * updates
     return WorldModelBench(
-        "train", settings.preset, device_name(device, trainer._autocast is not None),
-        settings.batch_size, t, rate, env_rate, machine_description(),
+        "train", settings.preset,
+        device_name(device, amp) + (", thread CPU time" if one_thread else ""),
+        settings.batch_size, t, total / sum(rounds.first), env_rate, machine_description(),
+        tiles_per_s=total / sum(rounds.second), tiles_over_pixels=rounds.ratio(),
         processes=ranks.world_size,
     )  # fmt: skip

@@ -4,17 +4,19 @@ For each sequence the model observes ``context`` real steps (the posterior), the
 ``horizon`` more under the logged actions with the prior alone. Per imagined step we compare with
 what really happened: the map id (the share right), the player's tile (state heads' x, y against
 the GameState, Euclidean, in tiles, where the map is right), the decoded screen (PSNR of the
-squared error pooled over the step's frames, shades scaled to [0, 1], at the model's resolution)
-and the reward. Each figure has a "nothing moves" baseline beside it: the last observed screen,
-state and reward held for every imagined step. The observed half gives the 1-step
-reconstruction PSNR. Outputs: a JSON and a markdown report, a PNG grid (real / model /
-difference) and a GIF of real beside imagined.
+squared error pooled over the step's frames, shades scaled to [0, 1], at the model's resolution;
+a token model's grids rendered through the vocabulary at 144x160), for a token model the share
+of cells whose token is right (where the map is right), and the reward. Each figure has a
+"nothing moves" baseline beside it: the last observed screen, state and reward held for every
+imagined step. The observed half gives the 1-step reconstruction PSNR. Outputs: a JSON and a
+markdown report, a PNG grid (real / model / difference) and a GIF of real beside imagined.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,13 +29,17 @@ from pokedreamer.env.frames import GREYS
 from pokedreamer.errors import UserError
 from pokedreamer.world_model.checkpoint import latest_checkpoint
 from pokedreamer.world_model.model import WorldModel
-from pokedreamer.world_model.replay import Replay
+from pokedreamer.world_model.observation import check_batch
+from pokedreamer.world_model.replay import VOCABULARY_FILE, Replay, run_replay
 from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 
 if TYPE_CHECKING:
     from pokedreamer.config import Settings
     from pokedreamer.rundir import RunDir
     from pokedreamer.world_model.heads import StateRanges
+
+Render = Callable[[np.ndarray], np.ndarray]
+"""A vocabulary's render: token grids (..., 18, 20) -> uint8 shades (..., 144, 160)."""
 
 
 @dataclass
@@ -43,12 +49,22 @@ class OpenLoopReport:
     sequences: int
     recon_psnr: float  # observed steps, posterior reconstructions, of their pooled error
     steps: list[dict[str, float]] = field(default_factory=list)  # one per imagined step
+    observation: str = "pixels"
+    recon_cell_accuracy: float | None = None  # tiles: observed steps, the share of cells right
 
     def at(self, step: int) -> dict[str, float]:
         """The row of imagined step ``step`` (1-based)."""
         return self.steps[step - 1]
 
     def markdown(self, title: str) -> str:
+        tiles = self.observation == "tiles"
+        recon = f"**1-step reconstruction PSNR (observed steps): {_db(self.recon_psnr)}**"
+        if tiles:
+            recon = (
+                f"**1-step reconstruction (observed steps): PSNR {_db(self.recon_psnr)} rendered "
+                f"at 144×160, cells right {_share(self.recon_cell_accuracy)}**"
+            )
+        cells = " cells right where the map is right |" if tiles else ""
         lines = [
             f"# {title}",
             "",
@@ -57,19 +73,24 @@ class OpenLoopReport:
             '"nothing moves" baseline: the last observed screen, state and reward held for '
             "every imagined step.",
             "",
-            f"**1-step reconstruction PSNR (observed steps): {_db(self.recon_psnr)}**",
+            recon,
             "",
             "| imagined step | map right | tile error where the map is right (tiles) "
-            "| PSNR of the pooled error | reward error |",
-            "|---|---|---|---|---|",
+            f"| PSNR of the pooled error |{cells} reward error |",
+            "|---|---|---|---|---|" + ("---|" if tiles else ""),
         ]
         for row in self.steps:
+            cell = ""
+            if tiles:
+                cell = (
+                    f" {_share(row['cell_accuracy'])} ({_share(row['baseline_cell_accuracy'])}) |"
+                )
             lines.append(
                 f"| {int(row['step'])} "
                 f"| {row['map_accuracy']:.3f} ({row['baseline_map_accuracy']:.3f}) "
                 f"| {_tiles(row['tile_error'])} ({_tiles(row['baseline_tile_error'])}) "
-                f"| {_db(row['psnr'])} ({_db(row['baseline_psnr'])}) "
-                f"| {row['reward_error']:.4f} ({row['baseline_reward_error']:.4f}) |"
+                f"| {_db(row['psnr'])} ({_db(row['baseline_psnr'])}) |{cell}"
+                f" {row['reward_error']:.4f} ({row['baseline_reward_error']:.4f}) |"
             )
         return "\n".join(lines) + "\n"
 
@@ -80,6 +101,10 @@ def _db(value: float) -> str:
 
 def _tiles(value: float) -> str:
     return "—" if math.isnan(value) else f"{value:.3f}"
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def pooled_psnr(pred: torch.Tensor, true: torch.Tensor) -> float:
@@ -94,29 +119,37 @@ def pooled_psnr(pred: torch.Tensor, true: torch.Tensor) -> float:
 @dataclass(frozen=True)
 class StepGuess:
     """What a predictor says of each imagined step, every tensor (B, H) but ``shades``
-    (B, H, h, w): the world model's imagination, the "nothing moves" baseline, or (truth_of)
-    what really happened."""
+    (B, H, h, w) and, for a token model, ``tokens`` (B, H, 18, 20): the world model's
+    imagination, the "nothing moves" baseline, or (truth_of) what really happened."""
 
     shades: torch.Tensor
     map_id: torch.Tensor
     x: torch.Tensor
     y: torch.Tensor
     reward: torch.Tensor
+    tokens: torch.Tensor | None = None
 
     def steps(self, index: int | slice) -> StepGuess:
         """The guess at step ``index`` (an int drops the step axis) of every sequence."""
-        return StepGuess(*(getattr(self, f.name)[:, index] for f in fields(self)))
+        picked = (getattr(self, f.name) for f in fields(self))
+        return StepGuess(*(None if t is None else t[:, index] for t in picked))
 
 
-def truth_of(shades: torch.Tensor, states: torch.Tensor, rewards: torch.Tensor) -> StepGuess:
+def truth_of(
+    shades: torch.Tensor,
+    states: torch.Tensor,
+    rewards: torch.Tensor,
+    tokens: torch.Tensor | None = None,
+) -> StepGuess:
     """What really happened, from shades (B, H, h, w), GameState vectors (B, H, 30) (map id, x
-    and y scaled by 1/255 in slots 0-2) and rewards (B, H)."""
+    and y scaled by 1/255 in slots 0-2), rewards (B, H) and a token model's grids."""
     return StepGuess(
         shades=shades,
         map_id=(states[..., 0] * 255).round().long(),
         x=(states[..., 1] * 255).round(),
         y=(states[..., 2] * 255).round(),
         reward=rewards.float(),
+        tokens=tokens,
     )
 
 
@@ -134,6 +167,7 @@ def standing_still(last: StepGuess, horizon: int) -> StepGuess:
         x=hold(last.x),
         y=hold(last.y),
         reward=hold(last.reward),
+        tokens=None if last.tokens is None else hold(last.tokens),
     )
 
 
@@ -141,44 +175,61 @@ def score_steps(guess: StepGuess, truth: StepGuess) -> list[dict[str, float]]:
     """Per imagined step: ``psnr`` of the pooled error over the step's frames, ``map_accuracy``
     (the share of sequences whose map id is right), ``tile_error`` (mean Euclidean distance in
     tiles between the guessed and the true x, y, over the sequences whose map is right only, as
-    a position on the wrong map means nothing; NaN when none is) and ``reward_error`` (mean
-    absolute)."""
+    a position on the wrong map means nothing; NaN when none is), ``reward_error`` (mean
+    absolute) and, where both have tokens, ``cell_accuracy`` (the share of cells whose token
+    is right, over the sequences whose map is right; NaN when none is)."""
     map_ok = guess.map_id == truth.map_id
     distance = torch.sqrt((guess.x.float() - truth.x) ** 2 + (guess.y.float() - truth.y) ** 2)
     reward_error = (guess.reward.float() - truth.reward).abs()
+    cells_right = None
+    if guess.tokens is not None and truth.tokens is not None:
+        cells_right = (guess.tokens == truth.tokens).float().mean((-2, -1))  # (B, H)
     rows = []
     for i in range(truth.map_id.shape[1]):
         right = map_ok[:, i]
-        rows.append(
-            {
-                "psnr": pooled_psnr(guess.shades[:, i], truth.shades[:, i]),
-                "map_accuracy": float(right.float().mean()),
-                "tile_error": float(distance[:, i][right].mean()) if right.any() else math.nan,
-                "reward_error": float(reward_error[:, i].mean()),
-            }
-        )
+        row = {
+            "psnr": pooled_psnr(guess.shades[:, i], truth.shades[:, i]),
+            "map_accuracy": float(right.float().mean()),
+            "tile_error": float(distance[:, i][right].mean()) if right.any() else math.nan,
+            "reward_error": float(reward_error[:, i].mean()),
+        }
+        if cells_right is not None:
+            share = cells_right[:, i][right]
+            row["cell_accuracy"] = float(share.mean()) if right.any() else math.nan
+        rows.append(row)
     return rows
+
+
+def _rendered(render: Render, tokens: torch.Tensor) -> torch.Tensor:
+    """Token grids (..., 18, 20) rendered through ``render`` to uint8 shades (..., 144, 160)."""
+    frames = np.asarray(render(tokens.cpu().numpy()))
+    assert frames.shape == (*tokens.shape[:-2], 144, 160), frames.shape
+    return torch.as_tensor(frames.astype(np.uint8, copy=False), device=tokens.device)
 
 
 @torch.no_grad()
 def open_loop(
-    model: WorldModel, batch: dict[str, np.ndarray], context: int
+    model: WorldModel, batch: dict[str, np.ndarray], context: int, render: Render | None = None
 ) -> tuple[OpenLoopReport, np.ndarray, np.ndarray]:
     """The report over ``batch`` (sequences of context + horizon steps, as Replay.sample gives
     them), with the real and the model's shade frames (B, T, h, w): reconstructions for the
-    observed steps, imagination after."""
+    observed steps, imagination after. A token model's batch holds "tiles", and ``render``
+    (its vocabulary's) draws its grids and the real ones at 144x160, where PSNR is taken."""
     model.eval()
     device = next(model.parameters()).device
     t = {k: torch.as_tensor(v, device=device) for k, v in batch.items()}
     b, length = t["actions"].shape
     horizon = length - context
     assert context >= 1 and horizon >= 1, (context, length)
-    shades = model.shades(t["frames"])
-    embeds = model.embed_shades(shades[:, :context], t["states"][:, :context])
+    tiles = model.observation == "tiles"
+    if tiles and render is None:
+        raise ValueError("a token world model's open-loop report needs its vocabulary's render")
+    target = model.target(t[model.observation_key])
+    embeds = model.embed_shades(target[:, :context], t["states"][:, :context])
     posts, _ = model.rssm.observe(
         embeds, t["actions"][:, :context], t["is_first"][:, :context], sample=False
     )
-    recon = model.decode(model.rssm.feat(posts)).argmax(-3)
+    recon = model.imagined_obs(model.rssm.feat(posts))
     state = posts.map(lambda x: x[:, -1])
     feats = []
     for i in range(context, length):
@@ -186,25 +237,40 @@ def open_loop(
         state = model.rssm.img_step(state, action, sample=False)
         feats.append(model.rssm.feat(state))
     feat = torch.stack(feats, 1)  # (B, H, F)
-    imagined = model.decode(feat).argmax(-3)
+    imagined = model.imagined_obs(feat)
     preds = model.predict(feat)
-    seen = truth_of(shades, t["states"], t["rewards"])
+    model_obs = torch.cat([recon, imagined], 1)
+    if render is not None and tiles:
+        real, drawn = _rendered(render, target), _rendered(render, model_obs)
+        real_tokens, model_tokens = target, model_obs
+    else:
+        real, drawn = target, model_obs
+        real_tokens = model_tokens = None
+    seen = truth_of(real, t["states"], t["rewards"], real_tokens)
     truth, last = seen.steps(slice(context, None)), seen.steps(context - 1)
-    guess = StepGuess(imagined, preds["map_id"], preds["x"], preds["y"], preds["reward"])
+    guess = StepGuess(
+        drawn[:, context:], preds["map_id"], preds["x"], preds["y"], preds["reward"],
+        None if model_tokens is None else model_tokens[:, context:],
+    )  # fmt: skip
     model_rows = score_steps(guess, truth)
     still_rows = score_steps(standing_still(last, horizon), truth)
+    recon_cells = None
+    if model_tokens is not None and real_tokens is not None:
+        right = model_tokens[:, :context] == real_tokens[:, :context]
+        recon_cells = float(right.float().mean())
     report = OpenLoopReport(
         context=context,
         horizon=horizon,
         sequences=b,
-        recon_psnr=pooled_psnr(recon, shades[:, :context]),
+        recon_psnr=pooled_psnr(drawn[:, :context], real[:, :context]),
+        observation=model.observation,
+        recon_cell_accuracy=recon_cells,
     )
     for i, (ours, still) in enumerate(zip(model_rows, still_rows, strict=True)):
         report.steps.append(
             {"step": i + 1, **ours, **{f"baseline_{k}": v for k, v in still.items()}}
         )
-    model_frames = torch.cat([recon, imagined], 1)
-    return report, shades.cpu().numpy(), model_frames.cpu().numpy()
+    return report, real.cpu().numpy(), drawn.cpu().numpy()
 
 
 def _grey(frame: np.ndarray, scale: int) -> np.ndarray:
@@ -294,12 +360,21 @@ def summary_line(report: OpenLoopReport) -> str:
     """One line: the reconstruction, then at imagined steps 15 and 29 (or the last) the model's
     PSNR, map and tile figures with the "nothing moves" baseline's in brackets."""
     parts = [f"recon PSNR {_db(report.recon_psnr)}"]
+    if report.observation == "tiles":
+        parts[0] += f", cells right {_share(report.recon_cell_accuracy)}"
     for step in sorted({min(15, report.horizon), min(29, report.horizon)}):
         row = report.at(step)
+        cells = ""
+        if "cell_accuracy" in row:
+            cells = (
+                f", cells right {_share(row['cell_accuracy'])} "
+                f"(still {_share(row['baseline_cell_accuracy'])})"
+            )
         parts.append(
             f"step {step}: PSNR {_db(row['psnr'])} (still {_db(row['baseline_psnr'])}), "
             f"map right {row['map_accuracy']:.3f} (still {row['baseline_map_accuracy']:.3f}), "
             f"tile error {_tiles(row['tile_error'])} (still {_tiles(row['baseline_tile_error'])})"
+            + cells
         )
     return "; ".join(parts)
 
@@ -322,41 +397,68 @@ def clean_sequences(replay: Any, count: int, length: int, tries: int = 20) -> di
     return {k: np.concatenate([b[k] for b in kept])[:count] for k in kept[0]}
 
 
+METRICS = (
+    "psnr: of the mean squared error pooled over a step's frames and pixels, shades scaled to "
+    "[0, 1], at the model's resolution (null: no error); map_accuracy: share of sequences whose "
+    "predicted map id is right; tile_error: Euclidean distance in tiles between the state heads' "
+    "(x, y) and the GameState's, over the sequences whose map is right (null: none is); "
+    "baseline_*: the same for 'nothing moves', the last observed screen, state and reward held"
+)
+TILE_METRICS = (
+    "; for this token model psnr is of the grids rendered through the vocabulary at 144x160, "
+    "and cell_accuracy the share of cells whose token is right, over the sequences whose map "
+    "is right (null: none is)"
+)
+
+
 def evaluate_run(
     trainer: Any, checkpoint: Path, replay: Any, out_dir: Path, sequences: int, context: int,
-    horizon: int, data: str,
+    horizon: int, data: str, render: Render | None = None,
 ) -> tuple[OpenLoopReport, dict[str, Path]]:  # fmt: skip
-    """Loads ``checkpoint`` into ``trainer``, scores it on ``replay`` and writes the report."""
+    """Loads ``checkpoint`` into ``trainer``, scores it on ``replay`` and writes the report;
+    ``render`` draws a token model's grids (its vocabulary's)."""
     meta = trainer.load(checkpoint)
+    if isinstance(replay, Replay):  # a token model's ids mean the patterns its checkpoint kept
+        replay.adopt_checkpoint(meta, checkpoint)
     batch = clean_sequences(replay, sequences, context + horizon)
-    report, real, model = open_loop(trainer.model, batch, context)
+    check_batch(batch, trainer.settings, f"the replay of run {data}")
+    report, real, model = open_loop(trainer.model, batch, context, render)
+    tiles = report.observation == "tiles"
     info = {
         "checkpoint": checkpoint.name,
         "updates": meta.get("updates"),
         "preset": trainer.settings.preset,
+        "observation": report.observation,
         "data": data,
         "replay_steps": len(replay),
-        "metrics": "psnr: of the mean squared error pooled over a step's frames and pixels, "
-        "shades scaled to [0, 1], at the model's resolution (null: no error); map_accuracy: "
-        "share of sequences whose predicted map id is right; tile_error: Euclidean distance in "
-        "tiles between the state heads' (x, y) and the GameState's, over the sequences whose "
-        "map is right (null: none is); baseline_*: the same for 'nothing moves', the last "
-        "observed screen, state and reward held",
+        "metrics": METRICS + (TILE_METRICS if tiles else ""),
     }
     return report, write_report(out_dir, report, real, model, info)
 
 
 def evaluate_world_model(
     settings: Settings, run: RunDir, data: RunDir, checkpoint: Path | None, sequences: int,
-    context: int, horizon: int, ranges: StateRanges | None = None,
+    context: int, horizon: int, ranges: StateRanges | None = None, render: Render | None = None,
 ) -> tuple[OpenLoopReport, dict[str, Path]]:  # fmt: skip
     """``pokedreamer eval world-model``: the open-loop report of ``checkpoint`` (default: the
-    run's latest) on ``data``'s replay, written to ``run``/eval/<checkpoint name>/."""
+    run's latest) on ``data``'s replay, written to ``run``/eval/<checkpoint name>/. A token
+    model (world_model.observation = "tiles") needs ``render``, its vocabulary's."""
     path = checkpoint or latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
     if path is None:
         raise UserError(f"{run.checkpoints} has no checkpoint: train first")
     wm = settings.world_model
-    replay = Replay(data.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed + 1)
+    no_vocabulary = not (data.replay / VOCABULARY_FILE).is_file()
+    if wm.observation == "tiles" and render is None and no_vocabulary:
+        raise UserError(
+            f"{data.path} has no tile vocabulary to draw its token model's dreams with; "
+            'collect with world_model.observation = "tiles" first'
+        )
+    replay = run_replay(data.replay, wm, seed=settings.env.seed + 1)
+    if render is None and replay.vocabulary is not None:
+        # The checkpoint's vocabulary joins it when evaluate_run loads the checkpoint.
+        render = replay.vocabulary.render
     trainer = WorldModelTrainer(wm, settings.env.num_actions, ranges=ranges)
     out = run.path / "eval" / path.name
-    return evaluate_run(trainer, path, replay, out, sequences, context, horizon, data.path.name)
+    return evaluate_run(
+        trainer, path, replay, out, sequences, context, horizon, data.path.name, render
+    )

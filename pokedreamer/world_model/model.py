@@ -1,8 +1,12 @@
 """WorldModel: encoder, RSSM, decoder and prediction heads, with their loss (DreamerV3).
 
-Inputs are what the env records per step: the screen as uint8 shade indices (144, 160), the
-GameState vector (VECTOR_SIZE floats), the action (int64) that led to the step, its reward, and
-is_first / is_terminal flags. Device-agnostic; the trainer adds bf16 autocast / compile on CUDA.
+Inputs are what the env records per step: the screen (its observation), the GameState vector
+(VECTOR_SIZE floats), the action (int64) that led to the step, its reward, and is_first /
+is_terminal flags. The observation is of one of two kinds (world_model.observation): "pixels",
+uint8 shade indices (144, 160), or "tiles", the screen's 18x20 grid of tile tokens (any integer
+dtype; the replay's uint16). Only the encoder, the decoder and the decoder's loss differ between
+them; the RSSM, the heads and their losses are the same. Device-agnostic; the trainer adds bf16
+autocast / compile on CUDA.
 """
 
 from __future__ import annotations
@@ -26,8 +30,16 @@ from pokedreamer.world_model.heads import ANY_BYTE, STATE_HEADS, StateHeads, Sta
 from pokedreamer.world_model.nets import MLP, Decoder, Encoder, downsample, image_input
 from pokedreamer.world_model.presets import Preset
 from pokedreamer.world_model.rssm import RSSM, RSSMState
+from pokedreamer.world_model.tile_nets import GRID_HW, TileDecoder, TileEncoder, token_input
 
-BATCH_KEYS = ("frames", "states", "actions", "rewards", "is_first", "is_terminal")
+BATCH_KEYS = ("states", "actions", "rewards", "is_first", "is_terminal")
+"""The batch's keys besides its observations, under OBSERVATION_KEYS[model.observation]."""
+OBSERVATION_KEYS = {"pixels": "frames", "tiles": "tiles"}
+"""Where a replayed batch holds each kind of observation: frames (B, T, 144, 160) uint8, or tiles
+(B, T, 18, 20) uint16."""
+CELL_ACC_STRIDE = 16
+"""The tile model's cell accuracy is taken on every 16th step of a batch: it needs each cell's
+whole distribution, which the loss itself never computes."""
 
 
 class WorldModel(nn.Module):
@@ -49,10 +61,20 @@ class WorldModel(nn.Module):
         self.preset = preset
         self.num_actions = num_actions
         self.settings = settings = settings or WorldModelSettings()
+        self.observation = settings.observation
+        """"pixels" or "tiles": what the encoder reads and the decoder predicts."""
+        self.tile_capacity = settings.tile_capacity
         p = preset
-        self.encoder = Encoder(p)
+        # Registered in this order (encoder, RSSM, decoder): the optimiser's saved moments are
+        # matched to parameters by position.
+        tiles = self.observation == "tiles"
+        self.encoder: Encoder | TileEncoder = (
+            TileEncoder(p, settings.tile_capacity) if tiles else Encoder(p)
+        )
         self.rssm = RSSM(p, num_actions, settings.unimix)
-        self.decoder = Decoder(p)
+        self.decoder: Decoder | TileDecoder = (
+            TileDecoder(p, settings.tile_capacity) if tiles else Decoder(p)
+        )
         # Zero output layer: the first reward predictions are exactly 0, not noise the actor
         # would chase (DreamerV3).
         self.reward_head = MLP(p.feat_size, p.reward_bins, p.hidden, p.mlp_layers, zero_out=True)
@@ -61,23 +83,41 @@ class WorldModel(nn.Module):
 
     # -- preprocessing ----------------------------------------------------------------------
 
+    @property
+    def observation_key(self) -> str:
+        """The batch key of this model's observations: "frames" or "tiles"."""
+        return OBSERVATION_KEYS[self.observation]
+
     def shades(self, frames: Tensor) -> Tensor:
         """uint8 screens (..., 144, 160) -> uint8 shades at the model's resolution (..., h, w):
-        the decoder's target and, scaled, the encoder's input."""
+        the pixel decoder's target and, scaled, the pixel encoder's input."""
         return downsample(frames, self.preset.image_hw)
 
+    def target(self, obs: Tensor) -> Tensor:
+        """What the decoder predicts of observations as recorded: shades (..., h, w) uint8 of
+        screens (..., 144, 160), or the token grids (..., 18, 20) themselves, as int64."""
+        if self.observation == "tiles":
+            assert obs.shape[-2:] == GRID_HW and not obs.is_floating_point(), obs.shape
+            return obs.long()
+        return self.shades(obs)
+
     def embed_shades(self, shades: Tensor, states: Tensor) -> Tensor:
-        """Embeddings (..., E) of shades (..., h, w) uint8 and GameState vectors (..., 30)."""
+        """Embeddings (..., E) of decoder targets (``target``: shades (..., h, w) uint8, or
+        tokens (..., 18, 20)) and GameState vectors (..., 30)."""
         lead = shades.shape[:-2]
-        assert shades.shape[-2:] == self.preset.image_hw, shades.shape
         assert states.shape == (*lead, VECTOR_SIZE), (states.shape, lead)
-        image = image_input(shades.reshape(-1, *self.preset.image_hw))
-        embed = self.encoder(image, states.reshape(-1, VECTOR_SIZE).float())
+        vectors = states.reshape(-1, VECTOR_SIZE).float()
+        if self.observation == "tiles":
+            embed = self.encoder(token_input(shades.reshape(-1, *GRID_HW)), vectors)
+        else:
+            assert shades.shape[-2:] == self.preset.image_hw, shades.shape
+            embed = self.encoder(image_input(shades.reshape(-1, *self.preset.image_hw)), vectors)
         return embed.reshape(*lead, -1)
 
-    def embed(self, frames: Tensor, states: Tensor) -> Tensor:
-        """Embeddings (..., E) of screens (..., 144, 160) uint8 and GameState vectors."""
-        return self.embed_shades(self.shades(frames), states)
+    def embed(self, obs: Tensor, states: Tensor) -> Tensor:
+        """Embeddings (..., E) of observations (screens (..., 144, 160) uint8, or token grids
+        (..., 18, 20)) and GameState vectors."""
+        return self.embed_shades(self.target(obs), states)
 
     # -- inference --------------------------------------------------------------------------
 
@@ -85,23 +125,39 @@ class WorldModel(nn.Module):
         self,
         state: RSSMState,
         action: Tensor,
-        frame: Tensor,
+        obs: Tensor,
         vector: Tensor,
         is_first: Tensor,
         sample: bool = True,
     ) -> RSSMState:
-        """The agent loop's filter: the posterior after `action` (B,) int64 led to `frame`
-        (B, 144, 160) uint8 with GameState `vector` (B, 30); resets where is_first (B,)."""
-        assert action.shape == is_first.shape == frame.shape[:1], (action.shape, frame.shape)
+        """The agent loop's filter: the posterior after `action` (B,) int64 led to `obs` (a
+        screen (B, 144, 160) uint8, or a token grid (B, 18, 20)) with GameState `vector` (B, 30);
+        resets where is_first (B,)."""
+        assert action.shape == is_first.shape == obs.shape[:1], (action.shape, obs.shape)
         one_hot = F.one_hot(action, self.num_actions).to(state.deter.dtype)
-        post, _ = self.rssm.obs_step(state, one_hot, self.embed(frame, vector), is_first, sample)
+        post, _ = self.rssm.obs_step(state, one_hot, self.embed(obs, vector), is_first, sample)
         return post
 
     def decode(self, feat: Tensor) -> Tensor:
-        """feat (..., F) -> shade logits (..., 4, h, w); argmax gives the imagined screen."""
+        """feat (..., F) -> shade logits (..., 4, h, w), or for tiles the log-probabilities of
+        every token per cell (..., tile_capacity, 18, 20); argmax over dim -3 is the imagined
+        screen (``imagined_obs`` gets it without the whole distribution)."""
         lead = feat.shape[:-1]
-        logits = self.decoder(feat.reshape(-1, self.preset.feat_size))
+        flat = feat.reshape(-1, self.preset.feat_size)
+        if isinstance(self.decoder, TileDecoder):
+            logits = self.decoder.log_probs(self.decoder.cells(flat))
+        else:
+            logits = self.decoder(flat)
         return logits.reshape(*lead, *logits.shape[1:])
+
+    def imagined_obs(self, feat: Tensor) -> Tensor:
+        """feat (..., F) -> the most likely screen: uint8 shades (..., h, w) for pixels, int64
+        tokens (..., 18, 20) for tiles (the caller renders them through its vocabulary)."""
+        if isinstance(self.decoder, TileDecoder):
+            lead = feat.shape[:-1]
+            cells = self.decoder.cells(feat.reshape(-1, self.preset.feat_size))
+            return self.decoder.argmax(cells).reshape(*lead, *GRID_HW)
+        return self.decode(feat).argmax(-3).to(torch.uint8)
 
     def predict(self, feat: Tensor, state: bool = True) -> dict[str, Tensor]:
         """What the heads say about feat (..., F), each (...) unless noted: "reward" (mean of
@@ -144,20 +200,27 @@ class WorldModel(nn.Module):
     ) -> tuple[Tensor, dict[str, float], RSSMState]:
         """(loss, metrics, posteriors) on a batch of sequences.
 
-        batch: frames uint8 (B, T, 144, 160), states float32 (B, T, 30), actions int64 (B, T),
+        batch: frames uint8 (B, T, 144, 160) (pixels) or tiles (B, T, 18, 20) of an integer dtype
+        (tiles), states float32 (B, T, 30), actions int64 (B, T),
         rewards float32 (B, T), is_first bool (B, T), is_terminal bool (B, T). Step t's reward
         and is_terminal are those of the transition into observation t. start: the state before
         step 0 (a previous chunk's last posterior), zeros when None. The posteriors (B, T, ...)
         come back detached: the behaviour's imagination starts from them, and ``[:, -1]`` of
         them is the next chunk's start.
 
-        Each step's loss sums image cross-entropy (over pixels: the frame's log-likelihood),
-        reward twohot cross-entropy, continue BCE (target 1 - is_terminal), the state heads'
-        losses and the KL terms; the loss is its mean over steps.
+        Each step's loss sums the image cross-entropy (over pixels or cells: the observation's
+        log-likelihood; "image_loss" in the metrics, with "image_acc", the share of pixels
+        right, or "cell_acc", the share of cells right), reward twohot cross-entropy, continue
+        BCE (target 1 - is_terminal), the state heads' losses and the KL terms; the loss is its
+        mean over steps.
         """
-        frames, states, actions, rewards, is_first, is_terminal = (batch[k] for k in BATCH_KEYS)
+        obs = batch[self.observation_key]
+        states, actions, rewards, is_first, is_terminal = (batch[k] for k in BATCH_KEYS)
         b, t = actions.shape
-        assert frames.shape == (b, t, *FRAME_SHAPE) and frames.dtype == torch.uint8, frames.shape
+        if self.observation == "tiles":
+            assert obs.shape == (b, t, *GRID_HW) and not obs.is_floating_point(), obs.shape
+        else:
+            assert obs.shape == (b, t, *FRAME_SHAPE) and obs.dtype == torch.uint8, obs.shape
         assert states.shape == (b, t, VECTOR_SIZE), states.shape
         assert actions.dtype == torch.int64, actions.dtype
         assert rewards.shape == (b, t) and rewards.is_floating_point(), rewards.shape
@@ -168,20 +231,12 @@ class WorldModel(nn.Module):
         )
         cfg = self.settings
 
-        shades = self.shades(frames)
+        target = self.target(obs)
         posts, priors = self.rssm.observe(
-            self.embed_shades(shades, states), actions, is_first, start
+            self.embed_shades(target, states), actions, is_first, start
         )
         feat = self.rssm.feat(posts)
-
-        # Cross-entropy is left to autocast's float32 policy: casting the logits here would
-        # hold a float32 copy of the largest tensor in the step.
-        image_logits = self.decoder(feat.reshape(b * t, -1))
-        target = shades.reshape(b * t, *self.preset.image_hw).long()
-        pixel_nll = F.cross_entropy(image_logits, target, reduction="none")
-        image_loss = pixel_nll.sum((-2, -1)).reshape(b, t).float()
-        with torch.no_grad():
-            image_acc = (image_logits.argmax(1) == target).float().mean()
+        image_loss, image_metric = self._image_loss(feat, target)
 
         reward_loss = twohot_loss(self.reward_head(feat), rewards)
         cont_logit = self.cont_head(feat).squeeze(-1).float()
@@ -215,7 +270,7 @@ class WorldModel(nn.Module):
             named = {
                 "loss": loss,
                 "image_loss": image_loss.mean(),
-                "image_acc": image_acc,
+                image_metric[0]: image_metric[1],
                 "reward_loss": reward_loss.mean(),
                 "cont_loss": cont_loss.mean(),
                 "state_loss": state_loss.mean(),
@@ -229,6 +284,28 @@ class WorldModel(nn.Module):
             values = torch.stack([v.float() for v in named.values()]).tolist()
         metrics = dict(zip(named, values, strict=True))
         return loss, metrics, posts.map(Tensor.detach)
+
+    def _image_loss(self, feat: Tensor, target: Tensor) -> tuple[Tensor, tuple[str, Tensor]]:
+        """The decoder's loss per step (B, T), float32: the cross-entropy of the targets (B, T,
+        ...) summed over pixels or cells; and the accuracy metric, named."""
+        b, t = target.shape[:2]
+        flat = feat.reshape(b * t, -1)
+        if isinstance(self.decoder, TileDecoder):
+            cells = self.decoder.cells(flat).reshape(b, t, *GRID_HW, -1)
+            cell_nll = self.decoder.nll(cells, target)
+            with torch.no_grad():
+                sub = slice(None, None, CELL_ACC_STRIDE)
+                right = self.decoder.argmax(cells[:, sub]) == target[:, sub]
+            return cell_nll.sum((-2, -1)).float(), ("cell_acc", right.float().mean())
+        # Cross-entropy is left to autocast's float32 policy: casting the logits here would
+        # hold a float32 copy of the largest tensor in the step.
+        image_logits = self.decoder(flat)
+        shades = target.reshape(b * t, *self.preset.image_hw).long()
+        pixel_nll = F.cross_entropy(image_logits, shades, reduction="none")
+        image_loss = pixel_nll.sum((-2, -1)).reshape(b, t).float()
+        with torch.no_grad():
+            image_acc = (image_logits.argmax(1) == shades).float().mean()
+        return image_loss, ("image_acc", image_acc)
 
 
 assert set(STATE_HEADS).isdisjoint({"reward", "cont"})  # predict() merges both namespaces

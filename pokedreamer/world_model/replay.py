@@ -3,7 +3,8 @@
 A step is what the agent saw on arriving somewhere and how it got there:
 
     field        stored as       bytes  meaning
-    frames       uint8 (5760,)   5,760  the screen, 2 bits a pixel (`pack_frames`)
+    frames       uint8 (5760,)   5,760  the screen, 2 bits a pixel (`pack_frames`), or
+    tiles        uint16 (18, 20)   720  the screen's cell tokens (env/tiles.py), in a tiles replay
     states       float16 (30,)      60  the GameState vector (values in [0, 1], so fp16 holds them)
     actions      uint8               1  the action that led here; 0 at an episode's first step
     rewards      float32             4  the reward received on arriving here
@@ -16,6 +17,11 @@ never mix their sequences. A full chunk is written as `chunk-<stream>-<seq>.npz`
 counter across all streams, so it orders chunks by age: eviction drops the lowest, resume keeps the
 highest. A chunk is written to a `.tmp` file first and renamed over the final name, so a killed run
 leaves either the old file or the new one, never half of one.
+
+A replay holds one observation kind. A tiles replay (made with a `TileVocabulary`) stores each
+screen as its tokens and keeps the vocabulary that gives them meaning beside its chunks, as
+`tiles.npz`, written before any chunk that uses a token it adds; a directory of the other kind is
+refused in one line, as the world model's checkpoint of the other kind is.
 
 Sampling draws a start uniformly over every position where `length` steps fit inside one chunk,
 finished or still filling. A sequence may cross an episode boundary inside a chunk (`is_first`
@@ -38,12 +44,17 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pokedreamer.env.frames import FRAME_SHAPE, PACKED_FRAME_BYTES, pack_frames
 from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.env.tiles import GRID_HW, TileVocabulary
 from pokedreamer.errors import UserError
+
+if TYPE_CHECKING:
+    from pokedreamer.config import WorldModelSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +67,13 @@ FIELDS: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
     "is_first": (np.dtype(np.bool_), ()),
     "is_terminal": (np.dtype(np.bool_), ()),
 }
+TILE_FIELDS: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
+    "tiles": (np.dtype(np.uint16), GRID_HW),
+    **{name: field for name, field in FIELDS.items() if name != "frames"},
+}
+"""The layout of a tiles replay: the cell tokens in place of the packed frame."""
+VOCABULARY_FILE = "tiles.npz"
+"""A tiles replay's vocabulary, in its directory."""
 MAX_ACTION = np.iinfo(np.uint8).max
 
 _CHUNK_NAME = re.compile(r"chunk-(\d+)-(\d+)\.npz")
@@ -102,11 +120,19 @@ class Replay:
     the buffer holds at most `capacity` steps, and less than that by under one chunk. Open chunks
     (one per stream) are never dropped: with many streams and a small capacity they may exceed it.
 
+    With `tiles`, a tiles replay: `add` tokenizes each screen with that vocabulary (growing it),
+    and the vocabulary saved in `directory` is adopted into it first (`TileVocabulary.adopt`).
+
     Safe to share between one thread that adds and one that samples.
     """
 
     def __init__(
-        self, directory: Path | None, capacity: int, chunk_length: int = 1024, seed: int = 0
+        self,
+        directory: Path | None,
+        capacity: int,
+        chunk_length: int = 1024,
+        seed: int = 0,
+        tiles: TileVocabulary | None = None,
     ) -> None:
         if chunk_length < 1:
             raise UserError(f"replay chunk length must be at least 1, got {chunk_length}")
@@ -117,6 +143,11 @@ class Replay:
                 f"({chunk_length}); raise the capacity or shorten the chunks"
             )
         self.directory = directory
+        self.vocabulary = tiles
+        self.fields = FIELDS if tiles is None else TILE_FIELDS
+        self.observation = "pixels" if tiles is None else "tiles"
+        self._obs_field = "frames" if tiles is None else "tiles"
+        self._vocabulary_saved = 0  # tokens the vocabulary file holds
         self.capacity = capacity
         self.chunk_length = chunk_length
         # Public so that a trainer can checkpoint and restore it for an exact resume.
@@ -142,7 +173,10 @@ class Replay:
         is_terminal: bool = False,
     ) -> None:
         """Appends one step of env `stream`: the frame and state it arrived at, and how."""
-        packed = pack_frames(frame)  # checks dtype, shape and 0-3 values
+        if self.vocabulary is None:
+            observed = pack_frames(frame)  # checks dtype, shape and 0-3 values
+        else:
+            observed = self.vocabulary.tokenize(frame)  # checks the same, via pack_frames
         state = np.asarray(state)
         if state.shape != (VECTOR_SIZE,):
             raise ValueError(f"state must have shape ({VECTOR_SIZE},), got {state.shape}")
@@ -156,7 +190,7 @@ class Replay:
                 chunk = self._start_chunk(stream)
             i = chunk.size
             data = chunk.data
-            data["frames"][i] = packed
+            data[self._obs_field][i] = observed
             data["states"][i] = state
             data["actions"][i] = action
             data["rewards"][i] = reward
@@ -174,7 +208,7 @@ class Replay:
     def _start_chunk(self, stream: int) -> _Chunk:
         data = {
             name: np.empty((self.chunk_length, *shape), dtype)
-            for name, (dtype, shape) in FIELDS.items()
+            for name, (dtype, shape) in self.fields.items()
         }
         chunk = _Chunk(stream, self._next_seq, data, 0, True, None)
         self._next_seq += 1
@@ -206,7 +240,8 @@ class Replay:
     ) -> dict[str, np.ndarray]:
         """`batch` sequences of `length` consecutive steps of one chunk each, uniformly at random.
 
-        Returns frames uint8 (B, L, 144, 160) with shades 0-3, states float32 (B, L, 30),
+        Returns frames uint8 (B, L, 144, 160) with shades 0-3 (a tiles replay: tiles uint16
+        (B, L, 18, 20) instead), states float32 (B, L, 30),
         actions int64 (B, L), rewards float32 (B, L), is_first and is_terminal bool (B, L), and
         cut bool (B,). Each sequence starts as an episode does (module doc): is_first[:, 0] set,
         actions[:, 0] 0; cut marks those whose first step was not an episode's first.
@@ -235,7 +270,7 @@ class Replay:
             starts = picks - (ends[which] - counts[which])
             out = {
                 name: np.empty((batch, length, *shape), dtype)
-                for name, (dtype, shape) in FIELDS.items()
+                for name, (dtype, shape) in self.fields.items()
             }
             # Copy under the lock (a chunk still filling may be written meanwhile); unpack after.
             for b, (c, s) in enumerate(zip(which.tolist(), starts.tolist(), strict=True)):
@@ -245,8 +280,12 @@ class Replay:
         cut = ~out["is_first"][:, 0]
         out["is_first"][:, 0] = True
         out["actions"][:, 0] = 0
+        if self.vocabulary is None:
+            observed = {"frames": out["frames"] if packed else _unpack(out["frames"])}
+        else:
+            observed = {"tiles": out["tiles"]}
         return {
-            "frames": out["frames"] if packed else _unpack(out["frames"]),
+            **observed,
             "states": out["states"].astype(np.float32),
             "actions": out["actions"].astype(np.int64),
             "rewards": out["rewards"],
@@ -264,10 +303,23 @@ class Replay:
 
     @property
     def bytes_per_step(self) -> int:
-        """Memory a stored step takes: 5,827 bytes (5,760 of them the packed frame)."""
-        return sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in FIELDS.values())
+        """Memory a stored step takes: 5,827 bytes (5,760 of them the packed frame); 787 in a
+        tiles replay (720 of them the tokens)."""
+        return sum(dtype.itemsize * int(np.prod(shape)) for dtype, shape in self.fields.values())
 
     # --- persistence --------------------------------------------------------------------------
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """What a checkpoint keeps so that its model's tokens mean something wherever it is
+        loaded: a tiles replay's vocabulary (`TileVocabulary.to_meta`) under "tiles"."""
+        return {} if self.vocabulary is None else {"tiles": self.vocabulary.to_meta()}
+
+    def adopt_checkpoint(self, meta: dict[str, Any], source: object) -> None:
+        """Grows a tiles replay's vocabulary to the one checkpoint `source` saved (its model
+        names those tokens); UserError if the two number patterns differently."""
+        if self.vocabulary is not None and "tiles" in meta:
+            saved = TileVocabulary.from_meta(meta["tiles"], f"checkpoint {source}")
+            self.vocabulary.adopt(saved, f"checkpoint {source}")
 
     def flush(self) -> None:
         """Writes the steps of chunks still filling, so that a run killed later loses few steps.
@@ -279,6 +331,7 @@ class Replay:
         if self.directory is None:
             return
         with self._lock:
+            self._save_vocabulary()
             for chunk in self._open.values():
                 if chunk.size > chunk.saved:
                     self._save(chunk)
@@ -286,6 +339,7 @@ class Replay:
     def _save(self, chunk: _Chunk) -> None:
         if self.directory is None:
             return
+        self._save_vocabulary()  # first: a chunk on disk never holds a token the file lacks
         path = self.directory / f"chunk-{chunk.stream}-{chunk.seq:09d}.npz"
         tmp = path.with_name(path.name + _TMP_SUFFIX)
         # An open file object, because np.savez appends ".npz" to a name that lacks it. No fsync:
@@ -298,13 +352,24 @@ class Replay:
         chunk.path = path
         chunk.saved = chunk.size
 
+    def _save_vocabulary(self) -> None:
+        vocabulary = self.vocabulary
+        if self.directory is None or vocabulary is None:
+            return
+        if len(vocabulary) != self._vocabulary_saved:
+            vocabulary.save(self.directory / VOCABULARY_FILE)
+            self._vocabulary_saved = len(vocabulary)
+
     def _load(self, directory: Path) -> None:
         if directory.exists() and not directory.is_dir():
             raise UserError(f"replay directory {directory} is a file; move it or pick another run")
         directory.mkdir(parents=True, exist_ok=True)
+        self._check_kind(directory)
         found: list[tuple[int, int, Path]] = []
         for path in sorted(directory.iterdir()):
             name = path.name
+            if name == VOCABULARY_FILE:
+                continue
             if name.endswith(_TMP_SUFFIX) and _CHUNK_NAME.fullmatch(name[: -len(_TMP_SUFFIX)]):
                 path.unlink(missing_ok=True)  # a write that a killed run left half done
                 continue
@@ -326,10 +391,10 @@ class Replay:
                 path.unlink(missing_ok=True)
                 dropped += 1
                 continue
-            data = _read_chunk(path)
+            data = _read_chunk(path, self.fields)
             if data is None:
                 continue
-            size = len(data["frames"])
+            size = len(data[self._obs_field])
             if self._steps + size > self.capacity:
                 path.unlink(missing_ok=True)
                 dropped += 1
@@ -345,8 +410,38 @@ class Replay:
                 self.capacity,
             )
 
+    def _check_kind(self, directory: Path) -> None:
+        """Refuses a directory of the other observation kind; a tiles replay adopts the
+        vocabulary saved there."""
+        saved = directory / VOCABULARY_FILE
+        if self.vocabulary is None:
+            if saved.exists():
+                raise UserError(
+                    f"{directory} holds a tiles replay and world_model.observation is pixels; "
+                    "set world_model.observation = tiles or pick another run"
+                )
+            return
+        if saved.exists():
+            self.vocabulary.adopt(TileVocabulary.load(saved), f"{saved}")
+            self._vocabulary_saved = -1  # rewritten at the next save: it may have grown
+        elif any(_CHUNK_NAME.fullmatch(p.name) for p in directory.iterdir()):
+            raise UserError(
+                f"{directory} holds a pixel replay (chunks without {VOCABULARY_FILE}) and "
+                "world_model.observation is tiles; "
+                "set world_model.observation = pixels or pick another run"
+            )
 
-def _read_chunk(path: Path) -> dict[str, np.ndarray] | None:
+
+def run_replay(directory: Path | None, settings: WorldModelSettings, seed: int = 0) -> Replay:
+    """The replay `settings` call for: of tiles, with a vocabulary of `settings.tile_capacity`
+    (grown from the one saved in `directory`), when world_model.observation is tiles."""
+    tiles = TileVocabulary(settings.tile_capacity) if settings.observation == "tiles" else None
+    return Replay(directory, settings.replay_capacity, settings.replay_chunk, seed, tiles)
+
+
+def _read_chunk(
+    path: Path, fields: dict[str, tuple[np.dtype, tuple[int, ...]]]
+) -> dict[str, np.ndarray] | None:
     """A chunk file's arrays, or None (after one warning line) if it is not a valid chunk."""
     try:
         # allow_pickle=False: an object array raises instead of being unpickled.
@@ -358,19 +453,20 @@ def _read_chunk(path: Path) -> dict[str, np.ndarray] | None:
         _skip(path, "not an .npz archive")
         return None
     with loaded:
-        if sorted(loaded.files) != sorted(FIELDS):
-            _skip(path, f"holds {sorted(loaded.files)}, expected {sorted(FIELDS)}")
+        if sorted(loaded.files) != sorted(fields):
+            _skip(path, f"holds {sorted(loaded.files)}, expected {sorted(fields)}")
             return None
         try:
-            data = {name: loaded[name] for name in FIELDS}
+            data = {name: loaded[name] for name in fields}
         except Exception as e:  # truncated member, bad header, object array, ...
             _skip(path, e)
             return None
-    size = len(data["frames"]) if data["frames"].ndim else 0
+    first = data[next(iter(fields))]
+    size = len(first) if first.ndim else 0
     if size < 1:
         _skip(path, "holds no steps")
         return None
-    for name, (dtype, shape) in FIELDS.items():
+    for name, (dtype, shape) in fields.items():
         array = data[name]
         if array.dtype != dtype or array.shape != (size, *shape):
             _skip(

@@ -36,33 +36,43 @@ def train_world_model(
         restore_generator,
     )
     from pokedreamer.world_model.distributed import SINGLE, barrier, rank_seed
-    from pokedreamer.world_model.replay import Replay
+    from pokedreamer.world_model.observation import check_batch
+    from pokedreamer.world_model.replay import run_replay
     from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 
     ranks = ranks or SINGLE
     wm = settings.world_model
     rows = ranks.share(wm.batch_size)
-    replay = Replay(run.replay, wm.replay_capacity, wm.replay_chunk, seed=settings.env.seed)
+    trainer = WorldModelTrainer(
+        wm, settings.env.num_actions, seed=settings.env.seed, ranges=ranges, ranks=ranks
+    )
+    latest = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+    # The checkpoint first: a model of the other observation is refused as such, before its
+    # replay (of that kind too) would be.
+    meta = trainer.load(latest) if latest is not None else {}
+    replay = run_replay(run.replay, wm, seed=settings.env.seed)
     if replay.num_sequences(wm.batch_length) == 0:
         raise UserError(
             f"{run.replay} holds {len(replay)} steps but no sequence of {wm.batch_length}: "
             f"collect first (pokedreamer collect --run {run.path.name})"
         )
-    trainer = WorldModelTrainer(
-        wm, settings.env.num_actions, seed=settings.env.seed, ranges=ranges, ranks=ranks
-    )
-    latest = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
-    if latest is not None:
-        meta = trainer.load(latest)
-        if "replay_rng" in meta:  # so the resumed run draws the batches it would have drawn
-            restore_generator(replay.rng, meta["replay_rng"])
+    replay.adopt_checkpoint(meta, latest)
+    if "replay_rng" in meta:  # so the resumed run draws the batches it would have drawn
+        restore_generator(replay.rng, meta["replay_rng"])
+
+    # A replay of the other observation is refused before anything is trained or saved; the
+    # look draws one sequence and puts the sampler back, so a resumed run draws as it would have.
+    drawn_from = replay.rng.bit_generator.state
+    check_batch(replay.sample(1, wm.batch_length), wm, run.replay)
+    replay.rng.bit_generator.state = drawn_from
     rank_seed(settings.env.seed, trainer.updates, ranks)
 
     def save() -> Path:
         # Every rank holds the same weights and replay generator: rank 0's are the run's.
         path = checkpoint_path(run.checkpoints, CHECKPOINT_NAME, trainer.updates)
         if ranks.is_main:
-            trainer.save(run.checkpoints, {"replay_rng": generator_state(replay.rng)})
+            extra = {"replay_rng": generator_state(replay.rng), **replay.checkpoint_meta()}
+            trainer.save(run.checkpoints, extra)
         barrier(ranks)
         return path
 

@@ -25,6 +25,7 @@ from pokedreamer.world_model.checkpoint import (
 from pokedreamer.world_model.distributed import SINGLE, Ranks, data_parallel, mean_over_ranks
 from pokedreamer.world_model.heads import StateRanges
 from pokedreamer.world_model.model import WorldModel
+from pokedreamer.world_model.observation import META_KEYS, check_observation, observation_meta
 from pokedreamer.world_model.presets import PRESETS
 from pokedreamer.world_model.rssm import RSSMState
 
@@ -143,7 +144,12 @@ class WorldModelTrainer:
     def identity(self) -> dict[str, Any]:
         """What a checkpoint must match to be loaded into this trainer."""
         preset = PRESETS[self.settings.preset].meta()
-        return {"kind": "world_model", "preset": preset, "num_actions": self.num_actions}
+        return {
+            "kind": "world_model",
+            "preset": preset,
+            "num_actions": self.num_actions,
+            **observation_meta(self.settings),
+        }
 
     def save(self, directory: Path, extra: dict[str, Any] | None = None) -> Path:
         """Writes ``directory/wm-<updates>``; ``extra`` joins the JSON (e.g. the replay's RNG)."""
@@ -163,7 +169,10 @@ class WorldModelTrainer:
 
     def load(self, path: Path) -> dict[str, Any]:
         """Restores model, optimiser, update count and RNG; returns the checkpoint's JSON."""
-        tensors, meta = load_checkpoint(path, expect=self.identity())
+        # The observation is checked apart: a checkpoint without it is a pixel model's.
+        expect = {k: v for k, v in self.identity().items() if k not in META_KEYS}
+        tensors, meta = load_checkpoint(path, expect=expect)
+        check_observation(meta, self.settings, path)
         restore_module("model", self.model, tensors, path)
         restore_optimizer("optimizer", self.optimizer, tensors, meta["optimizer"])
         restore_rng(meta["rng"])

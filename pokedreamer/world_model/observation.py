@@ -1,0 +1,59 @@
+"""Which kind of observation a checkpoint's world model reads, and the refusal of another kind.
+
+A world model of tile tokens and one of pixels share the RSSM and heads but not their encoder
+and decoder, and a token model's output is sized by its vocabulary's capacity: neither loads
+into the other. Every checkpoint records its kind (and, for tiles, the capacity) in its JSON;
+checkpoints written before the token model existed have no such key and are pixel models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pokedreamer.config import WorldModelSettings
+from pokedreamer.errors import UserError
+
+META_KEYS = ("observation", "tile_capacity")
+"""The keys of a checkpoint's JSON that observation_meta writes."""
+
+
+def observation_meta(settings: WorldModelSettings) -> dict[str, Any]:
+    """What a checkpoint of a model under ``settings`` records of its observation: the kind,
+    and for tiles the capacity (a pixel model has no use for one)."""
+    if settings.observation == "tiles":
+        return {"observation": "tiles", "tile_capacity": settings.tile_capacity}
+    return {"observation": "pixels"}
+
+
+def check_observation(meta: dict[str, Any], settings: WorldModelSettings, source: object) -> None:
+    """Refuses, in one line, a checkpoint (its JSON ``meta``) whose world model reads another
+    kind of observation than ``settings`` asks for, or tiles of another capacity."""
+    kind = meta.get("observation", "pixels")
+    if kind != settings.observation:
+        raise UserError(
+            f"{source} is a world model of {kind}, but world_model.observation is "
+            f'"{settings.observation}"; set world_model.observation = "{kind}" '
+            f"(POKEDREAMER_WORLD_MODEL__OBSERVATION={kind}) or give a {settings.observation} "
+            "checkpoint"
+        )
+    capacity = meta.get("tile_capacity")
+    if kind == "tiles" and capacity != settings.tile_capacity:
+        raise UserError(
+            f"{source} is a world model of {capacity} tile tokens, but world_model.tile_capacity "
+            f"is {settings.tile_capacity}; set world_model.tile_capacity = {capacity} or give a "
+            "checkpoint of that capacity"
+        )
+
+
+def check_batch(batch: Mapping[str, object], settings: WorldModelSettings, source: object) -> None:
+    """Refuses, in one line, a replayed batch that lacks the observations the model reads: a
+    replay collected under the other kind of observation (``source`` names the replay)."""
+    key = "tiles" if settings.observation == "tiles" else "frames"
+    if key not in batch:
+        other = "pixels" if key == "tiles" else "tiles"
+        raise UserError(
+            f"{source} holds {other}, not the {settings.observation} that "
+            f'world_model.observation = "{settings.observation}" trains on; collect again with '
+            "this setting into another run, or set it back"
+        )

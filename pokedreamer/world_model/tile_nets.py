@@ -1,0 +1,190 @@
+"""The token world model's encoder and decoder: the screen as its 18x20 grid of tile tokens.
+
+Each cell of the grid holds the token of the 8x8 pattern it shows (pokedreamer.env.tiles names
+them; 0 is "unknown"). The encoder embeds each token and convolves the 18x20 map of embeddings
+down to one vector, joined with the GameState vector as the pixel Encoder does. The decoder
+mirrors it up to one feature vector per cell and gives a categorical over the vocabulary per
+cell.
+
+The output is a two-level (class-factored) softmax: token v lies in group v // S at slot v % S,
+with S = ceil(sqrt(capacity)), and p(v) = p(group | cell) * p(slot | group, cell), each level a
+softmax over about sqrt(capacity) classes with its own weight vector per token. It is an exact
+categorical over the whole vocabulary, so its cross-entropy is the cells' log-likelihood as a
+flat softmax's would be; but training touches only S + S logits per cell instead of
+capacity: 64 instead of 1,024, where a flat softmax's 377 M logits per 16x64 batch (1.5 GB,
+forward and backward) cost more than the rest of an update on this CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pokedreamer.env.frames import FRAME_SHAPE
+from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.world_model.nets import ChannelNorm, ResBlock, _linear_norm_act
+from pokedreamer.world_model.presets import BOTTOM_HW, Preset
+
+CELL = 8
+"""Pixels per side of a tile, the Game Boy's."""
+GRID_HW: tuple[int, int] = (FRAME_SHAPE[0] // CELL, FRAME_SHAPE[1] // CELL)
+"""The screen's grid of cells, (18, 20); one stride-2 stage halves it to BOTTOM_HW."""
+CELLS = GRID_HW[0] * GRID_HW[1]
+CHUNK_ROWS = 4096
+"""Cells whose full distribution over the vocabulary is computed at once when decoding: 16 MB of
+float32 logits at capacity 1,024, however many frames are decoded."""
+
+assert (GRID_HW[0] // 2, GRID_HW[1] // 2) == BOTTOM_HW
+
+
+def tile_width(preset: Preset) -> int:
+    """Width of a token's embedding, of the 9x10 map and of a cell's decoded features: twice the
+    preset's first conv stage (the pixel encoder's second stage, whose maps are 18x20 too)."""
+    return 2 * preset.depth
+
+
+def token_input(tokens: Tensor) -> Tensor:
+    """Token grids (N, 18, 20) of any integer dtype (the replay's uint16) -> int64 indices."""
+    assert tokens.ndim == 3 and tokens.shape[-2:] == GRID_HW, tokens.shape
+    assert not tokens.is_floating_point(), tokens.dtype
+    return tokens.long()
+
+
+class TileEncoder(nn.Module):
+    """Token grid + GameState vector -> embedding (N, preset.embed_size).
+
+    An embedding per token (an 18x20 map of width `tile_width`), one stride-2 4x4 conv down to
+    9x10 and a residual block, flattened and projected to `hidden`; the GameState vector through
+    the same small MLP as the pixel Encoder's. A cell's token is already what a pixel encoder
+    spends its first stages finding, so one stage suffices."""
+
+    def __init__(self, preset: Preset, capacity: int) -> None:
+        super().__init__()
+        self.preset = preset
+        width = tile_width(preset)
+        self.embedding = nn.Embedding(capacity, width)
+        self.convs = nn.Sequential(
+            nn.Conv2d(width, width, 4, stride=2, padding=1, bias=False),
+            ChannelNorm(width),
+            nn.SiLU(),
+            ResBlock(width),
+        )
+        self.image_out = nn.Sequential(*_linear_norm_act(width * BOTTOM_HW[0] * BOTTOM_HW[1],
+                                                         preset.hidden))  # fmt: skip
+        state_width = preset.embed_size - preset.hidden
+        self.state_mlp = nn.Sequential(
+            *_linear_norm_act(VECTOR_SIZE, state_width),
+            *_linear_norm_act(state_width, state_width),
+        )
+
+    def forward(self, tokens: Tensor, state: Tensor) -> Tensor:
+        n = tokens.shape[0]
+        assert tokens.shape == (n, *GRID_HW) and tokens.dtype == torch.int64, tokens.shape
+        assert state.shape == (n, VECTOR_SIZE), state.shape
+        x = self.embedding(tokens).permute(0, 3, 1, 2)  # (N, width, 18, 20)
+        x = self.image_out(self.convs(x).flatten(1))
+        embed = torch.cat([x, self.state_mlp(state)], dim=-1)
+        assert embed.shape == (n, self.preset.embed_size), embed.shape
+        return embed
+
+
+class TileDecoder(nn.Module):
+    """feat -> a categorical over `capacity` tokens per cell.
+
+    `cells(feat)` gives each cell's features (N, 18, 20, width): a linear map to 9x10, a residual
+    block and a stride-2 4x4 transposed conv (the encoder's mirror). `nll` scores them against
+    the true tokens through the two-level softmax; `log_probs` and `argmax` give the whole
+    distribution and its mode, in chunks of CHUNK_ROWS cells."""
+
+    def __init__(self, preset: Preset, capacity: int) -> None:
+        super().__init__()
+        self.preset = preset
+        self.capacity = capacity
+        self.width = width = tile_width(preset)
+        self.slots = math.isqrt(capacity - 1) + 1  # ceil(sqrt(capacity))
+        self.groups = -(-capacity // self.slots)
+        self.linear = nn.Linear(preset.feat_size, width * BOTTOM_HW[0] * BOTTOM_HW[1])
+        self.norm = ChannelNorm(width)
+        self.up = nn.Sequential(
+            ResBlock(width),
+            nn.ConvTranspose2d(width, width, 4, 2, padding=1, bias=False),
+            ChannelNorm(width),
+            nn.SiLU(),
+        )
+        # Level 1: which group; level 2: which slot of the group, a weight vector per token.
+        self.group_out = nn.Linear(width, self.groups)
+        self.slot_weight = nn.Parameter(torch.empty(self.groups, self.slots, width))
+        self.slot_bias = nn.Parameter(torch.zeros(self.groups, self.slots))
+        nn.init.normal_(self.slot_weight, std=width**-0.5)
+        # The last group's slots past the capacity are no tokens: -inf keeps them out of its
+        # softmax. Derived from the capacity, so not saved.
+        mask = torch.zeros(self.groups * self.slots)
+        mask[capacity:] = -math.inf
+        self.register_buffer("slot_mask", mask.reshape(self.groups, self.slots), persistent=False)
+
+    def cells(self, feat: Tensor) -> Tensor:
+        """feat (N, F) -> cell features (N, 18, 20, width)."""
+        n = feat.shape[0]
+        assert feat.shape == (n, self.preset.feat_size), feat.shape
+        x = self.linear(feat).reshape(n, self.width, *BOTTOM_HW)
+        x = self.up(F.silu(self.norm(x)))
+        assert x.shape == (n, self.width, *GRID_HW), x.shape
+        return x.permute(0, 2, 3, 1)
+
+    def nll(self, cells: Tensor, tokens: Tensor) -> Tensor:
+        """-log p(token) (...) of the true tokens (...) int64 under cells (..., width).
+
+        Level 2 needs only each cell's true group: cells are sorted by it and each group's slot
+        softmax runs on its own rows, so no cell computes another group's logits."""
+        lead = tokens.shape
+        h = cells.reshape(-1, self.width)
+        target = tokens.reshape(-1)
+        group, slot = target // self.slots, target % self.slots
+        group_nll = F.cross_entropy(self.group_out(h), group, reduction="none")
+        # index_select / index_copy, and split rather than slices: their backward passes are an
+        # index_add, a gather and a concatenation, where indexing or slicing would zero-fill a
+        # gradient the size of every cell for each group.
+        order = torch.argsort(group)
+        counts = torch.bincount(group, minlength=self.groups).tolist()  # one sync per batch
+        h_parts = h.index_select(0, order).split(counts)
+        slot_parts = slot.index_select(0, order).split(counts)
+        weights, biases = self.slot_weight.unbind(), self.slot_bias.unbind()
+        masks = self.slot_mask.unbind()
+        parts = []
+        for g, count in enumerate(counts):
+            if count == 0:
+                continue
+            logits = F.linear(h_parts[g], weights[g], biases[g]) + masks[g]
+            parts.append(F.cross_entropy(logits, slot_parts[g], reduction="none"))
+        sorted_nll = torch.cat(parts)
+        slot_nll = sorted_nll.new_zeros(target.shape).index_copy(0, order, sorted_nll)
+        return (group_nll + slot_nll.to(group_nll.dtype)).reshape(lead)
+
+    def _log_probs_rows(self, h: Tensor) -> Tensor:
+        """Cells (R, width) -> log p over the vocabulary (R, capacity)."""
+        group = F.log_softmax(self.group_out(h).float(), -1)  # (R, G)
+        weight = self.slot_weight.reshape(-1, self.width)
+        slot = F.linear(h, weight, self.slot_bias.reshape(-1)).float()
+        slot = slot.reshape(-1, self.groups, self.slots) + self.slot_mask
+        slot = F.log_softmax(slot, -1)  # (R, G, S)
+        full = (group.unsqueeze(-1) + slot).flatten(1)
+        return full[:, : self.capacity]
+
+    def log_probs(self, cells: Tensor) -> Tensor:
+        """Cells (..., 18, 20, width) -> log-probabilities (..., capacity, 18, 20), the decoder's
+        logits as the pixel decoder's shade logits are laid out (the class before the grid)."""
+        lead = cells.shape[:-3]
+        rows = cells.reshape(-1, self.width)
+        out = torch.cat([self._log_probs_rows(c) for c in rows.split(CHUNK_ROWS)])
+        return out.reshape(*lead, *GRID_HW, self.capacity).movedim(-1, -3)
+
+    def argmax(self, cells: Tensor) -> Tensor:
+        """Cells (..., 18, 20, width) -> each cell's most likely token (..., 18, 20) int64,
+        without holding the whole distribution of every cell at once."""
+        lead = cells.shape[:-1]
+        rows = cells.reshape(-1, self.width)
+        out = torch.cat([self._log_probs_rows(c).argmax(-1) for c in rows.split(CHUNK_ROWS)])
+        return out.reshape(lead)
