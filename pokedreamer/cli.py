@@ -47,7 +47,25 @@ FLAG_TO_SETTING: dict[str, str] = {
     "planner": "planner.kind",
     "envs": "agent.envs",
     "speed": "agent.speed",
+    "workers": "agent.workers",
+    "ray_address": "agent.ray_address",
 }
+
+WorkersOption = Annotated[
+    Literal["local", "ray"] | None,
+    typer.Option(
+        help="Where the envs step: local processes, or Ray actors (the ray extra) "
+        "(default: agent.workers)."
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDR",
+        help="Ray cluster to join with --workers ray (default: agent.ray_address; empty starts "
+        "a local Ray).",
+    ),
+]
 
 SpeedChoice = Literal["1", "2", "4", "8", "16", "uncapped"]
 SpeedOption = Annotated[
@@ -175,6 +193,8 @@ def run(
     ] = None,
     preset: PresetOption = None,
     speed: SpeedOption = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run the agent: play, plan, learn online and record every episode.
 
@@ -185,7 +205,8 @@ def run(
     from pokedreamer.agent.play import start_loop
 
     flags = {"rom": rom, "headless": headless, "steps": steps, "seed": seed, "planner": planner,
-             "preset": preset, "envs": envs, "speed": speed_setting(speed)}  # fmt: skip
+             "preset": preset, "envs": envs, "speed": speed_setting(speed),
+             "workers": workers, "ray_address": ray_address}  # fmt: skip
     if resume is not None:
         settings = _run_settings(ctx, resume, **flags)
     else:

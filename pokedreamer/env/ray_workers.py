@@ -1,0 +1,282 @@
+"""Envs on Ray actors: each actor steps a batch of envs (one PyBoy each) in one call per step.
+
+``RayVectorEnv`` answers as gymnasium's vector env does with autoreset disabled (observations
+``screen`` and ``state`` stacked over the envs, ``info`` with ``state``, ``rewards`` and ``map``
+and their ``_`` masks), so the driver cannot tell it from the local one; env i seeded with s plays
+the same game on either. The actors run on any node of the Ray cluster.
+
+An actor that dies (its node lost, its process killed) is replaced by a fresh one; the episodes
+its envs were playing are lost. The step that found it dead reports those envs as truncated with
+``info["_restarted"]`` set and their last observation repeated, so the caller ends the episodes
+and resets the envs; a replaced actor's envs are reset once before they step, so that every env
+always has a game to step.
+
+This module is the only one that imports Ray, and only ``make_envs`` with ``workers="ray"``
+imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import numpy as np
+
+from pokedreamer.config import EnvSettings, RewardSettings
+from pokedreamer.env.rewards import TERMS
+from pokedreamer.errors import UserError
+
+try:
+    import ray
+    from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+except ImportError as error:  # pragma: no cover - the message is what a user without Ray sees
+    raise UserError("--workers ray needs Ray: pip install -e '.[ray]' (or make ray)") from error
+
+LOST = (RayActorError, ActorUnavailableError)
+"""What a call to an actor that died raises."""
+
+
+class EnvWorker:
+    """A batch of envs in one Ray actor; every method answers for all of them in one call."""
+
+    def __init__(self, env: EnvSettings, rewards: RewardSettings, count: int) -> None:
+        from pokedreamer.env.gym_env import PokemonRedEnv
+
+        self.envs = [PokemonRedEnv(env, rewards) for _ in range(count)]
+
+    def reset(self, seeds: list[int | None], mask: list[bool]) -> list[Any]:
+        """Resets the envs whose ``mask`` is set, env j to ``seeds[j]``; (obs, info) of each,
+        None for the others."""
+        return [
+            env.reset(seed=seed) if reset else None
+            for env, seed, reset in zip(self.envs, seeds, mask, strict=True)
+        ]
+
+    def step(self, actions: list[int]) -> list[Any]:
+        """Steps every env; each env's (obs, reward, terminated, truncated, info)."""
+        return [env.step(a) for env, a in zip(self.envs, actions, strict=True)]
+
+    def echo(self, value: Any) -> Any:
+        """Returns ``value``: what one call costs (the bench times it)."""
+        return value
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def connect(address: str | None) -> None:
+    """Joins the Ray cluster at ``address``, or starts a local one (once per process)."""
+    if ray.is_initialized():
+        return
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        else:
+            # A small object store: a step's observations are a few hundred kilobytes.
+            ray.init(
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+                object_store_memory=256 * 1024 * 1024,
+            )
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as error:
+        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(
+            f"could not join {where} ({reason}); start it with `ray start --head` or check "
+            "agent.ray_address"
+        ) from error
+
+
+class RayVectorEnv:
+    """``num_envs`` envs over ceil(num_envs / envs_per_worker) Ray actors."""
+
+    def __init__(
+        self,
+        env: EnvSettings,
+        rewards: RewardSettings,
+        num_envs: int,
+        envs_per_worker: int = 4,
+        address: str | None = None,
+    ) -> None:
+        connect(address)
+        self.num_envs = num_envs
+        self.settings, self.rewards = env, rewards
+        workers = math.ceil(num_envs / envs_per_worker)
+        self.slices = [
+            slice(w * envs_per_worker, min((w + 1) * envs_per_worker, num_envs))
+            for w in range(workers)
+        ]
+        # SPREAD: on a cluster, the actors go to different nodes where they can.
+        self._actor_class = ray.remote(EnvWorker).options(scheduling_strategy="SPREAD")
+        self.actors = [self._start(s) for s in self.slices]
+        self.restarts = 0
+        """Actors replaced after dying."""
+        self._pending: list[Any] | None = None
+        self._lost = np.zeros(num_envs, dtype=bool)
+        """Envs whose episode died with their actor, reported by the next step."""
+        self._screens: np.ndarray | None = None
+        self._vectors: np.ndarray | None = None
+        self._states = np.full(num_envs, None, dtype=object)
+
+    def _start(self, envs: slice) -> Any:
+        """An actor for the envs of ``envs``, started and checked (an env that cannot be made,
+        such as a missing start state, is the user's error, said once)."""
+        actor = self._actor_class.remote(self.settings, self.rewards, envs.stop - envs.start)
+        try:
+            ray.get(actor.echo.remote(None))
+        except RayActorError as error:
+            cause = getattr(error, "cause", None) or error
+            if isinstance(cause, RayTaskError):
+                cause = cause.cause
+            if isinstance(cause, UserError):
+                raise UserError(str(cause)) from error
+            raise UserError(f"a Ray env worker could not start: {_first_line(cause)}") from error
+        return actor
+
+    def _replace(self, w: int) -> None:
+        """A fresh actor for worker ``w``, its envs reset (unseeded) so that they can step until
+        the caller resets them to the seeds of their next episodes."""
+        ray.kill(self.actors[w])  # it may linger half-dead; it must not come back
+        self.actors[w] = actor = self._start(self.slices[w])
+        self.restarts += 1
+        count = self.slices[w].stop - self.slices[w].start
+        ray.get(actor.reset.remote([None] * count, [True] * count))
+
+    # --- gymnasium's vector env API ---------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        n = self.num_envs
+        if seed is None or isinstance(seed, int):
+            seeds: list[int | None] = [None if seed is None else seed + i for i in range(n)]
+        else:
+            seeds = list(seed)
+        mask = np.ones(n, dtype=bool)
+        if options and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"], dtype=bool)
+        calls = {
+            w: self.actors[w].reset.remote(seeds[s], mask[s].tolist())
+            for w, s in enumerate(self.slices)
+            if mask[s].any()
+        }
+        results: list[Any] = [None] * n
+        for w, ref in calls.items():
+            s = self.slices[w]
+            try:
+                results[s] = ray.get(ref)
+            except LOST:
+                # The envs asked for are reset on a fresh actor; the others of this actor lost
+                # their episodes, which the next step reports.
+                self._replace(w)
+                results[s] = ray.get(self.actors[w].reset.remote(seeds[s], mask[s].tolist()))
+                self._lost[s] |= ~mask[s]
+        obs = [r[0] if r is not None else None for r in results]
+        infos = [r[1] if r is not None else None for r in results]
+        self._lost &= ~mask
+        return self._observations(obs), self._info(infos)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        actions = np.asarray(actions).tolist()
+        self._pending = [
+            actor.step.remote(actions[s]) for actor, s in zip(self.actors, self.slices, strict=True)
+        ]
+
+    def step_wait(
+        self,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        assert self._pending is not None, "step_wait without step_async"
+        pending, self._pending = self._pending, None
+        n = self.num_envs
+        results: list[Any] = [None] * n
+        for w, ref in enumerate(pending):
+            s = self.slices[w]
+            try:
+                results[s] = ray.get(ref)
+            except LOST:
+                self._replace(w)
+                self._lost[s] = True
+        lost, self._lost = self._lost, np.zeros(n, dtype=bool)
+        reward = np.zeros(n, dtype=np.float64)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = lost.copy()
+        obs: list[Any] = [None] * n
+        infos: list[Any] = [None] * n
+        for i, r in enumerate(results):
+            if r is not None and not lost[i]:
+                obs[i], reward[i], terminated[i], truncated[i], infos[i] = r
+        observations = self._observations(obs)
+        info = self._info(infos, lost)
+        return observations, reward, terminated, truncated, info
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self.step_async(actions)
+        return self.step_wait()
+
+    def close(self) -> None:
+        for actor in self.actors:
+            with contextlib.suppress(*LOST):  # a dead actor has nothing to close
+                ray.get(actor.close.remote())
+            ray.kill(actor)
+        self.actors = []
+
+    # --- assembling the batch ---------------------------------------------------------------
+
+    def _observations(self, obs: list[dict[str, np.ndarray] | None]) -> dict[str, np.ndarray]:
+        """The envs' observations stacked; an env without one keeps its last."""
+        for i, o in enumerate(obs):
+            if o is None:
+                continue
+            if self._screens is None or self._vectors is None:
+                self._screens = np.zeros((self.num_envs, *o["screen"].shape), np.uint8)
+                self._vectors = np.zeros((self.num_envs, *o["state"].shape), np.float32)
+            self._screens[i] = o["screen"]
+            self._vectors[i] = o["state"]
+        assert self._screens is not None and self._vectors is not None
+        return {"screen": self._screens.copy(), "state": self._vectors.copy()}
+
+    def _info(
+        self, infos: list[dict[str, Any] | None], lost: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """The envs' infos as gymnasium's vector env stacks them: a value array per key and a
+        ``_key`` mask of the envs that gave one. A lost env gives its last GameState."""
+        n = self.num_envs
+        have = np.array([i is not None for i in infos], dtype=bool)
+        states = np.full(n, None, dtype=object)
+        terms = {t: np.zeros(n, dtype=np.float64) for t in TERMS}
+        maps = np.full(n, None, dtype=object)
+        has_map = np.zeros(n, dtype=bool)
+        for i, info in enumerate(infos):
+            if info is None:
+                continue
+            states[i] = self._states[i] = info["state"]
+            for term, value in info["rewards"].items():
+                terms[term][i] = value
+            if "map" in info:
+                maps[i], has_map[i] = info["map"], True
+        rewards: dict[str, np.ndarray] = {}
+        for term, values in terms.items():
+            rewards[term], rewards[f"_{term}"] = values, have.copy()
+        out: dict[str, Any] = {
+            "state": states,
+            "_state": have,
+            "rewards": rewards,
+            "_rewards": have,
+        }
+        if has_map.any():
+            out["map"], out["_map"] = maps, has_map
+        if lost is not None and lost.any():
+            states[lost] = self._states[lost]
+            out["_state"] = have | lost
+            out["restarted"], out["_restarted"] = lost.copy(), lost.copy()
+        return out
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
