@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import socket
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,12 @@ def connect(address: str | None) -> None:
     """Joins the Ray cluster at ``address``, or starts a local one (once per process)."""
     if ray.is_initialized():
         return
+    where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+    advice = "start it with `ray start --head` or check agent.ray_address (--ray-address)"
+    # Ray itself retries an address that does not answer for minutes before it gives up.
+    why = unreachable(address) if address else None
+    if why is not None:
+        raise UserError(f"could not reach {where} ({why}); {advice}")
     try:
         if address:
             ray.init(address=address, log_to_driver=False, logging_level="ERROR")
@@ -82,12 +89,22 @@ def connect(address: str | None) -> None:
                 object_store_memory=256 * 1024 * 1024,
             )
     except (ConnectionError, TimeoutError, RuntimeError, ValueError) as error:
-        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(
-            f"could not join {where} ({reason}); start it with `ray start --head` or check "
-            "agent.ray_address"
-        ) from error
+        raise UserError(f"could not join {where} ({_first_line(error)}); {advice}") from error
+
+
+def unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at ``address`` (host:port, or ray://host:port), or None when
+    something does or the address is Ray's own ``auto``/``local``."""
+    if address in ("auto", "local"):
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return "not host:port"
+    try:
+        socket.create_connection((host, int(port)), timeout).close()
+    except OSError as error:
+        return _first_line(error)
+    return None
 
 
 class RayVectorEnv:

@@ -44,6 +44,15 @@ class VectorEnv(Protocol):
 Workers = Literal["local", "ray"]
 
 
+def check_workers(workers: Workers, ray_address: str = "") -> None:
+    """Refuses, in one line, Ray workers without Ray or without a cluster that answers; joins
+    (or starts) the cluster, so that a run checks this before it makes anything."""
+    if workers == "ray":
+        from pokedreamer.env.ray_workers import connect
+
+        connect(ray_address or None)
+
+
 def make_envs(
     env: EnvSettings,
     rewards: RewardSettings,
