@@ -329,14 +329,20 @@ def collect(
     rom: Annotated[
         Path | None, typer.Option(metavar="PATH", help="ROM (default: the fixture cartridge).")
     ] = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Play with a behaviour policy and store every step in the run's replay."""
     from pokedreamer.agent.collect import check_policy
     from pokedreamer.agent.collect import collect as run_collect
+    from pokedreamer.env.vector import check_workers
     from pokedreamer.rundir import RunDir
 
-    settings = _settings(ctx, seed=seed, rom=rom, envs=envs)
+    settings = _settings(
+        ctx, seed=seed, rom=rom, envs=envs, workers=workers, ray_address=ray_address
+    )
     check_policy(policy)  # before the run directory is made
+    check_workers(settings.agent.workers, settings.agent.ray_address)
     run_dir = RunDir.create(settings, run)
     result = run_collect(settings, run_dir, steps, settings.agent.envs, policy)
     typer.echo(

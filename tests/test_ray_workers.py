@@ -1,5 +1,6 @@
 """Env workers as Ray actors, on a local Ray cluster the tests start (2 CPUs): the same games as
-the local vector env, a killed worker survived, and ``run --workers ray`` through the CLI, resumed.
+the local vector env, a killed worker survived, ``run --workers ray`` through the CLI, resumed,
+and ``collect --workers ray``.
 Without Ray installed these are skipped, except the checks that Ray stays out of a local run and
 that a missing Ray is said in one line."""
 
@@ -142,6 +143,24 @@ def test_run_with_ray_workers_through_the_cli_and_resume(
     assert resumed.returncode == 0, resumed.stderr
     meta = json.loads((run / "checkpoints" / "agent-000000160.json").read_text())["meta"]
     assert meta["steps"] == 160 and meta["updates"] > 0
+
+
+def test_collect_with_ray_workers_keeps_the_replay_the_local_envs_keep(
+    ray_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random play with next-step autoreset (episodes cut at 12 steps): byte for byte."""
+    monkeypatch.setenv("POKEDREAMER_ENV__MAX_STEPS", "12")
+    monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__REPLAY_CHUNK", "16")
+    for workers in ("local", "ray"):
+        made = cli("collect", "--run", workers, "--steps", "40", "--envs", "2",
+                   "--workers", workers, "--ray-address", ray_cluster)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        assert "(2 episodes ended)" in made.stdout
+    chunks = sorted(p.name for p in Path("runs/local/replay").iterdir())
+    assert len(chunks) == 4 and sorted(p.name for p in Path("runs/ray/replay").iterdir()) == chunks
+    for name in chunks:
+        local = (Path("runs/local/replay") / name).read_bytes()
+        assert (Path("runs/ray/replay") / name).read_bytes() == local, name
 
 
 def test_an_unreachable_ray_address_is_one_line() -> None:

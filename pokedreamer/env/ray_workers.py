@@ -21,11 +21,13 @@ import contextlib
 import math
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pokedreamer.config import EnvSettings, RewardSettings
+from pokedreamer.env.cartridge import ROM_PATH
 from pokedreamer.env.rewards import TERMS
 from pokedreamer.errors import UserError
 
@@ -56,10 +58,20 @@ class EnvWorker:
         ]
         return pack_screens([r[0].pop("screen") for r in out if r is not None]), out
 
-    def step(self, actions: list[int]) -> tuple[np.ndarray, list[Any]]:
+    def step(
+        self, actions: list[int], restart: list[bool] | None = None
+    ) -> tuple[np.ndarray, list[Any]]:
         """Steps every env: their screens packed, and each env's (obs without its screen,
-        reward, terminated, truncated, info)."""
-        out = [env.step(a) for env, a in zip(self.envs, actions, strict=True)]
+        reward, terminated, truncated, info). An env in ``restart`` is reset instead, its
+        action ignored (gymnasium's next-step autoreset)."""
+        restart = restart or [False] * len(self.envs)
+        out: list[Any] = []
+        for env, action, again in zip(self.envs, actions, restart, strict=True):
+            if again:
+                obs, info = env.reset()  # unseeded: its generator goes on, as gymnasium's
+                out.append((obs, 0.0, False, False, info))
+            else:
+                out.append(env.step(action))
         return pack_screens([r[0].pop("screen") for r in out]), out
 
     def timed_step(self, actions: list[int]) -> tuple[tuple[np.ndarray, list[Any]], float]:
@@ -157,8 +169,14 @@ class RayVectorEnv:
         num_envs: int,
         envs_per_worker: int = 4,
         address: str | None = None,
+        autoreset: bool = False,
     ) -> None:
+        """``autoreset``: an env whose episode ended is reset on the next step, its action
+        ignored (gymnasium's next-step mode); otherwise resets are the caller's."""
         connect(address)
+        if env.rom and Path(env.rom).resolve() == ROM_PATH.resolve():
+            # The fixture lies inside the package, wherever each node installed it.
+            env = env.model_copy(update={"rom": ""})
         self.num_envs = num_envs
         self.settings, self.rewards = env, rewards
         workers = math.ceil(num_envs / envs_per_worker)
@@ -172,6 +190,9 @@ class RayVectorEnv:
         self.restarts = 0
         """Actors replaced after dying."""
         self._pending: list[Any] | None = None
+        self._autoreset = autoreset
+        self._ended = np.zeros(num_envs, dtype=bool)
+        """With autoreset: the envs whose episodes ended on the last step."""
         self._lost = np.zeros(num_envs, dtype=bool)
         """Envs whose episode died with their actor, reported by the next step."""
         self._screens: np.ndarray | None = None
@@ -235,12 +256,15 @@ class RayVectorEnv:
         obs = [r[0] if r is not None else None for r in results]
         infos = [r[1] if r is not None else None for r in results]
         self._lost &= ~mask
+        self._ended &= ~mask
         return self._observations(obs), self._info(infos)
 
     def step_async(self, actions: np.ndarray) -> None:
         actions = np.asarray(actions).tolist()
+        again = self._ended.tolist()
         self._pending = [
-            actor.step.remote(actions[s]) for actor, s in zip(self.actors, self.slices, strict=True)
+            actor.step.remote(actions[s], again[s])
+            for actor, s in zip(self.actors, self.slices, strict=True)
         ]
 
     def step_wait(
@@ -268,6 +292,8 @@ class RayVectorEnv:
                 obs[i], reward[i], terminated[i], truncated[i], infos[i] = r
         observations = self._observations(obs)
         info = self._info(infos, lost)
+        if self._autoreset:
+            self._ended = terminated | truncated
         return observations, reward, terminated, truncated, info
 
     def step(

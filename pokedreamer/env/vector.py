@@ -60,16 +60,18 @@ def make_envs(
     workers: Workers = "local",
     envs_per_worker: int = 4,
     ray_address: str = "",
+    autoreset: bool = False,
 ) -> VectorEnv:
-    """The driver's envs, autoreset left to it: local processes (one process each when more
-    than one env) or Ray actors of ``envs_per_worker`` envs each, on the cluster at
-    ``ray_address`` (empty: a local Ray started for this process)."""
+    """``num_envs`` envs on local processes (one process each when more than one env) or on Ray
+    actors of ``envs_per_worker`` envs each, on the cluster at ``ray_address`` (empty: a local
+    Ray started for this process). Resets are the caller's unless ``autoreset`` (gymnasium's
+    next-step mode: an ended env is reset by the step after, its action ignored)."""
     if workers == "ray":
         # Ray is imported here only: a run with local workers never loads it.
         from pokedreamer.env.ray_workers import RayVectorEnv
 
-        return RayVectorEnv(env, rewards, num_envs, envs_per_worker, ray_address or None)
-    return make_vector_env(env, rewards, num_envs, asynchronous=num_envs > 1, autoreset=False)
+        return RayVectorEnv(env, rewards, num_envs, envs_per_worker, ray_address or None, autoreset)
+    return make_vector_env(env, rewards, num_envs, asynchronous=num_envs > 1, autoreset=autoreset)
 
 
 def _make(env: EnvSettings, rewards: RewardSettings) -> gym.Env:
