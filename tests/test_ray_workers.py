@@ -163,6 +163,20 @@ def test_collect_with_ray_workers_keeps_the_replay_the_local_envs_keep(
         assert (Path("runs/ray/replay") / name).read_bytes() == local, name
 
 
+def test_screens_travel_packed_and_come_back_as_they_were() -> None:
+    pytest.importorskip("ray")
+    from pokedreamer.env.ray_workers import pack_screens, unpack_screens
+
+    # Every run of four shades once, then random screens.
+    every = np.array([[(b >> (2 * j)) & 3 for j in range(4)] for b in range(256)], np.uint8)
+    screens = [np.resize(every.ravel(), (144, 160))]
+    screens += list(np.random.default_rng(0).integers(0, 4, (3, 144, 160), dtype=np.uint8))
+    packed = pack_screens(screens)
+    assert packed.shape == (4, 144, 40) and packed.dtype == np.uint8
+    assert packed[0].ravel()[:256].tolist() == list(range(256))
+    assert np.array_equal(unpack_screens(packed), np.stack(screens))
+
+
 def test_an_unreachable_ray_address_is_one_line() -> None:
     pytest.importorskip("ray")
     result = cli("run", "--headless", "--steps", "5", "--workers", "ray",

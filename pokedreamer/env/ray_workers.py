@@ -92,21 +92,27 @@ class EnvWorker:
 
 def pack_screens(screens: list[np.ndarray]) -> np.ndarray:
     """Screens of shades 0..3 at four pixels a byte: a quarter of the bytes to send, which
-    keeps a batch of 8 under Ray's 100 KB limit for a reply sent inline (larger ones go through
+    keeps a batch of 16 under Ray's 100 KB limit for a reply sent inline (larger ones go through
     the object store, a few milliseconds more on a 2-core machine)."""
     if not screens:
         return np.zeros((0, 0, 0), np.uint8)
-    s = np.stack(screens)
-    return s[..., 0::4] | (s[..., 1::4] << 2) | (s[..., 2::4] << 4) | (s[..., 3::4] << 6)
+    # Four neighbouring pixels as one little-endian word, pixel j's two bits at 8j. Multiplying
+    # by 2^24 + 2^18 + 2^12 + 2^6 lays pixel j at bit 24 + 2j; what lands below bit 24 sums to
+    # less than 2^24 (no carry into the top byte) and the rest falls off the 32 bits.
+    v = np.stack(screens).view("<u4")
+    return ((v * np.uint32(0x01041040)) >> 24).astype(np.uint8)
 
 
-_SHIFTS = np.array([0, 2, 4, 6], np.uint8)
+# Each packed byte's four pixels as one little-endian word, pixel j in byte j.
+_UNPACK = np.array(
+    [sum(((b >> (2 * j)) & 3) << (8 * j) for j in range(4)) for b in range(256)], "<u4"
+)
 
 
 def unpack_screens(packed: np.ndarray) -> np.ndarray:
     """The screens ``pack_screens`` packed, as they were."""
     k, rows, cols = packed.shape
-    return ((packed[..., None] >> _SHIFTS) & 3).reshape(k, rows, cols * 4)
+    return _UNPACK[packed].view(np.uint8).reshape(k, rows, cols * 4)
 
 
 def _with_screens(out: tuple[np.ndarray, list[Any]]) -> list[Any]:
