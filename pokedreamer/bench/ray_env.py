@@ -132,7 +132,7 @@ def call_cost(env: EnvSettings, envs: int, calls: int, address: str) -> RayCall:
         for i in range(calls + 10):
             actions = rng.integers(0, env.num_actions, envs).tolist()
             start = time.perf_counter()
-            (packed, _), inside = ray.get(actor.timed_step.remote(actions))
+            packed, _, inside = ray.get(actor.timed_step.remote(actions))
             unpack_screens(packed)  # part of the call's cost, as in play
             total = time.perf_counter() - start
             if i >= 10:  # the first calls warm up
@@ -150,7 +150,7 @@ def bench_ray_env(
     steps: int = 400,
     rounds: int = 21,
     address: str = "",
-    call_envs: tuple[int, ...] = (1, 2, 4, 8, 16),
+    call_envs: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
     calls: int = 100,
 ) -> RayEnvBenchResult:
     # No window and no step limit: a timed round of any length is one episode per env.
