@@ -22,7 +22,8 @@ from clirun import REPO_ROOT, cli
 
 from pokedreamer.agent.episodes import EpisodeReader, list_episodes
 from pokedreamer.agent.loop import AgentLoop
-from pokedreamer.config import Settings, load_settings
+from pokedreamer.config import EnvSettings, RewardSettings, Settings, load_settings
+from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
 
 # Small enough that a run trains a few updates in a second or two (as tests/test_loop.py).
@@ -122,6 +123,13 @@ def test_a_killed_worker_is_replaced_and_its_env_begins_a_new_episode(
     ]  # fmt: skip
     lost_steps = EpisodeReader(episodes[0].path).steps()
     assert len(lost_steps) - 1 == lost[0]["steps"] >= 20  # its steps up to the loss are kept
+
+
+def test_an_env_a_worker_cannot_make_is_said_in_one_line(ray_cluster: str) -> None:
+    from pokedreamer.env.ray_workers import RayVectorEnv
+
+    with pytest.raises(UserError, match=r"^start state not found: /nonexistent\.state$"):
+        RayVectorEnv(EnvSettings(start_state="/nonexistent.state"), RewardSettings(), 2, 1)
 
 
 def test_run_with_ray_workers_through_the_cli_and_resume(

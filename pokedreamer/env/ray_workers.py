@@ -44,7 +44,12 @@ LOST = (RayActorError, ActorUnavailableError)
 class EnvWorker:
     """A batch of envs in one Ray actor; every method answers for all of them in one call."""
 
-    def __init__(self, env: EnvSettings, rewards: RewardSettings, count: int) -> None:
+    def __init__(self) -> None:
+        self.envs: list[Any] = []
+
+    def open(self, env: EnvSettings, rewards: RewardSettings, count: int) -> None:
+        """Makes the envs: a method rather than the constructor, so that an env that cannot be
+        made (a missing start state) raises its own error to the caller."""
         from pokedreamer.env.gym_env import PokemonRedEnv
 
         self.envs = [PokemonRedEnv(env, rewards) for _ in range(count)]
@@ -197,7 +202,7 @@ class RayVectorEnv:
         ]
         # SPREAD: on a cluster, the actors go to different nodes where they can.
         self._actor_class = ray.remote(EnvWorker).options(scheduling_strategy="SPREAD")
-        self.actors = [self._start(s) for s in self.slices]
+        self.actors = self._start(self.slices)
         self.restarts = 0
         """Actors replaced after dying."""
         self._pending: list[Any] | None = None
@@ -210,26 +215,32 @@ class RayVectorEnv:
         self._vectors: np.ndarray | None = None
         self._states = np.full(num_envs, None, dtype=object)
 
-    def _start(self, envs: slice) -> Any:
-        """An actor for the envs of ``envs``, started and checked (an env that cannot be made,
-        such as a missing start state, is the user's error, said once)."""
-        actor = self._actor_class.remote(self.settings, self.rewards, envs.stop - envs.start)
+    def _start(self, slices: list[slice]) -> list[Any]:
+        """An actor for each slice of the envs, all started at once and each checked (an env
+        that cannot be made, such as a missing start state, is the user's error, said once)."""
+        actors = [self._actor_class.remote() for _ in slices]
+        opened = [
+            actor.open.remote(self.settings, self.rewards, s.stop - s.start)
+            for actor, s in zip(actors, slices, strict=True)
+        ]
         try:
-            ray.get(actor.echo.remote(None))
-        except RayActorError as error:
-            cause = getattr(error, "cause", None) or error
-            if isinstance(cause, RayTaskError):
-                cause = cause.cause
+            ray.get(opened)
+        except RayTaskError as error:
+            for actor in actors:
+                ray.kill(actor)
+            cause = error.cause
             if isinstance(cause, UserError):
                 raise UserError(str(cause)) from error
             raise UserError(f"a Ray env worker could not start: {_first_line(cause)}") from error
-        return actor
+        except LOST as error:
+            raise UserError(f"a Ray env worker could not start: {_first_line(error)}") from error
+        return actors
 
     def _replace(self, w: int) -> None:
         """A fresh actor for worker ``w``, its envs reset (unseeded) so that they can step until
         the caller resets them to the seeds of their next episodes."""
         ray.kill(self.actors[w])  # it may linger half-dead; it must not come back
-        self.actors[w] = actor = self._start(self.slices[w])
+        self.actors[w] = actor = self._start([self.slices[w]])[0]
         self.restarts += 1
         count = self.slices[w].stop - self.slices[w].start
         ray.get(actor.reset.remote([None] * count, [True] * count))
