@@ -21,7 +21,7 @@ import numpy as np
 
 from pokedreamer.bench.timing import alternate, machine_description
 from pokedreamer.config import EnvSettings, RewardSettings
-from pokedreamer.env.ray_workers import RayVectorEnv, connect, ray, unpack_screens
+from pokedreamer.env.ray_workers import RayVectorEnv, connect, ray, returns, unpack_screens
 from pokedreamer.env.vector import VectorEnv, make_envs
 
 CALL_SHARE_GOAL = 0.10
@@ -132,7 +132,8 @@ def call_cost(env: EnvSettings, envs: int, calls: int, address: str) -> RayCall:
         for i in range(calls + 10):
             actions = rng.integers(0, env.num_actions, envs).tolist()
             start = time.perf_counter()
-            packed, _, inside = ray.get(actor.timed_step.remote(actions))
+            call = actor.timed_step.options(num_returns=returns(envs, extra=1))
+            packed, _, inside = ray.get(call.remote(actions))
             unpack_screens(packed)  # part of the call's cost, as in play
             total = time.perf_counter() - start
             if i >= 10:  # the first calls warm up

@@ -40,6 +40,16 @@ except ImportError as error:  # pragma: no cover - the message is what a user wi
 LOST = (RayActorError, ActorUnavailableError)
 """What a call to an actor that died raises."""
 
+INLINE_ENVS = 12
+"""The most envs whose packed screens and GameStates fit in one object that Ray sends inline in
+its reply (up to 100 KB); a larger batch comes back as two objects, screens and the rest, each
+inline up to 16 envs. Two objects cost more than one, so a small batch sends one."""
+
+
+def returns(envs: int, extra: int = 0) -> int:
+    """How many objects a call on an actor of ``envs`` envs returns (``extra`` more values)."""
+    return (1 if envs <= INLINE_ENVS else 2) + (extra if envs > INLINE_ENVS else 0)
+
 
 class EnvWorker:
     """A batch of envs in one Ray actor; every method answers for all of them in one call."""
@@ -54,9 +64,6 @@ class EnvWorker:
 
         self.envs = [PokemonRedEnv(env, rewards) for _ in range(count)]
 
-    # The screens and the rest as two objects: each stays under Ray's limit for an object sent
-    # inline in the reply (100 KB) for up to 16 envs, where one object would not.
-    @ray.method(num_returns=2)
     def reset(self, seeds: list[int | None], mask: list[bool]) -> tuple[np.ndarray, list[Any]]:
         """Resets the envs whose ``mask`` is set, env j to ``seeds[j]``: their screens packed,
         and (obs without its screen, info) of each, None for the others."""
@@ -66,7 +73,6 @@ class EnvWorker:
         ]
         return pack_screens([r[0].pop("screen") for r in out if r is not None]), out
 
-    @ray.method(num_returns=2)
     def step(
         self, actions: list[int], restart: list[bool] | None = None
     ) -> tuple[np.ndarray, list[Any]]:
@@ -83,7 +89,6 @@ class EnvWorker:
                 out.append(env.step(action))
         return pack_screens([r[0].pop("screen") for r in out]), out
 
-    @ray.method(num_returns=3)
     def timed_step(self, actions: list[int]) -> tuple[np.ndarray, list[Any], float]:
         """``step``, and the seconds it took in here: the rest of a call's time is the cost of
         the call itself (the bench's figure)."""
@@ -236,6 +241,11 @@ class RayVectorEnv:
             raise UserError(f"a Ray env worker could not start: {_first_line(error)}") from error
         return actors
 
+    def _call(self, w: int, method: str, *args: Any) -> Any:
+        """Calls ``method`` on worker ``w``'s actor: its answer's object, or objects."""
+        count = self.slices[w].stop - self.slices[w].start
+        return getattr(self.actors[w], method).options(num_returns=returns(count)).remote(*args)
+
     def _replace(self, w: int) -> None:
         """A fresh actor for worker ``w``, its envs reset (unseeded) so that they can step until
         the caller resets them to the seeds of their next episodes."""
@@ -243,7 +253,9 @@ class RayVectorEnv:
         self.actors[w] = actor = self._start([self.slices[w]])[0]
         self.restarts += 1
         count = self.slices[w].stop - self.slices[w].start
-        ray.get(actor.reset.remote([None] * count, [True] * count))
+        ray.get(
+            actor.reset.options(num_returns=returns(count)).remote([None] * count, [True] * count)
+        )
 
     # --- gymnasium's vector env API ---------------------------------------------------------
 
@@ -259,7 +271,7 @@ class RayVectorEnv:
         if options and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"], dtype=bool)
         calls = {
-            w: self.actors[w].reset.remote(seeds[s], mask[s].tolist())
+            w: self._call(w, "reset", seeds[s], mask[s].tolist())
             for w, s in enumerate(self.slices)
             if mask[s].any()
         }
@@ -272,7 +284,7 @@ class RayVectorEnv:
                 # The envs asked for are reset on a fresh actor; the others of this actor lost
                 # their episodes, which the next step reports.
                 self._replace(w)
-                again = self.actors[w].reset.remote(seeds[s], mask[s].tolist())
+                again = self._call(w, "reset", seeds[s], mask[s].tolist())
                 results[s] = _with_screens(ray.get(again))
                 self._lost[s] |= ~mask[s]
         obs = [r[0] if r is not None else None for r in results]
@@ -285,8 +297,7 @@ class RayVectorEnv:
         actions = np.asarray(actions).tolist()
         again = self._ended.tolist()
         self._pending = [
-            actor.step.remote(actions[s], again[s])
-            for actor, s in zip(self.actors, self.slices, strict=True)
+            self._call(w, "step", actions[s], again[s]) for w, s in enumerate(self.slices)
         ]
 
     def step_wait(
@@ -296,10 +307,11 @@ class RayVectorEnv:
         pending, self._pending = self._pending, None
         n = self.num_envs
         results: list[Any] = [None] * n
+        answers = _get_all(pending)  # one wait for all actors, unless one of them died
         for w, ref in enumerate(pending):
             s = self.slices[w]
             try:
-                results[s] = _with_screens(ray.get(ref))
+                results[s] = _with_screens(answers[w] if answers else ray.get(ref))
             except LOST:
                 self._replace(w)
                 self._lost[s] = True
@@ -381,6 +393,21 @@ class RayVectorEnv:
             out["_state"] = have | lost
             out["restarted"], out["_restarted"] = lost.copy(), lost.copy()
         return out
+
+
+def _get_all(pending: list[Any]) -> list[Any] | None:
+    """Every actor's answer (an object, or a list of them) in one ``ray.get``; None when an
+    actor died, for the caller to ask each in turn."""
+    refs = [r if isinstance(r, list) else [r] for r in pending]
+    try:
+        values = ray.get([ref for group in refs for ref in group])
+    except LOST:
+        return None
+    answers, at = [], 0
+    for r, group in zip(pending, refs, strict=True):
+        answers.append(values[at : at + len(group)] if isinstance(r, list) else values[at])
+        at += len(group)
+    return answers
 
 
 def _first_line(error: BaseException) -> str:
