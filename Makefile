@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: run test lint format clean local-llm
+.PHONY: run test lint format clean local-llm ray
 
 run: $(STAMP)
 	POKEDREAMER_AGENT__END_AT_BADGES=1 $(BIN)/pokedreamer run --steps 3000 --no-train
@@ -40,6 +40,10 @@ endif
 
 local-llm: $(STAMP)
 	CFLAGS="$(LOCAL_LLM_CFLAGS)" CXXFLAGS="$(LOCAL_LLM_CFLAGS)" $(BIN)/pip install -e '.[local-llm]'
+
+# Ray, for env workers as Ray actors (`pokedreamer run --workers ray`) and their tests.
+ray: $(STAMP)
+	$(BIN)/pip install -e '.[ray]'
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -48,7 +48,25 @@ FLAG_TO_SETTING: dict[str, str] = {
     "planner": "planner.kind",
     "envs": "agent.envs",
     "speed": "agent.speed",
+    "workers": "agent.workers",
+    "ray_address": "agent.ray_address",
 }
+
+WorkersOption = Annotated[
+    Literal["local", "ray"] | None,
+    typer.Option(
+        help="Where the envs step: local processes, or Ray actors (the ray extra) "
+        "(default: agent.workers)."
+    ),
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDR",
+        help="Ray cluster to join with --workers ray (default: agent.ray_address; empty starts "
+        "a local Ray).",
+    ),
+]
 
 SpeedChoice = Literal["1", "2", "4", "8", "16", "uncapped"]
 SpeedOption = Annotated[
@@ -176,6 +194,8 @@ def run(
     ] = None,
     preset: PresetOption = None,
     speed: SpeedOption = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Run the agent: play, plan, learn online and record every episode.
 
@@ -186,7 +206,8 @@ def run(
     from pokedreamer.agent.play import start_loop
 
     flags = {"rom": rom, "headless": headless, "steps": steps, "seed": seed, "planner": planner,
-             "preset": preset, "envs": envs, "speed": speed_setting(speed)}  # fmt: skip
+             "preset": preset, "envs": envs, "speed": speed_setting(speed),
+             "workers": workers, "ray_address": ray_address}  # fmt: skip
     if resume is not None:
         settings = _run_settings(ctx, resume, **flags)
     else:
@@ -309,14 +330,20 @@ def collect(
     rom: Annotated[
         Path | None, typer.Option(metavar="PATH", help="ROM (default: the fixture cartridge).")
     ] = None,
+    workers: WorkersOption = None,
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Play with a behaviour policy and store every step in the run's replay."""
     from pokedreamer.agent.collect import check_policy
     from pokedreamer.agent.collect import collect as run_collect
+    from pokedreamer.env.vector import check_workers
     from pokedreamer.rundir import RunDir
 
-    settings = _settings(ctx, seed=seed, rom=rom, envs=envs)
+    settings = _settings(
+        ctx, seed=seed, rom=rom, envs=envs, workers=workers, ray_address=ray_address
+    )
     check_policy(policy)  # before the run directory is made
+    check_workers(settings.agent.workers, settings.agent.ray_address)
     run_dir = RunDir.create(settings, run)
     result = run_collect(settings, run_dir, steps, settings.agent.envs, policy)
     typer.echo(

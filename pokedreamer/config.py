@@ -269,6 +269,17 @@ class AgentSettings(BaseModel):
     """Emulators played at once (one process each when more than one); the policy acts for all
     of them in one batch."""
 
+    workers: Literal["local", "ray"] = "local"
+    """Where the envs step: ``local`` processes on this machine, or ``ray`` actors on a Ray
+    cluster (the ``ray`` extra), each stepping envs_per_worker envs in one call per step."""
+
+    ray_address: str = ""
+    """The Ray cluster to join with workers = "ray" (host:port of `ray start --head`, or
+    ``auto``); empty starts a local Ray for the run."""
+
+    envs_per_worker: int = Field(default=4, ge=1)
+    """Envs each Ray actor steps: more envs per call spread one call's cost over more steps."""
+
     train_ratio: float = Field(default=16.0, ge=0)
     """Replayed transitions trained on per env step (DreamerV3's train ratio); one update
     replays world_model.batch_size x batch_length of them. 0 trains nothing."""

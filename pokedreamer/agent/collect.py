@@ -9,7 +9,7 @@ import numpy as np
 from rich.progress import Progress
 
 from pokedreamer.config import Settings
-from pokedreamer.env.vector import make_vector_env
+from pokedreamer.env.vector import make_envs
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.replay import run_replay
 
@@ -59,9 +59,13 @@ def collect(
         return collect_with_checkpoint(settings, run, steps, envs, policy)
     wm = settings.world_model
     replay = run_replay(run.replay, wm, seed=settings.env.seed)
-    venv = make_vector_env(settings.env, settings.rewards, envs, asynchronous=envs > 1)
+    agent = settings.agent
+    venv = make_envs(
+        settings.env, settings.rewards, envs, agent.workers, agent.envs_per_worker,
+        agent.ray_address, autoreset=True,
+    )  # fmt: skip
     rng = np.random.default_rng(settings.env.seed)
-    n_actions = int(venv.single_action_space.n)
+    n_actions = settings.env.num_actions
     start = time.perf_counter()
     episodes = 0
     try:

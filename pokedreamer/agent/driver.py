@@ -1,7 +1,9 @@
 """The driver: N emulators in one vector env, stepped together, each with its books.
 
-With more than one env the envs step in processes of their own, and the last step's writes
-(replay, episode files, events) are done while they step. The driver times the envs: ``env``
+The envs are a part (env/vector.py): local processes or Ray actors. With more than one env, or
+on Ray, the envs step elsewhere, and the last step's writes (replay, episode files, events) are
+done while they step. An env whose Ray worker died has its episode ended ("worker lost") and
+begins a new one from the next seed. The driver times the envs: ``env``
 (stepping and resetting, including ``hidden``, the writes done meanwhile, and ``wait``, blocked
 on the envs).
 """
@@ -9,7 +11,7 @@ on the envs).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,7 +24,7 @@ from pokedreamer.agent.subgoal_pool import SubgoalPool
 from pokedreamer.agent.tally import Tally
 from pokedreamer.config import Settings
 from pokedreamer.env.rom import Rom
-from pokedreamer.env.vector import make_vector_env
+from pokedreamer.env.vector import make_envs
 from pokedreamer.rundir import RunDir
 
 
@@ -47,16 +49,20 @@ class Driver:
         *,
         on_step: Sequence[StepCallback],
         on_plan: Sequence[PlanCallback],
+        on_lost: Callable[[list[int]], None] | None = None,
     ) -> None:
-        """Starts the envs; ``on_step`` and ``on_plan`` take every step and plan written."""
+        """Starts the envs; ``on_step`` and ``on_plan`` take every step and plan written;
+        ``on_lost`` the envs whose episodes a dead worker cut short."""
         self.n = n = settings.agent.envs
         self.tally = tally
         self.graph = planners.graph
         env_settings = settings.env.model_copy(update={"rom": str(rom.path)})
-        self.venv = make_vector_env(
-            env_settings, settings.rewards, n, asynchronous=n > 1, autoreset=False
-        )
         agent = settings.agent
+        self.venv = make_envs(
+            env_settings, settings.rewards, n, agent.workers, agent.envs_per_worker,
+            agent.ray_address,
+        )  # fmt: skip
+        self.on_lost = on_lost
         self.envs = []
         for i in range(n):
             book = EnvBook(
@@ -64,7 +70,7 @@ class Driver:
                 end_at_badges=agent.end_at_badges, on_step=on_step, on_plan=on_plan,
             )  # fmt: skip
             self.envs.append(book)
-        self.overlap = n > 1
+        self.overlap = n > 1 or agent.workers == "ray"
         self.timings = {"env": 0.0, "hidden": 0.0, "wait": 0.0}
 
     def start(self) -> None:
@@ -116,13 +122,21 @@ class Driver:
         ended = np.zeros(self.n, dtype=bool)
         obs, info = out.obs, out.info
         self.map_seen(info)
+        lost = info.get("_restarted")
         for env in self.envs:
             i = env.index
+            if lost is not None and lost[i]:
+                # The step never happened: the episode ends at its last step taken.
+                env.end("worker lost")
+                ended[i] = True
+                continue
             ended[i] = env.take(
                 obs["screen"][i], obs["state"][i], info["state"][i], int(actions[i]),
                 float(out.reward[i]), _terms(info["rewards"], i), bool(out.terminated[i]),
                 bool(out.truncated[i]), human and i == 0,
             )  # fmt: skip
+        if lost is not None and lost.any() and self.on_lost is not None:
+            self.on_lost(np.flatnonzero(lost).tolist())
         return ended
 
     def reset(self, ended: np.ndarray) -> None:

@@ -170,7 +170,7 @@ class AgentLoop:
             self.driver = driver = Driver(
                 settings, self.rom, self.run_dir, self.planners, self.tally,
                 on_step=[*writers, self.demonstrations, self.events.step],
-                on_plan=[self.events.plan],
+                on_plan=[self.events.plan], on_lost=self._workers_lost,
             )  # fmt: skip
         except BaseException:
             self.planners.close()
@@ -290,6 +290,15 @@ class AgentLoop:
             if self.say is not None:
                 self.say(notice)
         return metrics
+
+    def _workers_lost(self, envs: list[int]) -> None:
+        """A Ray worker died and was replaced: its envs' episodes were cut short (a
+        ``kind: "workers"`` line in metrics.jsonl, a status message and a line told)."""
+        self.run_dir.log_metrics({"kind": "workers", "step": self.steps, "lost_envs": envs})
+        message = f"env worker lost and restarted: envs {envs} begin new episodes"
+        self.bus.publish(self.status(message))
+        if self.say is not None:
+            self.say(message)
 
     def _envs(self) -> list[EnvBook]:
         return self.driver.envs if self.driver is not None else []

@@ -16,6 +16,7 @@ from pokedreamer.agent.tally import LoopResult
 from pokedreamer.config import Settings
 from pokedreamer.env.cartridge import ROM_PATH
 from pokedreamer.env.rom import load_rom
+from pokedreamer.env.vector import check_workers
 from pokedreamer.errors import UserError
 from pokedreamer.planner.service import TokenLedger
 from pokedreamer.rundir import RunDir
@@ -47,6 +48,7 @@ def make_loop(
     if rom.warning:
         print(f"warning: {rom.warning}", file=sys.stderr, flush=True)
     check_planner(settings.planner, settings.local_llm)  # before any folder
+    check_workers(settings.agent.workers, settings.agent.ray_address)  # and Ray, asked for
     if resume is not None:
         run = RunDir.open(resume)
         if latest_checkpoint(run.checkpoints, CHECKPOINT_NAME) is None:

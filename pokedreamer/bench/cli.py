@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import typer
 
@@ -64,8 +64,38 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         rom: Annotated[
             Path | None, typer.Option(metavar="PATH", help="ROM (default: the fixture cartridge).")
         ] = None,
+        workers: Annotated[
+            Literal["local", "ray"],
+            typer.Option(
+                help="ray: envs on Ray actors against the local vector env instead, and what "
+                "one Ray call per step costs."
+            ),
+        ] = "local",
+        ray_workers: Annotated[
+            int, typer.Option(min=1, help="With --workers ray: the actors compared.")
+        ] = 2,
+        envs_per_worker: Annotated[
+            int, typer.Option(min=1, help="With --workers ray: envs each actor steps.")
+        ] = 4,
+        ray_address: Annotated[
+            str | None,
+            typer.Option(metavar="ADDR", help="With --workers ray: the Ray cluster to join."),
+        ] = None,
     ) -> None:
-        """Env steps/s against raw PyBoy at the same frames per step, and over 1..N processes."""
+        """Env steps/s against raw PyBoy at the same frames per step, and over 1..N processes;
+        with --workers ray, Ray actors against the local vector env with as many envs."""
+        if workers == "ray":
+            from pokedreamer.bench.ray_env import bench_ray_env
+
+            settings = settings_for(ctx, rom=rom, ray_address=ray_address)
+            echo_result(
+                bench_ray_env(
+                    settings.env, ray_workers, envs_per_worker, steps, rounds,
+                    settings.agent.ray_address,
+                ).as_dict(),
+                json_out,
+            )  # fmt: skip
+            return
         from pokedreamer.bench.env import bench_env
 
         settings = settings_for(ctx, rom=rom)
