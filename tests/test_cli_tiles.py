@@ -150,6 +150,20 @@ def test_eval_world_model_on_tiles_renders_through_the_runs_vocabulary(tiles: No
     assert report["observation"] == "tiles"
 
 
+def test_eval_world_model_on_tiles_scores_another_runs_episodes(tiles: None) -> None:
+    """Held-out data is another run, whose vocabulary numbered its patterns in another order."""
+    for run, seed in (("a", "1"), ("held", "5000")):
+        collected = cli("collect", "--run", run, "--steps", "120", "--envs", "1", "--seed", seed)
+        assert collected.returncode == 0, collected.stderr
+    trained = cli("train", "world-model", "--run", "a", "--updates", "1")
+    assert trained.returncode == 0, trained.stderr
+    evaluated = cli("eval", "world-model", "--run", "a", "--data", "held", "--sequences", "2",
+                    "--context", "2", "--horizon", "3")  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(Path("runs/a/eval/wm-000000001/openloop.json").read_text())
+    assert report["observation"] == "tiles" and report["data"] == "held"
+
+
 def test_a_persons_play_is_cloned_into_the_actor_of_a_tiles_model(tiles: None) -> None:
     # The person's steps are kept as screens (demos/ is a replay of pixels in any run); cloning
     # filters them through the token model as their tokens.

@@ -200,6 +200,30 @@ def test_adopt_takes_a_longer_vocabulary_of_the_same_start(
         short.adopt(TileVocabulary(64), "the checkpoint")
 
 
+def test_translation_renumbers_another_runs_grids_into_this_vocabulary(
+    screens: dict[str, np.ndarray],
+) -> None:
+    model = TileVocabulary(1024)  # a model's vocabulary: the overworld first
+    model.tokenize(screens["overworld"])
+    data = TileVocabulary(1024)  # another run's: the battle first, then the overworld
+    grids = data.tokenize(np.stack([screens["battle"], screens["overworld"]]))
+    table = model.translation(data)
+    assert table[UNKNOWN] == UNKNOWN
+    renumbered = table[grids]
+    # The same pictures under the model's numbering; the battle's patterns it lacked are learnt.
+    np.testing.assert_array_equal(model.render(renumbered), data.render(grids))
+    np.testing.assert_array_equal(renumbered[1], model.tokenize(screens["overworld"]))
+    assert not np.array_equal(renumbered, grids)  # the orders of first sightings differ
+    # A full model vocabulary says unknown for what it lacks, never another pattern's id.
+    full = TileVocabulary(3)
+    full.tokenize(screens["overworld"])  # its first two patterns: ids 1 and 2, then full
+    table = full.translation(data)
+    known = {full.render(np.full(GRID_HW, t, np.uint16))[:8, :8].tobytes() for t in (1, 2)}
+    for token in range(1, len(data)):
+        drawn = data.render(np.full(GRID_HW, token, np.uint16))[:8, :8].tobytes()
+        assert (table[token] != UNKNOWN) == (drawn in known)
+
+
 def one_line(error: pytest.ExceptionInfo[UserError]) -> str:
     message = str(error.value)
     assert "\n" not in message

@@ -237,6 +237,17 @@ class TileVocabulary:
         vocab.unknown_cells = unknown_cells
         return vocab
 
+    def translation(self, other: TileVocabulary) -> np.ndarray:
+        """uint16 (capacity,): for each of ``other``'s token ids, the id this vocabulary gives
+        the same pattern, learning the patterns it lacks while there is room (UNKNOWN beyond,
+        counted). ``table[tokens]`` renumbers another run's grids into this vocabulary, so a
+        model can be scored on episodes whose vocabulary grew in another order."""
+        table = np.zeros(other.capacity, np.uint16)  # ids not given out stay UNKNOWN
+        with self._lock:
+            for token, row in enumerate(other.patterns, start=1):
+                table[token] = self._token(row.tobytes())
+        return table
+
     def adopt(self, other: TileVocabulary, what: str) -> None:
         """Takes the patterns `other` knows beyond this one's, when one vocabulary begins as the
         other does (both grew from the same start); UserError naming `what` otherwise."""

@@ -26,11 +26,12 @@ import torch
 import torch.nn.functional as F
 
 from pokedreamer.env.frames import GREYS
+from pokedreamer.env.tiles import TileVocabulary
 from pokedreamer.errors import UserError
 from pokedreamer.world_model.checkpoint import latest_checkpoint
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.observation import check_batch
-from pokedreamer.world_model.replay import VOCABULARY_FILE, Replay, run_replay
+from pokedreamer.world_model.replay import VOCABULARY_FILE, run_replay
 from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 
 if TYPE_CHECKING:
@@ -418,9 +419,19 @@ def evaluate_run(
     """Loads ``checkpoint`` into ``trainer``, scores it on ``replay`` and writes the report;
     ``render`` draws a token model's grids (its vocabulary's)."""
     meta = trainer.load(checkpoint)
-    if isinstance(replay, Replay):  # a token model's ids mean the patterns its checkpoint kept
-        replay.adopt_checkpoint(meta, checkpoint)
     batch = clean_sequences(replay, sequences, context + horizon)
+    vocabulary = getattr(replay, "vocabulary", None)
+    if isinstance(vocabulary, TileVocabulary) and "tiles" in meta:
+        # A token model's ids mean the patterns its checkpoint kept: the data's grids are
+        # renumbered into them, whichever run (and order of first sightings) they come from.
+        saved = TileVocabulary.from_meta(meta["tiles"], f"checkpoint {checkpoint}")
+        if saved.capacity != vocabulary.capacity:
+            raise UserError(
+                f"checkpoint {checkpoint} has a tile capacity of {saved.capacity}, the replay of "
+                f"run {data} {vocabulary.capacity}; set world_model.tile_capacity to match"
+            )
+        batch["tiles"] = saved.translation(vocabulary)[batch["tiles"]]
+        render = saved.render
     check_batch(batch, trainer.settings, f"the replay of run {data}")
     report, real, model = open_loop(trainer.model, batch, context, render)
     tiles = report.observation == "tiles"
