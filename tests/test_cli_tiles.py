@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clirun import cli
+from tiny_run import TINY as TINY_RUN
+from tiny_run import as_env
 
 from pokedreamer.agent.events import HumanAction, ImaginedEvent
 from pokedreamer.agent.loop import AgentLoop
@@ -20,23 +22,13 @@ from pokedreamer.env.tiles import GRID_HW, UNKNOWN_PATTERN, TileVocabulary
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.replay import VOCABULARY_FILE
 
-TINY = {
-    "world_model.observation": "tiles",
-    "world_model.preset": "tiny",
-    "world_model.batch_size": 2,
-    "world_model.batch_length": 16,
-    "world_model.replay_chunk": 64,
-    "agent.train_after": 48,
-    "agent.train_ratio": 8.0,
-    "agent.imagine_batch": 16,
-    "agent.horizon": 5,
-}
+TINY = {**TINY_RUN, "world_model.observation": "tiles"}
 
 
 @pytest.fixture
 def tiles(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in TINY.items():
-        monkeypatch.setenv(f"POKEDREAMER_{key.upper().replace('.', '__')}", str(value))
+    for key, value in as_env(TINY).items():
+        monkeypatch.setenv(key, value)
 
 
 def meta(path: Path) -> dict[str, object]:

@@ -14,6 +14,7 @@ import pytest
 from clirun import cli
 from fixture_graph import CARTRIDGE_NODES, HOUSE, ROUTE
 from pickle_probe import Exploit
+from tiny_run import TINY, TINY_ENV
 
 from pokedreamer.agent.episodes import EpisodeReader, list_episodes
 from pokedreamer.agent.events import (
@@ -38,19 +39,6 @@ from pokedreamer.config import Settings, load_settings
 from pokedreamer.env.graph import GRAPH_FILE, MapGraph
 from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
-
-# Small enough that a test trains a few updates in a second or two.
-TINY = {
-    "world_model.preset": "tiny",
-    "world_model.batch_size": 2,
-    "world_model.batch_length": 16,
-    "world_model.replay_chunk": 64,
-    "agent.train_after": 48,
-    "agent.train_ratio": 8.0,
-    "agent.imagine_batch": 16,
-    "agent.horizon": 5,
-}
-TINY_ENV = {f"POKEDREAMER_{k.upper().replace('.', '__')}": str(v) for k, v in TINY.items()}
 
 
 def settings(**extra: object) -> Settings:

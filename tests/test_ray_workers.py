@@ -19,25 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 from clirun import REPO_ROOT, cli
+from tiny_run import TINY, TINY_ENV
 
 from pokedreamer.agent.episodes import EpisodeReader, list_episodes
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.config import EnvSettings, RewardSettings, Settings, load_settings
 from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
-
-# Small enough that a run trains a few updates in a second or two (as tests/test_loop.py).
-TINY = {
-    "world_model.preset": "tiny",
-    "world_model.batch_size": 2,
-    "world_model.batch_length": 16,
-    "world_model.replay_chunk": 64,
-    "agent.train_after": 48,
-    "agent.train_ratio": 8.0,
-    "agent.imagine_batch": 16,
-    "agent.horizon": 5,
-}
-TINY_ENV = {f"POKEDREAMER_{k.upper().replace('.', '__')}": str(v) for k, v in TINY.items()}
 
 
 @pytest.fixture(scope="module")
