@@ -114,11 +114,35 @@ def test_fixed_seeds_play_the_recorded_trajectories(
     loop.run(case.steps)
     got = played(run.path)
     want = {k: v for k, v in recorded.items() if k.startswith(f"{case.name}/")}
+    if case.train:
+        got, want = before_training(got, settings), before_training(want, settings)
+        assert want and all(want.values()), want  # something of every kept file is compared
     assert sorted(got) == sorted(want)
     for name, lines in want.items():
         difference = first_difference(got[name], lines)
         if difference is not None:
             pytest.fail(f"{name}: {difference}", pytrace=False)
+
+
+def before_training(files: dict[str, list[dict[str, Any]]], settings: Settings) -> dict[str, Any]:
+    """What of a learning run is the same on every machine: each env's first episode up to the
+    step the first update comes after, and which figures its metrics lines hold at which
+    update. What an update computes is not the same to the bit on every machine (the float
+    kernels and libraries differ), and the buttons sampled from the changed weights soon part:
+    the recording from one machine left another's at step 45 of the second env's first episode,
+    with its first losses 3% apart. Acting alone, and DAgger, stay exact everywhere."""
+    bound = settings.agent.train_after // settings.agent.envs  # steps per env before an update
+    first = {f"episodes/{n:06d}/" for n in range(1, settings.agent.envs + 1)}
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for name, lines in files.items():
+        if name.endswith("metrics.jsonl"):
+            counters = ("kind", "step", "update")
+            updates = [line for line in lines if "update" in line]
+            kept[name] = [{k: line[k] if k in counters else None for k in line} for line in updates]
+        elif any(folder in name for folder in first):
+            step = "i" if name.endswith("steps.jsonl") else "step"
+            kept[name] = [line for line in lines if line.get(step, 0) < bound]
+    return kept
 
 
 def test_the_recording_holds_every_case(recorded: dict[str, list[dict[str, Any]]]) -> None:
