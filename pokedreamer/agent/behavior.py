@@ -22,8 +22,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from pokedreamer.agent import actor_critic as ac
-from pokedreamer.agent.actor_critic import Actor, Critic, ReturnNorm, lambda_return
+from pokedreamer.agent.actor_critic import (
+    Actor,
+    Critic,
+    ReturnNorm,
+    check_goal_input,
+    lambda_return,
+)
 from pokedreamer.agent.shaping import subgoal_shaping
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
@@ -356,7 +361,7 @@ class Behavior(nn.Module):
         (UserError), and an actor trained with the other ``goal_input`` (check_goal_input).
         The optimisers come back as saved, learning rates included, so a resumed run takes
         exactly the update it would have taken."""
-        ac.check_goal_input(meta, self.settings.goal_input, source)
+        check_goal_input(meta, self.settings.goal_input, source)
         restore_module(f"{prefix}/module", self, tensors, source)
         restore_optimizer(f"{prefix}/actor_opt", self.actor_opt, tensors, meta["actor_opt"], source)
         restore_optimizer(
