@@ -177,3 +177,12 @@ def test_a_persons_play_is_cloned_into_the_actor_of_a_tiles_model(tiles: None) -
     assert "done: 5 updates" in cloned.stdout
     agent = meta(next(Path("runs/cloned/checkpoints").glob("agent-*.json")))
     assert agent["observation"] == "tiles"
+
+
+def test_dagger_on_tiles_needs_a_token_world_model(tiles: None) -> None:
+    # The shipped world model sees pixels: a tiles run has none to imitate on unless given one.
+    refused = cli("train", "imitation", "--run", "im", "--steps", "10", "--envs", "1")
+    assert one_line_error(refused) == (
+        "error: imitation needs a trained world model of the game: give --checkpoint"
+    )
+    assert not Path("runs/im").exists()

@@ -30,6 +30,13 @@ def shipped_checkpoint() -> Path | None:
     return SHIPPED_CHECKPOINT if SHIPPED_CHECKPOINT.with_suffix(".json").is_file() else None
 
 
+def shipped_for(settings: Settings, game: str) -> Path | None:
+    """The shipped checkpoint when it fits ``settings``: the fixture's game, seen as pixels (a
+    tiles run starts from a new model); else None."""
+    fits = game == "fixture" and settings.world_model.observation == "pixels"
+    return shipped_checkpoint() if fits else None
+
+
 def make_loop(
     settings: Settings,
     *,
@@ -63,13 +70,8 @@ def make_loop(
                     f"run {name} exists already; continue it with --resume "
                     f"{existing.parent} or pick another --name"
                 )
-        # The shipped weights observe pixels: a tiles run starts from a new model.
-        if (
-            checkpoint is None
-            and rom.game == "fixture"
-            and settings.world_model.observation == "pixels"
-        ):
-            checkpoint = shipped_checkpoint()
+        if checkpoint is None:
+            checkpoint = shipped_for(settings, rom.game)
         run = RunDir.create(settings, name)
     return AgentLoop(
         settings, run, checkpoint=checkpoint, train=train, human=human, rom=rom,
@@ -85,8 +87,9 @@ def imitation_loop(
     ``fresh_actor``); acting only, its actor imitating."""
     path = Path(settings.run.runs_dir) / name
     resume = path if latest_checkpoint(path / "checkpoints", CHECKPOINT_NAME) else None
-    # A user's ROM has no shipped world model; the fixture's is used when none is named.
-    if resume is None and checkpoint is None and (settings.env.rom or not shipped_checkpoint()):
+    # A user's ROM, or tiles, has no shipped world model; the fixture's is used when none is named.
+    game = "red" if settings.env.rom else "fixture"
+    if resume is None and checkpoint is None and shipped_for(settings, game) is None:
         raise UserError("imitation needs a trained world model of the game: give --checkpoint")
     return make_loop(
         settings, resume=resume, checkpoint=None if resume else checkpoint, train=False,
