@@ -113,6 +113,81 @@ def test_a_killed_worker_is_replaced_and_its_env_begins_a_new_episode(
     assert len(lost_steps) - 1 == lost[0]["steps"] >= 20  # its steps up to the loss are kept
 
 
+def step_all(venv: Any, buttons: np.ndarray) -> list[tuple[Any, ...]]:
+    """Each step's screens, vectors, rewards and ends, with a reset of env 1 half-way."""
+    out = []
+    for i, actions in enumerate(buttons):
+        if i == len(buttons) // 2:
+            obs, _ = venv.reset(
+                seed=[None, 7, None], options={"reset_mask": np.array([False, True, False])}
+            )
+            out.append((obs["screen"], obs["state"]))
+        obs, reward, terminated, truncated, _ = venv.step(actions)
+        out.append((obs["screen"], obs["state"], reward, terminated, truncated))
+    return out
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "plain"])
+def test_compiled_and_plain_calls_step_the_games_the_local_envs_step(
+    ray_cluster: str, compiled: bool
+) -> None:
+    from pokedreamer.env.ray_workers import RayVectorEnv
+    from pokedreamer.env.vector import make_envs
+
+    env = EnvSettings(headless=True, max_steps=0)
+    buttons = np.random.default_rng(3).integers(0, env.num_actions, (24, 3))
+    local = make_envs(env, RewardSettings(), 3, "local")
+    far = RayVectorEnv(env, RewardSettings(), 3, 2, compiled=compiled)
+    try:
+        assert far.calls == ("compiled" if compiled else "plain")
+        streams = []
+        for venv in (local, far):
+            venv.reset(seed=[0, 1, 2])
+            streams.append(step_all(venv, buttons))
+        assert len(far.stepping_s) == 2 and min(far.stepping_s) > 0
+    finally:
+        local.close()
+        far.close()
+    for mine, theirs in zip(*streams, strict=True):
+        for a, b in zip(mine, theirs, strict=True):
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "plain"])
+def test_a_worker_killed_between_steps_loses_only_its_envs(
+    ray_cluster: str, compiled: bool
+) -> None:
+    """Both ways of calling: the dead actor's envs end truncated and marked restarted, the
+    other actor's env goes on with its game, and the next steps play on."""
+    import ray
+
+    from pokedreamer.env.ray_workers import RayVectorEnv
+
+    env = EnvSettings(headless=True, max_steps=0)
+    far = RayVectorEnv(env, RewardSettings(), 3, 2, compiled=compiled)
+    alone = RayVectorEnv(env, RewardSettings(), 1, 1, compiled=compiled)
+    try:
+        far.reset(seed=[0, 1, 2])
+        alone.reset(seed=[2])
+        for _ in range(5):
+            far.step(np.array([1, 1, 1]))
+            alone.step(np.array([1]))
+        ray.kill(far.actors[0])
+        obs, _, terminated, truncated, info = far.step(np.array([2, 2, 2]))
+        expected, *_ = alone.step(np.array([2]))
+        assert truncated.tolist() == [True, True, False] and not terminated.any()
+        assert info["_restarted"].tolist() == [True, True, False]
+        assert np.array_equal(obs["screen"][2], expected["screen"][0])  # env 2 played on
+        assert far.restarts == 1 and far.calls == ("compiled" if compiled else "plain")
+        far.reset(seed=[5, 6, None], options={"reset_mask": np.array([True, True, False])})
+        for _ in range(3):
+            *_, truncated, info = far.step(np.array([0, 0, 0]))
+            assert not truncated.any() and "restarted" not in info
+    finally:
+        far.close()
+        alone.close()
+
+
 def test_an_env_a_worker_cannot_make_is_said_in_one_line(ray_cluster: str) -> None:
     from pokedreamer.env.ray_workers import RayVectorEnv
 

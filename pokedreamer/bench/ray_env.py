@@ -5,9 +5,10 @@ Both vector envs hold the same number of envs on the same cores (``workers`` act
 ``envs_per_worker`` envs against one process per env), start from the same seeds and play the
 same random buttons, in alternating rounds of one run; the ratio is the median over pairs of
 neighbouring rounds of wall time (the envs step in other processes, so this thread's CPU time
-would miss them). Then one actor of k envs is stepped alone: a call's cost is its round trip less
-the time the actor spent stepping, and its share of the step tells how many envs per worker
-keep it under 10%.
+would miss them). Then one actor of k envs is stepped alone, its calls compiled (as the vector env
+sends them) and plain (Ray's ordinary actor calls): a call's cost is its round trip less the time
+the actor spent stepping, and its share of the step tells how many envs per worker keep it under
+10%.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import numpy as np
 
 from pokedreamer.bench.timing import alternate, machine_description
 from pokedreamer.config import EnvSettings, RewardSettings
-from pokedreamer.env.ray_workers import RayVectorEnv, connect, ray, returns, unpack_screens
+from pokedreamer.env.ray_workers import RayVectorEnv, connect
 from pokedreamer.env.vector import VectorEnv, make_envs
+from pokedreamer.errors import UserError
 
 CALL_SHARE_GOAL = 0.10
 """A call's share of a worker's step that envs_per_worker should keep it under."""
@@ -52,11 +54,25 @@ class RayEnvBenchResult:
     local_steps_per_s: float
     ray_steps_per_s: float
     ratio: float
+    ray_calls: str
+    """How the Ray vector env sent its calls: "compiled" (a Ray Compiled Graph) or "plain"."""
     calls: list[RayCall]
+    plain_calls: list[RayCall]
     machine: str
 
     def as_dict(self) -> dict[str, Any]:
         under = [c.envs for c in self.calls if c.share < CALL_SHARE_GOAL]
+
+        def table(calls: list[RayCall]) -> dict[str, Any]:
+            return {
+                str(c.envs): {
+                    "call_ms": round(c.call_ms, 3),
+                    "step_ms": round(c.step_ms, 3),
+                    "call_share": round(c.share, 4),
+                }
+                for c in calls
+            }
+
         return {
             "machine": self.machine,
             "workers": self.workers,
@@ -67,14 +83,9 @@ class RayEnvBenchResult:
             "local_steps_per_s": round(self.local_steps_per_s, 1),
             "ray_steps_per_s": round(self.ray_steps_per_s, 1),
             "ray_over_local_ratio": round(self.ratio, 3),
-            "ray_call": {
-                str(c.envs): {
-                    "call_ms": round(c.call_ms, 3),
-                    "step_ms": round(c.step_ms, 3),
-                    "call_share": round(c.share, 4),
-                }
-                for c in self.calls
-            },
+            "ray_calls": self.ray_calls,
+            "ray_call": table(self.calls),
+            "ray_plain_call": table(self.plain_calls),
             "envs_per_worker_for_call_under_10pct": min(under) if under else None,
         }
 
@@ -88,9 +99,9 @@ def _round(venv: VectorEnv, actions: np.ndarray) -> float:
 
 def ray_vs_local(
     env: EnvSettings, workers: int, envs_per_worker: int, steps: int, rounds: int, address: str
-) -> tuple[float, float, float]:
-    """(local steps/s, Ray steps/s, Ray/local) over ``rounds`` alternating rounds of ``steps``
-    env steps (all envs together)."""
+) -> tuple[float, float, float, str]:
+    """(local steps/s, Ray steps/s, Ray/local, how the Ray env sent its calls) over ``rounds``
+    alternating rounds of ``steps`` env steps (all envs together)."""
     n = workers * envs_per_worker
     local = make_envs(env, RewardSettings(), n, "local")
     far = make_envs(env, RewardSettings(), n, "ray", envs_per_worker, address)
@@ -113,34 +124,37 @@ def ray_vs_local(
         local.close()
         far.close()
     done = per_round * n
+    assert isinstance(far, RayVectorEnv)
     return (
         done / statistics.median(times.first),
         done / statistics.median(times.second),
         times.ratio(),
+        far.calls,
     )
 
 
-def call_cost(env: EnvSettings, envs: int, calls: int, address: str) -> RayCall:
-    """One actor of ``envs`` envs stepped ``calls`` times: what the call costs beyond the
-    stepping."""
-    venv = RayVectorEnv(env, RewardSettings(), envs, envs, address or None)
-    actor = venv.actors[0]
+def call_cost(env: EnvSettings, envs: int, calls: int, address: str, compiled: bool) -> RayCall:
+    """One actor of ``envs`` envs stepped ``calls`` times through the vector env, its calls
+    compiled or plain: what a step costs beyond the actor's stepping (sending the actions,
+    returning and unpacking the screens, assembling the batch)."""
+    venv = RayVectorEnv(env, RewardSettings(), envs, envs, address or None, compiled=compiled)
     rng = np.random.default_rng(0)
     overheads, stepping = [], []
     try:
         venv.reset(seed=list(range(envs)))
         for i in range(calls + 10):
-            actions = rng.integers(0, env.num_actions, envs).tolist()
+            actions = rng.integers(0, env.num_actions, envs)
             start = time.perf_counter()
-            call = actor.timed_step.options(num_returns=returns(envs, extra=1))
-            packed, _, inside = ray.get(call.remote(actions))
-            unpack_screens(packed)  # part of the call's cost, as in play
+            venv.step(actions)
             total = time.perf_counter() - start
             if i >= 10:  # the first calls warm up
-                overheads.append(total - inside)
-                stepping.append(inside)
+                overheads.append(total - venv.stepping_s[0])
+                stepping.append(venv.stepping_s[0])
+        kind = venv.calls
     finally:
         venv.close()
+    if compiled and kind != "compiled":
+        raise UserError(f"Ray could not compile the env workers' calls: {venv.plain_because}")
     return RayCall(envs, statistics.median(overheads) * 1e3, statistics.median(stepping) * 1e3)
 
 
@@ -157,8 +171,9 @@ def bench_ray_env(
     # No window and no step limit: a timed round of any length is one episode per env.
     env = env_settings.model_copy(update={"headless": True, "max_steps": 0})
     connect(address or None)  # once, before the timing: a local Ray takes seconds to start
-    local, far, ratio = ray_vs_local(env, workers, envs_per_worker, steps, rounds, address)
-    costs = [call_cost(env, k, calls, address) for k in call_envs]
+    local, far, ratio, kind = ray_vs_local(env, workers, envs_per_worker, steps, rounds, address)
+    costs = [call_cost(env, k, calls, address, compiled=True) for k in call_envs]
+    plain = [call_cost(env, k, calls, address, compiled=False) for k in call_envs]
     return RayEnvBenchResult(
         workers=workers,
         envs_per_worker=envs_per_worker,
@@ -167,6 +182,8 @@ def bench_ray_env(
         local_steps_per_s=local,
         ray_steps_per_s=far,
         ratio=ratio,
+        ray_calls=kind,
         calls=costs,
+        plain_calls=plain,
         machine=machine_description(),
     )

@@ -11,6 +11,11 @@ its envs were playing are lost. The step that found it dead reports those envs a
 and resets the envs; a replaced actor's envs are reset once before they step, so that every env
 always has a game to step.
 
+Each step is one call to every actor, sent through a Ray Compiled Graph compiled once over the
+actors: its shared-memory channels cost a fraction of a millisecond where a plain actor call
+(``.remote()`` and ``ray.get``) costs milliseconds on a busy machine. Where a graph cannot be
+compiled (a Ray without Compiled Graphs), the same calls go as plain actor calls.
+
 This module is the only one that imports Ray, and only ``make_envs`` with ``workers="ray"``
 imports it.
 """
@@ -18,9 +23,12 @@ imports it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import socket
+import statistics
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +41,35 @@ from pokedreamer.errors import UserError
 
 try:
     import ray
-    from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+    from ray.exceptions import (
+        ActorUnavailableError,
+        RayActorError,
+        RayChannelError,
+        RayTaskError,
+    )
 except ImportError as error:  # pragma: no cover - the message is what a user without Ray sees
     raise UserError("--workers ray needs Ray: pip install -e '.[ray]' (or make ray)") from error
 
 LOST = (RayActorError, ActorUnavailableError)
 """What a call to an actor that died raises."""
+
+GRAPH_FAILED = (*LOST, RayChannelError)
+"""What a compiled graph's call raises when one of its actors died (the graph then shuts down)
+or its channels failed or timed out."""
+
+Call = tuple[str, tuple[Any, ...]]
+"""One actor's part of a call: ``reset`` or ``step``, and its arguments."""
+Answer = tuple[np.ndarray, list[Any], float]
+"""An actor's answer: its envs' screens packed, each env's results, its seconds inside."""
+
+NAP_SHARE = 0.7
+"""A compiled graph's reader polls its channel, holding a core while it waits; on a machine with
+few cores that core is one an actor needed. So the caller first sleeps through this share of
+what the actors' steps took lately (the median of the last few), then reads."""
+
+CALL_TIMEOUT_S = 600.0
+"""How long a compiled graph's call may take before it counts as failed: a step of many envs on
+a loaded machine, and a first reset, can take seconds; Ray's own default is 10 s."""
 
 INLINE_ENVS = 12
 """The most envs whose packed screens and GameStates fit in one object that Ray sends inline in
@@ -56,6 +87,8 @@ class EnvWorker:
 
     def __init__(self) -> None:
         self.envs: list[Any] = []
+        self.last: tuple[int, Any] = (-1, None)
+        """The number of the last call served, and its answer."""
 
     def open(self, env: EnvSettings, rewards: RewardSettings, count: int) -> None:
         """Makes the envs: a method rather than the constructor, so that an env that cannot be
@@ -89,12 +122,27 @@ class EnvWorker:
                 out.append(env.step(action))
         return pack_screens([r[0].pop("screen") for r in out]), out
 
-    def timed_step(self, actions: list[int]) -> tuple[np.ndarray, list[Any], float]:
-        """``step``, and the seconds it took in here: the rest of a call's time is the cost of
-        the call itself (the bench's figure)."""
+    def serve(self, call: tuple[int, str, tuple[Any, ...]]) -> Answer:
+        """A numbered call of ``reset`` or ``step``: (number, method, its arguments). Returns
+        the method's answer and the seconds it took in here (the rest of a call's time is the
+        call's own cost). The answer is kept with its number: when a call fails because another
+        actor died, the caller asks this one whether it did its part (``answer_of``)."""
+        number, method, args = call
         start = time.perf_counter()
-        out = self.step(actions)
-        return *out, time.perf_counter() - start
+        if method == "step":
+            packed, out = self.step(*args)
+        elif method == "reset":
+            packed, out = self.reset(*args)
+        else:
+            raise ValueError(f"an env worker serves reset and step, not {method!r}")
+        answer = (packed, out, time.perf_counter() - start)
+        self.last = (number, answer)
+        return answer
+
+    def answer_of(self, number: int) -> Answer | None:
+        """The answer to call ``number`` if it was the last one served, else None."""
+        served, answer = self.last
+        return answer if served == number else None
 
     def echo(self, value: Any) -> Any:
         """Returns ``value`` (a started actor answers)."""
@@ -130,9 +178,9 @@ def unpack_screens(packed: np.ndarray) -> np.ndarray:
     return _UNPACK[packed].view(np.uint8).reshape(k, rows, cols * 4)
 
 
-def _with_screens(out: tuple[np.ndarray, list[Any]]) -> list[Any]:
+def _with_screens(out: Answer) -> list[Any]:
     """An actor's answer with each env's screen back in its observation."""
-    packed, results = out
+    packed, results, _ = out
     screens = iter(unpack_screens(packed))
     for r in results:
         if r is not None:
@@ -191,9 +239,12 @@ class RayVectorEnv:
         envs_per_worker: int = 4,
         address: str | None = None,
         autoreset: bool = False,
+        compiled: bool = True,
     ) -> None:
         """``autoreset``: an env whose episode ended is reset on the next step, its action
-        ignored (gymnasium's next-step mode); otherwise resets are the caller's."""
+        ignored (gymnasium's next-step mode); otherwise resets are the caller's. ``compiled``:
+        calls go through a Ray Compiled Graph (else, or where none can be compiled, as plain
+        actor calls; ``calls`` says which, ``plain_because`` why)."""
         connect(address)
         if env.rom and Path(env.rom).resolve() == ROM_PATH.resolve():
             # The fixture lies inside the package, wherever each node installed it.
@@ -210,7 +261,16 @@ class RayVectorEnv:
         self.actors = self._start(self.slices)
         self.restarts = 0
         """Actors replaced after dying."""
-        self._pending: list[Any] | None = None
+        self.calls = "compiled" if compiled else "plain"
+        self.plain_because = "" if compiled else "asked for"
+        self.stepping_s: list[float] = []
+        """Seconds each actor spent inside its last call (the rest was the call's own cost)."""
+        self._graph: Any = None
+        self._number = 0
+        self._pending: tuple[int, list[Call], Any] | None = None
+        self._sent_at = 0.0
+        self._recent_steps: deque[float] = deque(maxlen=15)
+        """Seconds the slowest actor spent on each of the last steps: what to sleep through."""
         self._autoreset = autoreset
         self._ended = np.zeros(num_envs, dtype=bool)
         """With autoreset: the envs whose episodes ended on the last step."""
@@ -219,6 +279,7 @@ class RayVectorEnv:
         self._screens: np.ndarray | None = None
         self._vectors: np.ndarray | None = None
         self._states = np.full(num_envs, None, dtype=object)
+        self._compile()
 
     def _start(self, slices: list[slice]) -> list[Any]:
         """An actor for each slice of the envs, all started at once and each checked (an env
@@ -241,21 +302,117 @@ class RayVectorEnv:
             raise UserError(f"a Ray env worker could not start: {_first_line(error)}") from error
         return actors
 
-    def _call(self, w: int, method: str, *args: Any) -> Any:
-        """Calls ``method`` on worker ``w``'s actor: its answer's object, or objects."""
-        count = self.slices[w].stop - self.slices[w].start
-        return getattr(self.actors[w], method).options(num_returns=returns(count)).remote(*args)
+    def _count(self, w: int) -> int:
+        return self.slices[w].stop - self.slices[w].start
+
+    # --- calls: one to every actor, all sent at once ----------------------------------------
+
+    def _compile(self) -> None:
+        """The compiled graph over the current actors: input w is actor w's call, the output
+        their answers in order."""
+        if self.calls != "compiled":
+            return
+        from ray.dag import InputNode, MultiOutputNode
+
+        # A graph whose actor died is shut down by Ray, which logs it with tracebacks; the
+        # caller says it in one line ("env worker lost and restarted").
+        logging.getLogger("ray.dag.compiled_dag_node").setLevel(logging.CRITICAL)
+        try:
+            with InputNode() as calls:
+                dag = MultiOutputNode(
+                    [actor.serve.bind(calls[w]) for w, actor in enumerate(self.actors)]
+                )
+            self._graph = dag.experimental_compile(_submit_timeout=CALL_TIMEOUT_S)
+        except Exception as error:  # a Ray or a cluster that cannot compile: plain calls
+            self._graph = None
+            self.calls, self.plain_because = "plain", _first_line(error)
+
+    def _teardown(self) -> None:
+        graph, self._graph = self._graph, None
+        if graph is not None:
+            with contextlib.suppress(Exception):  # a graph shut down by a death is gone already
+                graph.teardown()
+
+    def _send(self, calls: list[Call]) -> None:
+        """Sends actor w ``calls[w]`` (method, arguments), to all at once; ``_receive``
+        waits for the answers."""
+        assert self._pending is None, "a call is already on its way"
+        self._number += 1
+        numbered = [(self._number, method, args) for method, args in calls]
+        if self._graph is not None:
+            try:
+                sent: Any = self._graph.execute(*numbered)
+            except GRAPH_FAILED:  # an actor's death already shut the graph down
+                sent = None
+        else:
+            sent = [
+                actor.serve.options(num_returns=returns(self._count(w), extra=1)).remote(call)
+                for w, (actor, call) in enumerate(zip(self.actors, numbered, strict=True))
+            ]
+        self._pending = (self._number, calls, sent)
+        self._sent_at = time.perf_counter()
+
+    def _receive(self) -> list[Answer | None]:
+        """Each actor's answer to the calls sent; None for an actor that died, now replaced by
+        a fresh one whose envs were reset (unseeded)."""
+        assert self._pending is not None, "nothing was sent"
+        number, calls, sent = self._pending
+        self._pending = None
+        answers: list[Answer | None]
+        if self._graph is not None:
+            if self._recent_steps and calls[0][0] == "step":
+                nap = NAP_SHARE * statistics.median(self._recent_steps)
+                nap -= time.perf_counter() - self._sent_at  # the caller's own work since
+                if nap > 0:
+                    time.sleep(nap)
+            try:
+                if sent is None:
+                    raise RayChannelError("the call was not sent")
+                answers = list(ray.get(sent, timeout=CALL_TIMEOUT_S))
+            except GRAPH_FAILED:
+                answers = self._recover(number, calls)
+        else:
+            answers = [self._plain_answer(w, ref) for w, ref in enumerate(sent)]
+        self.stepping_s = [a[2] for a in answers if a is not None]
+        if calls[0][0] == "step" and self.stepping_s:
+            self._recent_steps.append(max(self.stepping_s))
+        return answers
+
+    def _plain_answer(self, w: int, ref: Any) -> Answer | None:
+        try:
+            answer = ray.get(ref)
+        except LOST:
+            self._replace(w)
+            return None
+        # An answer of many envs comes back as three objects (see INLINE_ENVS).
+        return (answer[0], answer[1], answer[2]) if isinstance(answer, list) else answer
+
+    def _recover(self, number: int, calls: list[Call]) -> list[Answer | None]:
+        """After a failed graph call: the answer of each actor that lives (the call made again
+        where it had not done its part), None for each dead one, replaced; then a new graph."""
+        self._teardown()
+        answers: list[Answer | None] = []
+        for w, actor in enumerate(self.actors):
+            try:
+                answer = ray.get(actor.answer_of.remote(number), timeout=60)
+                if answer is None:
+                    answer = ray.get(actor.serve.remote((number, *calls[w])))
+            except (*LOST, ray.exceptions.GetTimeoutError):
+                self._replace(w)
+                answer = None
+            answers.append(answer)
+        self._compile()
+        return answers
 
     def _replace(self, w: int) -> None:
         """A fresh actor for worker ``w``, its envs reset (unseeded) so that they can step until
-        the caller resets them to the seeds of their next episodes."""
+        the caller resets them to the seeds of their next episodes. Outside any graph: the
+        caller tears it down before and compiles it again after."""
         ray.kill(self.actors[w])  # it may linger half-dead; it must not come back
         self.actors[w] = actor = self._start([self.slices[w]])[0]
         self.restarts += 1
-        count = self.slices[w].stop - self.slices[w].start
-        ray.get(
-            actor.reset.options(num_returns=returns(count)).remote([None] * count, [True] * count)
-        )
+        count = self._count(w)
+        ray.get(actor.serve.remote((0, "reset", ([None] * count, [True] * count))))
 
     # --- gymnasium's vector env API ---------------------------------------------------------
 
@@ -270,23 +427,22 @@ class RayVectorEnv:
         mask = np.ones(n, dtype=bool)
         if options and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"], dtype=bool)
-        calls = {
-            w: self._call(w, "reset", seeds[s], mask[s].tolist())
-            for w, s in enumerate(self.slices)
-            if mask[s].any()
-        }
+        # Every actor gets a call (a graph's call goes to all); one with no env to reset does
+        # nothing.
+        calls: list[Call] = [("reset", (seeds[s], mask[s].tolist())) for s in self.slices]
+        self._send(calls)
+        answers = self._receive()
         results: list[Any] = [None] * n
-        for w, ref in calls.items():
+        for w, answer in enumerate(answers):
             s = self.slices[w]
-            try:
-                results[s] = _with_screens(ray.get(ref))
-            except LOST:
-                # The envs asked for are reset on a fresh actor; the others of this actor lost
+            if answer is None:
+                # The envs asked for are reset on the fresh actor; the others of this actor lost
                 # their episodes, which the next step reports.
-                self._replace(w)
-                again = self._call(w, "reset", seeds[s], mask[s].tolist())
-                results[s] = _with_screens(ray.get(again))
+                self._teardown()
+                answer = ray.get(self.actors[w].serve.remote((0, *calls[w])))
+                self._compile()
                 self._lost[s] |= ~mask[s]
+            results[s] = _with_screens(answer)
         obs = [r[0] if r is not None else None for r in results]
         infos = [r[1] if r is not None else None for r in results]
         self._lost &= ~mask
@@ -296,25 +452,20 @@ class RayVectorEnv:
     def step_async(self, actions: np.ndarray) -> None:
         actions = np.asarray(actions).tolist()
         again = self._ended.tolist()
-        self._pending = [
-            self._call(w, "step", actions[s], again[s]) for w, s in enumerate(self.slices)
-        ]
+        self._send([("step", (actions[s], again[s])) for s in self.slices])
 
     def step_wait(
         self,
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        assert self._pending is not None, "step_wait without step_async"
-        pending, self._pending = self._pending, None
+        answers = self._receive()
         n = self.num_envs
         results: list[Any] = [None] * n
-        answers = _get_all(pending)  # one wait for all actors, unless one of them died
-        for w, ref in enumerate(pending):
+        for w, answer in enumerate(answers):
             s = self.slices[w]
-            try:
-                results[s] = _with_screens(answers[w] if answers else ray.get(ref))
-            except LOST:
-                self._replace(w)
+            if answer is None:
                 self._lost[s] = True
+            else:
+                results[s] = _with_screens(answer)
         lost, self._lost = self._lost, np.zeros(n, dtype=bool)
         reward = np.zeros(n, dtype=np.float64)
         terminated = np.zeros(n, dtype=bool)
@@ -337,6 +488,7 @@ class RayVectorEnv:
         return self.step_wait()
 
     def close(self) -> None:
+        self._teardown()
         for actor in self.actors:
             with contextlib.suppress(*LOST):  # a dead actor has nothing to close
                 ray.get(actor.close.remote())
@@ -393,21 +545,6 @@ class RayVectorEnv:
             out["_state"] = have | lost
             out["restarted"], out["_restarted"] = lost.copy(), lost.copy()
         return out
-
-
-def _get_all(pending: list[Any]) -> list[Any] | None:
-    """Every actor's answer (an object, or a list of them) in one ``ray.get``; None when an
-    actor died, for the caller to ask each in turn."""
-    refs = [r if isinstance(r, list) else [r] for r in pending]
-    try:
-        values = ray.get([ref for group in refs for ref in group])
-    except LOST:
-        return None
-    answers, at = [], 0
-    for r, group in zip(pending, refs, strict=True):
-        answers.append(values[at : at + len(group)] if isinstance(r, list) else values[at])
-        at += len(group)
-    return answers
 
 
 def _first_line(error: BaseException) -> str:
