@@ -66,9 +66,11 @@ def test_collect_and_train_a_world_model_on_tiles(
     np.testing.assert_array_equal(saved.patterns, vocab.patterns)
 
     # The same run as pixels: its model and its replay refused, and nothing in it lost.
+    settings_saved = Path("runs/t/config.toml").read_text()
     monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__OBSERVATION", "pixels")
     pixels = cli("train", "world-model", "--run", "t", "--updates", "1")
     assert "wm-000000002 is a world model of tiles" in one_line_error(pixels)
+    assert Path("runs/t/config.toml").read_text() == settings_saved  # still says tiles
     more = cli("collect", "--run", "t", "--steps", "20", "--envs", "1")
     assert "holds a tiles replay and world_model.observation is pixels" in one_line_error(more)
     assert sorted(replay.glob("chunk-*.npz")) == chunks

@@ -79,11 +79,17 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
         settings = run_settings_for(ctx, run_dir.path, preset=preset, device=device)
         # Under torchrun: one rank per process, each on its share of every batch.
         with process_group(settings.world_model.device) as ranks:
-            if ranks.is_main:
+
+            def save_settings() -> None:
                 # The run's config.toml describes what was trained on it, so eval and resume
-                # find the model.
-                (run_dir.path / "config.toml").write_text(settings.to_toml(), encoding="utf-8")
-            result = run_train(settings, run_dir, updates, state_ranges(settings), ranks)
+                # find the model; written once the model and replay fit, so a refusal keeps it.
+                if ranks.is_main:
+                    text = settings.to_toml()
+                    (run_dir.path / "config.toml").write_text(text, encoding="utf-8")
+
+            result = run_train(
+                settings, run_dir, updates, state_ranges(settings), ranks, save_settings
+            )
         if ranks.is_main:
             on = f" on {ranks.world_size} processes" if ranks.distributed else ""
             typer.echo(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +24,13 @@ def train_world_model(
     updates: int,
     ranges: StateRanges | None = None,
     ranks: Ranks | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Trains for ``updates`` more updates, resuming from the run's latest checkpoint.
     ``ranks``: under torchrun, this process's place among the learner's (world_model.distributed);
-    each trains on its share of every batch, and rank 0 alone writes checkpoints and metrics."""
+    each trains on its share of every batch, and rank 0 alone writes checkpoints and metrics.
+    ``on_ready``: called once the checkpoint and the replay have passed their checks, before the
+    first update (the CLI saves the run's settings there, so a refused command changes nothing)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from pokedreamer.world_model.checkpoint import (
@@ -66,6 +70,8 @@ def train_world_model(
     check_batch(replay.sample(1, wm.batch_length), wm, run.replay)
     replay.rng.bit_generator.state = drawn_from
     rank_seed(settings.env.seed, trainer.updates, ranks)
+    if on_ready is not None:
+        on_ready()
 
     def save() -> Path:
         # Every rank holds the same weights and replay generator: rank 0's are the run's.
