@@ -165,7 +165,7 @@ def bench_ray_env(
     steps: int = 400,
     rounds: int = 21,
     address: str = "",
-    call_envs: tuple[int, ...] = (1, 2, 4, 8, 16, 32),
+    call_envs: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
     calls: int = 100,
 ) -> RayEnvBenchResult:
     # No window and no step limit: a timed round of any length is one episode per env.
