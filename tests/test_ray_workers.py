@@ -234,6 +234,24 @@ def test_collect_with_ray_workers_keeps_the_replay_the_local_envs_keep(
         assert (Path("runs/ray/replay") / name).read_bytes() == local, name
 
 
+def test_bench_env_with_ray_workers_through_the_cli(ray_cluster: str) -> None:
+    """The ratio to the local envs and one call's cost, compiled and plain, at the sizes asked."""
+    result = cli("bench", "env", "--workers", "ray", "--json", "--steps", "50", "--rounds", "1",
+                 "--ray-workers", "1", "--envs-per-worker", "2", "--call-envs", "1,3",
+                 "--ray-address", ray_cluster)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["envs"] == 2 and report["ray_calls"] == "compiled"
+    assert report["local_steps_per_s"] > 0 and report["ray_steps_per_s"] > 0
+    assert report["ray_over_local_ratio"] > 0
+    for kind in ("ray_call", "ray_plain_call"):
+        assert sorted(report[kind]) == ["1", "3"]
+        for cost in report[kind].values():
+            assert cost["step_ms"] > 0 and 0 < cost["call_share"] < 1
+    bad = cli("bench", "env", "--workers", "ray", "--call-envs", "1,x")
+    assert bad.returncode == 2 and "--call-envs" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_screens_travel_packed_and_come_back_as_they_were() -> None:
     pytest.importorskip("ray")
     from pokedreamer.env.ray_workers import pack_screens, unpack_screens

@@ -81,17 +81,28 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
             str | None,
             typer.Option(metavar="ADDR", help="With --workers ray: the Ray cluster to join."),
         ] = None,
+        call_envs: Annotated[
+            str,
+            typer.Option(
+                metavar="N,N,...",
+                help="With --workers ray: the envs per actor at which one call's cost is timed.",
+            ),
+        ] = "1,2,4,8,16,32,64",
     ) -> None:
         """Env steps/s against raw PyBoy at the same frames per step, and over 1..N processes;
         with --workers ray, Ray actors against the local vector env with as many envs."""
         if workers == "ray":
             from pokedreamer.bench.ray_env import bench_ray_env
 
+            sizes = tuple(int(n) for n in call_envs.split(",") if n.strip().isdigit())
+            if not sizes or len(sizes) != len(call_envs.split(",")) or min(sizes) < 1:
+                raise typer.BadParameter("a comma-separated list of env counts, each ≥ 1",
+                                         param_hint="--call-envs")  # fmt: skip
             settings = settings_for(ctx, rom=rom, ray_address=ray_address)
             echo_result(
                 bench_ray_env(
                     settings.env, ray_workers, envs_per_worker, steps, rounds,
-                    settings.agent.ray_address,
+                    settings.agent.ray_address, sizes,
                 ).as_dict(),
                 json_out,
             )  # fmt: skip
