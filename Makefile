@@ -4,13 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp
 
-.PHONY: run test lint format clean local-llm ray
+.PHONY: run test test-slow lint format clean local-llm ray
 
 run: $(STAMP)
 	POKEDREAMER_AGENT__END_AT_BADGES=1 $(BIN)/pokedreamer run --steps 3000 --no-train
 
+# The tests marked slow (a local Ray cluster, torchrun, long CLI runs) run in `make test-slow`;
+# CI runs both.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

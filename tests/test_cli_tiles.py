@@ -79,6 +79,7 @@ def test_collect_and_train_a_world_model_on_tiles(
     )
 
 
+@pytest.mark.slow  # half a minute or more of CLI runs: make test-slow
 def test_run_trains_resumes_and_acts_on_tiles(tiles: None) -> None:
     first = cli("run", "--headless", "--steps", "120", "--name", "r")
     assert first.returncode == 0, first.stderr

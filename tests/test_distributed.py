@@ -31,6 +31,9 @@ from pokedreamer.world_model.presets import PRESETS
 from pokedreamer.world_model.replay import Replay
 from pokedreamer.world_model.trainer import WorldModelTrainer
 
+# Process groups of torchrun and spawned ranks: `make test-slow` (and CI) runs them.
+pytestmark = pytest.mark.slow
+
 TINY = {
     "world_model.preset": "tiny",
     "world_model.batch_size": 4,

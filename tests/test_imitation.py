@@ -272,6 +272,7 @@ def test_train_imitation_refuses_what_it_cannot_use_in_one_line(
 
 
 @pytest.mark.skipif(not SHIPPED_CHECKPOINT.with_suffix(".json").is_file(), reason="no checkpoint")
+@pytest.mark.slow  # half a minute or more of CLI runs: make test-slow
 def test_a_fresh_blind_actor_learns_without_subgoals_and_is_only_run_that_way(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -45,6 +45,7 @@ def settings(**extra: object) -> Settings:
     return load_settings(None, {**TINY, **extra})
 
 
+@pytest.mark.slow  # half a minute or more of CLI runs: make test-slow
 def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in TINY_ENV.items():
         monkeypatch.setenv(key, value)

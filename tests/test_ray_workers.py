@@ -27,6 +27,9 @@ from pokedreamer.config import EnvSettings, RewardSettings, Settings, load_setti
 from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
 
+# Minutes of a local Ray cluster: `make test-slow` (and CI) runs them, `make test` does not.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:

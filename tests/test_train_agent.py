@@ -40,6 +40,7 @@ def one_line_error(result: object, expected: str) -> None:
     assert result.stderr.strip().splitlines() == [f"error: {expected}"]  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow  # half a minute or more of CLI runs: make test-slow
 def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them() -> None:
     run = Path("runs/a")
     first = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--until", "world-model")
