@@ -175,7 +175,16 @@ def test_a_worker_killed_between_steps_loses_only_its_envs(
         for _ in range(5):
             far.step(np.array([1, 1, 1]))
             alone.step(np.array([1]))
-        ray.kill(far.actors[0])
+        dead = far.actors[0]
+        ray.kill(dead)
+        # ray.kill only asks: wait until the actor is gone, so that the next step meets a death.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                ray.get(dead.echo.remote(0), timeout=5)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                break
+            time.sleep(0.1)
         obs, _, terminated, truncated, info = far.step(np.array([2, 2, 2]))
         expected, *_ = alone.step(np.array([2]))
         assert truncated.tolist() == [True, True, False] and not terminated.any()
