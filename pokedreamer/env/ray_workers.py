@@ -436,11 +436,10 @@ class RayVectorEnv:
         for w, answer in enumerate(answers):
             s = self.slices[w]
             if answer is None:
-                # The envs asked for are reset on the fresh actor; the others of this actor lost
-                # their episodes, which the next step reports.
-                self._teardown()
+                # The envs asked for are reset on the fresh actor (a plain call: the graph,
+                # compiled anew around it, waits for its next input meanwhile); the others of
+                # this actor lost their episodes, which the next step reports.
                 answer = ray.get(self.actors[w].serve.remote((0, *calls[w])))
-                self._compile()
                 self._lost[s] |= ~mask[s]
             results[s] = _with_screens(answer)
         obs = [r[0] if r is not None else None for r in results]
