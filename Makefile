@@ -10,9 +10,11 @@ run: $(STAMP)
 	POKEDREAMER_AGENT__END_AT_BADGES=1 $(BIN)/pokedreamer run --steps 3000 --no-train
 
 # The tests marked slow (a local Ray cluster, torchrun, long CLI runs) run in `make test-slow`;
-# CI runs both.
+# CI runs both. `make test` spreads its tests over a worker process per core (at most 4: each
+# holds torch and the emulator); the slow ones start clusters and process groups of their own
+# and run one at a time.
 test: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n auto --maxprocesses 4
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow

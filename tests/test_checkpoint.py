@@ -82,6 +82,9 @@ def test_round_trip(tmp_path: Path) -> None:
     for name, tensor in tensors.items():
         assert loaded[name].dtype == tensor.dtype, name
         assert torch.equal(loaded[name], tensor), name
+    # Either file names the checkpoint as well as the stem does.
+    for name in ("wm-000001000.safetensors", "wm-000001000.json"):
+        assert load_checkpoint(path.parent / name)[1] == META
     # Tuples in the expected config match the lists JSON gave back.
     load_checkpoint(path, expect={"preset": {**META["preset"], "kernels": (4, 3)}})
     # Saving over it replaces both files.

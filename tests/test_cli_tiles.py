@@ -143,6 +143,14 @@ def test_eval_world_model_on_tiles_renders_through_the_runs_vocabulary(tiles: No
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(Path("runs/e/eval/wm-000000002/openloop.json").read_text())
     assert report["observation"] == "tiles"
+    # The checkpoint named by the file a shell completes is the same checkpoint, and its report
+    # lands in the same folder.
+    Path("runs/e/eval/wm-000000002/openloop.json").unlink()
+    named = cli("eval", "world-model", "--run", "e", "--sequences", "2", "--context", "2",
+                "--horizon", "3", "--checkpoint",
+                "runs/e/checkpoints/wm-000000002.safetensors")  # fmt: skip
+    assert named.returncode == 0, named.stderr
+    assert Path("runs/e/eval/wm-000000002/openloop.json").is_file()
 
 
 def test_eval_world_model_on_tiles_scores_another_runs_episodes(tiles: None) -> None:

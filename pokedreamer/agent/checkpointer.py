@@ -19,9 +19,8 @@ from pokedreamer.config import Settings, WorldModelSettings
 from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.checkpoint import (
-    META_SUFFIX,
-    TENSORS_SUFFIX,
     checkpoint_path,
+    checkpoint_stem,
     generator_state,
     latest_checkpoint,
     load_checkpoint,
@@ -52,10 +51,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
             if found is not None:
                 return found
         raise UserError(f"{path} holds no agent or world-model checkpoint; check the path")
-    for suffix in (TENSORS_SUFFIX, META_SUFFIX):
-        if path.name.endswith(suffix):
-            return path.with_name(path.name[: -len(suffix)])
-    return path
+    return checkpoint_stem(path)
 
 
 def read_checkpoint_meta(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -79,6 +79,15 @@ def checkpoint_path(directory: Path, name: str, step: int) -> Path:
     return directory / f"{name}-{step:09d}"
 
 
+def checkpoint_stem(path: Path) -> Path:
+    """A checkpoint as a person may name it, the .safetensors or the .json file or the stem, as
+    the stem: the files a shell completes name the same checkpoint."""
+    for suffix in (TENSORS_SUFFIX, META_SUFFIX):
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return path.with_name(path.name[: -len(suffix)])
+    return path
+
+
 def _files(path: Path) -> tuple[Path, Path]:
     # Appended rather than `with_suffix`, so a name with dots in it keeps them.
     return path.with_name(path.name + TENSORS_SUFFIX), path.with_name(path.name + META_SUFFIX)
@@ -145,7 +154,9 @@ def load_checkpoint(
     Raises UserError for missing or incomplete files, a tensor file that is not safetensors (a
     pickle or `torch.save` file is refused, never loaded), a truncated or swapped tensor file,
     metadata that is not ours, and meta that differs from `expect` (the message lists the keys).
+    `path` is the stem, or either file (checkpoint_stem).
     """
+    path = checkpoint_stem(path)
     tensors_file, meta_file = _files(path)
     if not meta_file.is_file():
         if tensors_file.is_file():

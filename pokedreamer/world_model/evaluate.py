@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from pokedreamer.env.frames import GREYS
 from pokedreamer.env.tiles import TileVocabulary
 from pokedreamer.errors import UserError
-from pokedreamer.world_model.checkpoint import latest_checkpoint
+from pokedreamer.world_model.checkpoint import checkpoint_stem, latest_checkpoint
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.observation import check_batch
 from pokedreamer.world_model.replay import VOCABULARY_FILE, run_replay
@@ -454,7 +454,11 @@ def evaluate_world_model(
     """``pokedreamer eval world-model``: the open-loop report of ``checkpoint`` (default: the
     run's latest) on ``data``'s replay, written to ``run``/eval/<checkpoint name>/. A token
     model (world_model.observation = "tiles") needs ``render``, its vocabulary's."""
-    path = checkpoint or latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+    path = (
+        checkpoint_stem(checkpoint)
+        if checkpoint
+        else latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+    )
     if path is None:
         raise UserError(f"{run.checkpoints} has no checkpoint: train first")
     wm = settings.world_model
