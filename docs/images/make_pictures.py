@@ -10,6 +10,12 @@ from ``pip install cairosvg`` or Debian's python3-cairosvg:
 It takes about two minutes on 2 cores. Look at the imagined pane of dashboard.png before
 committing: the shipped tiny model dreams the town blocky (36×40 shades) but recognisable; noise
 there means the checkpoint was not loaded.
+
+With ``--tiles RUN_DIR`` (or an agent checkpoint in one) it makes only dashboard-tiles.png:
+that run's latest agent checkpoint (or the one named), a token model (world_model.observation =
+"tiles"), acting on its own, its imagined pane drawn through the vocabulary at 160×144. No token
+agent ships, so the run is one you trained (docs/benchmarks.md names the one pictured and its
+command).
 """
 
 from __future__ import annotations
@@ -107,7 +113,46 @@ async def replay(run: RunDir, step: int) -> None:
         to_png(app.export_screenshot(), "replay", SIZE[0])
 
 
+async def dreaming(loop: AgentLoop) -> None:
+    app = Dashboard(loop)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(AGENT_SECONDS)
+        to_png(app.export_screenshot(), "dashboard-tiles", SIZE[0])
+        await pilot.press("q")
+        while not app.loop_done.is_set():
+            await pilot.pause(0.2)
+
+
+def tiles(path: Path) -> None:
+    """dashboard-tiles.png from a token agent's run or checkpoint, played on in a folder of its
+    own with the run's settings."""
+    from pokedreamer.agent.checkpointer import resolve_checkpoint
+    from pokedreamer.config import load_settings
+
+    checkpoint = resolve_checkpoint(path)
+    run_dir = checkpoint.parent.parent  # <run>/checkpoints/<name>
+    with tempfile.TemporaryDirectory() as folder:
+        settings = load_settings(run_dir / "config.toml")
+        assert settings.world_model.observation == "tiles", f"{run_dir} is not a token run"
+        settings = settings.model_copy(
+            update={
+                "run": settings.run.model_copy(update={"runs_dir": folder}),
+                # One env in this process: under Textual's test harness stdout is no file, and
+                # env processes cannot be started.
+                "agent": settings.agent.model_copy(update={"envs": 1}),
+            }
+        )
+        print(f"acting with {checkpoint}")
+        # At 4x the Game Boy's speed (about 10 steps/s) the imagined pane, refreshed a few times
+        # a second, guesses a screen a step or two old, not dozens.
+        loop = make_loop(settings, checkpoint=checkpoint, train=False, name="tiles-demo", speed=4)
+        asyncio.run(dreaming(loop))
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--tiles"] and len(sys.argv) == 3:
+        tiles(Path(sys.argv[2]))
+        return
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings()
         settings = settings.model_copy(
