@@ -415,7 +415,7 @@ def eval_agent(
     episodes: Annotated[int, typer.Option(min=1, help="Seeded episodes per variant.")] = 30,
     max_steps: Annotated[int, typer.Option(min=1, help="Step budget of an episode.")] = 3000,
     variants: Annotated[
-        str, typer.Option(help="Comma-separated: agent, no-planner, random, demonstrator.")
+        str, typer.Option(help="Comma-separated: agent, no-planner, random, demonstrator, floor.")
     ] = "agent,no-planner,random",
     envs: Annotated[int, typer.Option(min=1, help="Emulators played at once.")] = 2,
     seed: Annotated[int, typer.Option(metavar="N", help=_EVAL_SEED_HELP)] = 10_000,

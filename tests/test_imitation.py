@@ -164,6 +164,57 @@ def test_demonstrator_stops_roaming_to_a_cell_once_it_led_off_the_map() -> None:
         assert crossings <= 1, seed
 
 
+class GrassRoom(Room):
+    """A Room whose row y=2 is tall grass: every third step onto it starts a wild battle, which
+    one A ends."""
+
+    GRASS = frozenset((x, 2) for x in range(1, 9))
+
+    def __init__(self) -> None:
+        super().__init__(set())
+        self.battle, self.grass_steps = False, 0
+
+    def state(self) -> GameState:
+        return super().state().model_copy(update={"battle": "wild" if self.battle else "none"})
+
+    def press(self, button: str) -> None:
+        if self.battle:
+            self.battle = button != "a"
+            return
+        before = (self.x, self.y)
+        super().press(button)
+        if (self.x, self.y) != before and (self.x, self.y) in self.GRASS:
+            self.grass_steps += 1
+            self.battle = self.grass_steps % 3 == 0
+
+
+def test_the_floor_player_paces_the_grass_it_has_found() -> None:
+    """With pace_grass the demonstrator learns where wild battles begin and, wanting a battle,
+    walks back to that grass and stays in it; without, it roams the map as before."""
+    battles = {}
+    for pace in (False, True):
+        room = GrassRoom()
+        teacher = Demonstrator(FACTS, BUTTONS, seed=3, pace_grass=pace)
+        found_at, outside, count = None, 0, 0
+        for step in range(400):
+            state = room.state()
+            was = room.battle
+            room.press(BUTTONS[teacher.act(state, WinBattle())])
+            count += room.battle and not was
+            if found_at is None and room.battle:
+                found_at = step
+            elif found_at is not None and not room.battle and (room.x, room.y) not in room.GRASS:
+                outside += 1
+        assert found_at is not None, pace
+        if pace:
+            assert teacher.grass[GYM] <= GrassRoom.GRASS and teacher.grass[GYM]
+            assert outside <= 1  # at most the one step back onto the grass it had found
+        else:
+            assert not teacher.grass.get(GYM) or outside > 50  # it roams off the grass
+        battles[pace] = count
+    assert battles[True] > 2 * battles[False]
+
+
 def test_demonstrator_plays_the_cartridge_quest_to_the_badge(tmp_path: Path) -> None:
     settings = load_settings(
         None,

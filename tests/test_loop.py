@@ -106,6 +106,17 @@ def test_run_headless_resume_and_read_the_episode_back(monkeypatch: pytest.Monke
     assert "runs/fromagent/replay holds 31 steps" in collected.stdout
 
 
+def test_eval_agent_plays_the_floor_player_through_the_cli(tmp_path: Path) -> None:
+    """The floor variant: the demonstrator pacing the grass it finds, on the cartridge."""
+    done = cli("eval", "agent", "--variants", "floor", "--episodes", "1", "--max-steps", "600",
+               "--envs", "1", "--out", str(tmp_path / "eval"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "| floor | 100% [21%–100%] (" in done.stdout  # left the house, and how fast
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["variants"]["floor"]["stages"]["badge"]["reached"] == 1.0
+    assert report["variants"]["floor"]["planner"] == "heuristic"
+
+
 def test_eval_agent_says_which_map_graph_it_starts_from(tmp_path: Path) -> None:
     quick = ("eval", "agent", "--variants", "random", "--episodes", "1", "--max-steps", "3",
              "--envs", "1", "--out", str(tmp_path / "eval"))  # fmt: skip

@@ -24,10 +24,12 @@ from llm_server import (
 )
 
 from pokedreamer.config import PlannerSettings
+from pokedreamer.env.state import PartyMon
 from pokedreamer.planner.heuristic import HeuristicPlanner
 from pokedreamer.planner.llm import LLMPlanner
 from pokedreamer.planner.prompts import PromptLibrary
 from pokedreamer.planner.service import PlannerService, PlanRecord
+from pokedreamer.planner.subgoals import WinBattle
 
 KEY = "sk-service-test-7Hq2-SECRET"
 LLM_PLAN: dict[str, Any] = {
@@ -405,12 +407,35 @@ def test_a_battles_messages_ask_the_llm_once(llm_server: FakeLLMServer) -> None:
         settle(svc, step, talking(page, **battle))
     assert len(llm_server.requests) == 2  # the start, then the battle's first message
     step += 1
-    settle(svc, step, town())  # the battle is over
+    settle(svc, step, town())  # the battle is over: that asks, as any trigger out of battle
+    assert svc.wait(timeout=60) and len(llm_server.requests) == 3
     step += 1
     settle(svc, step, talking(99, **battle))  # a second battle asks again
     settle(svc, step + 1, talking(99, **battle))
-    assert len(llm_server.requests) == 3
+    assert len(llm_server.requests) == 4
     svc.close(wait=True)
+
+
+def test_the_end_of_a_battle_asks_for_a_plan() -> None:
+    """The plan made in a battle's last message says "win the battle"; once the battle is over
+    that subgoal is neither done nor failed, so the battle's end itself asks for the next plan
+    (before, the player went on looking for battles until stuck or the timer asked)."""
+    records: list[PlanRecord] = []
+    heuristic = HeuristicPlanner("fixture")
+    svc = PlannerService(
+        PlannerSettings(kind="heuristic", replan_every=10_000, stuck_steps=10_000),
+        heuristic.facts, heuristic, sink=records.append,
+    )  # fmt: skip
+    squirtle = {"party": (PartyMon(0xB1, 6, 22, 22),)}
+    battle = {"battle": "wild", "enemy_hp": 0, "enemy_max_hp": 20, **squirtle}
+    svc.observe(0, town(**squirtle))
+    svc.observe(1, talking(0, **battle))  # the enemy has fainted; its last message is up
+    assert isinstance(svc.subgoal, WinBattle)
+    svc.observe(2, town(**squirtle))
+    assert records[-1].trigger == "battle over" and records[-1].step == 2
+    assert svc.subgoal is not None and not isinstance(svc.subgoal, WinBattle)
+    svc.observe(3, town(**squirtle))  # no battle ended here
+    assert records[-1].step == 2
 
 
 def test_the_heuristic_planner_still_replans_at_each_battle_message() -> None:

@@ -129,7 +129,8 @@ def test_train_agent_refuses_in_one_line_and_makes_nothing(monkeypatch: pytest.M
     )
     one_line_error(
         cli("train", "agent", "--run", "n", "--eval-variants", "agent,best"),
-        "--eval-variants takes some of agent, no-planner, random, demonstrator, not agent,best",
+        "--eval-variants takes some of agent, no-planner, random, demonstrator, floor, not "
+        "agent,best",
     )
     monkeypatch.setenv("POKEDREAMER_PLANNER__KIND", "none")
     one_line_error(

@@ -23,6 +23,11 @@ What it does per subgoal:
   otherwise stand on the cell of the plan's last ``go_to_tile`` and face each blocked neighbour
   in turn, pressing A, until somebody answers.
 
+With ``pace_grass`` it also remembers the cells where wild battles began (tall grass, learnt as
+walls are), and for ``win_battle`` out of a battle it walks to the nearest such cell of the map
+and paces between them instead of roaming: ``eval agent --variants floor``, a measure of the
+fewest steps the quest takes given its random encounters, not the teacher.
+
 It is a demonstrator, not the agent: ``pokedreamer train imitation`` labels the states the actor
 visits with its buttons (DAgger), and ``eval agent --variants demonstrator`` measures it as the
 ceiling the imitation is aiming for.
@@ -55,7 +60,9 @@ Edge = tuple[int, int, int, str]  # map, x, y, direction
 class Demonstrator:
     """One player's scripted buttons; keep one per env (it remembers where it stands)."""
 
-    def __init__(self, facts: GameFacts, buttons: Sequence[str], seed: int = 0) -> None:
+    def __init__(
+        self, facts: GameFacts, buttons: Sequence[str], seed: int = 0, pace_grass: bool = False
+    ) -> None:
         missing = [b for b in ("a", *MOVES) if b not in buttons]
         if missing:
             raise ValueError(f"the demonstrator needs the buttons {', '.join(missing)}")
@@ -70,6 +77,9 @@ class Demonstrator:
         graph's warps: on the cartridge, the cells of an edge that lead on)."""
         self.walls: set[Edge] = set()
         """Edges a press has failed to cross; shared by nothing, kept across episodes."""
+        self.pace_grass = pace_grass
+        self.grass: dict[int, set[Cell]] = {}
+        """Per map, the cells where a wild battle began; kept across episodes."""
         self._open: set[Edge] = set()
         self._last: tuple[GameState, str] | None = None
         self._stand: tuple[int, Cell] | None = None  # map and cell of the last go_to_tile
@@ -102,6 +112,8 @@ class Demonstrator:
         if self._last is None:
             return
         before, button = self._last
+        if before.battle == "none" and state.battle == "wild" and state.map_id == before.map_id:
+            self.grass.setdefault(state.map_id, set()).add((state.x, state.y))
         if button not in MOVES or _busy(before) or _busy(state):
             return
         if state.map_id != before.map_id:  # a step that led off the map: never roam onto it
@@ -129,6 +141,8 @@ class Demonstrator:
             return self._towards_map(state, target[0])
         if isinstance(subgoal, GoToMap):
             return self._towards_map(state, self.facts.map_id(subgoal.map))
+        if isinstance(subgoal, WinBattle) and self.pace_grass:
+            return self._pace(state)
         if isinstance(subgoal, WinBattle) or subgoal is None:
             return self._roam(state)
         # An interaction: from the plan's last stand, if any, face the neighbours and press A.
@@ -223,6 +237,25 @@ class Demonstrator:
             "left": state.x, "right": columns - 1 - state.x,
         }  # fmt: skip
         return min(gaps, key=lambda d: gaps[d])
+
+    def _pace(self, state: GameState) -> str:
+        """To the nearest cell of this map where a wild battle has begun, then on to a
+        neighbouring one: straight on while the grass goes on (a turn may cost a press), else
+        any. Roams while it knows no grass here."""
+        grass = self.grass.get(state.map_id, set())
+        here = (state.x, state.y)
+        if here not in grass:
+            return self._walk(state, grass) or self._roam(state)
+        order = [state.facing, *(d for d in MOVES if d != state.facing)]
+        for direction in order:
+            dx, dy = MOVES[direction]
+            if (state.x + dx, state.y + dy) in grass and (
+                state.map_id,
+                *here,
+                direction,
+            ) not in self.walls:
+                return direction
+        return self._roam(state)  # a lone cell: step off it, and back
 
     def _roam(self, state: GameState) -> str:
         size = self._size(state.map_id)

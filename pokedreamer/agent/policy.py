@@ -24,15 +24,18 @@ from pokedreamer.errors import UserError
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.world_model.model import WorldModel
 
-POLICIES = ("agent", "random", "demonstrator")
-"""The names a loop takes for its policy (DAgger is the agent's, with imitation settings)."""
+POLICIES = ("agent", "random", "demonstrator", "floor")
+"""The names a loop takes for its policy (DAgger is the agent's, with imitation settings);
+"floor" is the demonstrator pacing the tall grass it has found (Demonstrator's pace_grass)."""
+SCRIPTED = ("demonstrator", "floor")
+"""The policies that play the planner's subgoals by script."""
 
 
 def check_policy(name: str, imitation: bool, planner: str) -> None:
     """Refuses a policy the loop cannot play (UserError), before anything is built."""
     if name not in POLICIES:
         raise UserError(f"unknown policy {name!r}: {', '.join(POLICIES)}")
-    if (name == "demonstrator" or imitation) and planner == "none":
+    if (name in SCRIPTED or imitation) and planner == "none":
         raise UserError("the demonstrator plays the planner's subgoals: it needs a planner")
     if imitation and name != "agent":
         raise UserError("imitation trains the agent's own policy: use policy 'agent'")
@@ -101,13 +104,17 @@ class DemonstratorPolicy:
     """The scripted player of each env's active subgoal; one per env, each new run (a
     demonstrator remembers the walls it bumped into for the rest of its life)."""
 
-    def __init__(self, facts: GameFacts, buttons: Sequence[str], seed: int) -> None:
+    def __init__(
+        self, facts: GameFacts, buttons: Sequence[str], seed: int, pace_grass: bool = False
+    ) -> None:
         self.facts, self.buttons, self.seed = facts, list(buttons), seed
+        self.pace_grass = pace_grass
         self.teachers: list[Demonstrator] = []
 
     def start(self, envs: int) -> None:
         self.teachers = [
-            Demonstrator(self.facts, self.buttons, seed=self.seed + i) for i in range(envs)
+            Demonstrator(self.facts, self.buttons, seed=self.seed + i, pace_grass=self.pace_grass)
+            for i in range(envs)
         ]
 
     def begin(self, env: int) -> None:
@@ -152,8 +159,8 @@ def make_policy(
     """The policy ``name`` (POLICIES); the agent's is DAgger when the learner imitates."""
     if name == "random":
         return RandomPolicy(learner.rng, len(buttons))
-    if name == "demonstrator":
-        return DemonstratorPolicy(facts, buttons, seed)
+    if name in SCRIPTED:
+        return DemonstratorPolicy(facts, buttons, seed, pace_grass=name == "floor")
     if learner.imitation is not None:
         return DaggerPolicy(
             facts, buttons, seed, learner.imitation, learner.world_model, learner.rng

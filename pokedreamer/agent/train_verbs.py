@@ -199,7 +199,8 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
             int, typer.Option(min=1, help="Step budget of an evaluation episode.")
         ] = 3000,
         eval_variants: Annotated[
-            str, typer.Option(help="Comma-separated: agent, no-planner, random, demonstrator.")
+            str,
+            typer.Option(help="Comma-separated: agent, no-planner, random, demonstrator, floor."),
         ] = "agent",
         eval_every: Annotated[
             int,

@@ -1,15 +1,15 @@
 """System 2 at work beside the agent loop: when to plan, planning without blocking, falling back.
 
 The loop calls ``observe(step, state)`` after every env step. It advances the subgoal queue and
-notices triggers: the start, a subgoal done or timed out, new dialog, a new map, being stuck, the
-periodic timer. The heuristic planner answers a trigger at once. The LLM is asked on a worker
-thread, one call at a time and at most one per ``min_interval_s``: a trigger that comes while it
-may not be asked waits and is asked as soon as it may, and a battle's stream of messages asks
-it once. Until the LLM's plan arrives, and once it is done, the heuristic planner's plan is
+notices triggers: the start, a subgoal done or timed out, new dialog, a new map, a battle's end,
+being stuck, the periodic timer. The heuristic planner answers a trigger at once. The LLM is asked
+on a worker thread, one call at a time and at most one per ``min_interval_s``: a trigger that comes
+while it may not be asked waits and is asked as soon as it may, and a battle's stream of messages
+asks it once. Until the LLM's plan arrives, and once it is done, the heuristic planner's plan is
 pursued, so System 1 always has a subgoal; a failed or rejected LLM plan is replaced by the
-heuristic planner's, recorded as "fallback". With ``planner.pace = "wait"`` ``observe`` waits
-for each LLM plan instead: the game stands still while System 2 thinks. Every planning event
-becomes a ``PlanRecord`` for the episode's subgoal trace.
+heuristic planner's, recorded as "fallback". With ``planner.pace = "wait"`` ``observe`` waits for
+each LLM plan instead: the game stands still while System 2 thinks. Every planning event becomes a
+``PlanRecord`` for the episode's subgoal trace.
 
 A person may set the subgoal (``steer``): it becomes a plan of its own, recorded as "human", and
 holds until it is done or has timed out (``subgoal_timeout``), or the person clears it or asks
@@ -211,6 +211,7 @@ class PlannerService:
         self._last_plan_step = 0
         self._last_text: tuple[str, ...] = ()
         self._last_map: int | None = None
+        self._last_battle = "none"
         self._tiles: set[tuple[int, int, int]] = set()
         self._last_new_tile = 0
 
@@ -385,6 +386,11 @@ class PlannerService:
         if self._last_map is not None and state.map_id != self._last_map:
             trigger = trigger or "map change"
         self._last_map = state.map_id
+        # The plan made in a battle's last frames ("win the battle") would outlive it: its
+        # subgoal is neither done nor failed out of battle, so nothing else asks again.
+        if state.battle == "none" and self._last_battle != "none":
+            trigger = trigger or "battle over"
+        self._last_battle = state.battle
         if state.tile not in self._tiles:
             self._tiles.add(state.tile)
             self._last_new_tile = step
