@@ -239,23 +239,12 @@ class Demonstrator:
         return min(gaps, key=lambda d: gaps[d])
 
     def _pace(self, state: GameState) -> str:
-        """To the nearest cell of this map where a wild battle has begun, then on to a
-        neighbouring one: straight on while the grass goes on (a turn may cost a press), else
-        any. Roams while it knows no grass here."""
-        grass = self.grass.get(state.map_id, set())
-        here = (state.x, state.y)
-        if here not in grass:
-            return self._walk(state, grass) or self._roam(state)
-        order = [state.facing, *(d for d in MOVES if d != state.facing)]
-        for direction in order:
-            dx, dy = MOVES[direction]
-            if (state.x + dx, state.y + dy) in grass and (
-                state.map_id,
-                *here,
-                direction,
-            ) not in self.walls:
-                return direction
-        return self._roam(state)  # a lone cell: step off it, and back
+        """To the nearest other cell of this map where a wild battle has begun: from off the
+        grass the nearest grass, on it a neighbouring grass cell, straight on first (``_walk``
+        tries the facing direction first; a turn may cost a press). Roams while it knows no
+        grass here, or stands on a lone cell of it."""
+        grass = self.grass.get(state.map_id, set()) - {(state.x, state.y)}
+        return self._walk(state, grass) or self._roam(state)
 
     def _roam(self, state: GameState) -> str:
         size = self._size(state.map_id)
