@@ -37,8 +37,8 @@ BATCH_KEYS = ("states", "actions", "rewards", "is_first", "is_terminal")
 OBSERVATION_KEYS = {"pixels": "frames", "tiles": "tiles"}
 """Where a replayed batch holds each kind of observation: frames (B, T, 144, 160) uint8, or tiles
 (B, T, 18, 20) uint16."""
-CELL_ACC_STRIDE = 16
-"""The tile model's cell accuracy is taken on every 16th step of a batch: it needs each cell's
+CELL_ACC_STRIDE = 32
+"""The tile model's cell accuracy is taken on every 32nd step of a batch: it needs each cell's
 whole distribution, which the loss itself never computes."""
 
 
