@@ -157,11 +157,14 @@ def test_bench_imagine_json_keys() -> None:
     )
     assert list(report) == [
         "machine", "device", "preset", "batch", "horizon", "imagined_transitions_per_s",
-        "behavior_transitions_per_s", "behavior_ratio", "env_steps_per_s", "ratio",
+        "behavior_transitions_per_s", "behavior_ratio", "imagine_only_ratio", "env_steps_per_s",
+        "ratio",
     ]  # fmt: skip
     assert report["preset"] == "tiny" and report["batch"] == 4 and report["horizon"] == 2
     assert report["imagined_transitions_per_s"] > 0 and report["env_steps_per_s"] > 0
     assert report["behavior_transitions_per_s"] > 0 and report["behavior_ratio"] > 0
+    # The same imagination without the losses, backward passes and steps is the faster.
+    assert report["imagine_only_ratio"] > report["behavior_ratio"]
 
 
 def test_bench_train_times_pixels_and_tiles_in_one_run(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -153,7 +153,8 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         device: DeviceOption = None,
     ) -> None:
         """Imagined transitions/s of the bare rollout (actor + GRU + prior) and of the real
-        behaviour update, beside one env process's steps/s."""
+        behaviour update, beside one env process's steps/s; imagine_only_ratio is the update's
+        imagination and scoring without its learning, over the bare rollout."""
         from pokedreamer.bench.world_model import bench_imagine
 
         settings = settings_for(ctx, preset=preset, device=device)

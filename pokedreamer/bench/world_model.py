@@ -67,6 +67,10 @@ class WorldModelBench:
     """imagine: imagined transitions/s of the real behaviour update."""
     behavior_ratio: float | None = None
     """imagine: the behaviour update's rate over the bare rollout's (median of the rounds)."""
+    imagine_only_ratio: float | None = None
+    """imagine: the update's imagination alone (the rollout under the real actor, the reward,
+    continue and state heads, the shaping; no losses, no backward pass) over the bare rollout:
+    the most behavior_ratio could be if the actor's and critic's learning cost nothing."""
     tiles_per_s: float | None = None
     """train: replayed transitions/s of the token model (world_model_per_s is the pixel
     model's)."""
@@ -83,6 +87,8 @@ class WorldModelBench:
                 "behavior_transitions_per_s": round(self.behavior_per_s, 1),
                 "behavior_ratio": round(self.behavior_ratio, 2),
             }
+            if self.imagine_only_ratio is not None:
+                extra["imagine_only_ratio"] = round(self.imagine_only_ratio, 2)
         if self.tiles_per_s is not None and self.tiles_over_pixels is not None:
             extra = {
                 "tiles_transitions_per_s": round(self.tiles_per_s, 1),
@@ -171,8 +177,17 @@ def bench_imagine(
         with precision:
             return timed(update, clock, sync)
 
-    bare(), full()  # warm-up: kernels, caches
+    def imagine_only() -> float:
+        def scored() -> None:
+            for _ in range(rollouts):
+                behavior.imagine(model, start, goal, subgoal, facts)
+
+        with precision:
+            return timed(scored, clock, sync)
+
+    bare(), full(), imagine_only()  # warm-up: kernels, caches
     rounds_timed = alternate(rounds, bare, full)
+    ceiling = alternate(rounds, bare, imagine_only)
     transitions = batch * horizon * rollouts * rounds
     return WorldModelBench(
         "imagine", settings.preset,
@@ -180,7 +195,7 @@ def bench_imagine(
         horizon, transitions / sum(rounds_timed.first),
         env_steps_per_s(env_settings), machine_description(),
         behavior_per_s=transitions / sum(rounds_timed.second),
-        behavior_ratio=rounds_timed.ratio(),
+        behavior_ratio=rounds_timed.ratio(), imagine_only_ratio=ceiling.ratio(),
     )  # fmt: skip
 
 
