@@ -160,30 +160,27 @@ def bench_imagine(
     one_thread = device.type == "cpu" and torch.get_num_threads() == 1
     clock = time.thread_time if one_thread else time.perf_counter
 
-    def bare() -> float:
-        def rollout() -> None:
-            with torch.no_grad():
+    def timed_side(work: Callable[[], object]) -> Callable[[], float]:
+        """One side of the comparison: ``rollouts`` runs of ``work`` in the model's precision,
+        timed on ``clock``."""
+
+        def side() -> float:
+            def repeated() -> None:
                 for _ in range(rollouts):
-                    model.rssm.imagine(start, policy, horizon)
+                    work()
 
-        with precision:
-            return timed(rollout, clock, sync)
+            with precision:
+                return timed(repeated, clock, sync)
 
-    def full() -> float:
-        def update() -> None:
-            for _ in range(rollouts):
-                behavior.imagine_and_train(model, start, goal, subgoal, facts)
+        return side
 
-        with precision:
-            return timed(update, clock, sync)
+    def rollout() -> object:
+        with torch.no_grad():
+            return model.rssm.imagine(start, policy, horizon)
 
-    def imagine_only() -> float:
-        def scored() -> None:
-            for _ in range(rollouts):
-                behavior.imagine(model, start, goal, subgoal, facts)
-
-        with precision:
-            return timed(scored, clock, sync)
+    bare = timed_side(rollout)
+    full = timed_side(lambda: behavior.imagine_and_train(model, start, goal, subgoal, facts))
+    imagine_only = timed_side(lambda: behavior.imagine(model, start, goal, subgoal, facts))
 
     bare(), full(), imagine_only()  # warm-up: kernels, caches
     rounds_timed = alternate(rounds, bare, full)

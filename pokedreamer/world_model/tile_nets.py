@@ -166,14 +166,18 @@ class TileDecoder(nn.Module):
         slot_nll = sorted_nll.new_zeros(target.shape).index_copy(0, order, sorted_nll)
         return (group_nll + slot_nll.to(group_nll.dtype)).reshape(lead)
 
-    def _log_probs_rows(self, h: Tensor) -> Tensor:
-        """Cells (R, width) -> log p over the vocabulary (R, capacity)."""
-        group = F.log_softmax(self.group_out(h).float(), -1)  # (R, G)
+    def _logits_rows(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Cells (R, width) -> (log p(group) (R, G), slot logits (R, G, S)), float32, the slots
+        past the capacity at -inf."""
+        group = F.log_softmax(self.group_out(h).float(), -1)
         weight = self.slot_weight.reshape(-1, self.width)
         slot = F.linear(h, weight, self.slot_bias.reshape(-1)).float()
-        slot = slot.reshape(-1, self.groups, self.slots) + self.slot_mask
-        slot = F.log_softmax(slot, -1)  # (R, G, S)
-        full = (group.unsqueeze(-1) + slot).flatten(1)
+        return group, slot.reshape(-1, self.groups, self.slots) + self.slot_mask
+
+    def _log_probs_rows(self, h: Tensor) -> Tensor:
+        """Cells (R, width) -> log p over the vocabulary (R, capacity)."""
+        group, slot = self._logits_rows(h)
+        full = (group.unsqueeze(-1) + F.log_softmax(slot, -1)).flatten(1)
         return full[:, : self.capacity]
 
     def log_probs(self, cells: Tensor) -> Tensor:
@@ -197,9 +201,7 @@ class TileDecoder(nn.Module):
         softmax keeps the logits' order, so the mode is the best group's best slot, scored by
         log p(group) + its best slot's logit - the group's logsumexp: a max and a logsumexp
         over the slot logits instead of the whole normalised distribution."""
-        group = F.log_softmax(self.group_out(h).float(), -1)  # (R, G)
-        slot = F.linear(h, self.slot_weight.reshape(-1, self.width), self.slot_bias.reshape(-1))
-        slot = slot.float().reshape(-1, self.groups, self.slots) + self.slot_mask
+        group, slot = self._logits_rows(h)
         best, best_slot = slot.max(-1)  # (R, G)
         g = (group + best - slot.logsumexp(-1)).argmax(-1, keepdim=True)
         return (g * self.slots + best_slot.gather(-1, g)).squeeze(-1)
