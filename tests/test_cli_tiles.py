@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from clirun import cli
 from tiny_run import TINY as TINY_RUN
 from tiny_run import as_env
@@ -131,6 +132,40 @@ def test_the_imagined_screen_of_a_tiles_run_is_drawn_through_its_vocabulary(
         fresh = tokens >= known
         cells = frame.reshape(18, 8, 20, 8).swapaxes(1, 2)
         assert (cells[fresh] == UNKNOWN_PATTERN).all()
+
+
+def test_the_imagined_screen_of_a_tiles_run_is_drawn_over_the_screen_before(
+    tmp_path: Path,
+) -> None:
+    """The prior guesses the newest screen from the step before it, and the token decoder draws
+    its guess over the grid the model observed at that step, not over the newest one."""
+    settings = load_settings(None, {**TINY, "agent.envs": 1, "planner.kind": "none"})
+    loop = AgentLoop(settings, RunDir.make(tmp_path / "r"), train=False)
+    watching = loop.bus.subscribe(kinds=(ImaginedEvent,))
+    learner, model = loop.learner, loop.learner.world_model
+    observed: list[np.ndarray] = []
+    drawn_over: list[tuple[np.ndarray, np.ndarray]] = []
+    observe, imagine = learner.observation, model.imagined_obs
+
+    def observation(frames: np.ndarray) -> np.ndarray:
+        # A corner cell marks each step's grid, so that no two are equal however still the
+        # screen stands.
+        grids = observe(frames).copy()
+        grids[..., 0, 0] = len(observed) + 1
+        observed.append(grids)
+        return grids
+
+    def imagined_obs(feat: torch.Tensor, before: torch.Tensor | None = None) -> torch.Tensor:
+        assert before is not None and before.shape == (1, *GRID_HW), before
+        drawn_over.append((before.numpy(), observed[-2][:1]))
+        return imagine(feat, before)
+
+    learner.observation = observation  # type: ignore[method-assign]
+    model.imagined_obs = imagined_obs  # type: ignore[method-assign]
+    loop.run(12)
+    assert watching.drain() and drawn_over
+    for before, seen_a_step_ago in drawn_over:
+        np.testing.assert_array_equal(before, seen_a_step_ago)
 
 
 def test_eval_world_model_on_tiles_renders_through_the_runs_vocabulary(tiles: None) -> None:

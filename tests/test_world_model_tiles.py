@@ -113,7 +113,8 @@ def test_the_two_level_softmax_is_the_cross_entropy_of_its_full_distribution(
     with torch.no_grad():  # biases away from zero, so that groups and slots differ
         decoder.slot_bias.normal_()
         decoder.group_out.bias.normal_()
-    cells = decoder.cells(torch.randn(3, TINY.feat_size))
+    before = torch.randint(0, capacity + 1, (3, *GRID_HW))  # capacity: none
+    cells = decoder.cells(torch.randn(3, TINY.feat_size), before)
     tokens = torch.randint(0, capacity, (3, *GRID_HW))
     log_probs = decoder.log_probs(cells)  # (3, capacity, 18, 20)
     expected = -log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1)
@@ -133,8 +134,54 @@ def test_the_token_model_learns_to_copy_a_small_batch() -> None:
     assert last["image_loss"] < 0.1 * first["image_loss"], (first, last)
     with torch.no_grad():
         _, metrics, _ = trainer.model.loss(trainer.tensors(batch))
-    # Every 16th step is scored: step 0 of each sequence here.
+    # Every 32nd step counted back from the last is scored: step 7 of each sequence here.
     assert metrics["cell_acc"] > 0.95, metrics
+
+
+def test_each_step_is_decoded_over_the_grid_before_it_none_at_starts() -> None:
+    wm = WorldModel(TINY, ACTIONS, tiles_settings())
+    none = wm.decoder.none
+    assert none == CAPACITY  # past every token
+    grids = torch.arange(2 * 4).reshape(2, 4, 1, 1).expand(2, 4, *GRID_HW).to(torch.uint16)
+    is_first = torch.tensor([[True, False, False, False], [False, False, True, False]])
+    before = wm.previous_grids(grids, is_first)
+    assert before.dtype == torch.int64
+    assert before[..., 0, 0].tolist() == [[none, 0, 1, 2], [none, 4, none, 6]]
+    assert (before == before[..., :1, :1]).all()
+    # The loss scores each step's decoder given that grid: changing a step's grid before it
+    # changes that step's image loss only where the decoder reads it.
+    feat = torch.randn(2, 4, TINY.feat_size)
+    target = wm.target(grids)
+    loss, _ = wm._image_loss(feat, target, is_first)
+    cells = wm.decoder.cells(feat.reshape(8, -1), before.reshape(8, *GRID_HW))
+    expected = wm.decoder.nll(cells, target.reshape(8, *GRID_HW)).sum((-2, -1)).reshape(2, 4)
+    torch.testing.assert_close(loss, expected)
+    blind = wm.decoder.cells(feat.reshape(8, -1), None)
+    assert not torch.allclose(cells, blind)  # the grid before is read
+    # Where there is none, it is the same as no grid at all.
+    torch.testing.assert_close(
+        cells.reshape(2, 4, *GRID_HW, -1)[:, 0], blind.reshape(2, 4, *GRID_HW, -1)[:, 0]
+    )
+
+
+def test_imagination_copies_what_it_cannot_know_from_the_screen_before() -> None:
+    """Every sequence shows one random grid throughout, a new one in each batch: no latent
+    state can learn them, so the open-loop report's imagined screens are right only if the
+    decoder draws each over the one before, the last observed one first."""
+    torch.manual_seed(0)
+    trainer = WorldModelTrainer(tiles_settings(lr=3e-3), ACTIONS)
+
+    def held(seed: int, b: int = 4, t: int = 6) -> dict[str, np.ndarray]:
+        batch = token_batch(b, t, seed=seed)
+        batch["tiles"] = np.repeat(batch["tiles"][:, :1], t, 1)
+        return batch
+
+    for seed in range(80):
+        trainer.update(held(seed))
+    _, real, drawn = open_loop(trainer.model, held(10_000, b=8), context=2, render=pattern_render())
+    right = (real == drawn).mean((0, 2, 3))  # the share of pixels right at each step
+    # Step 0 has no grid before it: the latent alone draws it, and cannot.
+    assert right[0] < 0.5 and right[1:].min() > 0.95, right
 
 
 def test_a_token_checkpoint_round_trips_and_records_its_observation(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
 from pokedreamer.agent.events import EventBus, ImaginedEvent
@@ -38,10 +39,12 @@ class ImaginedFrames:
         return self.bus.wants(ImaginedEvent) and time.perf_counter() >= self._next
 
     def publish(
-        self, step: int, prev_post: Any, actions_prev: torch.Tensor, is_first: torch.Tensor
-    ) -> None:
+        self, step: int, prev_post: Any, actions_prev: torch.Tensor, is_first: torch.Tensor,
+        before: np.ndarray | None = None,
+    ) -> None:  # fmt: skip
         """Env 0's prior after ``actions_prev`` from ``prev_post``, decoded (none on an
-        episode's first frame: there is nothing to guess from)."""
+        episode's first frame: there is nothing to guess from); a token model draws it over
+        ``before``, the observations (n, 18, 20) the prior's step began from."""
         if bool(is_first[0]):
             return
         began = time.perf_counter()
@@ -52,7 +55,10 @@ class ImaginedFrames:
                 actions_prev[:1].to(self.device), self.num_actions
             ).float()
             prior = rssm.img_step(state, one_hot)
-            guess = self.world_model.imagined_obs(rssm.feat(prior))[0].cpu().numpy()
+            grid = None
+            if self.tiles is not None and before is not None:
+                grid = torch.as_tensor(before[:1].astype(np.int64), device=self.device)
+            guess = self.world_model.imagined_obs(rssm.feat(prior), grid)[0].cpu().numpy()
         if self.tiles is not None:
             frame = self.tiles.render(guess)
         else:

@@ -190,6 +190,7 @@ class AgentLoop:
             is_first = torch.ones(n, dtype=torch.bool)
             post = learner.world_model.rssm.initial(n)
             frames, vectors = driver.observations()
+            obs_prev: np.ndarray | None = None  # what the model observed a step ago
             while not commands.quitting and (target is None or self.steps < target):
                 if episodes is not None and self.tally.seeds_done(episodes):
                     break
@@ -202,9 +203,10 @@ class AgentLoop:
                 t0 = time.perf_counter()
                 goal = driver.goals(learner.pool).to(device)
                 prev_post = post
+                obs = learner.observation(frames)
                 actor, post = learner.behavior.policy_step(
                     learner.world_model, post, actions_prev.to(device),
-                    torch.from_numpy(learner.observation(frames)).to(device),
+                    torch.from_numpy(obs).to(device),
                     torch.from_numpy(vectors).to(device),
                     is_first.to(device), goal, settings.agent.sample,
                 )  # fmt: skip
@@ -218,7 +220,8 @@ class AgentLoop:
                         actions[0], human = human_action, True
                 timings["model"] += time.perf_counter() - t0
                 if self.imagined.due():
-                    self.imagined.publish(self.steps, prev_post, actions_prev, is_first)
+                    self.imagined.publish(self.steps, prev_post, actions_prev, is_first, obs_prev)
+                obs_prev = obs
                 # --- step the envs
                 stepped = driver.step(actions)
                 self.tally.steps += n

@@ -230,7 +230,7 @@ def open_loop(
     posts, _ = model.rssm.observe(
         embeds, t["actions"][:, :context], t["is_first"][:, :context], sample=False
     )
-    recon = model.imagined_obs(model.rssm.feat(posts))
+    observed = model.rssm.feat(posts)
     state = posts.map(lambda x: x[:, -1])
     feats = []
     for i in range(context, length):
@@ -238,7 +238,18 @@ def open_loop(
         state = model.rssm.img_step(state, action, sample=False)
         feats.append(model.rssm.feat(state))
     feat = torch.stack(feats, 1)  # (B, H, F)
-    imagined = model.imagined_obs(feat)
+    if tiles:
+        # The token decoder draws each screen over the one before: the real one while it
+        # observes, then its own imagined ones, each from the last.
+        seen = model.previous_grids(target[:, :context], t["is_first"][:, :context])
+        recon = model.imagined_obs(observed, seen)
+        grids, before = [], target[:, context - 1]
+        for i in range(horizon):
+            before = model.imagined_obs(feat[:, i], before)
+            grids.append(before)
+        imagined = torch.stack(grids, 1)
+    else:
+        recon, imagined = model.imagined_obs(observed), model.imagined_obs(feat)
     preds = model.predict(feat)
     model_obs = torch.cat([recon, imagined], 1)
     if render is not None and tiles:

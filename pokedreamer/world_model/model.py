@@ -38,8 +38,9 @@ OBSERVATION_KEYS = {"pixels": "frames", "tiles": "tiles"}
 """Where a replayed batch holds each kind of observation: frames (B, T, 144, 160) uint8, or tiles
 (B, T, 18, 20) uint16."""
 CELL_ACC_STRIDE = 32
-"""The tile model's cell accuracy is taken on every 32nd step of a batch: it needs each cell's
-whole distribution, which the loss itself never computes."""
+"""The tile model's cell accuracy is taken on every 32nd step of a batch, counted back from its
+last (the step with the most context behind it, and a grid before it): it needs each cell's most
+likely token, which the loss itself never computes."""
 
 
 class WorldModel(nn.Module):
@@ -138,26 +139,47 @@ class WorldModel(nn.Module):
         post, _ = self.rssm.obs_step(state, one_hot, self.embed(obs, vector), is_first, sample)
         return post
 
-    def decode(self, feat: Tensor) -> Tensor:
+    def decode(self, feat: Tensor, before: Tensor | None = None) -> Tensor:
         """feat (..., F) -> shade logits (..., 4, h, w), or for tiles the log-probabilities of
         every token per cell (..., tile_capacity, 18, 20); argmax over dim -3 is the imagined
-        screen (``imagined_obs`` gets it without the whole distribution)."""
+        screen (``imagined_obs`` gets it without the whole distribution). ``before``: a token
+        model's grids of the step before (..., 18, 20) (``previous_grids``), none when None."""
         lead = feat.shape[:-1]
         flat = feat.reshape(-1, self.preset.feat_size)
         if isinstance(self.decoder, TileDecoder):
-            logits = self.decoder.log_probs(self.decoder.cells(flat))
+            cells = self.decoder.cells(flat, self._flat_before(before, lead))
+            logits = self.decoder.log_probs(cells)
         else:
             logits = self.decoder(flat)
         return logits.reshape(*lead, *logits.shape[1:])
 
-    def imagined_obs(self, feat: Tensor) -> Tensor:
+    def imagined_obs(self, feat: Tensor, before: Tensor | None = None) -> Tensor:
         """feat (..., F) -> the most likely screen: uint8 shades (..., h, w) for pixels, int64
-        tokens (..., 18, 20) for tiles (the caller renders them through its vocabulary)."""
+        tokens (..., 18, 20) for tiles (the caller renders them through its vocabulary), given
+        ``before``, the grids of the step before (as ``decode``)."""
         if isinstance(self.decoder, TileDecoder):
             lead = feat.shape[:-1]
-            cells = self.decoder.cells(feat.reshape(-1, self.preset.feat_size))
+            flat = feat.reshape(-1, self.preset.feat_size)
+            cells = self.decoder.cells(flat, self._flat_before(before, lead))
             return self.decoder.argmax(cells).reshape(*lead, *GRID_HW)
         return self.decode(feat).argmax(-3).to(torch.uint8)
+
+    def previous_grids(self, grids: Tensor, is_first: Tensor) -> Tensor:
+        """Token grids (B, T, 18, 20) and is_first (B, T) -> each step's grid before (B, T, 18,
+        20) int64: the grid one step earlier, and "none" on each sequence's first step and on
+        each episode's first step (its step before is another episode's)."""
+        assert isinstance(self.decoder, TileDecoder), self.observation
+        b, t = is_first.shape
+        assert grids.shape == (b, t, *GRID_HW), grids.shape
+        none = torch.full_like(grids[:, :1], self.decoder.none, dtype=torch.int64)
+        before = torch.cat([none, grids[:, :-1].long()], 1)
+        return torch.where(is_first[:, :, None, None], self.decoder.none, before)
+
+    def _flat_before(self, before: Tensor | None, lead: tuple[int, ...]) -> Tensor | None:
+        if before is None:
+            return None
+        assert before.shape == (*lead, *GRID_HW), (before.shape, lead)
+        return before.reshape(-1, *GRID_HW).long()
 
     def predict(self, feat: Tensor, state: bool = True) -> dict[str, Tensor]:
         """What the heads say about feat (..., F), each (...) unless noted: "reward" (mean of
@@ -236,7 +258,7 @@ class WorldModel(nn.Module):
             self.embed_shades(target, states), actions, is_first, start
         )
         feat = self.rssm.feat(posts)
-        image_loss, image_metric = self._image_loss(feat, target)
+        image_loss, image_metric = self._image_loss(feat, target, is_first)
 
         reward_loss = twohot_loss(self.reward_head(feat), rewards)
         cont_logit = self.cont_head(feat).squeeze(-1).float()
@@ -285,16 +307,20 @@ class WorldModel(nn.Module):
         metrics = dict(zip(named, values, strict=True))
         return loss, metrics, posts.map(Tensor.detach)
 
-    def _image_loss(self, feat: Tensor, target: Tensor) -> tuple[Tensor, tuple[str, Tensor]]:
+    def _image_loss(
+        self, feat: Tensor, target: Tensor, is_first: Tensor
+    ) -> tuple[Tensor, tuple[str, Tensor]]:
         """The decoder's loss per step (B, T), float32: the cross-entropy of the targets (B, T,
-        ...) summed over pixels or cells; and the accuracy metric, named."""
+        ...) summed over pixels or cells (a token model's decoder given each step's true grid
+        before); and the accuracy metric, named."""
         b, t = target.shape[:2]
         flat = feat.reshape(b * t, -1)
         if isinstance(self.decoder, TileDecoder):
-            cells = self.decoder.cells(flat).reshape(b, t, *GRID_HW, -1)
+            before = self.previous_grids(target, is_first).reshape(b * t, *GRID_HW)
+            cells = self.decoder.cells(flat, before).reshape(b, t, *GRID_HW, -1)
             cell_nll = self.decoder.nll(cells, target)
             with torch.no_grad():
-                sub = slice(None, None, CELL_ACC_STRIDE)
+                sub = slice((t - 1) % CELL_ACC_STRIDE, None, CELL_ACC_STRIDE)
                 right = self.decoder.argmax(cells[:, sub]) == target[:, sub]
             return cell_nll.sum((-2, -1)).float(), ("cell_acc", right.float().mean())
         # Cross-entropy is left to autocast's float32 policy: casting the logits here would
