@@ -9,7 +9,7 @@ imagined, a step earlier) and gives a categorical over the vocabulary per cell.
 Why the screen before: most cells of a step's screen are the ones of the step before, or those
 shifted by a cell or two as the view scrolls. A decoder that reads only the latent state must
 redraw every one of them from it, and on the small preset after 30 minutes of training it got
-0.7% of the unchanged cells wrong, more than half of its error at one imagined step. Given the
+0.7% of the unchanged cells wrong, nearly half of its error at one imagined step. Given the
 screen before, it copies those and the latent state spends itself on what changes. The screen
 before is an input of the decoder only: the RSSM, its imagination and everything the actor
 learns from are the same as the pixel model's.
