@@ -55,9 +55,9 @@ class ImaginedFrames:
                 actions_prev[:1].to(self.device), self.num_actions
             ).float()
             prior = rssm.img_step(state, one_hot)
-            grid = None
+            grid = None  # a pixel model draws from the latent state alone
             if self.tiles is not None and before is not None:
-                grid = torch.as_tensor(before[:1].astype(np.int64), device=self.device)
+                grid = torch.as_tensor(before[:1], device=self.device)
             guess = self.world_model.imagined_obs(rssm.feat(prior), grid)[0].cpu().numpy()
         if self.tiles is not None:
             frame = self.tiles.render(guess)

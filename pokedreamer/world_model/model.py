@@ -145,12 +145,10 @@ class WorldModel(nn.Module):
         screen (``imagined_obs`` gets it without the whole distribution). ``before``: a token
         model's grids of the step before (..., 18, 20) (``previous_grids``), none when None."""
         lead = feat.shape[:-1]
-        flat = feat.reshape(-1, self.preset.feat_size)
         if isinstance(self.decoder, TileDecoder):
-            cells = self.decoder.cells(flat, self._flat_before(before, lead))
-            logits = self.decoder.log_probs(cells)
+            logits = self.decoder.log_probs(self._tile_cells(feat, before))
         else:
-            logits = self.decoder(flat)
+            logits = self.decoder(feat.reshape(-1, self.preset.feat_size))
         return logits.reshape(*lead, *logits.shape[1:])
 
     def imagined_obs(self, feat: Tensor, before: Tensor | None = None) -> Tensor:
@@ -158,10 +156,8 @@ class WorldModel(nn.Module):
         tokens (..., 18, 20) for tiles (the caller renders them through its vocabulary), given
         ``before``, the grids of the step before (as ``decode``)."""
         if isinstance(self.decoder, TileDecoder):
-            lead = feat.shape[:-1]
-            flat = feat.reshape(-1, self.preset.feat_size)
-            cells = self.decoder.cells(flat, self._flat_before(before, lead))
-            return self.decoder.argmax(cells).reshape(*lead, *GRID_HW)
+            cells = self._tile_cells(feat, before)
+            return self.decoder.argmax(cells).reshape(*feat.shape[:-1], *GRID_HW)
         return self.decode(feat).argmax(-3).to(torch.uint8)
 
     def previous_grids(self, grids: Tensor, is_first: Tensor) -> Tensor:
@@ -175,11 +171,15 @@ class WorldModel(nn.Module):
         before = torch.cat([none, grids[:, :-1].long()], 1)
         return torch.where(is_first[:, :, None, None], self.decoder.none, before)
 
-    def _flat_before(self, before: Tensor | None, lead: tuple[int, ...]) -> Tensor | None:
-        if before is None:
-            return None
-        assert before.shape == (*lead, *GRID_HW), (before.shape, lead)
-        return before.reshape(-1, *GRID_HW).long()
+    def _tile_cells(self, feat: Tensor, before: Tensor | None) -> Tensor:
+        """feat (..., F) and grids before (..., 18, 20) or None -> the token decoder's cell
+        features (N, 18, 20, width), the leading dims flattened."""
+        assert isinstance(self.decoder, TileDecoder), self.observation
+        lead = feat.shape[:-1]
+        if before is not None:
+            assert before.shape == (*lead, *GRID_HW), (before.shape, lead)
+            before = before.reshape(-1, *GRID_HW).long()
+        return self.decoder.cells(feat.reshape(-1, self.preset.feat_size), before)
 
     def predict(self, feat: Tensor, state: bool = True) -> dict[str, Tensor]:
         """What the heads say about feat (..., F), each (...) unless noted: "reward" (mean of
