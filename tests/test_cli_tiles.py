@@ -200,6 +200,11 @@ def test_eval_world_model_on_tiles_scores_another_runs_episodes(tiles: None) -> 
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(Path("runs/a/eval/wm-000000001/openloop.json").read_text())
     assert report["observation"] == "tiles" and report["data"] == "held"
+    # The first imagined step's error, split by what happened in the held-out game.
+    split = report["first_step_split"]
+    assert [part["kind"] for part in split][-1] == "other"
+    assert sum(part["frames"] for part in split) == report["sequences"] == 2
+    assert "| what happened | frames |" in Path("runs/a/eval/wm-000000001/openloop.md").read_text()
 
 
 def test_a_persons_play_is_cloned_into_the_actor_of_a_tiles_model(tiles: None) -> None:

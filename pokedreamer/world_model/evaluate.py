@@ -8,8 +8,10 @@ squared error pooled over the step's frames, shades scaled to [0, 1], at the mod
 a token model's grids rendered through the vocabulary at 144x160), for a token model the share
 of cells whose token is right (where the map is right), and the reward. Each figure has a
 "nothing moves" baseline beside it: the last observed screen, state and reward held for every
-imagined step. The observed half gives the 1-step reconstruction PSNR. Outputs: a JSON and a
-markdown report, a PNG grid (real / model / difference) and a GIF of real beside imagined.
+imagined step. The observed half gives the 1-step reconstruction PSNR. The first imagined step's
+error is also split by what happened in the game (world_model/error_split.py), with the ceiling a
+model that cannot foresee wild encounters has. Outputs: a JSON and a markdown report, a PNG grid
+(real / model / difference) and a GIF of real beside imagined.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pokedreamer.env.frames import GREYS
 from pokedreamer.env.tiles import TileVocabulary
 from pokedreamer.errors import UserError
 from pokedreamer.world_model.checkpoint import checkpoint_stem, latest_checkpoint
+from pokedreamer.world_model.error_split import split_error, step_events
 from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.observation import check_batch
 from pokedreamer.world_model.replay import VOCABULARY_FILE, run_replay
@@ -52,6 +55,8 @@ class OpenLoopReport:
     steps: list[dict[str, float]] = field(default_factory=list)  # one per imagined step
     observation: str = "pixels"
     recon_cell_accuracy: float | None = None  # tiles: observed steps, the share of cells right
+    # The first imagined step's error by what happened (error_split.split_error's rows).
+    first_step_split: list[dict[str, Any]] = field(default_factory=list)
 
     def at(self, step: int) -> dict[str, float]:
         """The row of imagined step ``step`` (1-based)."""
@@ -93,6 +98,26 @@ class OpenLoopReport:
                 f"| {_db(row['psnr'])} ({_db(row['baseline_psnr'])}) |{cell}"
                 f" {row['reward_error']:.4f} ({row['baseline_reward_error']:.4f}) |"
             )
+        if self.first_step_split:
+            lines += [
+                "",
+                "The first imagined step's error by what happened in the game (from the "
+                "GameState before and after it). A wild battle starts when the game's random "
+                "number generator says so, which nothing the model sees foretells: the last "
+                "column is the PSNR of a model right on every other frame that draws these as "
+                "the screen before.",
+                "",
+                "| what happened | frames | share of the error | PSNR without them "
+                "| ceiling if unforeseen |",
+                "|---|---|---|---|---|",
+            ]
+            for part in self.first_step_split:
+                ceiling = part["ceiling_if_unforeseen"]
+                lines.append(
+                    f"| {part['label']} | {part['frames']} ({part['frame_share']:.2%}) "
+                    f"| {part['error_share']:.2%} | {_db(part['psnr_without'])} "
+                    f"| {'—' if ceiling is None else _db(ceiling)} |"
+                )
         return "\n".join(lines) + "\n"
 
 
@@ -265,6 +290,8 @@ def open_loop(
         None if model_tokens is None else model_tokens[:, context:],
     )  # fmt: skip
     model_rows = score_steps(guess, truth)
+    kind = step_events(t["states"][:, context - 1], t["states"][:, context])
+    split = split_error(drawn[:, context], real[:, context], real[:, context - 1], kind)
     still_rows = score_steps(standing_still(last, horizon), truth)
     recon_cells = None
     if model_tokens is not None and real_tokens is not None:
@@ -277,6 +304,7 @@ def open_loop(
         recon_psnr=pooled_psnr(drawn[:, :context], real[:, :context]),
         observation=model.observation,
         recon_cell_accuracy=recon_cells,
+        first_step_split=split,
     )
     for i, (ours, still) in enumerate(zip(model_rows, still_rows, strict=True)):
         report.steps.append(
@@ -370,7 +398,8 @@ def _json_safe(value: Any) -> Any:
 
 def summary_line(report: OpenLoopReport) -> str:
     """One line: the reconstruction, then at imagined steps 15 and 29 (or the last) the model's
-    PSNR, map and tile figures with the "nothing moves" baseline's in brackets."""
+    PSNR, map and tile figures with the "nothing moves" baseline's in brackets, then, when a
+    battle started on the first imagined step, the ceiling those frames put on its PSNR."""
     parts = [f"recon PSNR {_db(report.recon_psnr)}"]
     if report.observation == "tiles":
         parts[0] += f", cells right {_share(report.recon_cell_accuracy)}"
@@ -387,6 +416,14 @@ def summary_line(report: OpenLoopReport) -> str:
             f"map right {row['map_accuracy']:.3f} (still {row['baseline_map_accuracy']:.3f}), "
             f"tile error {_tiles(row['tile_error'])} (still {_tiles(row['baseline_tile_error'])})"
             + cells
+        )
+    first = report.at(1)
+    starts = next((p for p in report.first_step_split if p["kind"] == "battle starts"), None)
+    if starts is not None and starts["frames"]:
+        parts.append(
+            f"battles starting ({starts['frame_share']:.2%} of step 1's frames) carry "
+            f"{starts['error_share']:.0%} of its error and, unforeseen, cap its PSNR "
+            f"({_db(first['psnr'])}) at {_db(starts['ceiling_if_unforeseen'])}"
         )
     return "; ".join(parts)
 
