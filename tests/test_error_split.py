@@ -31,13 +31,14 @@ def test_each_step_goes_to_the_first_kind_that_holds() -> None:
         (state(text=True), state()),
         (state(), state()),
         (state(battle="wild"), state(battle="wild", text=True)),  # a message inside a battle
+        (state(battle="wild"), state(battle="wild")),
     ]
     before = torch.stack([b for b, _ in pairs])
     after = torch.stack([a for _, a in pairs])
     kinds = [KEYS[k] for k in step_events(before, after).tolist()]
     assert kinds == [
         "battle starts", "battle ends", "map changes", "message opens", "message closes",
-        "other", "message opens",
+        "other", "message opens", "in battle",
     ]  # fmt: skip
 
 
@@ -48,7 +49,7 @@ def test_the_split_adds_up_and_gives_the_ceiling_of_an_unforeseen_kind() -> None
     guess = truth.clone()
     guess[0] = 0  # drawn as the screen before
     guess[3, 0, 0] = 3  # and one wrong pixel on a calm step
-    kind = torch.tensor([KEYS.index("battle starts"), 5, 5, 5])
+    kind = torch.tensor([KEYS.index("battle starts"), *[KEYS.index("other")] * 3])
     rows = {row["kind"]: row for row in split_error(guess, truth, last, kind)}
     assert list(rows) == KEYS
     assert sum(r["frames"] for r in rows.values()) == 4
@@ -67,7 +68,7 @@ def test_the_split_adds_up_and_gives_the_ceiling_of_an_unforeseen_kind() -> None
 def test_the_summary_and_the_markdown_name_the_ceiling_battles_starting_put_on_step_one() -> None:
     truth = torch.zeros(4, 2, 2, dtype=torch.uint8)
     truth[0] = 3
-    kind = torch.tensor([KEYS.index("battle starts"), 5, 5, 5])
+    kind = torch.tensor([KEYS.index("battle starts"), *[KEYS.index("other")] * 3])
     split = split_error(torch.zeros_like(truth), truth, torch.zeros_like(truth), kind)
     row = {"step": 1, "psnr": 6.02, "map_accuracy": 1.0, "tile_error": 0.0, "reward_error": 0.0}
     row |= {f"baseline_{k}": v for k, v in row.items() if k != "step"}

@@ -1,10 +1,11 @@
 """Where the first imagined step's error lies: split by what happened in the game.
 
 Most steps change a few cells around the player; a few change the whole screen at once: a battle
-starts or ends, a message opens or closes, a warp leads to another map. Those few carry most of
+starts or ends, a message opens or closes, a warp leads to another map. Those few carry much of
 the pooled error, and they differ in how foreseeable they are. A wild encounter is drawn by the
 game's random number generator at the end of a step in grass, which nothing the model observes
-predicts; a message that opens because A was pressed facing a sign is foreseeable. Each frame
+predicts (nor the damage a move does, inside a battle); a message that opens because A was
+pressed facing a sign is foreseeable. Each frame
 goes to the first kind below that the GameState vectors before and after it show, so the shares
 add up to one.
 """
@@ -23,6 +24,7 @@ EVENTS = (
     ("the map changes", "map changes"),
     ("a message opens", "message opens"),
     ("a message closes", "message closes"),
+    ("a battle goes on", "in battle"),
     ("none of these", "other"),
 )
 """(label, key) of each kind of step, in the order frames are assigned."""
@@ -44,6 +46,7 @@ def step_events(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
         (before[:, _MAP] - after[:, _MAP]).abs() > 0.5 / 255,
         ~text_before & text_after,
         text_before & ~text_after,
+        ~calm_before & ~calm_after,
     )
     kind = torch.full(before.shape[:1], len(EVENTS) - 1, dtype=torch.long, device=before.device)
     for index in reversed(range(len(masks))):  # the first kind that holds wins
