@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch_setup import one_thread  # noqa: F401 (autouse fixture)
 
 from pokedreamer.agent.collect import collect
 from pokedreamer.config import Settings, load_settings

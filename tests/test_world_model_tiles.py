@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from clirun import cli
+from torch_setup import one_thread  # noqa: F401 (autouse fixture)
 
 from pokedreamer.agent.checkpointer import Start
 from pokedreamer.agent.play import SHIPPED_CHECKPOINT
