@@ -5,9 +5,8 @@ starts or ends, a message opens or closes, a warp leads to another map. Those fe
 the pooled error, and they differ in how foreseeable they are. A wild encounter is drawn by the
 game's random number generator at the end of a step in grass, which nothing the model observes
 predicts (nor the damage a move does, inside a battle); a message that opens because A was
-pressed facing a sign is foreseeable. Each frame
-goes to the first kind below that the GameState vectors before and after it show, so the shares
-add up to one.
+pressed facing a sign is foreseeable. Each frame goes to the first kind below that the GameState
+vectors before and after it show, so the shares add up to one.
 """
 
 from __future__ import annotations
@@ -73,7 +72,7 @@ def split_error(
     rows: list[dict[str, float | str | int | None]] = []
     for index, (label, key) in enumerate(EVENTS):
         these = kind == index
-        count, others = int(these.sum()), int((~these).sum())
+        count = int(these.sum())
         rows.append(
             {
                 "kind": key,
@@ -81,7 +80,7 @@ def split_error(
                 "frames": count,
                 "frame_share": count / n,
                 "error_share": float(ours[these].sum()) / total if total else 0.0,
-                "psnr_without": _psnr(float(ours[~these].sum()), others * pixels),
+                "psnr_without": _psnr(float(ours[~these].sum()), (n - count) * pixels),
                 # Steps where none of these happened have nothing to foresee.
                 "ceiling_if_unforeseen": None
                 if key == "other"
