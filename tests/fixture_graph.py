@@ -33,3 +33,17 @@ CONNECTION_ROWS = {(HOUSE, ROUTE): 9, (TOWN, ROUTE): 9, (ROUTE, TOWN): 0, (GYM, 
 
 def cartridge_graph() -> MapGraph:
     return MapGraph(CARTRIDGE_NODES)
+
+
+# The cartridge's town and house as its terrain draws them (env/cartridge/world.c): T tree,
+# R roof, # wall, = table block; . floor, p path, D door, M mat are walked on.
+TOWN_TERRAIN = (
+    "TTTTppTTTT", "T...pp...T", "TRRRpp...T", "TRDRpp...T", "T.p.pp...T",
+    "T.pppp...T", "T........T", "T........T", "T........T", "TTTTTTTTTT",
+)  # fmt: skip
+HOUSE_TERRAIN = ("##########", "#........#", "#.==.....#", "#.==.....#",
+                 *("#........#",) * 5, "####MM####")  # fmt: skip
+
+
+def terrain_ground(rows: tuple[str, ...]) -> dict[tuple[int, int], bool]:
+    return {(x, y): mark in ".pDM," for y, row in enumerate(rows) for x, mark in enumerate(row)}

@@ -14,16 +14,20 @@ from fixture_graph import (
     CONNECTION_ROWS,
     GYM,
     HOUSE,
+    HOUSE_TERRAIN,
     ROUTE,
     TABLE_ROUTES,
     TOWN,
+    TOWN_TERRAIN,
     cartridge_graph,
+    terrain_ground,
 )
 from red_memory import LAST_MAP, RedMemory
 
 from pokedreamer.env.graph import (
     FORMAT,
     GRAPH_FILE,
+    UNREACHABLE,
     Exit,
     MapGraph,
     MapNode,
@@ -118,9 +122,56 @@ def test_the_graph_keeps_in_a_versioned_json_file(tmp_path: Path) -> None:
     graph.add(MapNode(0x26, 8, 8, (Exit(7, 1, None),), ()))
     graph.save(tmp_path / GRAPH_FILE)
     data = json.loads((tmp_path / GRAPH_FILE).read_text())
-    assert data["format"] == FORMAT and data["version"] == 1
+    assert data["format"] == FORMAT and data["version"] == 2
     loaded = MapGraph.load(tmp_path)  # a run directory holding one
     assert loaded.nodes == graph.nodes
+
+
+def test_the_ground_seen_keeps_in_the_json_file_and_older_files_still_read(
+    tmp_path: Path,
+) -> None:
+    graph = cartridge_graph()
+    graph.see(TOWN, [(0, 0, False), (4, 0, True), (9, 9, False)])
+    graph.save(tmp_path / GRAPH_FILE)
+    town = next(m for m in json.loads((tmp_path / GRAPH_FILE).read_text())["maps"] if m["id"] == 0)
+    assert town["ground"][0] == "#???.?????" and town["ground"][9] == "?????????#"
+    loaded = MapGraph.load(tmp_path)
+    assert loaded.ground(TOWN) == {(0, 0): False, (4, 0): True, (9, 9): False}
+    assert loaded.walls(TOWN) == {(0, 0), (9, 9)} and loaded.ground(HOUSE) == {}
+    town_alone = {k: v for k, v in town.items() if k != "ground"}
+    older = {"format": FORMAT, "version": 1, "maps": [town_alone]}
+    (tmp_path / "v1.json").write_text(json.dumps(older))
+    assert MapGraph.load(tmp_path / "v1.json").ground(TOWN) == {}
+
+
+def test_ground_seen_merges_walkable_over_wall_and_counts_changes() -> None:
+    graph = MapGraph(CARTRIDGE_NODES)
+    version = graph.version
+    assert graph.see(TOWN, [(3, 1, False), (4, 1, True)]) and graph.version == version + 1
+    assert not graph.see(TOWN, [(3, 1, False), (4, 1, True)]) and graph.version == version + 1
+    assert not graph.see(TOWN, [(4, 1, False)])  # once walkable, a wall reading is a misread
+    assert graph.walls(TOWN) == {(3, 1)}
+    assert graph.see(TOWN, [(3, 1, True)]) and graph.walls(TOWN) == frozenset()
+    other = MapGraph(CARTRIDGE_NODES)
+    other.see(ROUTE, [(0, 0, False)])
+    assert graph.merge(other) and graph.walls(ROUTE) == {(0, 0)}
+
+
+def test_route_steps_go_around_the_walls_seen() -> None:
+    """With the town's ground seen, the steps to the north edge count the way round the trees
+    and through the gap at x 4-5; the edge's trees are no way out; before anything is seen
+    they are the straight line to the edge's row."""
+    graph = MapGraph(CARTRIDGE_NODES)
+    (leg,) = (leg for leg in graph.route_to(ROUTE) if leg.map_id == TOWN)
+    assert leg.steps is not None
+    assert [int(leg.steps[y, 8]) for y in range(4)] == [0, 1, 2, 3]
+    graph.see(TOWN, ((x, y, w) for (x, y), w in terrain_ground(TOWN_TERRAIN).items()))
+    (leg,) = (leg for leg in graph.route_to(ROUTE) if leg.map_id == TOWN)
+    assert leg.steps is not None and leg.steps[0, 4] == leg.steps[0, 5] == 0
+    assert leg.steps[0, 8] == UNREACHABLE  # a tree
+    assert [int(leg.steps[y, 8]) for y in (1, 2, 3)] == [4, 5, 6]  # left along row 1, then up
+    assert int(leg.steps[4, 2]) == 6 and int(leg.steps[8, 1]) == 11  # round the house
+    assert leg.cells == tuple((x, 0) for x in range(10))  # what the leg is made of stays
 
 
 @pytest.mark.parametrize(
@@ -134,6 +185,16 @@ def test_the_graph_keeps_in_a_versioned_json_file(tmp_path: Path) -> None:
         (
             '{"format": "pokedreamer-map-graph", "version": 1, "maps": [{"id": 1, "columns": 2,'
             ' "rows": 2, "warps": [], "connections": {"up": 3}}]}',
+            "malformed",
+        ),
+        (
+            '{"format": "pokedreamer-map-graph", "version": 2, "maps": [{"id": 1, "columns": 2,'
+            ' "rows": 2, "warps": [], "connections": {}, "ground": ["..", ".x"]}]}',
+            "malformed",
+        ),
+        (
+            '{"format": "pokedreamer-map-graph", "version": 2, "maps": [{"id": 1, "columns": 2,'
+            ' "rows": 2, "warps": [], "connections": {}, "ground": [".."]}]}',
             "malformed",
         ),
     ],
@@ -207,6 +268,41 @@ def test_the_env_reports_a_map_when_it_enters_it() -> None:
         assert reported[-2] == CARTRIDGE_NODES[1]
         _, info = env.reset(seed=1)
         assert info["map"] == CARTRIDGE_NODES[0]
+    finally:
+        env.close()
+
+
+def test_the_env_reports_the_ground_it_sees_as_the_terrain_is() -> None:
+    """Every cell the env reports while walking from the house into the town is walkable just
+    where the cartridge's terrain is; a cell a sprite stands on is left out (MOM, the GUIDE),
+    the town's sign is a wall; and a place already looked around reports nothing new."""
+    env = PokemonRedEnv()
+    try:
+        buttons = list(env.buttons)
+        _, info = env.reset(seed=0)
+        seen: dict[int, dict[tuple[int, int], bool]] = {}
+
+        def take(info: dict) -> int:
+            if "ground" not in info:
+                return 0
+            map_id, cells = info["ground"]
+            for x, y, walkable in cells:
+                assert (x, y) not in seen.setdefault(map_id, {})  # reported once
+                seen[map_id][(x, y)] = walkable
+            return len(cells)
+
+        assert take(info) == 80  # 9 rows x 9 columns on the map, MOM's cell left out
+        for move in (*TO_MOM[:-1], *MOM_TO_TOWN, "right", "left"):
+            *_, info = env.step(buttons.index(move))
+            take(info)
+        assert (6, 2) not in seen[HOUSE] and (7, 2) not in seen[TOWN]  # MOM, the GUIDE
+        expected = {HOUSE: terrain_ground(HOUSE_TERRAIN), TOWN: terrain_ground(TOWN_TERRAIN)}
+        expected[TOWN][(6, 5)] = False  # the sign
+        for map_id in (HOUSE, TOWN):
+            assert seen[map_id] == {c: expected[map_id][c] for c in seen[map_id]}
+        assert len(seen[TOWN]) >= 60
+        _, info = env.reset(seed=1)  # a new episode may feed a new graph: reported anew
+        assert len(info["ground"][1]) == 80
     finally:
         env.close()
 

@@ -164,6 +164,9 @@ def test_the_map_graph_is_kept_in_the_run_and_a_resume_goes_on_from_it(tmp_path:
     loop.run(4)
     saved = MapGraph.load(run.path / GRAPH_FILE)
     assert HOUSE in saved and saved.node(HOUSE) == CARTRIDGE_NODES[0]
+    # and the ground their screens showed: the house's walls, its floor and mats walkable
+    assert len(saved.ground(HOUSE)) >= 80 and {(0, 1), (9, 5), (2, 2)} <= saved.walls(HOUSE)
+    assert saved.ground(HOUSE)[(1, 1)] and saved.ground(HOUSE)[(4, 9)]
     saved.add(CARTRIDGE_NODES[3])  # the gym, as if an earlier stretch had seen it
     saved.save(run.path / GRAPH_FILE)
     resumed = AgentLoop(s, run, train=False)
@@ -171,6 +174,7 @@ def test_the_map_graph_is_kept_in_the_run_and_a_resume_goes_on_from_it(tmp_path:
     assert resumed.learner.facts.route_to(ROUTE)  # imagined shaping routes on the same graph
     resumed.run(2)
     assert MapGraph.load(run.path).nodes == saved.nodes
+    assert MapGraph.load(run.path).walls(HOUSE) == saved.walls(HOUSE)
     (run.path / GRAPH_FILE).write_text("[]")
     with pytest.raises(UserError, match="is not a map graph"):
         AgentLoop(s, run, train=False)

@@ -63,7 +63,7 @@ def played(run: RunDir) -> list[tuple[list[Any], np.ndarray]]:
 def test_ray_workers_play_the_games_the_local_envs_play(ray_cluster: str, tmp_path: Path) -> None:
     """Same seeds, same buttons: each env's stream is the same step for step, through episodes
     cut at max_steps and reset to the next seeds."""
-    games = {}
+    games, grounds = {}, {}
     for workers in ("local", "ray"):
         s = acting(tmp_path, workers, **{"env.max_steps": 25})
         run = RunDir.create(s, "same")
@@ -71,7 +71,9 @@ def test_ray_workers_play_the_games_the_local_envs_play(ray_cluster: str, tmp_pa
         loop.run(70)
         games[workers] = played(run)
         assert [e["seed"] for e in loop.finished] == [0, 1, 2, 3]
+        grounds[workers] = {m: dict(loop.map_graph.ground(m)) for m in loop.map_graph.nodes}
     assert len(games["ray"]) == len(games["local"]) == 4
+    assert grounds["ray"] == grounds["local"] and all(grounds["local"].values())
     for (steps, frames), (local_steps, local_frames) in zip(
         games["ray"], games["local"], strict=True
     ):

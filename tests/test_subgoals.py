@@ -22,7 +22,13 @@ from cartridge_driver import (
     find_wild_battle,
     get_starter,
 )
-from fixture_graph import CONNECTION_ROWS, TABLE_ROUTES, cartridge_graph
+from fixture_graph import (
+    CONNECTION_ROWS,
+    TABLE_ROUTES,
+    TOWN_TERRAIN,
+    cartridge_graph,
+    terrain_ground,
+)
 from pydantic import TypeAdapter, ValidationError
 
 from pokedreamer.env.graph import MapGraph
@@ -350,6 +356,29 @@ def test_go_to_map_rises_along_the_route_of_the_map_graph() -> None:
     assert FIXTURE.graph is None and phi(gym, house, FIXTURE) == 0.0
     empty = FIXTURE.with_graph(MapGraph())
     assert phi(gym, house, empty) == 0.0 and empty.route_to(FIXTURE.map_id("PEWTER_GYM")) == ()
+
+
+def test_go_to_map_rises_on_every_step_of_the_way_round_the_walls_seen() -> None:
+    """Once the town's ground is seen, every step of the walk from beside the GUIDE to the gap
+    in the trees raises the potential of going to ROUTE_1, where a straight line to the edge's
+    row tops out against the trees at (8, 1); arrays and tensors read the same numbers."""
+    graph = cartridge_graph()
+    facts = FIXTURE.with_graph(graph)
+    goal, town = GoToMap(map="ROUTE_1"), FIXTURE.map_id("PALLET_TOWN")
+    walk = [(8, 3), (8, 2), (8, 1), (7, 1), (6, 1), (5, 1), (5, 0)]
+    straight = [float(phi(goal, view(town, x, y), facts)) for x, y in walk]
+    assert straight[2] == straight[3] == straight[5]  # nothing for walking along row 1
+    graph.see(town, ((x, y, w) for (x, y), w in terrain_ground(TOWN_TERRAIN).items()))
+    around = [float(phi(goal, view(town, x, y), facts)) for x, y in walk]
+    assert all(a < b for a, b in zip(around, around[1:], strict=False)), around
+    assert around[-1] == straight[-1]  # on the gap, as before
+    xs, ys = np.array([x for x, _ in walk] + [-1]), np.array([y for _, y in walk] + [-1])
+    batch = {"map_id": np.full(len(xs), town), "x": xs, "y": ys}
+    scalar = [*around, float(phi(goal, view(town, 0, 0), facts))]  # -1: the nearest border
+    np.testing.assert_allclose(phi(goal, StateView.from_arrays(**batch), facts), scalar)
+    torch = pytest.importorskip("torch")
+    tensors = StateView.from_arrays(**{k: torch.as_tensor(v) for k, v in batch.items()})
+    np.testing.assert_allclose(phi(goal, tensors, facts).double().numpy(), scalar, rtol=1e-6)
 
 
 def table_phi(target: int, map_id: int, x: int, y: int) -> float:

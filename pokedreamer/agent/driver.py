@@ -152,12 +152,17 @@ class Driver:
                 env.begin(obs["screen"][i], obs["state"][i], info["state"][i], seed)
 
     def map_seen(self, info: dict[str, Any]) -> None:
-        """Merges the maps the envs read as they entered them (info "map") into the run's
-        graph, before the planners and the policy look at the step."""
+        """Merges the maps the envs read as they entered them (info "map") and the ground
+        their screens showed (info "ground") into the run's graph, before the planners and
+        the policy look at the step."""
         seen = info.get("_map")
         if seen is not None:
             for node in info["map"][seen]:
                 self.graph.add(node)
+        shown = info.get("_ground")
+        if shown is not None:
+            for map_id, cells in info["ground"][shown]:
+                self.graph.see(map_id, cells)
 
     def flush(self) -> None:
         """Writes every env's newest step, if not yet written."""

@@ -5,15 +5,22 @@ reads them). A :class:`MapNode` keeps one map's reading, with each warp to LAST_
 the player came from") resolved to a map id through wLastMap. The :class:`MapGraph` gathers the
 nodes of every map seen, merges other graphs (the loop's envs each report theirs) and finds the
 routes to a map: breadth-first over the exits, a connection's exit being its edge's row or column
-of cells. The graph is saved as JSON in a run directory, so that a resumed run keeps what it saw.
+of cells. It also keeps the ground of each map as far as the screen has shown it (which cells are
+walkable, by the tileset's collision list, env/world.py), so that each leg of a route carries the
+fewest steps from every cell of its map to the leg's exit, around the walls seen so far (a cell
+not yet seen counts as open, so an unseen map reads as straight lines). The graph is saved as
+JSON in a run directory, so that a resumed run keeps what it saw.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from pokedreamer.env.maps import MAPS, map_name
 from pokedreamer.env.ram import RAM
@@ -29,9 +36,12 @@ from pokedreamer.errors import UserError, check_format_version
 from pokedreamer.files import write_atomic
 
 FORMAT = "pokedreamer-map-graph"
-VERSION = 1
+VERSION = 2
 OLDEST_VERSION = 1
-CHANGES: dict[int, str] = {1: "maps with their size, warps and connections"}
+CHANGES: dict[int, str] = {
+    1: "maps with their size, warps and connections",
+    2: "the ground seen of each map: its walkable cells and its walls",
+}
 GRAPH_FILE = "map_graph.json"
 
 Cell = tuple[int, int]
@@ -89,15 +99,51 @@ class MapNode(NamedTuple):
         return 0 <= x < self.columns and 0 <= y < self.rows
 
 
-class RouteLeg(NamedTuple):
+@dataclass(frozen=True)
+class RouteLeg:
     """On the way to a map: from ``map_id``, ``hops`` exits still to pass, the first through
-    one of ``cells`` (x, y) on ``map_id``; ``targets`` are those exits as ``Target``s (a
-    distance to an edge is one subtraction, not one per cell along it)."""
+    one of ``cells`` (x, y) on ``map_id``; ``targets`` are those exits as ``Target``s.
+    ``steps[y, x]`` is the fewest steps from cell (x, y) to one of those exits around the walls
+    seen so far (``UNREACHABLE`` where the walls seen shut it off)."""
 
     map_id: int
     hops: int
     cells: tuple[Cell, ...]
     targets: tuple[Target, ...]
+    steps: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+UNREACHABLE = 0x7FFF
+"""``RouteLeg.steps`` of a cell from which the walls seen leave no way to the exit."""
+MOVES: tuple[Cell, ...] = ((0, -1), (0, 1), (-1, 0), (1, 0))
+
+
+def steps_to(node: MapNode, exits: Iterable[Cell], walls: frozenset[Cell]) -> np.ndarray:
+    """The fewest steps from each cell of ``node``'s map to one of ``exits``, breadth-first
+    over the cells that are not ``walls`` (an exit counts as open: a door or a mat is walked
+    onto even where its tile reads as a wall). (rows, columns) int16, ``UNREACHABLE`` where no
+    way is known."""
+    steps = np.full((node.rows, node.columns), UNREACHABLE, dtype=np.int16)
+    frontier = [c for c in dict.fromkeys(exits) if node.contains(*c)]
+    for x, y in frontier:
+        steps[y, x] = 0
+    distance = 0
+    while frontier:
+        distance += 1
+        reached = []
+        for x, y in frontier:
+            for dx, dy in MOVES:
+                cell = (x + dx, y + dy)
+                if (
+                    node.contains(*cell)
+                    and steps[cell[1], cell[0]] == UNREACHABLE
+                    and cell not in walls
+                ):
+                    steps[cell[1], cell[0]] = distance
+                    reached.append(cell)
+        frontier = reached
+    steps.flags.writeable = False  # shared by every reader of the cached route
+    return steps
 
 
 def _known_map(map_id: int) -> bool:
@@ -136,13 +182,21 @@ def _merge_nodes(old: MapNode, new: MapNode) -> MapNode:
 class MapGraph:
     """The maps seen, by id; ``version`` counts the changes (routes are cached per version)."""
 
-    def __init__(self, nodes: Iterable[MapNode] = ()) -> None:
+    def __init__(
+        self,
+        nodes: Iterable[MapNode] = (),
+        ground: Mapping[int, Mapping[Cell, bool]] | None = None,
+    ) -> None:
         self._nodes: dict[int, MapNode] = {}
+        self._ground: dict[int, dict[Cell, bool]] = {}
+        self._walls: dict[int, frozenset[Cell]] = {}
         self.version = 0
         self._routes: dict[int, tuple[RouteLeg, ...]] = {}
         self._routes_version = 0
         for node in nodes:
             self.add(node)
+        for map_id, cells in (ground or {}).items():
+            self.see(map_id, ((x, y, open_) for (x, y), open_ in cells.items()))
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -167,11 +221,41 @@ class MapGraph:
         self.version += 1
         return True
 
+    def see(self, map_id: int, cells: Iterable[tuple[int, int, bool]]) -> bool:
+        """Takes in cells of a map as the screen showed them, (x, y, walkable); True when the
+        graph changed. Once read as walkable a cell stays so: a wall read by mistake (say,
+        under a sprite drawn into the tile map) is mended by the next reading, and an open
+        cell read by mistake only makes the routes optimistic."""
+        ground = self._ground.setdefault(map_id, {})
+        changed = False
+        for x, y, walkable in cells:
+            known = ground.get((x, y))
+            if known is None or (walkable and not known):
+                ground[(x, y)] = walkable
+                changed = True
+        if changed:
+            self._walls.pop(map_id, None)
+            self.version += 1
+        return changed
+
+    def ground(self, map_id: int) -> Mapping[Cell, bool]:
+        """The cells of a map seen so far: walkable or not."""
+        return self._ground.get(map_id, {})
+
+    def walls(self, map_id: int) -> frozenset[Cell]:
+        """The cells of a map seen not to be walkable."""
+        if map_id not in self._walls:
+            ground = self._ground.get(map_id, {})
+            self._walls[map_id] = frozenset(c for c, walkable in ground.items() if not walkable)
+        return self._walls[map_id]
+
     def merge(self, other: MapGraph) -> bool:
-        """Takes in every map of ``other``; True when the graph changed."""
+        """Takes in every map of ``other`` and the ground it saw; True when the graph changed."""
         changed = False
         for node in other.nodes.values():
             changed = self.add(node) or changed
+        for map_id, cells in other._ground.items():
+            changed = self.see(map_id, ((x, y, w) for (x, y), w in cells.items())) or changed
         return changed
 
     def route_to(self, target: int) -> tuple[RouteLeg, ...]:
@@ -200,7 +284,13 @@ class MapGraph:
                     targets = tuple(t for to, t in node.targets() if to in frontier)
                     reached[node.map_id] = (tuple(dict.fromkeys(cells)), targets)
             for map_id in sorted(reached):
-                legs.append(RouteLeg(map_id, depth, *reached[map_id]))
+                cells, targets = reached[map_id]
+                node, walls = self._nodes[map_id], self.walls(map_id)
+                # An edge's wall cells (trees along it) are no way out; a warp always is.
+                warps = node.warp_cells()
+                exits = [c for c in cells if c in warps or c not in walls]
+                steps = steps_to(node, exits, walls)
+                legs.append(RouteLeg(map_id, depth, cells, targets, steps))
             placed |= reached.keys()
             frontier = set(reached)
         return tuple(legs)
@@ -236,6 +326,7 @@ class MapGraph:
                     "rows": n.rows,
                     "warps": [[w.x, w.y, w.to_map] for w in n.warps],
                     "connections": {d: m for d, m in n.connections},
+                    **_ground_json(n, self._ground.get(n.map_id, {})),
                 }
                 for n in self._nodes.values()
             ],
@@ -254,7 +345,13 @@ class MapGraph:
             subject=f"map graph {source} has", reads="reads", open_with="read",
         )  # fmt: skip
         try:
-            return cls(_node(entry) for entry in data["maps"])
+            nodes = [_node(entry) for entry in data["maps"]]
+            ground = {
+                node.map_id: _ground(entry["ground"], node)
+                for node, entry in zip(nodes, data["maps"], strict=True)
+                if "ground" in entry
+            }
+            return cls(nodes, ground)
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{source}: a malformed map graph ({exc!r:.80})") from None
 
@@ -306,3 +403,33 @@ def _node(entry: Any) -> MapNode:
     return MapNode(
         _byte(entry["id"]), _size(entry["columns"]), _size(entry["rows"]), warps, connections
     )
+
+
+# The ground of a map in JSON: one string per row, a character per cell.
+GROUND_OPEN, GROUND_WALL, GROUND_UNSEEN = ".", "#", "?"
+
+
+def _ground_json(node: MapNode, ground: Mapping[Cell, bool]) -> dict[str, Any]:
+    if not ground:
+        return {}
+    marks = {True: GROUND_OPEN, False: GROUND_WALL}
+    rows = [
+        "".join(marks.get(ground.get((x, y)), GROUND_UNSEEN) for x in range(node.columns))
+        for y in range(node.rows)
+    ]
+    return {"ground": rows}
+
+
+def _ground(rows: Any, node: MapNode) -> dict[Cell, bool]:
+    if not isinstance(rows, list) or len(rows) != node.rows:
+        raise ValueError(f"map {node.map_id}'s ground is not {node.rows} rows")
+    ground = {}
+    for y, row in enumerate(rows):
+        if not isinstance(row, str) or len(row) != node.columns:
+            raise ValueError(f"map {node.map_id}'s ground row {y} is not {node.columns} cells")
+        for x, mark in enumerate(row):
+            if mark not in (GROUND_OPEN, GROUND_WALL, GROUND_UNSEEN):
+                raise ValueError(f"no ground mark {mark!r}")
+            if mark != GROUND_UNSEEN:
+                ground[(x, y)] = mark == GROUND_OPEN
+    return ground

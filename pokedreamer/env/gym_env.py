@@ -4,8 +4,11 @@ One step presses one button for ``hold_frames``, releases it, and runs to ``acti
 rendering only the last one. The observation is the screen as shade indices (0 lightest … 3
 darkest, uint8 144×160) plus the GameState vector; ``info`` carries the GameState and each reward
 term, and on the steps where the map changed (and after a reset) ``map``: the new map's
-``MapNode`` (size, warps, connections) read from RAM (env/graph.py). The step is kept lean: it
-must stay within 5% of raw PyBoy at the same frames (``pokedreamer bench env``).
+``MapNode`` (size, warps, connections) read from RAM (env/graph.py); on the steps where the
+overworld screen shows cells of the map this env has not reported yet, ``ground``: (map id,
+((x, y, walkable), ...)) for those cells, walkable by the game's own test (env/world.py). The
+step is kept lean: it must stay within 5% of raw PyBoy at the same frames (``pokedreamer bench
+env``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,16 @@ from pokedreamer.env.start import (
     scripted_start_state,
 )
 from pokedreamer.env.state import VECTOR_SIZE, GameState, read_game_state
-from pokedreamer.env.world import Bus
+from pokedreamer.env.world import (
+    PLAYER_COLUMN,
+    PLAYER_ROW,
+    SCREEN_COLUMNS,
+    SCREEN_ROWS,
+    Bus,
+    cell_tile,
+    read_collision_tiles,
+    read_sprites,
+)
 from pokedreamer.env.wram import WorkRam
 from pokedreamer.errors import UserError
 
@@ -106,6 +118,8 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
         self._came_from: int | None = None  # the map before it, where a $FF warp may lead
         self._map_reads = 0  # steps left on which to read the map (it may still be loading)
         self._map_reported: MapNode | None = None
+        self._ground_known: dict[int, dict[tuple[int, int], bool]] = {}  # per map, as reported
+        self._looked: set[tuple[int, int, int]] = set()  # (map, x, y) looked around from
 
     # --- start states ---------------------------------------------------------------------------
 
@@ -149,6 +163,9 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
         self._map_at, self._came_from, self._map_reported = self.state.map_id, None, None
         self._map_reads = 2
         self._read_map(wram, info)
+        # The caller's graph may be a new one (an evaluation's variant): report the ground anew.
+        self._looked, self._ground_known = set(), {}
+        self._read_ground(wram, info)
         return self._observe(), info
 
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -176,6 +193,7 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
             self._map_reads = 2
         if self._map_reads:
             self._read_map(wram, info)
+        self._read_ground(wram, info)
         return self._observe(), sum(terms.values()), False, truncated, info
 
     def _read_map(self, wram: bytes, info: dict[str, Any]) -> None:
@@ -186,6 +204,47 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
         self._map_reads = self._map_reads - 1 if node is not None else 1
         if node is not None and node != self._map_reported:
             info["map"] = self._map_reported = node
+
+    def _read_ground(self, wram: bytes, info: dict[str, Any]) -> None:
+        """Puts in ``info["ground"]`` the cells of the map on screen whose reading is new to
+        this env: never reported, or reported as a wall and now walkable. Only the overworld is
+        read (a text box or a battle covers the tile map), once per place the player stands in
+        an episode, so that a step costs a set look-up once the places are known; a wall is
+        read again from each new place, since a menu drawn over the tile map may have hidden the
+        ground. A cell where a sprite stands is left for later (the cartridge draws its people
+        into the tile map), and the player's own cell is walkable."""
+        state, node = self.state, self._map_reported
+        assert state is not None
+        at = (state.map_id, state.x, state.y)
+        if at in self._looked or node is None or node.map_id != state.map_id:
+            return
+        if state.battle != "none" or state.text_shown:
+            return
+        self._looked.add(at)
+        known = self._ground_known.setdefault(state.map_id, {})
+        left, top = state.x - PLAYER_COLUMN, state.y - PLAYER_ROW
+        unsure = [
+            (left + column, top + row, row, column)
+            for row in range(SCREEN_ROWS)
+            for column in range(SCREEN_COLUMNS)
+            if node.contains(left + column, top + row)
+            and not known.get((left + column, top + row), False)
+        ]
+        if not unsure:
+            return
+        memory = Bus(self.rom.data, wram)
+        walkable = read_collision_tiles(memory)
+        people = {(p.x, p.y) for p in read_sprites(memory) if p.on_screen}
+        cells = []
+        for x, y, row, column in unsure:
+            if (x, y) in people:
+                continue
+            open_ = (x, y) == (state.x, state.y) or cell_tile(memory, row, column) in walkable
+            if known.get((x, y)) is not open_:
+                known[(x, y)] = open_
+                cells.append((x, y, open_))
+        if cells:
+            info["ground"] = (state.map_id, tuple(cells))
 
     def _observe(self) -> dict[str, np.ndarray]:
         return {"screen": self.screen(), "state": self.state.vector()}

@@ -518,16 +518,18 @@ class RayVectorEnv:
         have = np.array([i is not None for i in infos], dtype=bool)
         states = np.full(n, None, dtype=object)
         terms = {t: np.zeros(n, dtype=np.float64) for t in TERMS}
-        maps = np.full(n, None, dtype=object)
-        has_map = np.zeros(n, dtype=bool)
+        # What an env reports only on some steps: a map entered, ground newly seen.
+        sometimes = {k: np.full(n, None, dtype=object) for k in ("map", "ground")}
+        given = {k: np.zeros(n, dtype=bool) for k in sometimes}
         for i, info in enumerate(infos):
             if info is None:
                 continue
             states[i] = self._states[i] = info["state"]
             for term, value in info["rewards"].items():
                 terms[term][i] = value
-            if "map" in info:
-                maps[i], has_map[i] = info["map"], True
+            for key, values in sometimes.items():
+                if key in info:
+                    values[i], given[key][i] = info[key], True
         rewards: dict[str, np.ndarray] = {}
         for term, values in terms.items():
             rewards[term], rewards[f"_{term}"] = values, have.copy()
@@ -537,8 +539,9 @@ class RayVectorEnv:
             "rewards": rewards,
             "_rewards": have,
         }
-        if has_map.any():
-            out["map"], out["_map"] = maps, has_map
+        for key, values in sometimes.items():
+            if given[key].any():
+                out[key], out[f"_{key}"] = values, given[key]
         if lost is not None and lost.any():
             states[lost] = self._states[lost]
             out["_state"] = have | lost

@@ -92,8 +92,11 @@ class GoToMap(BaseModel):
         # the shortest route of exits (warps, connected edges) to it: a map k exits away is
         # worth (K - k + c) / (K + 1), K the longest route, c in [0, 0.9] the closeness to the
         # next exit; so passing an exit always raises it, and a far map's subgoal pays for
-        # each step the right way. The graph grows as the envs see maps; routes are cached
-        # per graph version, since this runs on every imagined step.
+        # each step the right way. Closeness counts the steps a walker takes around the walls
+        # the envs have seen (``RouteLeg.steps``), not a straight line: a straight line has a
+        # maximum at every wall facing the exit, where the actor learns to stop. The graph
+        # grows as the envs see maps; routes are cached per graph version, since this runs on
+        # every imagined step.
         v = as_view(view)
         target = facts.map_id(self.map)
         potential = _float(v.map_id == target)
@@ -101,8 +104,11 @@ class GoToMap(BaseModel):
         if legs:
             longest = max(leg.hops for leg in legs)
             for leg in legs:
-                distances = [_distance(v, x, y) for x, y in leg.targets]
-                distance = reduce(_min, distances[1:], distances[0])
+                if leg.steps is not None:
+                    distance = _steps_at(leg.steps, v)
+                else:
+                    distances = [_distance(v, x, y) for x, y in leg.targets]
+                    distance = reduce(_min, distances[1:], distances[0])
                 closeness = 0.9 * (1 - _min(distance, TILE_DISTANCE_CAP) / TILE_DISTANCE_CAP)
                 here = _float(v.map_id == leg.map_id)
                 potential = potential + here * (longest - leg.hops + closeness) / (longest + 1)
@@ -110,6 +116,20 @@ class GoToMap(BaseModel):
 
     def describe(self) -> str:
         return f"go to {self.map}"
+
+
+def _steps_at(steps: np.ndarray, v: StateView) -> Value:
+    """``steps[y, x]`` at the view's cell, for one state or a batch (numpy or torch, on the
+    batch's device); a cell outside the map (a predicted -1) reads as its nearest border."""
+    rows, columns = steps.shape
+    if not _is_array(v.x):
+        return float(steps[min(max(int(v.y), 0), rows - 1), min(max(int(v.x), 0), columns - 1)])
+    if isinstance(v.x, np.ndarray):
+        ys, xs = np.clip(v.y, 0, rows - 1).astype(np.intp), np.clip(v.x, 0, columns - 1)
+        return steps[ys, xs.astype(np.intp)].astype(np.float32)
+    table = v.x.new_tensor(steps)  # the batch's device
+    ys, xs = v.y.clamp(0, rows - 1).long(), v.x.clamp(0, columns - 1).long()
+    return table[ys, xs].float()
 
 
 def _distance(v: StateView, x: int | None, y: int | None) -> Value:
