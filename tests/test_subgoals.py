@@ -381,6 +381,27 @@ def test_go_to_map_rises_on_every_step_of_the_way_round_the_walls_seen() -> None
     np.testing.assert_allclose(phi(goal, tensors, facts).double().numpy(), scalar, rtol=1e-6)
 
 
+def test_go_to_tile_rises_on_every_step_of_the_way_round_the_walls_seen() -> None:
+    """A tile behind a roof: with the town's ground seen, every step of the way round the house
+    raises go_to_tile's potential, where a straight line falls as the way turns away; off the
+    seen map, or off the map, it is a straight line still."""
+    graph = cartridge_graph()
+    facts = FIXTURE.with_graph(graph)
+    goal, town = GoToTile(map="PALLET_TOWN", x=2, y=1), FIXTURE.map_id("PALLET_TOWN")
+    walk = [(1, 4), (2, 4), (3, 4), (4, 4), (4, 3), (4, 2), (4, 1), (3, 1), (2, 1)]
+    straight = [float(phi(goal, view(town, x, y), facts)) for x, y in walk]
+    assert straight[2] < straight[1]  # walking away to get round the roof
+    graph.see(town, ((x, y, w) for (x, y), w in terrain_ground(TOWN_TERRAIN).items()))
+    around = [float(phi(goal, view(town, x, y), facts)) for x, y in walk]
+    assert all(a < b for a, b in zip(around, around[1:], strict=False)), around
+    assert around[-1] == straight[-1] == 1.0
+    xs, ys = np.array([x for x, _ in walk]), np.array([y for _, y in walk])
+    batch = StateView.from_arrays(map_id=np.full(len(xs), town), x=xs, y=ys)
+    np.testing.assert_allclose(phi(goal, batch, facts), around)
+    assert facts.steps_to(0x01, (2, 1)) is None  # a map never seen (VIRIDIAN_CITY)
+    assert facts.steps_to(town, (12, 1)) is None and FIXTURE.steps_to(town, (2, 1)) is None
+
+
 def table_phi(target: int, map_id: int, x: int, y: int) -> float:
     """go_to_map's potential as the fixture's door table gave it: (K - k + c) / (K + 1)."""
     if map_id == target:

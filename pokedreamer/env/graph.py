@@ -192,6 +192,7 @@ class MapGraph:
         self._walls: dict[int, frozenset[Cell]] = {}
         self.version = 0
         self._routes: dict[int, tuple[RouteLeg, ...]] = {}
+        self._to_cell: dict[tuple[int, Cell], np.ndarray | None] = {}
         self._routes_version = 0
         for node in nodes:
             self.add(node)
@@ -262,11 +263,26 @@ class MapGraph:
         """Every seen map from which the known exits lead to ``target``: how many exits are
         left to pass and which cells are the first of them (breadth-first back from the
         target; by hops, then map id). Cached until the graph changes."""
-        if self._routes_version != self.version:
-            self._routes, self._routes_version = {}, self.version
+        self._forget_old_routes()
         if target not in self._routes:
             self._routes[target] = self._search(target)
         return self._routes[target]
+
+    def steps_to_cell(self, map_id: int, cell: Cell) -> np.ndarray | None:
+        """The fewest steps from every cell of a map to ``cell``, around the walls seen (as
+        ``RouteLeg.steps``); None while the map has not been seen or the cell is off it.
+        Cached until the graph changes."""
+        self._forget_old_routes()
+        key = (map_id, cell)
+        if key not in self._to_cell:
+            node = self._nodes.get(map_id)
+            found = node is not None and node.contains(*cell)
+            self._to_cell[key] = steps_to(node, [cell], self.walls(map_id)) if found else None
+        return self._to_cell[key]
+
+    def _forget_old_routes(self) -> None:
+        if self._routes_version != self.version:
+            self._routes, self._to_cell, self._routes_version = {}, {}, self.version
 
     def _search(self, target: int) -> tuple[RouteLeg, ...]:
         placed = {target}

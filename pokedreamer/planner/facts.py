@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import NamedTuple
 
+import numpy as np
+
 from pokedreamer.env.events import EVENT_FLAGS, NUM_EVENT_FLAGS
 from pokedreamer.env.graph import MapGraph, RouteLeg
 from pokedreamer.env.maps import MAP_IDS, MAPS
@@ -60,6 +62,11 @@ class GameFacts:
         are left to pass and the cells of the first (``MapGraph.route_to``); empty without a
         graph."""
         return self.graph.route_to(map_id) if self.graph is not None else ()
+
+    def steps_to(self, map_id: int, cell: tuple[int, int]) -> np.ndarray | None:
+        """The fewest steps from every cell of a map to ``cell`` round the walls the graph has
+        seen (``MapGraph.steps_to_cell``); None without a graph or before the map is seen."""
+        return self.graph.steps_to_cell(map_id, cell) if self.graph is not None else None
 
     @staticmethod
     def pokemon_red() -> GameFacts:

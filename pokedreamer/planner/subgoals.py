@@ -157,10 +157,17 @@ class GoToTile(BaseModel):
 
     def phi(self, view: StateView | GameState, facts: GameFacts) -> Value:
         # Half for reaching the map, half for closing in; the distance saturates so that a far
-        # corner of a big map still reads as "on the map" rather than as nothing.
+        # corner of a big map still reads as "on the map" rather than as nothing. Where the
+        # run's map graph has seen the map, the distance is the steps round the walls seen
+        # (as go_to_map's), else a straight line.
         v = as_view(view)
-        on_map = _float(v.map_id == facts.map_id(self.map))
-        distance = _min(abs(v.x - self.x) + abs(v.y - self.y), TILE_DISTANCE_CAP)
+        map_id = facts.map_id(self.map)
+        on_map = _float(v.map_id == map_id)
+        steps = facts.steps_to(map_id, (self.x, self.y))
+        if steps is not None:
+            distance = _min(_steps_at(steps, v), TILE_DISTANCE_CAP)
+        else:
+            distance = _min(abs(v.x - self.x) + abs(v.y - self.y), TILE_DISTANCE_CAP)
         return on_map * (0.5 + 0.5 * (1 - distance / TILE_DISTANCE_CAP))
 
     def describe(self) -> str:
