@@ -1,0 +1,167 @@
+"""Where an agent checkpoint's imagined returns come from, and what its world model and actor
+do at one place: a diagnostic for behaviour learning, run on a copy of a run directory.
+
+    PYTHONPATH=. .venv/bin/python docs/recipes/imagined_returns.py RUN agent-000015000 \
+        [--map PALLET_TOWN --cells 4,1 5,1 6,1 4,2 5,2 6,2 --goal ROUTE_1]
+
+1. Imagines from the posteriors of a few replayed batches as behaviour learning does (each
+   start paired with a subgoal live there) and prints the returns' 5/50/95th percentiles, the
+   return scale, and per subgoal: its starts, the mean return and its range, the shaping and
+   the game's reward summed over the imagined steps, the share completed, the critic's value.
+2. From the replayed states standing on ``--cells`` of ``--map`` (out of battle), rolls the
+   world model under four presses of each direction and prints how often it predicts
+   ``--goal``'s map; then lets the actor, given ``go_to_map --goal``, act there and prints its
+   first buttons' mean probabilities and the share of rollouts that complete the subgoal.
+
+No gradient step is taken and nothing is written to RUN: the run is read through a temporary
+folder that links its replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pokedreamer.agent.actor_critic import lambda_return
+from pokedreamer.agent.learner import Starts
+from pokedreamer.agent.loop import AgentLoop
+from pokedreamer.config import load_settings
+from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.planner.subgoals import GoToMap, describe
+from pokedreamer.rundir import RunDir
+from pokedreamer.world_model.dist import twohot_mean
+from pokedreamer.world_model.rssm import stack_states
+from pokedreamer.world_model.trainer import BURN_IN, with_context
+
+PRESSES = 4
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("checkpoint", help="e.g. agent-000015000")
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--map", default="PALLET_TOWN")
+    parser.add_argument("--cells", nargs="*", default=["4,1", "5,1", "6,1", "4,2", "5,2", "6,2"])
+    parser.add_argument("--goal", default="ROUTE_1")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as folder:
+        run = _copy(args.run, args.checkpoint, Path(folder) / "run")
+        loop = AgentLoop(load_settings(run / "config.toml"), RunDir.open(run), train=True)
+        returns_by_subgoal(loop, args.batches)
+        cells = {tuple(int(v) for v in c.split(",")) for c in args.cells}
+        at_a_place(loop, args.map, cells, args.goal)
+
+
+def _copy(source: Path, checkpoint: str, to: Path) -> Path:
+    (to / "checkpoints").mkdir(parents=True)
+    for name in ("config.toml", "format.json", "map_graph.json"):
+        shutil.copy(source / name, to / name)
+    (to / "replay").symlink_to((source / "replay").resolve())
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(source / "checkpoints" / (checkpoint + suffix), to / "checkpoints")
+    return to
+
+
+def _posteriors(loop: AgentLoop) -> tuple[Starts, dict[str, torch.Tensor]]:
+    """A replayed batch's posteriors, as the learner starts from them, without an update."""
+    trainer = loop.learner.trainer
+    wm = trainer.settings
+    batch = loop.learner.replay.sample(wm.batch_size, wm.batch_length)
+    tensors = trainer.tensors(batch)
+    with torch.no_grad():
+        _, _, posts = trainer._loss(tensors)
+    context = with_context(tensors["is_first"], tensors.get("cut"), BURN_IN)
+    usable = np.flatnonzero(context.flatten().cpu().numpy())
+    vectors = batch["states"].reshape(-1, VECTOR_SIZE)
+    return Starts(posts.map(lambda x: x.float()).flatten(), vectors, usable), tensors
+
+
+def returns_by_subgoal(loop: AgentLoop, batches: int) -> None:
+    learner, behavior = loop.learner, loop.learner.behavior
+    cfg = behavior.settings
+    rows: dict[str, dict[str, list[float]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list)
+    )
+    pooled = []
+    for _ in range(batches):
+        starts, _ = _posteriors(loop)
+        take = min(cfg.imagine_batch, len(starts.usable))
+        chosen = learner.rng.choice(starts.usable, take, replace=False)
+        index = torch.from_numpy(chosen)
+        posts = starts.posts.map(lambda x, index=index: x.index_select(0, index))
+        subgoals, _ = learner.pool.pair(learner.rng, starts.vectors[chosen], [])
+        goal = learner.pool.rows(subgoals)
+        with torch.no_grad():
+            imag = behavior.imagine(learner.world_model, posts, goal, subgoals, learner.facts)
+            values = twohot_mean(behavior.slow_critic(imag.feats, imag.goal))
+            returns = lambda_return(imag.rewards, imag.conts, values, cfg.gamma, cfg.lam)
+        weights, game = imag.weights, imag.rewards - imag.shaping
+        pooled.append(returns[weights > 0])
+        for j, subgoal in enumerate(subgoals):
+            if weights[0, j] <= 0:
+                continue
+            row = rows[describe(subgoal)]
+            row["return"].append(float(returns[0, j]))
+            row["shaping"].append(float((imag.shaping[:, j] * weights[:, j]).sum()))
+            row["game"].append(float((game[:, j] * weights[:, j]).sum()))
+            row["done"].append(float(1 - imag.alive[-1, j]))
+            row["value"].append(float(values[0, j]))
+    every = torch.cat(pooled)
+    q = [round(float(torch.quantile(every, p)), 2) for p in (0.05, 0.5, 0.95)]
+    print(f"returns 5/50/95%: {q}; return scale {float(behavior.return_norm.scale()):.1f}")
+    print("subgoal | starts | return mean [min, max] | shaping | game | done | value")
+    for name, row in sorted(rows.items(), key=lambda item: -len(item[1]["return"])):
+        r = row["return"]
+        print(
+            f"{name} | {len(r)} | {np.mean(r):.2f} [{min(r):.2f}, {max(r):.2f}] | "
+            f"{np.mean(row['shaping']):.2f} | {np.mean(row['game']):.2f} | "
+            f"{np.mean(row['done']):.2f} | {np.mean(row['value']):.2f}"
+        )
+
+
+def at_a_place(loop: AgentLoop, map_name: str, cells: set[tuple[int, int]], goal: str) -> None:
+    learner, facts = loop.learner, loop.learner.facts
+    heads = learner.world_model.state_heads
+    found = []
+    for _ in range(12):
+        starts, tensors = _posteriors(loop)
+        t = heads.targets(tensors["states"].reshape(-1, VECTOR_SIZE))
+        on_map = t["map_id"] == heads.map_class[facts.map_id(map_name)]
+        for i in starts.usable:
+            if on_map[i] and t["battle"][i] == 0 and (int(t["x"][i]), int(t["y"][i])) in cells:
+                found.append(starts.posts.map(lambda x, i=i: x[i]))
+    print(f"starts on {map_name} at {sorted(cells)}: {len(found)}")
+    if not found:
+        return
+    posts = stack_states(found, 0)
+    buttons = loop.settings.env.action_names
+    target = facts.map_id(goal)
+    for direction in ("up", "down", "left", "right"):
+        press = torch.zeros(len(found), len(buttons))
+        press[:, buttons.index(direction)] = 1.0
+        with torch.no_grad():
+            states, _ = learner.world_model.rssm.imagine(posts, lambda _, p=press: p, PRESSES)
+            preds = learner.world_model.predict(learner.world_model.rssm.feat(states), state=True)
+        reached = float((preds["map_id"] == target).any(0).float().mean())
+        print(f"{PRESSES} x {direction}: {goal} predicted in {reached:.0%} of rollouts")
+    subgoal = GoToMap(map=goal)
+    rows = learner.pool.rows([subgoal] * len(found))
+    behavior = learner.behavior
+    with torch.no_grad():
+        imag = behavior.imagine(learner.world_model, posts, rows, [subgoal] * len(found), facts)
+        first = behavior.actor(imag.feats[:1], rows)[0].exp().mean(0)
+    probabilities = ", ".join(f"{b} {float(p):.2f}" for b, p in zip(buttons, first, strict=True))
+    print(f"actor, go to {goal}: first buttons {probabilities}")
+    print(f"completed within the horizon: {float(1 - imag.alive[-1].float().mean()):.0%}")
+
+
+if __name__ == "__main__":
+    main()
