@@ -94,7 +94,7 @@ class GoToMap(BaseModel):
         # next exit; so passing an exit always raises it, and a far map's subgoal pays for
         # each step the right way. Closeness counts the steps a walker takes around the walls
         # the envs have seen (``RouteLeg.steps``), not a straight line: a straight line has a
-        # maximum at every wall facing the exit, where the actor learns to stop. The graph
+        # maximum at every wall facing the exit, from which no step raises it. The graph
         # grows as the envs see maps; routes are cached per graph version, since this runs on
         # every imagined step.
         v = as_view(view)
