@@ -115,7 +115,7 @@ class RouteLeg:
 
 UNREACHABLE = 0x7FFF
 """``RouteLeg.steps`` of a cell from which the walls seen leave no way to the exit."""
-MOVES: tuple[Cell, ...] = ((0, -1), (0, 1), (-1, 0), (1, 0))
+_NEIGHBOURS: tuple[Cell, ...] = ((0, -1), (0, 1), (-1, 0), (1, 0))
 
 
 def steps_to(node: MapNode, exits: Iterable[Cell], walls: frozenset[Cell]) -> np.ndarray:
@@ -132,7 +132,7 @@ def steps_to(node: MapNode, exits: Iterable[Cell], walls: frozenset[Cell]) -> np
         distance += 1
         reached = []
         for x, y in frontier:
-            for dx, dy in MOVES:
+            for dx, dy in _NEIGHBOURS:
                 cell = (x + dx, y + dy)
                 if (
                     node.contains(*cell)
@@ -189,7 +189,7 @@ class MapGraph:
     ) -> None:
         self._nodes: dict[int, MapNode] = {}
         self._ground: dict[int, dict[Cell, bool]] = {}
-        self._walls: dict[int, frozenset[Cell]] = {}
+        self._walls: dict[int, set[Cell]] = {}  # the ground's non-walkable cells
         self.version = 0
         self._routes: dict[int, tuple[RouteLeg, ...]] = {}
         self._to_cell: dict[tuple[int, Cell], np.ndarray | None] = {}
@@ -233,9 +233,13 @@ class MapGraph:
             known = ground.get((x, y))
             if known is None or (walkable and not known):
                 ground[(x, y)] = walkable
+                walls = self._walls.setdefault(map_id, set())
+                if walkable:
+                    walls.discard((x, y))
+                else:
+                    walls.add((x, y))
                 changed = True
         if changed:
-            self._walls.pop(map_id, None)
             self.version += 1
         return changed
 
@@ -245,10 +249,7 @@ class MapGraph:
 
     def walls(self, map_id: int) -> frozenset[Cell]:
         """The cells of a map seen not to be walkable."""
-        if map_id not in self._walls:
-            ground = self._ground.get(map_id, {})
-            self._walls[map_id] = frozenset(c for c, walkable in ground.items() if not walkable)
-        return self._walls[map_id]
+        return frozenset(self._walls.get(map_id, ()))
 
     def merge(self, other: MapGraph) -> bool:
         """Takes in every map of ``other`` and the ground it saw; True when the graph changed."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, fields
-from functools import reduce
 from itertools import accumulate
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -104,11 +103,8 @@ class GoToMap(BaseModel):
         if legs:
             longest = max(leg.hops for leg in legs)
             for leg in legs:
-                if leg.steps is not None:
-                    distance = _steps_at(leg.steps, v)
-                else:
-                    distances = [_distance(v, x, y) for x, y in leg.targets]
-                    distance = reduce(_min, distances[1:], distances[0])
+                assert leg.steps is not None, "MapGraph.route_to gives every leg its steps"
+                distance = _steps_at(leg.steps, v)
                 closeness = 0.9 * (1 - _min(distance, TILE_DISTANCE_CAP) / TILE_DISTANCE_CAP)
                 here = _float(v.map_id == leg.map_id)
                 potential = potential + here * (longest - leg.hops + closeness) / (longest + 1)
@@ -130,15 +126,6 @@ def _steps_at(steps: np.ndarray, v: StateView) -> Value:
     table = v.x.new_tensor(steps)  # the batch's device
     ys, xs = v.y.clamp(0, rows - 1).long(), v.x.clamp(0, columns - 1).long()
     return table[ys, xs].float()
-
-
-def _distance(v: StateView, x: int | None, y: int | None) -> Value:
-    """Steps to a warp cell, or to an edge's row or column (x or y None)."""
-    if x is None:
-        return abs(v.y - y)
-    if y is None:
-        return abs(v.x - x)
-    return abs(v.x - x) + abs(v.y - y)
 
 
 class GoToTile(BaseModel):
