@@ -24,7 +24,7 @@ from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.heads import StateRanges
-from pokedreamer.world_model.replay import run_replay
+from pokedreamer.world_model.replay import rare_rows, run_replay
 from pokedreamer.world_model.rssm import RSSMState
 from pokedreamer.world_model.trainer import WorldModelTrainer
 
@@ -100,8 +100,11 @@ class Learner:
         """One world-model update, then agent.behavior_updates behaviour updates imagining from
         its posteriors."""
         wm = self.trainer.settings
-        batch = self.replay.sample(wm.batch_size, wm.batch_length)
+        batch = self.replay.sample(
+            wm.batch_size, wm.batch_length, event_share=wm.replay_event_share
+        )
         metrics = {f"wm/{k}": v for k, v in self.trainer.update(batch).items()}
+        metrics["wm/rare_rows"] = rare_rows(batch)
         posts, context = self.trainer.last_posts, self.trainer.last_context
         assert posts is not None and context is not None
         # Only posteriors filtered as far as when acting are started from (trainer.with_context).

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pokedreamer.env.frames import FRAME_SHAPE, PACKED_FRAME_BYTES, pack_frames
-from pokedreamer.env.state import VECTOR_SIZE
+from pokedreamer.env.state import VECTOR_FIELDS, VECTOR_SIZE
 from pokedreamer.env.tiles import GRID_HW, TileVocabulary
 from pokedreamer.errors import UserError
 
@@ -94,6 +94,27 @@ def _pair_table() -> np.ndarray:
 _PAIRS = _pair_table()
 
 
+_MAP = VECTOR_FIELDS.index("map_id")
+_CALM = VECTOR_FIELDS.index("battle_none")
+
+
+def rare_steps(states: np.ndarray, is_first: np.ndarray) -> np.ndarray:
+    """Which steps (..., T) bool arrive on another map or start or end a battle: the GameState
+    (..., T, VECTOR_SIZE) differs there from the step before's in map_id or battle_none, inside
+    one episode (never step 0, nor an episode's first step)."""
+    assert states.shape == (*is_first.shape, VECTOR_SIZE), (states.shape, is_first.shape)
+    before, after = states[..., :-1, :], states[..., 1:, :]
+    changed = (after[..., _MAP] != before[..., _MAP]) | (after[..., _CALM] != before[..., _CALM])
+    rare = np.zeros(is_first.shape, bool)
+    rare[..., 1:] = changed & ~is_first[..., 1:]
+    return rare
+
+
+def rare_rows(batch: dict[str, np.ndarray]) -> float:
+    """The share of a sampled batch's sequences that hold a rare step (`rare_steps`)."""
+    return float(rare_steps(batch["states"], batch["is_first"]).any(axis=-1).mean())
+
+
 def _unpack(packed: np.ndarray) -> np.ndarray:
     """uint8 (..., 5760) -> uint8 (..., 144, 160); the same result as `unpack_frames`."""
     # Fancy indexing measured a little faster here than np.take (which buffers `out=`). Most of
@@ -111,6 +132,8 @@ class _Chunk:
     open: bool  # still filling
     path: Path | None  # the file, once one has been written
     saved: int = 0  # steps the file holds
+    events: np.ndarray | None = None  # rare_steps of the first `events_at` steps
+    events_at: int = 0
 
 
 class Replay:
@@ -236,9 +259,17 @@ class Replay:
             return int(self._counts(length).sum())
 
     def sample(
-        self, batch: int, length: int, packed: bool = False, rows: slice | None = None
+        self,
+        batch: int,
+        length: int,
+        packed: bool = False,
+        rows: slice | None = None,
+        event_share: float = 0.0,
     ) -> dict[str, np.ndarray]:
-        """`batch` sequences of `length` consecutive steps of one chunk each, uniformly at random.
+        """`batch` sequences of `length` consecutive steps of one chunk each, uniformly at random;
+        with `event_share`, that share of them (rounded, the first rows) drawn instead to hold a
+        rare step (`rare_steps`) after their first, each such step as likely as another (a
+        uniform draw while the replay holds none).
 
         Returns frames uint8 (B, L, 144, 160) with shades 0-3 (a tiles replay: tiles uint16
         (B, L, 18, 20) instead), states float32 (B, L, 30),
@@ -263,11 +294,16 @@ class Replay:
                     f"num_sequences() before sampling"
                 )
             picks = self.rng.integers(0, total, size=batch)
-            if rows is not None:
-                picks = picks[rows]
-                batch = len(picks)
             which = np.searchsorted(ends, picks, side="right")
             starts = picks - (ends[which] - counts[which])
+            rare = round(batch * event_share)
+            if rare:
+                drawn = self._event_starts(length, rare)
+                if drawn is not None:
+                    which[:rare], starts[:rare] = drawn
+            if rows is not None:
+                which, starts = which[rows], starts[rows]
+                batch = len(which)
             out = {
                 name: np.empty((batch, length, *shape), dtype)
                 for name, (dtype, shape) in self.fields.items()
@@ -293,6 +329,31 @@ class Replay:
             "is_terminal": out["is_terminal"],
             "cut": cut,
         }
+
+    def _event_starts(self, length: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """`n` draws of (chunk index, start) of a sequence of `length` steps holding a rare step
+        after its first, or None when no chunk holds one."""
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for c, chunk in enumerate(self._chunks):
+            if chunk.size < length:
+                continue
+            if chunk.events_at != chunk.size:  # a chunk still filling has grown since
+                data = chunk.data
+                rare = rare_steps(data["states"][: chunk.size], data["is_first"][: chunk.size])
+                chunk.events = np.flatnonzero(rare)
+                chunk.events_at = chunk.size
+            assert chunk.events is not None
+            first = np.maximum(chunk.events - (length - 1), 0)
+            last = np.minimum(chunk.events - 1, chunk.size - length)
+            fits = first <= last
+            found.append((np.full(int(fits.sum()), c), first[fits], last[fits]))
+        if not found:
+            return None
+        chunks, first, last = (np.concatenate(column) for column in zip(*found, strict=True))
+        if len(chunks) == 0:
+            return None
+        k = self.rng.integers(0, len(chunks), size=n)
+        return chunks[k], self.rng.integers(first[k], last[k] + 1)
 
     def _counts(self, length: int) -> np.ndarray:
         sizes = np.fromiter((c.size for c in self._chunks), np.int64, len(self._chunks))

@@ -1,0 +1,128 @@
+"""Replay's rare steps (another map, a battle starting or ending) and the share of each training
+batch drawn round them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clirun import cli
+
+from pokedreamer.env.frames import FRAME_SHAPE
+from pokedreamer.env.state import VECTOR_FIELDS, VECTOR_SIZE
+from pokedreamer.world_model.replay import Replay, rare_rows, rare_steps
+
+MAP, CALM = VECTOR_FIELDS.index("map_id"), VECTOR_FIELDS.index("battle_none")
+FRAME = np.zeros(FRAME_SHAPE, np.uint8)
+
+
+def state(map_id: int, battle: bool = False) -> np.ndarray:
+    vector = np.zeros(VECTOR_SIZE, np.float32)
+    vector[MAP] = map_id / 255
+    vector[CALM] = 0.0 if battle else 1.0
+    return vector
+
+
+def fill(replay: Replay, stream: int, states: list[np.ndarray], first: set[int]) -> None:
+    """Adds the steps; each step's reward is its index, so a sampled row says where it lies."""
+    for t, vector in enumerate(states):
+        replay.add(stream, FRAME, vector, 0, float(t), is_first=t in first)
+
+
+def test_rare_steps_are_new_maps_and_battles_starting_or_ending_inside_an_episode() -> None:
+    states = np.stack(
+        [state(0), state(0), state(1), state(1), state(1, True), state(1, True), state(1),
+         state(2), state(2)]
+    )  # fmt: skip
+    is_first = np.zeros(9, bool)
+    is_first[7] = True  # a reset onto map 2 is not a step that arrives there
+    assert np.flatnonzero(rare_steps(states, is_first)).tolist() == [2, 4, 6]
+    # Batched over sequences, and never step 0.
+    both = rare_steps(np.stack([states, states[::-1]]), np.stack([is_first, is_first]))
+    assert both.shape == (2, 9) and not both[:, 0].any()
+    assert np.flatnonzero(both[0]).tolist() == [2, 4, 6]
+    assert np.flatnonzero(both[1]).tolist() == [2, 3, 5]  # the change at 7 falls on a reset
+
+
+def walk(steps: int, events: tuple[int, ...]) -> list[np.ndarray]:
+    """Steps on map 0 that change map at each of ``events``."""
+    map_id, out = 0, []
+    for t in range(steps):
+        map_id += t in events
+        out.append(state(map_id))
+    return out
+
+
+def test_an_event_share_draws_that_share_of_rows_round_the_rare_steps() -> None:
+    replay = Replay(None, capacity=1000, chunk_length=64, seed=1)
+    fill(replay, 0, walk(64, (5, 40)), first={0})
+    fill(replay, 1, walk(64, ()), first={0})  # a chunk with nothing rare in it
+    batch = replay.sample(400, 8, event_share=0.25)
+    t = batch["rewards"].astype(np.int64)
+    assert (np.diff(t, axis=1) == 1).all()  # still consecutive steps
+    rare = rare_steps(batch["states"], batch["is_first"])
+    assert rare[:100].any(axis=1).all()  # the first quarter each hold one, after step 0
+    # Every place the rare step can take in a sequence of 8, for both of the chunk's steps.
+    where = {(int(t[b, 0]), int(np.flatnonzero(rare[b])[0])) for b in range(100)}
+    assert where == {(e - k, k) for e in (5, 40) for k in range(1, 8) if e - k >= 0}
+    # The rest are uniform over both chunks: most hold nothing rare.
+    assert 0.05 < rare[100:].any(axis=1).mean() < 0.3
+    assert rare_rows(batch) == pytest.approx(rare.any(axis=1).mean())
+
+
+def test_with_no_rare_step_an_event_share_draws_as_uniform_sampling_does() -> None:
+    a, b = Replay(None, 1000, 32, seed=3), Replay(None, 1000, 32, seed=3)
+    for replay in (a, b):
+        fill(replay, 0, walk(70, ()), first={0})
+    np.testing.assert_array_equal(
+        a.sample(16, 8)["rewards"], b.sample(16, 8, event_share=0.5)["rewards"]
+    )
+
+
+def test_a_chunk_still_filling_offers_the_rare_steps_added_since() -> None:
+    replay = Replay(None, capacity=1000, chunk_length=64)
+    states = walk(60, (50,))
+    fill(replay, 0, states[:40], first={0})
+    assert rare_rows(replay.sample(50, 8, event_share=1.0)) == 0.0
+    for t in range(40, 60):
+        replay.add(0, FRAME, states[t], 0, float(t), is_first=False)
+    assert rare_rows(replay.sample(50, 8, event_share=1.0)) == 1.0
+
+
+def test_a_ranks_rows_are_those_of_the_whole_draw() -> None:
+    whole, part = Replay(None, 1000, 64, seed=9), Replay(None, 1000, 64, seed=9)
+    for replay in (whole, part):
+        fill(replay, 0, walk(64, (20,)), first={0})
+    rows = slice(4, 8)
+    np.testing.assert_array_equal(
+        whole.sample(8, 8, event_share=0.5)["rewards"][rows],
+        part.sample(8, 8, rows=rows, event_share=0.5)["rewards"],
+    )
+
+
+def test_train_world_model_draws_the_share_the_environment_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "my.toml"
+    runs = tmp_path / "runs"
+    config.write_text(
+        f'[run]\nruns_dir = {json.dumps(str(runs))}\n[world_model]\npreset = "tiny"\n'
+        "batch_size = 4\nbatch_length = 16\nthreads = 1\n",
+        encoding="utf-8",
+    )
+    result = cli("--config", str(config), "collect", "--run", "c", "--steps", "600", "--envs", "1")
+    assert result.returncode == 0, result.stderr
+
+    def rare_rows_logged() -> float:
+        result = cli("--config", str(config), "train", "world-model", "--run", "c",
+                     "--updates", "25")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        lines = (runs / "c" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines][-1]["rare_rows"]
+
+    # The cartridge's random play leaves the house within its first few hundred steps.
+    assert rare_rows_logged() < 1.0
+    monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__REPLAY_EVENT_SHARE", "1.0")
+    assert rare_rows_logged() == 1.0
