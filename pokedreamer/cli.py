@@ -19,6 +19,7 @@ from pokedreamer import __version__
 from pokedreamer.agent.train_verbs import RunOption, state_ranges, train_app
 from pokedreamer.bench.cli import bench_app
 from pokedreamer.config import PlannerKind, Settings, load_settings
+from pokedreamer.config_layers import chosen_keys, read_toml
 from pokedreamer.errors import UserError
 from pokedreamer.planner.prompt_verbs import prompts_app
 
@@ -311,6 +312,17 @@ def _run_settings(ctx: typer.Context, run_path: Path, **flags: Any) -> Settings:
     return load_settings(config, flag_overrides(**flags))
 
 
+def _chosen(ctx: typer.Context, run_path: Path | None, **flags: Any) -> frozenset[str]:
+    """The settings chosen on purpose (config_layers.chosen_keys): the flags given, the
+    POKEDREAMER_* variables, and every key of the file --config names or, for an existing run
+    (``run_path``), of the run's own saved settings. ./config.toml, read because it is there, is
+    no choice: the repository's own sets every key to its default."""
+    named = _globals(ctx).config
+    if named is None and run_path is not None and (run_path / "config.toml").is_file():
+        named = run_path / "config.toml"
+    return chosen_keys(read_toml(named) if named is not None else {}, flag_overrides(**flags))
+
+
 def _runs_dir(ctx: typer.Context) -> Path:
     """Where runs live: run.runs_dir of --config (or ./config.toml), the environment's value or
     the default; a run's own saved settings cannot say where the run itself is."""
@@ -353,7 +365,7 @@ def collect(
     )
 
 
-app.add_typer(train_app(_settings, _run_settings), name="train")
+app.add_typer(train_app(_settings, _run_settings, _chosen), name="train")
 
 
 eval_app = typer.Typer(

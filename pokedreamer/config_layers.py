@@ -56,6 +56,25 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: cannot read: {exc}") from None
 
 
+def chosen_keys(file_data: Mapping[str, Any], overrides: Mapping[str, Any]) -> frozenset[str]:
+    """The dotted keys ("agent.envs") set by choice: every key of ``file_data`` (a parsed config
+    file), every POKEDREAMER_* variable in the environment, and each of ``overrides`` given (not
+    None). Keys are lowercased, as the environment's are read."""
+    keys = {
+        f"{section}.{key}".lower()
+        for section, values in file_data.items()
+        if isinstance(values, Mapping)
+        for key in values
+    }
+    keys |= {
+        name[len(ENV_PREFIX) :].lower().replace(ENV_NESTED_DELIMITER, ".")
+        for name in os.environ
+        if name.upper().startswith(ENV_PREFIX)
+    }
+    keys |= {key.lower() for key, value in overrides.items() if value is not None}
+    return frozenset(keys)
+
+
 def nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Dotted keys ("env.rom") as nested sections, values of None (not given) left out."""
     nested: dict[str, Any] = {}

@@ -13,6 +13,7 @@ from test_rundir import scalars_in
 
 from pokedreamer.agent.recipe_plan import recipe_settings
 from pokedreamer.config import load_settings
+from pokedreamer.config_layers import chosen_keys
 
 # Tiny sizes: a world-model update replays 2 x 16 steps, and at the recipe's train ratio of 32
 # the imagination stage owes one update (with one behaviour update) per env step.
@@ -148,3 +149,38 @@ def test_recipe_settings_fill_only_what_was_left_at_its_default() -> None:
     assert (settings.agent.train_ratio, settings.agent.envs) == (8.0, 3)
     assert (settings.agent.shaping_scale, settings.agent.shaping_bonus) == (10.0, 10.0)
     assert settings.world_model.preset == "tiny" and settings.agent.end_at_badges == 1
+
+
+def test_recipe_settings_keep_a_default_chosen_on_purpose(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def bonus(file_data: dict[str, object], overrides: dict[str, object]) -> float:
+        settings = load_settings(None, overrides)
+        return recipe_settings(settings, chosen_keys(file_data, overrides)).agent.shaping_bonus
+
+    monkeypatch.chdir(tmp_path)  # no ./config.toml
+    assert bonus({}, {}) == 10.0
+    assert bonus({"agent": {"shaping_bonus": 1.0}}, {}) == 1.0
+    assert bonus({}, {"agent.shaping_bonus": 1.0}) == 1.0
+    monkeypatch.setenv("POKEDREAMER_AGENT__SHAPING_BONUS", "1.0")
+    assert bonus({}, {}) == 1.0
+
+
+def test_train_agent_keeps_a_default_chosen_on_purpose_across_a_resume(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ./config.toml, read because it is there, holds the defaults of a template: no choice.
+    Path("config.toml").write_text("[agent]\nshaping_bonus = 1.0\n", encoding="utf-8")
+    until = ("--collect-steps", "120", "--until", "collect")
+    template = cli("train", "agent", "--run", "t", *until)
+    assert template.returncode == 0, template.stderr
+    assert load_settings(Path("runs/t/config.toml"), {}).agent.shaping_bonus == 10.0
+
+    monkeypatch.setenv("POKEDREAMER_AGENT__SHAPING_BONUS", "1.0")
+    first = cli("train", "agent", "--run", "b", *until)
+    assert first.returncode == 0, first.stderr
+    monkeypatch.delenv("POKEDREAMER_AGENT__SHAPING_BONUS")
+    again = cli("train", "agent", "--run", "b", *until)
+    assert again.returncode == 0 and "collect: done before" in again.stdout, again.stderr
+    saved = load_settings(Path("runs/b/config.toml"), {}).agent
+    assert (saved.shaping_bonus, saved.shaping_scale) == (1.0, 10.0)

@@ -25,16 +25,20 @@ RECIPE_SETTINGS: dict[str, Any] = {
     "agent.shaping_bonus": 10.0,
     "imitation.beta_steps": 10_000,
 }
-"""docs/recipes/fixture-agent.toml's settings, which the recipe takes wherever the config file,
-the environment and the flags leave a setting at its default."""
+"""docs/recipes/fixture-agent.toml's settings, which the recipe takes wherever a setting holds
+its default and was not chosen (``config_layers.chosen_keys``)."""
 
 
-def recipe_settings(settings: Settings) -> Settings:
-    """``settings`` with RECIPE_SETTINGS where they hold a setting's default."""
+def recipe_settings(settings: Settings, chosen: frozenset[str] = frozenset()) -> Settings:
+    """``settings`` with RECIPE_SETTINGS where a setting holds its default and is not among the
+    dotted keys ``chosen``: a default set on purpose, as by
+    ``POKEDREAMER_AGENT__SHAPING_BONUS=1.0``, stays."""
     sections: dict[str, dict[str, Any]] = {}
     for dotted, value in RECIPE_SETTINGS.items():
         section, key = dotted.split(".")
         current = getattr(settings, section)
+        if dotted in chosen:
+            continue
         if getattr(current, key) == getattr(type(current)(), key):
             sections.setdefault(section, {})[key] = value
     update = {name: getattr(settings, name).model_copy(update=u) for name, u in sections.items()}

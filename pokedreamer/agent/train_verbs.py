@@ -51,8 +51,21 @@ def state_ranges(settings: Settings) -> StateRanges:
     return StateRanges.of_maps(GameFacts.for_game(game).maps.values())
 
 
-def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> typer.Typer:
-    """The ``train`` sub-command, its verbs reading their settings through the two functions."""
+class ChosenFor(Protocol):
+    """Which settings a verb was given on purpose (dotted keys): its flags, the POKEDREAMER_*
+    variables, and the keys of the config file named, or of a run's own saved settings
+    (``run_path``, None for a new run)."""
+
+    def __call__(
+        self, ctx: typer.Context, run_path: Path | None, **flags: Any
+    ) -> frozenset[str]: ...
+
+
+def train_app(
+    settings_for: SettingsFor, run_settings_for: RunSettingsFor, chosen_for: ChosenFor
+) -> typer.Typer:
+    """The ``train`` sub-command, its verbs reading their settings through the first two
+    functions; ``train agent`` asks the third which settings were chosen on purpose."""
     train = typer.Typer(help="Train System 1.", no_args_is_help=True, rich_markup_mode=None)
 
     def runs_dir(ctx: typer.Context) -> Path:
@@ -253,11 +266,12 @@ def train_app(settings_for: SettingsFor, run_settings_for: RunSettingsFor) -> ty
         check_run_kind(path)
         flags = {"preset": preset, "device": device, "envs": envs, "seed": seed,
                  "planner": planner}  # fmt: skip
-        if (path / RECIPE_FILE).is_file():
-            settings = run_settings_for(ctx, path, **flags)
+        existing = path if (path / RECIPE_FILE).is_file() else None
+        if existing is not None:
+            settings = run_settings_for(ctx, existing, **flags)
         else:
             settings = settings_for(ctx, **flags)
-        settings = recipe_settings(settings)
+        settings = recipe_settings(settings, chosen_for(ctx, existing, **flags))
         if imitate and settings.planner.kind == "none":
             raise UserError(
                 "the demonstrator plays the planner's subgoals: set a planner, not none"
