@@ -413,6 +413,28 @@ def test_each_start_is_paired_with_a_subgoal_live_there() -> None:
     assert 0.65 < picks.count(describe(WinBattle())) / len(picks) < 0.85  # 1/2 + 1/2 * 1/2
 
 
+def test_a_battle_to_win_is_live_outside_a_battle_only_where_battles_start() -> None:
+    route, town = FACTS.map_id("ROUTE_1"), FACTS.map_id("PALLET_TOWN")
+    calm = [game_state("ROUTE_1", 7, 8), game_state("PALLET_TOWN", 3, 4)]
+    vectors = np.stack([s.vector() for s in calm])
+    views = views_of(vectors)
+    assert live(WinBattle(), views, ARRIVAL_ONLY).tolist() == [False, False]
+    assert live(WinBattle(), views, ARRIVAL_ONLY, np.array([route])).tolist() == [True, False]
+    assert live(WinBattle(), views, ARRIVAL_ONLY, np.array([town, route])).tolist() == [True] * 2
+    # A battle map makes nothing else live: a badge is still all or nothing.
+    assert not live(EarnBadge(badge="BOULDER"), views, ARRIVAL_ONLY, np.array([route])).any()
+    pool = SubgoalPool(ARRIVAL_ONLY)
+    pool.add([TILE_ROUTE, WinBattle()])
+    rng = np.random.default_rng(0)
+    on_route = np.stack([calm[0].vector()] * 400)
+    assert {describe(s) for s in pool.pair(rng, on_route, [WinBattle()])[0]} == {
+        describe(TILE_ROUTE)
+    }
+    pool.battle_maps = np.array([route])
+    picks = [describe(s) for s in pool.pair(rng, on_route, [WinBattle()])[0]]
+    assert 0.65 < picks.count(describe(WinBattle())) / len(picks) < 0.85  # 1/2 + 1/2 * 1/2
+
+
 def test_per_start_subgoals_shape_each_column_as_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     wm = WorldModel(TINY, ACTIONS)
     town, route = FACTS.map_id("PALLET_TOWN"), FACTS.map_id("ROUTE_1")

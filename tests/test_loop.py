@@ -36,7 +36,9 @@ from pokedreamer.agent.events import (
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.protocol import LoopControl
 from pokedreamer.config import Settings, load_settings
+from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.graph import GRAPH_FILE, MapGraph
+from pokedreamer.env.state import VECTOR_FIELDS, VECTOR_SIZE
 from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
 
@@ -178,6 +180,26 @@ def test_the_map_graph_is_kept_in_the_run_and_a_resume_goes_on_from_it(tmp_path:
     (run.path / GRAPH_FILE).write_text("[]")
     with pytest.raises(UserError, match="is not a map graph"):
         AgentLoop(s, run, train=False)
+
+
+def test_behaviour_learning_knows_where_battles_have_started(tmp_path: Path) -> None:
+    """After each world-model update the subgoal pool knows the maps where the replay holds a
+    battle starting, so a battle to win is rehearsed there outside a battle too."""
+    s = settings(**{"run.runs_dir": str(tmp_path)})
+    loop = AgentLoop(s, RunDir.create(s, "battles"))
+    loop.run(60)  # the house and the town: no battle
+    assert loop.learner.pool.battle_maps.tolist() == []
+    route = loop.learner.facts.map_id("ROUTE_1")
+    calm = np.zeros(VECTOR_SIZE, np.float32)
+    calm[VECTOR_FIELDS.index("map_id")] = route / 255
+    calm[VECTOR_FIELDS.index("battle_none")] = 1.0
+    wild = calm.copy()
+    wild[VECTOR_FIELDS.index("battle_none")], wild[VECTOR_FIELDS.index("battle_wild")] = 0, 1
+    frame = np.zeros(FRAME_SHAPE, np.uint8)
+    for t in range(20):  # a stream of its own, as another env's
+        loop.learner.replay.add(9, frame, calm if t < 10 else wild, 0, 0.0, is_first=t == 0)
+    loop.train_step()
+    assert loop.learner.pool.battle_maps.tolist() == [route]
 
 
 def _run_in_thread(loop: AgentLoop, steps: int | None) -> threading.Thread:

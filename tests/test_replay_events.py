@@ -102,6 +102,17 @@ def test_a_ranks_rows_are_those_of_the_whole_draw() -> None:
     )
 
 
+def test_battle_maps_are_where_the_replay_saw_battles_start() -> None:
+    replay = Replay(None, capacity=1000, chunk_length=16)
+    assert replay.battle_maps().tolist() == []
+    # Map 3: a battle starts at step 4 and ends at 6; map 5: a reset into a battle is no start.
+    steps = [state(3)] * 4 + [state(3, True)] * 2 + [state(3)] * 2 + [state(5, True)] * 2
+    fill(replay, 0, steps, first={0, 8})
+    assert replay.battle_maps().tolist() == [3]
+    fill(replay, 1, [state(7), state(7, True)], first={0})  # a chunk still filling
+    assert replay.battle_maps().tolist() == [3, 7]
+
+
 def test_train_world_model_draws_the_share_the_environment_sets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -110,6 +110,7 @@ class Learner:
         # Only posteriors filtered as far as when acting are started from (trainer.with_context).
         usable = np.flatnonzero(context.flatten().cpu().numpy())
         starts = Starts(posts.flatten(), batch["states"].reshape(-1, VECTOR_SIZE), usable)
+        self.pool.battle_maps = self.replay.battle_maps()
         for _ in range(self.settings.agent.behavior_updates):
             behavior = self._behavior_update(starts, pursued)
         metrics.update({f"behavior/{k}": v for k, v in behavior.items()})

@@ -6,8 +6,10 @@ encoded, so that the actor keeps what it learnt for the earlier stages of the qu
 
 Behaviour learning pairs each imagination start with a subgoal that is *live* there (``live``):
 not done, and with a potential that is not flat around the start. A subgoal on another map, a
-battle to win outside a battle, a badge that is all-or-nothing, read no different anywhere a
-short imagined trajectory can reach, so their shaping would teach nothing from that start.
+badge that is all-or-nothing, read no different anywhere a short imagined trajectory can reach,
+so their shaping would teach nothing from that start. A battle to win is live outside a battle
+only on the maps where the replay has seen battles start (``battle_maps``): there a few steps
+may lead into one, which is how the player finds a battle to win in the first place.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pokedreamer.env.state import BATTLE_ORDER, VECTOR_FIELDS, VECTOR_SIZE
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     GOAL_ENCODING_SIZE,
+    NO_BATTLE,
+    WILD,
     StateView,
     Subgoal,
     describe,
@@ -43,6 +47,9 @@ few (a subgoal's potential may round to the same value one tile away)."""
 class SubgoalPool:
     def __init__(self, facts: GameFacts) -> None:
         self.facts = facts
+        self.battle_maps: np.ndarray = np.empty(0, np.int64)
+        """Map ids where battles have started (``Replay.battle_maps``), kept up to date by the
+        learner: there ``live`` reckons with a battle starting."""
         self._subgoals: OrderedDict[str, Any] = OrderedDict()
         self._rows: dict[int, tuple[Any, torch.Tensor]] = {}
 
@@ -95,7 +102,8 @@ class SubgoalPool:
         chosen = np.array([describe(s) in names for s in pool], dtype=bool)
         views = views_of(vectors)
         n, k = len(vectors), len(pool)
-        alive = np.stack([live(s, views, self.facts) for s in pool], axis=1).reshape(n, k)
+        alive = [live(s, views, self.facts, self.battle_maps) for s in pool]
+        alive = np.stack(alive, axis=1).reshape(n, k)
         scores = rng.random((n, k))
 
         def pick(allowed: np.ndarray) -> np.ndarray:
@@ -157,11 +165,14 @@ def views_of(vectors: np.ndarray) -> StateView:
     )
 
 
-def live(subgoal: Any, view: StateView, facts: GameFacts) -> np.ndarray:
+def live(
+    subgoal: Any, view: StateView, facts: GameFacts, battle_maps: np.ndarray | None = None
+) -> np.ndarray:
     """(N,) bool: the subgoal is not done in the view's states and its potential changes in at
-    least one nearby state: the player a few tiles away on the same map, a text box open, or
-    the enemy (in a battle) half as healthy. These are the changes a short imagined trajectory
-    can make; a potential that none of them moves is flat there."""
+    least one nearby state: the player a few tiles away on the same map, a text box open, the
+    enemy (in a battle) half as healthy, or, outside a battle on one of ``battle_maps`` (map
+    ids), a wild battle under way with the enemy half as healthy. These are the changes a short
+    imagined trajectory can make; a potential that none of them moves is flat there."""
     shape = np.shape(view.map_id)
 
     def potential(v: StateView) -> np.ndarray:
@@ -176,6 +187,12 @@ def live(subgoal: Any, view: StateView, facts: GameFacts) -> np.ndarray:
     ]
     probes.append(replace(view, text_shown=np.ones_like(view.text_shown)))
     probes.append(replace(view, enemy_hp_fraction=view.enemy_hp_fraction * 0.5))
+    if battle_maps is not None and len(battle_maps):
+        calm = np.asarray(view.battle) == NO_BATTLE
+        can_start = calm & np.isin(np.asarray(view.map_id), battle_maps)
+        battle = np.where(can_start, WILD, view.battle)
+        enemy = np.where(can_start, 0.5, view.enemy_hp_fraction)
+        probes.append(replace(view, battle=battle, enemy_hp_fraction=enemy))
     for probe in probes:
         moved |= potential(probe) != here
     return moved & ~np.broadcast_to(np.asarray(done(subgoal, view, facts), dtype=bool), shape)

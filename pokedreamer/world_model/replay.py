@@ -337,14 +337,9 @@ class Replay:
         for c, chunk in enumerate(self._chunks):
             if chunk.size < length:
                 continue
-            if chunk.events_at != chunk.size:  # a chunk still filling has grown since
-                data = chunk.data
-                rare = rare_steps(data["states"][: chunk.size], data["is_first"][: chunk.size])
-                chunk.events = np.flatnonzero(rare)
-                chunk.events_at = chunk.size
-            assert chunk.events is not None
-            first = np.maximum(chunk.events - (length - 1), 0)
-            last = np.minimum(chunk.events - 1, chunk.size - length)
+            events = self._events(chunk)
+            first = np.maximum(events - (length - 1), 0)
+            last = np.minimum(events - 1, chunk.size - length)
             fits = first <= last
             found.append((np.full(int(fits.sum()), c), first[fits], last[fits]))
         if not found:
@@ -354,6 +349,26 @@ class Replay:
             return None
         k = self.rng.integers(0, len(chunks), size=n)
         return chunks[k], self.rng.integers(first[k], last[k] + 1)
+
+    def battle_maps(self) -> np.ndarray:
+        """The map ids (sorted, unique) where the replay has seen a battle start."""
+        with self._lock:
+            found = [np.empty(0, np.int64)]
+            for chunk in self._chunks:
+                states = chunk.data["states"]
+                events = self._events(chunk)
+                started = states[events, _CALM] < states[events - 1, _CALM]
+                found.append(np.rint(states[events[started], _MAP] * 255.0).astype(np.int64))
+            return np.unique(np.concatenate(found))
+
+    @staticmethod
+    def _events(chunk: _Chunk) -> np.ndarray:
+        """The chunk's rare steps (indices), found again only once it has grown."""
+        if chunk.events is None or chunk.events_at != chunk.size:
+            data = chunk.data
+            rare = rare_steps(data["states"][: chunk.size], data["is_first"][: chunk.size])
+            chunk.events, chunk.events_at = np.flatnonzero(rare), chunk.size
+        return chunk.events
 
     def _counts(self, length: int) -> np.ndarray:
         sizes = np.fromiter((c.size for c in self._chunks), np.int64, len(self._chunks))
