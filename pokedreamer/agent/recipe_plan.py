@@ -35,10 +35,10 @@ def recipe_settings(settings: Settings, chosen: frozenset[str] = frozenset()) ->
     ``POKEDREAMER_AGENT__SHAPING_BONUS=1.0``, stays."""
     sections: dict[str, dict[str, Any]] = {}
     for dotted, value in RECIPE_SETTINGS.items():
-        section, key = dotted.split(".")
-        current = getattr(settings, section)
         if dotted in chosen:
             continue
+        section, key = dotted.split(".")
+        current = getattr(settings, section)
         if getattr(current, key) == getattr(type(current)(), key):
             sections.setdefault(section, {})[key] = value
     update = {name: getattr(settings, name).model_copy(update=u) for name, u in sections.items()}
