@@ -333,7 +333,8 @@ class Replay:
     def _event_starts(self, length: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """`n` draws of (chunk index, start) of a sequence of `length` steps holding a rare step
         after its first, or None when no chunk holds one."""
-        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        none = np.empty(0, np.int64)
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [(none, none, none)]
         for c, chunk in enumerate(self._chunks):
             if chunk.size < length:
                 continue
@@ -342,8 +343,6 @@ class Replay:
             last = np.minimum(events - 1, chunk.size - length)
             fits = first <= last
             found.append((np.full(int(fits.sum()), c), first[fits], last[fits]))
-        if not found:
-            return None
         chunks, first, last = (np.concatenate(column) for column in zip(*found, strict=True))
         if len(chunks) == 0:
             return None
