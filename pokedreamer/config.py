@@ -227,9 +227,10 @@ class WorldModelSettings(BaseModel):
 
     replay_event_share: float = Field(default=0.0, ge=0, le=1)
     """Share of each training batch drawn to hold a rare step after its first: the player
-    arriving on another map, or a battle starting or ending. The rest is drawn uniformly. Under
-    1% of random play, these steps decide whether an actor trained in imagination can leave a
-    map or start a battle at all; 0 draws the whole batch uniformly."""
+    arriving on another map, a battle starting or ending, a blow landing, a level, a POKéMON, a
+    badge or an event flag gained. The rest is drawn uniformly. Under 1% of random play, these
+    steps decide whether an actor trained in imagination can leave a map or win a battle at
+    all; 0 draws the whole batch uniformly."""
 
     checkpoint_every: int = Field(default=1000, ge=1)
     """Updates between checkpoints."""

@@ -1,5 +1,5 @@
-"""Replay's rare steps (another map, a battle starting or ending) and the share of each training
-batch drawn round them."""
+"""Replay's rare steps (another map, a battle starting or ending, a change in what the quest reads)
+and the share of each training batch drawn round them."""
 
 from __future__ import annotations
 
@@ -44,6 +44,30 @@ def test_rare_steps_are_new_maps_and_battles_starting_or_ending_inside_an_episod
     assert both.shape == (2, 9) and not both[:, 0].any()
     assert np.flatnonzero(both[0]).tolist() == [2, 4, 6]
     assert np.flatnonzero(both[1]).tolist() == [2, 3, 5]  # the change at 7 falls on a reset
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "party_size",
+        "lead_level",
+        "hp_fraction",
+        "enemy_hp_fraction",
+        "event_count",
+        "badge_boulder",
+    ],
+)
+def test_a_change_in_what_the_quest_reads_is_a_rare_step(field: str) -> None:
+    states = np.stack([state(1, True)] * 4)
+    states[2:, VECTOR_FIELDS.index(field)] = 0.5  # a blow lands, a level is gained, ...
+    assert np.flatnonzero(rare_steps(states, np.zeros(4, bool))).tolist() == [2]
+
+
+def test_the_player_walking_or_a_text_box_is_not_a_rare_step() -> None:
+    states = np.stack([state(1)] * 4)
+    for t, field in ((1, "x"), (2, "text_shown"), (3, "facing_up")):
+        states[t:, VECTOR_FIELDS.index(field)] += 1 / 255
+    assert not rare_steps(states, np.zeros(4, bool)).any()
 
 
 def walk(steps: int, events: tuple[int, ...]) -> list[np.ndarray]:

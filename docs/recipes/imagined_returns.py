@@ -2,7 +2,7 @@
 do at one place: a diagnostic for behaviour learning, run on a copy of a run directory.
 
     PYTHONPATH=. .venv/bin/python docs/recipes/imagined_returns.py RUN agent-000015000 \
-        [--map PALLET_TOWN --cells 4,1 5,1 6,1 4,2 5,2 6,2 --goal ROUTE_1]
+        [--map PALLET_TOWN --cells 4,1 5,1 6,1 4,2 5,2 6,2 --goal ROUTE_1] [--battle]
 
 1. Imagines from the posteriors of a few replayed batches as behaviour learning does (each
    start paired with a subgoal live there) and prints the returns' 5/50/95th percentiles, the
@@ -12,6 +12,8 @@ do at one place: a diagnostic for behaviour learning, run on a copy of a run dir
    world model under four presses of each direction and prints how often it predicts
    ``--goal``'s map; then lets the actor, given ``go_to_map --goal``, act there and prints its
    first buttons' mean probabilities and the share of rollouts that complete the subgoal.
+3. With ``--battle``, the same in a wild battle's menu: the enemy's HP the world model
+   predicts after four presses of each button, and what the actor presses, told to win.
 
 No gradient step is taken and nothing is written to RUN: the run is read through a temporary
 folder that links its replay.
@@ -32,8 +34,8 @@ from pokedreamer.agent.actor_critic import lambda_return
 from pokedreamer.agent.learner import Starts
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.config import load_settings
-from pokedreamer.env.state import VECTOR_SIZE
-from pokedreamer.planner.subgoals import GoToMap, describe
+from pokedreamer.env.state import BATTLE_ORDER, VECTOR_SIZE
+from pokedreamer.planner.subgoals import GoToMap, WinBattle, describe
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.dist import twohot_mean
 from pokedreamer.world_model.rssm import stack_states
@@ -50,6 +52,7 @@ def main() -> None:
     parser.add_argument("--map", default="PALLET_TOWN")
     parser.add_argument("--cells", nargs="*", default=["4,1", "5,1", "6,1", "4,2", "5,2", "6,2"])
     parser.add_argument("--goal", default="ROUTE_1")
+    parser.add_argument("--battle", action="store_true", help="probe wild battles' menus too")
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
@@ -58,6 +61,8 @@ def main() -> None:
         returns_by_subgoal(loop, args.batches)
         cells = {tuple(int(v) for v in c.split(",")) for c in args.cells}
         at_a_place(loop, args.map, cells, args.goal)
+        if args.battle:
+            in_battle(loop)
 
 
 def _copy(source: Path, checkpoint: str, to: Path) -> Path:
@@ -160,6 +165,61 @@ def at_a_place(loop: AgentLoop, map_name: str, cells: set[tuple[int, int]], goal
         first = behavior.actor(imag.feats[:1], rows)[0].exp().mean(0)
     probabilities = ", ".join(f"{b} {float(p):.2f}" for b, p in zip(buttons, first, strict=True))
     print(f"actor, go to {goal}: first buttons {probabilities}")
+    print(f"completed within the horizon: {float(1 - imag.alive[-1].float().mean()):.0%}")
+
+
+def in_battle(loop: AgentLoop) -> None:
+    """From replayed states in a wild battle's menu (no text shown, the enemy not fainted),
+    the enemy's HP the world model predicts after four presses of each button, and what the
+    actor, told to win the battle, presses there."""
+    learner = loop.learner
+    heads = learner.world_model.state_heads
+    found, before = [], []
+    for _ in range(12):
+        starts, tensors = _posteriors(loop)
+        t = heads.targets(tensors["states"].reshape(-1, VECTOR_SIZE))
+        for i in starts.usable:
+            wild = t["battle"][i] == BATTLE_ORDER.index("wild")
+            if wild and t["text_shown"][i, 0] == 0 and t["enemy_hp_fraction"][i] > 0:
+                found.append(starts.posts.map(lambda x, i=i: x[i]))
+                before.append(float((t["enemy_hp_fraction"][i] - 0.5) / 20))
+    print(f"starts in a wild battle's menu: {len(found)}, enemy HP {np.mean(before):.2f}")
+    if not found:
+        return
+    posts = stack_states(found, 0)
+    buttons = loop.settings.env.action_names
+    for button in buttons:
+        press = torch.zeros(len(found), len(buttons))
+        press[:, buttons.index(button)] = 1.0
+        with torch.no_grad():
+            states, _ = learner.world_model.rssm.imagine(posts, lambda _, p=press: p, PRESSES)
+            preds = learner.world_model.predict(learner.world_model.rssm.feat(states), state=True)
+        enemy = preds["enemy_hp_fraction"]
+        fighting = preds["battle"] != BATTLE_ORDER.index("none")
+        print(
+            f"{PRESSES} x {button}: enemy HP {float(enemy[-1].mean()):.2f}, "
+            f"still in battle {float(fighting[-1].float().mean()):.0%}"
+        )
+    subgoal = WinBattle()
+    rows = learner.pool.rows([subgoal] * len(found))
+    behavior = learner.behavior
+    with torch.no_grad():
+        imag = behavior.imagine(
+            learner.world_model, posts, rows, [subgoal] * len(found), learner.facts
+        )
+        first = behavior.actor(imag.feats[:1], rows)[0].exp().mean(0)
+    probabilities = ", ".join(f"{b} {float(p):.2f}" for b, p in zip(buttons, first, strict=True))
+    print(f"actor, win the battle: first buttons {probabilities}")
+    for t in range(0, imag.actions.shape[0], 3):
+        with torch.no_grad():
+            preds = learner.world_model.predict(imag.feats[t], state=True)
+        fighting = preds["battle"] != BATTLE_ORDER.index("none")
+        pressed = collections.Counter(buttons[int(b)] for b in imag.actions[t]).most_common(2)
+        print(
+            f"  imagined step {t}: enemy HP {float(preds['enemy_hp_fraction'].mean()):.2f}, "
+            f"in battle {float(fighting.float().mean()):.0%}, "
+            f"alive {float(imag.alive[t].float().mean()):.0%}, pressed {pressed}"
+        )
     print(f"completed within the horizon: {float(1 - imag.alive[-1].float().mean()):.0%}")
 
 

@@ -96,15 +96,26 @@ _PAIRS = _pair_table()
 
 _MAP = VECTOR_FIELDS.index("map_id")
 _CALM = VECTOR_FIELDS.index("battle_none")
+# What the quest's stages and the subgoals' potentials read, beside the map and the battle: a
+# POKéMON gained, a level, HP (either side's: a blow landed in a battle, a heal), a badge or an
+# event flag. Each changes on few steps of play, and a model that rarely sees them learns them
+# last, though the shaping pays for exactly these.
+_READ = np.array(
+    [_MAP, _CALM]
+    + [VECTOR_FIELDS.index(f) for f in ("party_size", "lead_level", "hp_fraction")]
+    + [VECTOR_FIELDS.index(f) for f in ("enemy_hp_fraction", "event_count")]
+    + [i for i, f in enumerate(VECTOR_FIELDS) if f.startswith("badge_")]
+)
 
 
 def rare_steps(states: np.ndarray, is_first: np.ndarray) -> np.ndarray:
-    """Which steps (..., T) bool arrive on another map or start or end a battle: the GameState
-    (..., T, VECTOR_SIZE) differs there from the step before's in map_id or battle_none, inside
-    one episode (never step 0, nor an episode's first step)."""
+    """Which steps (..., T) bool change what the quest reads: the GameState (..., T,
+    VECTOR_SIZE) differs there from the step before's in map_id, battle_none, party_size,
+    lead_level, hp_fraction, enemy_hp_fraction, event_count or a badge, inside one episode
+    (never step 0, nor an episode's first step)."""
     assert states.shape == (*is_first.shape, VECTOR_SIZE), (states.shape, is_first.shape)
-    before, after = states[..., :-1, :], states[..., 1:, :]
-    changed = (after[..., _MAP] != before[..., _MAP]) | (after[..., _CALM] != before[..., _CALM])
+    before, after = states[..., :-1, _READ], states[..., 1:, _READ]
+    changed = (after != before).any(-1)
     rare = np.zeros(is_first.shape, bool)
     rare[..., 1:] = changed & ~is_first[..., 1:]
     return rare
