@@ -433,6 +433,26 @@ def test_enemy_hp_head_learns_from_the_state_vector() -> None:
     assert preds.tolist() == pytest.approx((hp / 20).tolist(), abs=1 / ENEMY_HP_BINS)
 
 
+def test_enemy_hp_head_is_not_taught_fainted_by_a_battle_ending() -> None:
+    """Where one latent is a wild battle at full HP as often as it is the overworld after it
+    (a battle the model doubts will go on), the head reads full HP, not a fainted enemy: its
+    loss counts only steps in a battle."""
+    torch.manual_seed(0)
+    heads = StateHeads(1, 16, 1, FIXTURE_RANGES)
+    fighting = game_state(battle="wild", enemy_hp=20, enemy_max_hp=20).vector()
+    after = game_state(battle="none").vector()
+    targets = heads.targets(torch.from_numpy(np.stack([fighting, after, after])))
+    feat = torch.ones(3, 1)
+    assert heads.losses(heads(feat), targets)["enemy_hp_fraction"][1:].eq(0).all()
+    opt = torch.optim.Adam(heads.parameters(), lr=1e-2)
+    for _ in range(200):
+        loss = heads.losses(heads(feat), targets)["enemy_hp_fraction"].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert heads.predicted(heads(feat[:1]))["enemy_hp_fraction"].item() > 0.9
+
+
 # -- training -----------------------------------------------------------------------------------
 
 

@@ -375,7 +375,7 @@ class StateView:
     """Eight values 0..1 in wObtainedBadges bit order, read as ``badges[..., i]``."""
     enemy_hp_fraction: Value = 1.0
     """The enemy's HP over its max HP in a battle; 1 outside one and when unknown. Predicted:
-    the enemy-HP head's bin centre (0 outside a battle, which no subgoal reads there)."""
+    the enemy-HP head's bin centre (untrained outside a battle, where no subgoal reads it)."""
     text: str = ""
     """The text box's lines, joined by spaces; "" when there is none or it is unknown."""
     text_known: bool = False

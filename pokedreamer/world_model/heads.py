@@ -34,6 +34,7 @@ fraction elsewhere is 1/20 (a prediction is its bin's centre)."""
 
 _BADGES = tuple(name for name in VECTOR_FIELDS if name.startswith("badge_"))
 _BATTLE_FIRST = VECTOR_FIELDS.index(f"battle_{BATTLE_ORDER[0]}")
+_NONE = BATTLE_ORDER.index("none")
 assert VECTOR_FIELDS[_BATTLE_FIRST : _BATTLE_FIRST + len(BATTLE_ORDER)] == tuple(
     f"battle_{k}" for k in BATTLE_ORDER
 ), VECTOR_FIELDS
@@ -162,7 +163,8 @@ class StateHeads(nn.Module):
 
     def losses(self, outputs: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str, Tensor]:
         """Each head's negative log-likelihood per step (...), float32: categoricals'
-        cross-entropy, Bernoullis' BCE summed over their outputs."""
+        cross-entropy, Bernoullis' BCE summed over their outputs; the enemy's HP only in a
+        battle (0 elsewhere)."""
         losses = {}
         for name in STATE_HEADS:
             logits, target = outputs[name].float(), targets[name]
@@ -177,13 +179,19 @@ class StateHeads(nn.Module):
                 assert target.shape == logits.shape, (name, target.shape, logits.shape)
                 bce = F.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
                 losses[name] = bce.sum(-1)
+        # The enemy's HP means something only in a battle. Outside one its target is 0, the class
+        # of a fainted enemy, so where the model doubted that a battle would go on the head
+        # read "fainted" while the battle head still read "wild": imagination completed
+        # win_battle from full HP in one step, without a blow.
+        losses["enemy_hp_fraction"] = losses["enemy_hp_fraction"] * (targets["battle"] != _NONE)
         return losses
 
     def predicted(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """Point predictions under StateView's names, from each categorical's mode and each
         Bernoulli's probabilities: map_id, x, y int64 (...), -1 where the mode is the class
         outside the ranges; battle an index into BATTLE_ORDER; enemy_hp_fraction its bin's
-        centre, exactly 0 for the fainted class; text_shown and hp_fraction (...); badges
+        centre, exactly 0 for the fainted class (untrained outside a battle, where no subgoal
+        reads it); text_shown and hp_fraction (...); badges
         (..., 8)."""
         r = self.state_ranges
         modes = {n: outputs[n].argmax(-1) for n in STATE_HEADS if self.kinds[n] == "categorical"}
