@@ -433,6 +433,18 @@ def test_enemy_hp_head_learns_from_the_state_vector() -> None:
     assert preds.tolist() == pytest.approx((hp / 20).tolist(), abs=1 / ENEMY_HP_BINS)
 
 
+@pytest.mark.parametrize(("fainted", "expected"), [(0.3, 0.975), (0.49, 0.975), (0.6, 0.0)])
+def test_a_predicted_faint_must_be_likelier_than_not(fainted: float, expected: float) -> None:
+    """The fainted class as the mode of a spread head (here 30% or 49%, the rest over the
+    other bins, most on full HP) is not a faint: win_battle would be done without a blow."""
+    heads = StateHeads(8, 8, 1, FIXTURE_RANGES)
+    outputs = confident(heads, heads.targets(torch.from_numpy(game_state(battle="wild").vector())))
+    probs = torch.full((ENEMY_HP_BINS + 1,), (1 - fainted - 0.2) / (ENEMY_HP_BINS - 1))
+    probs[0], probs[ENEMY_HP_BINS] = fainted, 0.2
+    outputs["enemy_hp_fraction"] = probs.log()
+    assert heads.predicted(outputs)["enemy_hp_fraction"].item() == pytest.approx(expected)
+
+
 def test_enemy_hp_head_is_not_taught_fainted_by_a_battle_ending() -> None:
     """Where one latent is a wild battle at full HP as often as it is the overworld after it
     (a battle the model doubts will go on), the head reads full HP, not a fainted enemy: its

@@ -201,7 +201,8 @@ class ReadText(BaseModel):
 class WinBattle(BaseModel):
     """Win the battle under way: bring the enemy's HP to 0. Its potential is the share of the
     enemy's HP taken; predicted states carry the world model's enemy-HP head (a fainted enemy
-    reads exactly 0 there, other fractions to the head's resolution of 1/20)."""
+    reads exactly 0 there where the head finds it likelier than not, other fractions to the
+    head's resolution of 1/20)."""
 
     model_config = _CONFIG
 

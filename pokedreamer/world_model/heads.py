@@ -189,19 +189,24 @@ class StateHeads(nn.Module):
     def predicted(self, outputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """Point predictions under StateView's names, from each categorical's mode and each
         Bernoulli's probabilities: map_id, x, y int64 (...), -1 where the mode is the class
-        outside the ranges; battle an index into BATTLE_ORDER; enemy_hp_fraction its bin's
-        centre, exactly 0 for the fainted class (untrained outside a battle, where no subgoal
-        reads it); text_shown and hp_fraction (...); badges
-        (..., 8)."""
+        outside the ranges; battle an index into BATTLE_ORDER; enemy_hp_fraction exactly 0
+        where the fainted class is more likely than not, else the centre of the likeliest other
+        bin (untrained outside a battle, where no subgoal reads it); text_shown and
+        hp_fraction (...); badges (..., 8)."""
         r = self.state_ranges
         modes = {n: outputs[n].argmax(-1) for n in STATE_HEADS if self.kinds[n] == "categorical"}
-        enemy = modes["enemy_hp_fraction"]
+        # A fainted enemy completes win_battle and ends the imagined return with its bonus. As
+        # the mode of 21 classes it can win at a third of the mass, and imagination then won
+        # battles from full HP in one step; so a faint must be likelier than not.
+        enemy_probs = torch.softmax(outputs["enemy_hp_fraction"].float(), -1)
+        fainted = enemy_probs[..., 0] > 0.5
+        enemy = enemy_probs[..., 1:].argmax(-1) + 1
         preds = {
             "map_id": self.map_id[modes["map_id"]],
             "x": torch.where(modes["x"] == r.width, -1, modes["x"]),
             "y": torch.where(modes["y"] == r.height, -1, modes["y"]),
             "battle": modes["battle"],
-            "enemy_hp_fraction": torch.where(enemy == 0, 0.0, (enemy - 0.5) / ENEMY_HP_BINS),
+            "enemy_hp_fraction": torch.where(fainted, 0.0, (enemy - 0.5) / ENEMY_HP_BINS),
         }
         for name, size in _BERNOULLI_SIZES.items():
             probs = torch.sigmoid(outputs[name].float())
