@@ -13,7 +13,8 @@ do at one place: a diagnostic for behaviour learning, run on a copy of a run dir
    ``--goal``'s map; then lets the actor, given ``go_to_map --goal``, act there and prints its
    first buttons' mean probabilities and the share of rollouts that complete the subgoal.
 3. With ``--battle``, the same in a wild battle's menu: the enemy's HP the world model
-   predicts after four presses of each button, and what the actor presses, told to win.
+   predicts after four presses of each button, what the actor presses, told to win, and how
+   its imagined wins come about (from full HP in one step; the head's P(fainted) there).
 
 No gradient step is taken and nothing is written to RUN: the run is read through a temporary
 folder that links its replay.
@@ -221,6 +222,18 @@ def in_battle(loop: AgentLoop) -> None:
             f"alive {float(imag.alive[t].float().mean()):.0%}, pressed {pressed}"
         )
     print(f"completed within the horizon: {float(1 - imag.alive[-1].float().mean()):.0%}")
+    # Each rollout's win: the enemy's HP the step before, and how sure the head was of a faint.
+    steps, rollouts = ((imag.alive[:-1] > 0) & (imag.alive[1:] == 0)).nonzero(as_tuple=True)
+    if len(rollouts):
+        with torch.no_grad():
+            logits = learner.world_model.state_heads(imag.feats)["enemy_hp_fraction"].float()
+        probs = torch.softmax(logits, -1)
+        from_full = probs[steps, rollouts].argmax(-1) == probs.shape[-1] - 1
+        sure = probs[steps + 1, rollouts, 0]
+        print(
+            f"imagined wins from full HP in one step: {float(from_full.float().mean()):.0%}; "
+            f"P(fainted) at the win, median {float(sure.median()):.2f}"
+        )
 
 
 if __name__ == "__main__":
