@@ -413,6 +413,18 @@ def test_enemy_hp_head_gives_the_fraction_to_its_resolution(enemy_hp: int) -> No
     assert (fraction == 0.0) == (enemy_hp == 0)
 
 
+def train_enemy_head(
+    heads: StateHeads, feat: Tensor, targets: dict[str, Tensor], updates: int
+) -> None:
+    """Adam on the enemy-HP head's loss alone."""
+    opt = torch.optim.Adam(heads.parameters(), lr=1e-2)
+    for _ in range(updates):
+        loss = heads.losses(heads(feat), targets)["enemy_hp_fraction"].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def test_enemy_hp_head_learns_from_the_state_vector() -> None:
     """Trained on feat that encodes the enemy's HP, the head's prediction follows it."""
     torch.manual_seed(0)
@@ -423,12 +435,7 @@ def test_enemy_hp_head_learns_from_the_state_vector() -> None:
     )
     feat = torch.eye(5)
     targets = heads.targets(vectors)
-    opt = torch.optim.Adam(heads.parameters(), lr=1e-2)
-    for _ in range(300):
-        loss = heads.losses(heads(feat), targets)["enemy_hp_fraction"].mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    train_enemy_head(heads, feat, targets, 300)
     preds = heads.predicted(heads(feat))["enemy_hp_fraction"]
     assert preds.tolist() == pytest.approx((hp / 20).tolist(), abs=1 / ENEMY_HP_BINS)
 
@@ -456,12 +463,7 @@ def test_enemy_hp_head_is_not_taught_fainted_by_a_battle_ending() -> None:
     targets = heads.targets(torch.from_numpy(np.stack([fighting, after, after])))
     feat = torch.ones(3, 1)
     assert heads.losses(heads(feat), targets)["enemy_hp_fraction"][1:].eq(0).all()
-    opt = torch.optim.Adam(heads.parameters(), lr=1e-2)
-    for _ in range(200):
-        loss = heads.losses(heads(feat), targets)["enemy_hp_fraction"].mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    train_enemy_head(heads, feat, targets, 200)
     assert heads.predicted(heads(feat[:1]))["enemy_hp_fraction"].item() > 0.9
 
 

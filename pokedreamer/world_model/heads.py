@@ -194,7 +194,10 @@ class StateHeads(nn.Module):
         bin (untrained outside a battle, where no subgoal reads it); text_shown and
         hp_fraction (...); badges (..., 8)."""
         r = self.state_ranges
-        modes = {n: outputs[n].argmax(-1) for n in STATE_HEADS if self.kinds[n] == "categorical"}
+        modes = {
+            n: outputs[n].argmax(-1)
+            for n in ("map_id", "x", "y", "battle")  # the enemy's HP is read below
+        }
         # A fainted enemy completes win_battle and ends the imagined return with its bonus. As
         # the mode of 21 classes it can win at a third of the mass, and imagination then won
         # battles from full HP in one step; so a faint must be likelier than not.
