@@ -27,6 +27,7 @@ from red_memory import LAST_MAP, RedMemory
 from pokedreamer.env.graph import (
     FORMAT,
     GRAPH_FILE,
+    TEXTS_PER_CELL,
     UNREACHABLE,
     Exit,
     MapGraph,
@@ -122,7 +123,7 @@ def test_the_graph_keeps_in_a_versioned_json_file(tmp_path: Path) -> None:
     graph.add(MapNode(0x26, 8, 8, (Exit(7, 1, None),), ()))
     graph.save(tmp_path / GRAPH_FILE)
     data = json.loads((tmp_path / GRAPH_FILE).read_text())
-    assert data["format"] == FORMAT and data["version"] == 2
+    assert data["format"] == FORMAT and data["version"] == 3
     loaded = MapGraph.load(tmp_path)  # a run directory holding one
     assert loaded.nodes == graph.nodes
 
@@ -142,6 +143,44 @@ def test_the_ground_seen_keeps_in_the_json_file_and_older_files_still_read(
     older = {"format": FORMAT, "version": 1, "maps": [town_alone]}
     (tmp_path / "v1.json").write_text(json.dumps(older))
     assert MapGraph.load(tmp_path / "v1.json").ground(TOWN) == {}
+
+
+def test_texts_read_keep_by_cell_in_the_json_file_and_older_files_still_read(
+    tmp_path: Path,
+) -> None:
+    graph = cartridge_graph()
+    version = graph.version
+    assert graph.read(TOWN, 6, 2, "GUIDE: Hello, RED! Going out alone?")
+    assert graph.read(TOWN, 6, 2, "It's not safe. Take this one!")
+    assert not graph.read(TOWN, 6, 2, "It's not safe. Take this one!")  # read before
+    assert graph.version == version + 2
+    assert not graph.read(0x26, 1, 1, "a map not seen")
+    assert not graph.read(TOWN, 10, 2, "off the map") and not graph.read(TOWN, 1, 1, "")
+    assert not graph.read(TOWN, 1, 1, "x" * 81)  # no text box holds so much
+    graph.save(tmp_path / GRAPH_FILE)
+    loaded = MapGraph.load(tmp_path)
+    assert loaded.texts(TOWN) == {
+        (6, 2): ("GUIDE: Hello, RED! Going out alone?", "It's not safe. Take this one!")
+    }
+    assert loaded.texts(ROUTE) == {}
+    town = next(m for m in json.loads((tmp_path / GRAPH_FILE).read_text())["maps"] if m["id"] == 0)
+    older = {
+        "format": FORMAT,
+        "version": 2,
+        "maps": [{k: v for k, v in town.items() if k != "texts"}],
+    }
+    (tmp_path / "v2.json").write_text(json.dumps(older))
+    assert MapGraph.load(tmp_path / "v2.json").texts(TOWN) == {}
+
+
+def test_a_cell_keeps_at_most_so_many_texts_and_merging_takes_them_in() -> None:
+    graph = cartridge_graph()
+    for i in range(TEXTS_PER_CELL + 3):
+        graph.read(TOWN, 1, 1, f"COUNTER {i}")
+    assert len(graph.texts(TOWN)[(1, 1)]) == TEXTS_PER_CELL
+    other = cartridge_graph()
+    assert other.merge(graph) and other.texts(TOWN) == graph.texts(TOWN)
+    assert not other.merge(graph)
 
 
 def test_ground_seen_merges_walkable_over_wall_and_counts_changes() -> None:
@@ -195,6 +234,16 @@ def test_route_steps_go_around_the_walls_seen() -> None:
         (
             '{"format": "pokedreamer-map-graph", "version": 2, "maps": [{"id": 1, "columns": 2,'
             ' "rows": 2, "warps": [], "connections": {}, "ground": [".."]}]}',
+            "malformed",
+        ),
+        (
+            '{"format": "pokedreamer-map-graph", "version": 3, "maps": [{"id": 1, "columns": 2,'
+            ' "rows": 2, "warps": [], "connections": {}, "texts": [[1, 5, "SIGN"]]}]}',
+            "malformed",
+        ),
+        (
+            '{"format": "pokedreamer-map-graph", "version": 3, "maps": [{"id": 1, "columns": 2,'
+            ' "rows": 2, "warps": [], "connections": {}, "texts": [[1, 1, 7]]}]}',
             "malformed",
         ),
     ],

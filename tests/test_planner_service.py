@@ -251,7 +251,7 @@ def test_a_new_plan_starts_at_its_first_subgoal_still_to_do() -> None:
     )  # fmt: skip
     for step in range(5):
         service.observe(step, state)
-    assert isinstance(service.subgoal, ReadText) and service.subgoal.contains == "GUIDE"
+    assert isinstance(service.subgoal, ReadText) and service.subgoal.contains == "Hello"
     assert [r.trigger for r in records] == ["start"]
     assert len(records[0].plan["subgoals"]) == 3  # the record keeps the plan as the planner gave it
 

@@ -122,6 +122,7 @@ class Driver:
         ended = np.zeros(self.n, dtype=bool)
         obs, info = out.obs, out.info
         self.map_seen(info)
+        self.texts_read(info["state"])
         lost = info.get("_restarted")
         for env in self.envs:
             i = env.index
@@ -163,6 +164,13 @@ class Driver:
         if shown is not None:
             for map_id, cells in info["ground"][shown]:
                 self.graph.see(map_id, cells)
+
+    def texts_read(self, states: Any) -> None:
+        """Puts in the run's graph the text boxes the envs show outside a battle, with the
+        cell each player stands on: imagination reads there that those words can be read."""
+        for state in states:
+            if state is not None and state.text and state.battle == "none":
+                self.graph.read(state.map_id, state.x, state.y, " ".join(state.text))
 
     def flush(self) -> None:
         """Writes every env's newest step, if not yet written."""

@@ -8,8 +8,11 @@ routes to a map: breadth-first over the exits, a connection's exit being its edg
 of cells. It also keeps the ground of each map as far as the screen has shown it (which cells are
 walkable, by the tileset's collision list, env/world.py), so that each leg of a route carries the
 fewest steps from every cell of its map to the leg's exit, around the walls seen so far (a cell
-not yet seen counts as open, so an unseen map reads as straight lines). The graph is saved as
-JSON in a run directory, so that a resumed run keeps what it saw.
+not yet seen counts as open, so an unseen map reads as straight lines). It also keeps the text
+boxes read on each map and the cell the player stood on to read them (``read``), so that
+imagination, whose predicted states carry no text, can tell where a sign or a person says what a
+plan asks to read. The graph is saved as JSON in a run directory, so that a resumed run keeps what
+it saw.
 """
 
 from __future__ import annotations
@@ -36,13 +39,19 @@ from pokedreamer.errors import UserError, check_format_version
 from pokedreamer.files import write_atomic
 
 FORMAT = "pokedreamer-map-graph"
-VERSION = 2
+VERSION = 3
 OLDEST_VERSION = 1
 CHANGES: dict[int, str] = {
     1: "maps with their size, warps and connections",
     2: "the ground seen of each map: its walkable cells and its walls",
+    3: "the text boxes read on each map, with the cell the player read each from",
 }
 GRAPH_FILE = "map_graph.json"
+TEXTS_PER_CELL = 16
+"""The most distinct text boxes kept for one cell (a person's pages, a sign, a menu's lines): a
+cell reading ever new text (a counter, a name) must not grow the file without end."""
+MAX_TEXT_CHARS = 80
+"""A text box's two lines, joined, are 37 characters at most; longer is not a box's text."""
 
 Cell = tuple[int, int]
 Target = tuple[int | None, int | None]
@@ -186,9 +195,11 @@ class MapGraph:
         self,
         nodes: Iterable[MapNode] = (),
         ground: Mapping[int, Mapping[Cell, bool]] | None = None,
+        texts: Mapping[int, Iterable[tuple[int, int, str]]] | None = None,
     ) -> None:
         self._nodes: dict[int, MapNode] = {}
         self._ground: dict[int, dict[Cell, bool]] = {}
+        self._texts: dict[int, dict[Cell, list[str]]] = {}
         self._walls: dict[int, set[Cell]] = {}  # the ground's non-walkable cells
         self.version = 0
         self._routes: dict[int, tuple[RouteLeg, ...]] = {}
@@ -198,6 +209,9 @@ class MapGraph:
             self.add(node)
         for map_id, cells in (ground or {}).items():
             self.see(map_id, ((x, y, open_) for (x, y), open_ in cells.items()))
+        for map_id, read in (texts or {}).items():
+            for x, y, text in read:
+                self.read(map_id, x, y, text)
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -251,6 +265,25 @@ class MapGraph:
         """The cells of a map seen not to be walkable."""
         return frozenset(self._walls.get(map_id, ()))
 
+    def read(self, map_id: int, x: int, y: int, text: str) -> bool:
+        """Takes in a text box read outside a battle with the player on (x, y) of a map seen
+        (its lines joined by spaces); True when the graph changed. A map not yet seen, an
+        empty or over-long text, or a cell already holding ``TEXTS_PER_CELL`` texts is
+        ignored."""
+        node = self._nodes.get(map_id)
+        if node is None or not node.contains(x, y) or not 0 < len(text) <= MAX_TEXT_CHARS:
+            return False
+        known = self._texts.setdefault(map_id, {}).setdefault((x, y), [])
+        if text in known or len(known) >= TEXTS_PER_CELL:
+            return False
+        known.append(text)
+        self.version += 1
+        return True
+
+    def texts(self, map_id: int) -> Mapping[Cell, tuple[str, ...]]:
+        """The text boxes read on a map, by the cell the player read each from."""
+        return {cell: tuple(read) for cell, read in self._texts.get(map_id, {}).items()}
+
     def merge(self, other: MapGraph) -> bool:
         """Takes in every map of ``other`` and the ground it saw; True when the graph changed."""
         changed = False
@@ -258,6 +291,10 @@ class MapGraph:
             changed = self.add(node) or changed
         for map_id, cells in other._ground.items():
             changed = self.see(map_id, ((x, y, w) for (x, y), w in cells.items())) or changed
+        for map_id, by_cell in other._texts.items():
+            for (x, y), read in by_cell.items():
+                for text in read:
+                    changed = self.read(map_id, x, y, text) or changed
         return changed
 
     def route_to(self, target: int) -> tuple[RouteLeg, ...]:
@@ -344,6 +381,7 @@ class MapGraph:
                     "warps": [[w.x, w.y, w.to_map] for w in n.warps],
                     "connections": {d: m for d, m in n.connections},
                     **_ground_json(n, self._ground.get(n.map_id, {})),
+                    **_texts_json(self._texts.get(n.map_id, {})),
                 }
                 for n in self._nodes.values()
             ],
@@ -368,7 +406,12 @@ class MapGraph:
                 for node, entry in zip(nodes, data["maps"], strict=True)
                 if "ground" in entry
             }
-            return cls(nodes, ground)
+            texts = {
+                node.map_id: _texts(entry["texts"], node)
+                for node, entry in zip(nodes, data["maps"], strict=True)
+                if "texts" in entry
+            }
+            return cls(nodes, ground, texts)
         except (KeyError, TypeError, ValueError) as exc:
             raise UserError(f"{source}: a malformed map graph ({exc!r:.80})") from None
 
@@ -450,3 +493,25 @@ def _ground(rows: Any, node: MapNode) -> dict[Cell, bool]:
             if mark != GROUND_UNSEEN:
                 ground[(x, y)] = mark == GROUND_OPEN
     return ground
+
+
+def _texts_json(texts: Mapping[Cell, list[str]]) -> dict[str, Any]:
+    if not texts:
+        return {}
+    return {"texts": [[x, y, text] for (x, y), read in texts.items() for text in read]}
+
+
+def _texts(entries: Any, node: MapNode) -> list[tuple[int, int, str]]:
+    if not isinstance(entries, list):
+        raise ValueError(f"map {node.map_id}'s texts are not a list")
+    texts = []
+    for entry in entries:
+        if not isinstance(entry, list) or len(entry) != 3:
+            raise ValueError(f"map {node.map_id}'s text {entry!r:.40} is not [x, y, text]")
+        x, y, text = entry
+        if not node.contains(_byte(x), _byte(y)):
+            raise ValueError(f"map {node.map_id}'s text at ({x}, {y}) is off the map")
+        if not isinstance(text, str) or not 0 < len(text) <= MAX_TEXT_CHARS:
+            raise ValueError(f"map {node.map_id}'s text at ({x}, {y}) is not a text box's")
+        texts.append((x, y, text))
+    return texts

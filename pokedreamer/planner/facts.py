@@ -7,7 +7,7 @@ those names for shaping; ``pokedreamer.planner.validate`` checks a plan against 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import NamedTuple
@@ -19,6 +19,12 @@ from pokedreamer.env.graph import MapGraph, RouteLeg
 from pokedreamer.env.maps import MAP_IDS, MAPS
 from pokedreamer.env.names import lookup
 from pokedreamer.env.state import BADGES, badge_bit
+
+
+def cell_key(map_id: int, x: int, y: int) -> int:
+    """One number for a cell of a map (each below 256), to look cells up in a batch at once;
+    works as well on arrays of them."""
+    return (map_id * 256 + y) * 256 + x
 
 
 class MapFacts(NamedTuple):
@@ -47,11 +53,13 @@ class GameFacts:
     potential rises along its routes. None: no route is known, only arrival counts."""
     _map_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     _maps_by_id: dict[int, MapFacts] = field(init=False, repr=False, compare=False)
+    _text_cells: dict[str, tuple[int, np.ndarray]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Shaping resolves names on every step: derive the look-up tables once.
         object.__setattr__(self, "_map_ids", {n: info.id for n, info in self.maps.items()})
         object.__setattr__(self, "_maps_by_id", {info.id: info for info in self.maps.values()})
+        object.__setattr__(self, "_text_cells", {})
 
     def with_graph(self, graph: MapGraph) -> GameFacts:
         """These facts with a run's map graph (shared, not copied: it grows as the run plays)."""
@@ -67,6 +75,27 @@ class GameFacts:
         """The fewest steps from every cell of a map to ``cell`` round the walls the graph has
         seen (``MapGraph.steps_to_cell``); None without a graph or before the map is seen."""
         return self.graph.steps_to_cell(map_id, cell) if self.graph is not None else None
+
+    def cells_reading(self, words: str, norm: Callable[[str], str]) -> np.ndarray:
+        """The cells from which the run has read a text box holding ``words`` (compared after
+        ``norm``), as ``cell_key``s (K,) int64; empty without a graph. Cached per graph
+        version: imagination asks on every step."""
+        if self.graph is None:
+            return np.empty(0, np.int64)
+        cached = self._text_cells.get(words)
+        if cached is not None and cached[0] == self.graph.version:
+            return cached[1]
+        wanted = norm(words)
+        keys = sorted(
+            cell_key(map_id, x, y)
+            for map_id in self.graph.nodes
+            for (x, y), read in self.graph.texts(map_id).items()
+            if any(wanted in norm(text) for text in read)
+        )
+        found = np.array(keys, dtype=np.int64)
+        found.flags.writeable = False  # shared by every reader until the graph changes
+        self._text_cells[words] = (self.graph.version, found)
+        return found
 
     @staticmethod
     def pokemon_red() -> GameFacts:

@@ -11,7 +11,8 @@ The same functions run on the real game (a ``StateView`` of a GameState, Python 
 imagination (a ``StateView`` of the world model's predicted state, a batch of torch tensors):
 they use only arithmetic, comparisons and ``&``, which both support, and never import torch.
 A predicted state says only what the world model's state heads predict: no text and no event
-flags, so a subgoal that needs them neither pays nor completes in imagination.
+flags, so a subgoal that needs them neither pays nor completes in imagination, save a text box
+shown on a cell from which the run has read those words before (``ReadText``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pokedreamer.env.events import NUM_EVENT_FLAGS, event_set
 from pokedreamer.env.state import BADGES, BATTLE_ORDER, GameState
+from pokedreamer.planner.facts import cell_key
 
 if TYPE_CHECKING:
     from pokedreamer.planner.facts import GameFacts
@@ -164,10 +166,12 @@ class GoToTile(BaseModel):
 class ReadText(BaseModel):
     """Talk to someone or read a sign: a text box shows (one containing ``contains``, if set).
 
-    Only a real state's text can be read: in a predicted state (``text_known`` false) a text box
-    could be any sign or a menu, so a ReadText with ``contains`` neither completes nor has any
-    potential there, rather than paying for whichever text box the model imagines. One without
-    ``contains`` is judged on the text box alone, real or predicted."""
+    A predicted state (``text_known`` false) carries no text: a box the model imagines could be
+    any sign. There a ReadText with ``contains`` counts a box shown outside a battle only on a
+    cell from which the run has read a box holding those words (``GameFacts.cells_reading``,
+    grown from real states like the map graph), so the actor can learn to face the GUIDE and
+    press A, and reading another sign pays nothing. One without ``contains`` is judged on the
+    text box alone, real or predicted."""
 
     model_config = _CONFIG
 
@@ -181,21 +185,36 @@ class ReadText(BaseModel):
         ),
     )
 
-    def _matches(self, v: StateView) -> bool:
+    def _matches(self, v: StateView, facts: GameFacts) -> Value:
         if not self.contains:
             return True
-        return v.text_known and _norm(self.contains) in _norm(v.text)
+        if v.text_known:
+            return _norm(self.contains) in _norm(v.text)
+        cells = facts.cells_reading(self.contains, _norm)
+        return _at_cells(cells, v) & (v.battle == NO_BATTLE)
 
     def done(self, view: StateView | GameState, facts: GameFacts) -> Value:
         v = as_view(view)
-        return (v.text_shown > 0.5) & self._matches(v)
+        return (v.text_shown > 0.5) & self._matches(v, facts)
 
     def phi(self, view: StateView | GameState, facts: GameFacts) -> Value:
         v = as_view(view)
-        return v.text_shown * _float(self._matches(v))
+        return v.text_shown * _float(self._matches(v, facts))
 
     def describe(self) -> str:
         return f'read a text box containing "{self.contains}"' if self.contains else "read text"
+
+
+def _at_cells(cells: np.ndarray, v: StateView) -> Value:
+    """Whether the view's cell is one of ``cells`` (``cell_key``s), for one state or a batch
+    (numpy or torch); an unknown cell (map -1) is none of them."""
+    key = cell_key(v.map_id, v.x, v.y)
+    if not _is_array(key):
+        return bool(np.isin(int(key), cells))
+    if isinstance(key, np.ndarray):
+        return np.isin(key.astype(np.int64), cells)
+    table = key.new_tensor(cells).long()  # the batch's device
+    return (key.long()[..., None] == table).any(-1)
 
 
 class WinBattle(BaseModel):
