@@ -232,6 +232,12 @@ class WorldModelSettings(BaseModel):
     steps decide whether an actor trained in imagination can leave a map or win a battle at
     all; 0 draws the whole batch uniformly."""
 
+    replay_map_share: float = Field(default=0.0, ge=0, le=1)
+    """Share of each training batch drawn to hold a step on a map picked uniformly from the
+    maps the replay holds (after the rare-step share; together at most the whole batch). A map
+    the player seldom stands on (the fixture's gym: 1% of the steps) is otherwise too rare for
+    the state heads to name it; 0 draws uniformly."""
+
     checkpoint_every: int = Field(default=1000, ge=1)
     """Updates between checkpoints."""
 

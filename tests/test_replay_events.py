@@ -126,6 +126,35 @@ def test_a_ranks_rows_are_those_of_the_whole_draw() -> None:
     )
 
 
+def test_a_map_share_draws_that_share_of_rows_on_maps_picked_alike() -> None:
+    """Map 9 is 3 of 128 steps; with map_share 0.5, half of that share's rows hold it (the
+    maps are picked alike), at every place in the sequence, after the rare-step rows."""
+    replay = Replay(None, capacity=1000, chunk_length=64, seed=2)
+    on_nine = (30, 31, 32)
+    fill(replay, 0, [state(9 if t in on_nine else 0) for t in range(64)], first={0})
+    fill(replay, 1, [state(0)] * 64, first={0})
+    batch = replay.sample(800, 8, event_share=0.25, map_share=0.5)
+    t = batch["rewards"].astype(np.int64)
+    assert (np.diff(t, axis=1) == 1).all()  # still consecutive steps
+    nine = (np.rint(batch["states"][..., MAP] * 255) == 9).any(axis=1)  # stored as float16
+    rare = rare_steps(batch["states"], batch["is_first"]).any(axis=1)
+    assert rare[:200].all()  # the rare-step rows come first
+    share = nine[200:600].mean()
+    assert 0.4 < share < 0.6, share
+    assert {int(t[b, 0]) for b in range(200, 600) if nine[b]} == set(range(23, 33))
+    assert nine[600:].mean() < 0.2  # the uniform rest: about 10 of 121 starts reach it
+    # A map share larger than what the rare rows leave takes the rest, no more.
+    assert replay.sample(10, 8, event_share=0.7, map_share=0.7)["rewards"].shape == (10, 8)
+
+
+def test_with_one_map_a_map_share_draws_uniformly_over_it() -> None:
+    replay = Replay(None, capacity=1000, chunk_length=32, seed=4)
+    fill(replay, 0, walk(32, ()), first={0})
+    fill(replay, 1, walk(20, ()), first={0})  # too short for a sequence of 24
+    starts = replay.sample(300, 24, map_share=1.0)["rewards"][:, 0]
+    assert set(starts.astype(int).tolist()) == set(range(9))
+
+
 def test_battle_maps_are_where_the_replay_saw_battles_start() -> None:
     replay = Replay(None, capacity=1000, chunk_length=16)
     assert replay.battle_maps().tolist() == []
@@ -161,3 +190,32 @@ def test_train_world_model_draws_the_share_the_environment_sets(
     assert rare_rows_logged() < 1.0
     monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__REPLAY_EVENT_SHARE", "1.0")
     assert rare_rows_logged() == 1.0
+
+
+def test_train_world_model_draws_the_map_share_the_environment_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the CLI: the town, which random play reaches late, fills about half the rows of
+    every batch under ``POKEDREAMER_WORLD_MODEL__REPLAY_MAP_SHARE=1`` (the house and the town
+    picked alike), against what a uniform draw gives it."""
+    config = tmp_path / "my.toml"
+    runs = tmp_path / "runs"
+    config.write_text(
+        f'[run]\nruns_dir = {json.dumps(str(runs))}\n[world_model]\npreset = "tiny"\n'
+        "batch_size = 16\nbatch_length = 8\nthreads = 1\n",
+        encoding="utf-8",
+    )
+    result = cli("--config", str(config), "collect", "--run", "m", "--steps", "600", "--envs", "1")
+    assert result.returncode == 0, result.stderr
+
+    def rarest_map_rows() -> float:
+        result = cli("--config", str(config), "train", "world-model", "--run", "m",
+                     "--updates", "10")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        lines = (runs / "m" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines][-1]["rarest_map_rows"]
+
+    uniform = rarest_map_rows()
+    monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__REPLAY_MAP_SHARE", "1")
+    balanced = rarest_map_rows()
+    assert balanced >= 0.3 and balanced > uniform, (uniform, balanced)

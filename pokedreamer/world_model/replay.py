@@ -126,6 +126,14 @@ def rare_rows(batch: dict[str, np.ndarray]) -> float:
     return float(rare_steps(batch["states"], batch["is_first"]).any(axis=-1).mean())
 
 
+def map_rows(batch: dict[str, np.ndarray], map_id: int | None) -> float:
+    """The share of a sampled batch's sequences holding a step on ``map_id`` (0 for None)."""
+    if map_id is None:
+        return 0.0
+    on = np.rint(batch["states"][..., _MAP].astype(np.float32) * 255.0) == map_id
+    return float(on.any(axis=-1).mean())
+
+
 def _unpack(packed: np.ndarray) -> np.ndarray:
     """uint8 (..., 5760) -> uint8 (..., 144, 160); the same result as `unpack_frames`."""
     # Fancy indexing measured a little faster here than np.take (which buffers `out=`). Most of
@@ -145,6 +153,8 @@ class _Chunk:
     saved: int = 0  # steps the file holds
     events: np.ndarray | None = None  # rare_steps of the first `events_at` steps
     events_at: int = 0
+    maps: np.ndarray | None = None  # the map id of each of the first `maps_at` steps
+    maps_at: int = 0
 
 
 class Replay:
@@ -276,11 +286,15 @@ class Replay:
         packed: bool = False,
         rows: slice | None = None,
         event_share: float = 0.0,
+        map_share: float = 0.0,
     ) -> dict[str, np.ndarray]:
         """`batch` sequences of `length` consecutive steps of one chunk each, uniformly at random;
         with `event_share`, that share of them (rounded, the first rows) drawn instead to hold a
         rare step (`rare_steps`) after their first, each such step as likely as another (a
-        uniform draw while the replay holds none).
+        uniform draw while the replay holds none); with `map_share`, that share (rounded, the
+        rows after those) drawn to hold a step on a map picked uniformly from the maps the
+        replay holds, each of that map's steps as likely as another, so that a map seldom
+        visited is learnt as well as one played on all the time.
 
         Returns frames uint8 (B, L, 144, 160) with shades 0-3 (a tiles replay: tiles uint16
         (B, L, 18, 20) instead), states float32 (B, L, 30),
@@ -312,6 +326,11 @@ class Replay:
                 drawn = self._event_starts(length, rare)
                 if drawn is not None:
                     which[:rare], starts[:rare] = drawn
+            mapped = min(round(batch * map_share), batch - rare)
+            if mapped:
+                which[rare : rare + mapped], starts[rare : rare + mapped] = self._map_starts(
+                    length, mapped
+                )
             if rows is not None:
                 which, starts = which[rows], starts[rows]
                 batch = len(which)
@@ -359,6 +378,49 @@ class Replay:
             return None
         k = self.rng.integers(0, len(chunks), size=n)
         return chunks[k], self.rng.integers(first[k], last[k] + 1)
+
+    def _map_starts(self, length: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """`n` draws of (chunk index, start) of a sequence of `length` steps holding a step on a
+        map drawn uniformly from those the replay's full-length chunks hold. Called only when a
+        sequence exists (``sample`` has checked), so some map does."""
+        chunks, steps, maps = [], [], []
+        for c, chunk in enumerate(self._chunks):
+            if chunk.size < length:
+                continue
+            on = self._maps(chunk)
+            chunks.append(np.full(len(on), c))
+            steps.append(np.arange(len(on)))
+            maps.append(on)
+        chunk_of, step, map_of = (np.concatenate(column) for column in (chunks, steps, maps))
+        order = np.argsort(map_of, kind="stable")
+        ids, first, count = np.unique(map_of[order], return_index=True, return_counts=True)
+        pick = self.rng.integers(0, len(ids), size=n)
+        at = order[first[pick] + self.rng.integers(0, count[pick])]
+        c, anchor = chunk_of[at], step[at]
+        sizes = np.array([self._chunks[i].size for i in c.tolist()], np.int64)
+        low = np.maximum(anchor - (length - 1), 0)
+        high = np.minimum(anchor, sizes - length)
+        return c, self.rng.integers(low, high + 1)
+
+    def rarest_map(self) -> int | None:
+        """The map id the replay holds fewest steps on (the lowest id of a tie); None while it
+        holds none. What ``replay_map_share`` is for: the batches' share of rows on it
+        (``map_rows``) is logged as ``rarest_map_rows``."""
+        with self._lock:
+            counts = [np.bincount(self._maps(c), minlength=256) for c in self._chunks if c.size]
+        if not counts:
+            return None
+        total = np.sum(counts, axis=0)
+        held = np.flatnonzero(total)
+        return int(held[np.argmin(total[held])])
+
+    @staticmethod
+    def _maps(chunk: _Chunk) -> np.ndarray:
+        """The map id of each of the chunk's steps, read again only once it has grown."""
+        if chunk.maps is None or chunk.maps_at != chunk.size:
+            states = chunk.data["states"][: chunk.size, _MAP]
+            chunk.maps, chunk.maps_at = np.rint(states * 255.0).astype(np.int64), chunk.size
+        return chunk.maps
 
     def battle_maps(self) -> np.ndarray:
         """The map ids (sorted, unique) where the replay has seen a battle start."""
