@@ -2,7 +2,7 @@
 do at one place: a diagnostic for behaviour learning, run on a copy of a run directory.
 
     PYTHONPATH=. .venv/bin/python docs/recipes/imagined_returns.py RUN agent-000015000 \
-        [--map PALLET_TOWN --cells 4,1 5,1 6,1 4,2 5,2 6,2 --goal ROUTE_1] [--battle]
+        [--map PALLET_TOWN --cells 4,1 5,1 6,1 4,2 5,2 6,2 --goal ROUTE_1] [--battle] [--heads]
 
 1. Imagines from the posteriors of a few replayed batches as behaviour learning does (each
    start paired with a subgoal live there) and prints the returns' 5/50/95th percentiles, the
@@ -15,6 +15,9 @@ do at one place: a diagnostic for behaviour learning, run on a copy of a run dir
 3. With ``--battle``, the same in a wild battle's menu: the enemy's HP the world model
    predicts after four presses of each button, what the actor presses, told to win, and how
    its imagined wins come about (from full HP in one step; the head's P(fainted) there).
+4. With ``--heads``, per map the replayed states of 40 batches stand on: how often the map
+   head names that map from their posteriors (and what it names instead), and how often the
+   x and y heads both hit the cell.
 
 No gradient step is taken and nothing is written to RUN: the run is read through a temporary
 folder that links its replay.
@@ -48,28 +51,39 @@ PRESSES = 4
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
-    parser.add_argument("checkpoint", help="e.g. agent-000015000")
+    parser.add_argument("checkpoint", help="e.g. agent-000015000, or wm-000002000")
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--map", default="PALLET_TOWN")
     parser.add_argument("--cells", nargs="*", default=["4,1", "5,1", "6,1", "4,2", "5,2", "6,2"])
     parser.add_argument("--goal", default="ROUTE_1")
     parser.add_argument("--battle", action="store_true", help="probe wild battles' menus too")
+    parser.add_argument("--heads", action="store_true", help="the map and cell heads, per map")
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
         run = _copy(args.run, args.checkpoint, Path(folder) / "run")
-        loop = AgentLoop(load_settings(run / "config.toml"), RunDir.open(run), train=True)
-        returns_by_subgoal(loop, args.batches)
-        cells = {tuple(int(v) for v in c.split(",")) for c in args.cells}
-        at_a_place(loop, args.map, cells, args.goal)
+        # A world-model checkpoint (wm-...) is loaded as --checkpoint, the actor untrained.
+        start = run / "checkpoints" / args.checkpoint if args.checkpoint.startswith("wm-") else None
+        loop = AgentLoop(
+            load_settings(run / "config.toml"), RunDir.open(run), checkpoint=start, train=True
+        )
+        if len(loop.learner.pool):
+            returns_by_subgoal(loop, args.batches)
+            cells = {tuple(int(v) for v in c.split(",")) for c in args.cells}
+            at_a_place(loop, args.map, cells, args.goal)
+        else:  # a world-model checkpoint: no actor has pursued a subgoal yet
+            print("no subgoal in the checkpoint's pool: imagined returns and the place skipped")
         if args.battle:
             in_battle(loop)
+        if args.heads:
+            heads_by_map(loop)
 
 
 def _copy(source: Path, checkpoint: str, to: Path) -> Path:
     (to / "checkpoints").mkdir(parents=True)
     for name in ("config.toml", "format.json", "map_graph.json"):
-        shutil.copy(source / name, to / name)
+        if (source / name).exists():  # a run that has only collected has no map graph
+            shutil.copy(source / name, to / name)
     (to / "replay").symlink_to((source / "replay").resolve())
     for suffix in (".json", ".safetensors"):
         shutil.copy(source / "checkpoints" / (checkpoint + suffix), to / "checkpoints")
@@ -234,6 +248,29 @@ def in_battle(loop: AgentLoop) -> None:
             f"imagined wins from full HP in one step: {float(from_full.float().mean()):.0%}; "
             f"P(fainted) at the win, median {float(sure.median()):.2f}"
         )
+
+
+def heads_by_map(loop: AgentLoop, batches: int = 40) -> None:
+    """Per map the replayed states stand on: the share of their posteriors whose map head names
+    it (the other maps it names, most often first), and whose x and y heads both hit."""
+    heads, world_model = loop.learner.world_model.state_heads, loop.learner.world_model
+    named: dict[int, collections.Counter[int]] = collections.defaultdict(collections.Counter)
+    cell: dict[int, list[bool]] = collections.defaultdict(list)
+    for _ in range(batches):
+        starts, tensors = _posteriors(loop)
+        t = heads.targets(tensors["states"].reshape(-1, VECTOR_SIZE))
+        with torch.no_grad():
+            p = world_model.predict(world_model.rssm.feat(starts.posts), state=True)
+        true = heads.map_id[t["map_id"]]
+        for i in starts.usable.tolist():
+            m = int(true[i])
+            named[m][int(p["map_id"][i])] += 1
+            cell[m].append(bool(p["x"][i] == t["x"][i]) and bool(p["y"][i] == t["y"][i]))
+    print("map | rows | map head right | named instead | x and y right")
+    for m in sorted(named):
+        n = sum(named[m].values())
+        others = ", ".join(f"{k} {v / n:.0%}" for k, v in named[m].most_common() if k != m)
+        print(f"{m} | {n} | {named[m][m] / n:.0%} | {others or '-'} | {np.mean(cell[m]):.0%}")
 
 
 if __name__ == "__main__":
