@@ -20,6 +20,8 @@ from pokedreamer.env.maps import MAP_IDS, MAPS
 from pokedreamer.env.names import lookup
 from pokedreamer.env.state import BADGES, badge_bit
 
+_TEXT_CELLS_CACHED = 64
+
 
 def cell_key(map_id: int, x: int, y: int) -> int:
     """One number for a cell of a map (each below 256), to look cells up in a batch at once;
@@ -94,6 +96,8 @@ class GameFacts:
         )
         found = np.array(keys, dtype=np.int64)
         found.flags.writeable = False  # shared by every reader until the graph changes
+        if len(self._text_cells) >= _TEXT_CELLS_CACHED:  # an LLM may ask for ever new words
+            self._text_cells.clear()
         self._text_cells[words] = (self.graph.version, found)
         return found
 
