@@ -4,6 +4,7 @@ and the share of each training batch drawn round them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -166,30 +167,38 @@ def test_battle_maps_are_where_the_replay_saw_battles_start() -> None:
     assert replay.battle_maps().tolist() == [3, 7]
 
 
-def test_train_world_model_draws_the_share_the_environment_sets(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def collected(tmp_path: Path, batch: int, length: int) -> Callable[[int], dict[str, float]]:
+    """A run of 600 collected random steps with the tiny model drawing ``batch`` sequences of
+    ``length``; the callable trains it that many more updates through the CLI and returns the
+    last metrics logged."""
     config = tmp_path / "my.toml"
     runs = tmp_path / "runs"
     config.write_text(
         f'[run]\nruns_dir = {json.dumps(str(runs))}\n[world_model]\npreset = "tiny"\n'
-        "batch_size = 4\nbatch_length = 16\nthreads = 1\n",
+        f"batch_size = {batch}\nbatch_length = {length}\nthreads = 1\n",
         encoding="utf-8",
     )
     result = cli("--config", str(config), "collect", "--run", "c", "--steps", "600", "--envs", "1")
     assert result.returncode == 0, result.stderr
 
-    def rare_rows_logged() -> float:
+    def train(updates: int) -> dict[str, float]:
         result = cli("--config", str(config), "train", "world-model", "--run", "c",
-                     "--updates", "25")  # fmt: skip
+                     "--updates", str(updates))  # fmt: skip
         assert result.returncode == 0, result.stderr
         lines = (runs / "c" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines][-1]["rare_rows"]
+        return json.loads(lines[-1])
 
+    return train
+
+
+def test_train_world_model_draws_the_share_the_environment_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train = collected(tmp_path, batch=4, length=16)
     # The cartridge's random play leaves the house within its first few hundred steps.
-    assert rare_rows_logged() < 1.0
+    assert train(25)["rare_rows"] < 1.0
     monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__REPLAY_EVENT_SHARE", "1.0")
-    assert rare_rows_logged() == 1.0
+    assert train(25)["rare_rows"] == 1.0
 
 
 def test_train_world_model_draws_the_map_share_the_environment_sets(
@@ -198,24 +207,8 @@ def test_train_world_model_draws_the_map_share_the_environment_sets(
     """Through the CLI: the town, which random play reaches late, fills about half the rows of
     every batch under ``POKEDREAMER_WORLD_MODEL__REPLAY_MAP_SHARE=1`` (the house and the town
     picked alike), against what a uniform draw gives it."""
-    config = tmp_path / "my.toml"
-    runs = tmp_path / "runs"
-    config.write_text(
-        f'[run]\nruns_dir = {json.dumps(str(runs))}\n[world_model]\npreset = "tiny"\n'
-        "batch_size = 16\nbatch_length = 8\nthreads = 1\n",
-        encoding="utf-8",
-    )
-    result = cli("--config", str(config), "collect", "--run", "m", "--steps", "600", "--envs", "1")
-    assert result.returncode == 0, result.stderr
-
-    def rarest_map_rows() -> float:
-        result = cli("--config", str(config), "train", "world-model", "--run", "m",
-                     "--updates", "10")  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        lines = (runs / "m" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines][-1]["rarest_map_rows"]
-
-    uniform = rarest_map_rows()
+    train = collected(tmp_path, batch=16, length=8)
+    uniform = train(10)["rarest_map_rows"]
     monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__REPLAY_MAP_SHARE", "1")
-    balanced = rarest_map_rows()
+    balanced = train(10)["rarest_map_rows"]
     assert balanced >= 0.3 and balanced > uniform, (uniform, balanced)

@@ -24,7 +24,7 @@ from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.heads import StateRanges
-from pokedreamer.world_model.replay import map_rows, rare_rows, run_replay
+from pokedreamer.world_model.replay import run_replay, training_batch
 from pokedreamer.world_model.rssm import RSSMState
 from pokedreamer.world_model.trainer import WorldModelTrainer
 
@@ -100,13 +100,8 @@ class Learner:
         """One world-model update, then agent.behavior_updates behaviour updates imagining from
         its posteriors."""
         wm = self.trainer.settings
-        batch = self.replay.sample(
-            wm.batch_size, wm.batch_length,
-            event_share=wm.replay_event_share, map_share=wm.replay_map_share,
-        )  # fmt: skip
-        metrics = {f"wm/{k}": v for k, v in self.trainer.update(batch).items()}
-        metrics["wm/rare_rows"] = rare_rows(batch)
-        metrics["wm/rarest_map_rows"] = map_rows(batch, self.replay.rarest_map())
+        batch, drawn = training_batch(self.replay, wm)
+        metrics = {f"wm/{k}": v for k, v in {**self.trainer.update(batch), **drawn}.items()}
         posts, context = self.trainer.last_posts, self.trainer.last_context
         assert posts is not None and context is not None
         # Only posteriors filtered as far as when acting are started from (trainer.with_context).

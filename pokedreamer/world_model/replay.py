@@ -134,6 +134,20 @@ def map_rows(batch: dict[str, np.ndarray], map_id: int | None) -> float:
     return float(on.any(axis=-1).mean())
 
 
+def training_batch(
+    replay: Replay, settings: WorldModelSettings, rows: slice | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """A world-model training batch drawn as ``settings`` asks (its rare-step and map shares),
+    and how it was drawn: ``rare_rows`` and ``rarest_map_rows`` for the metrics. ``rows``: a
+    learner rank's share of the whole draw (``Replay.sample``)."""
+    batch = replay.sample(
+        settings.batch_size, settings.batch_length, rows=rows,
+        event_share=settings.replay_event_share, map_share=settings.replay_map_share,
+    )  # fmt: skip
+    drawn = {"rare_rows": rare_rows(batch), "rarest_map_rows": map_rows(batch, replay.rarest_map())}
+    return batch, drawn
+
+
 def _unpack(packed: np.ndarray) -> np.ndarray:
     """uint8 (..., 5760) -> uint8 (..., 144, 160); the same result as `unpack_frames`."""
     # Fancy indexing measured a little faster here than np.take (which buffers `out=`). Most of
@@ -418,7 +432,7 @@ class Replay:
     def _maps(chunk: _Chunk) -> np.ndarray:
         """The map id of each of the chunk's steps, read again only once it has grown."""
         if chunk.maps is None or chunk.maps_at != chunk.size:
-            states = chunk.data["states"][: chunk.size, _MAP]
+            states = chunk.data["states"][: chunk.size, _MAP].astype(np.float32)
             chunk.maps, chunk.maps_at = np.rint(states * 255.0).astype(np.int64), chunk.size
         return chunk.maps
 
@@ -430,7 +444,7 @@ class Replay:
                 states = chunk.data["states"]
                 events = self._events(chunk)
                 started = states[events, _CALM] < states[events - 1, _CALM]
-                found.append(np.rint(states[events[started], _MAP] * 255.0).astype(np.int64))
+                found.append(self._maps(chunk)[events[started]])
             return np.unique(np.concatenate(found))
 
     @staticmethod

@@ -41,7 +41,7 @@ def train_world_model(
     )
     from pokedreamer.world_model.distributed import SINGLE, barrier, rank_seed
     from pokedreamer.world_model.observation import check_batch
-    from pokedreamer.world_model.replay import map_rows, rare_rows, run_replay
+    from pokedreamer.world_model.replay import run_replay, training_batch
     from pokedreamer.world_model.trainer import CHECKPOINT_NAME, WorldModelTrainer
 
     ranks = ranks or SINGLE
@@ -91,15 +91,8 @@ def train_world_model(
         with Progress(*columns, transient=True, disable=not ranks.is_main) as progress:
             task = progress.add_task("train", total=target, completed=trainer.updates, loss=0.0)
             while trainer.updates < target:
-                batch = replay.sample(
-                    wm.batch_size, wm.batch_length, rows=rows,
-                    event_share=wm.replay_event_share, map_share=wm.replay_map_share,
-                )  # fmt: skip
-                metrics = {
-                    **trainer.update(batch),
-                    "rare_rows": rare_rows(batch),
-                    "rarest_map_rows": map_rows(batch, replay.rarest_map()),
-                }
+                batch, drawn = training_batch(replay, wm, rows)
+                metrics = {**trainer.update(batch), **drawn}
                 progress.update(task, completed=trainer.updates, loss=metrics["loss"])
                 logged = trainer.updates % LOG_EVERY == 0 or trainer.updates == target
                 if logged and ranks.is_main:
