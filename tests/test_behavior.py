@@ -39,6 +39,8 @@ from pokedreamer.planner.subgoals import (
     Subgoal,
     WinBattle,
     describe,
+    done,
+    phi,
 )
 from pokedreamer.world_model.checkpoint import load_checkpoint, save_checkpoint
 from pokedreamer.world_model.heads import STATE_HEADS
@@ -411,6 +413,50 @@ def test_each_start_is_paired_with_a_subgoal_live_there() -> None:
     picks = [describe(s) for s in pool.pair(rng, both, [WinBattle()])[0]]
     assert set(picks) == {describe(WinBattle()), describe(TILE_ROUTE)}
     assert 0.65 < picks.count(describe(WinBattle())) / len(picks) < 0.85  # 1/2 + 1/2 * 1/2
+
+
+GYM_STATES = [
+    game_state("PEWTER_GYM", 4, 2),  # before the leader: nothing yet
+    game_state("PEWTER_GYM", 4, 2, battle="trainer", enemy_hp=20, enemy_max_hp=20),
+    game_state("PEWTER_GYM", 4, 2, battle="trainer", enemy_hp=10, enemy_max_hp=20),
+    game_state("PEWTER_GYM", 4, 2, battle="trainer", enemy_hp=0, enemy_max_hp=20),
+    game_state("PEWTER_GYM", 4, 2, battle="lost"),
+    game_state("ROUTE_1", 4, 2, battle="trainer", enemy_hp=10, enemy_max_hp=20),  # not the gym
+    game_state("PEWTER_GYM", 4, 2, battle="wild", enemy_hp=10, enemy_max_hp=20),
+    game_state("PEWTER_GYM", 4, 2, badges=1),  # the BOULDERBADGE: bit 0
+]
+
+
+def test_earn_badge_rises_through_a_trainer_battle_in_its_gym() -> None:
+    badge = EarnBadge(badge="BOULDER")
+    want = [0, 0.25, 0.375, 0.5, 0, 0, 0, 1]
+    assert [phi(badge, s, FACTS) for s in GYM_STATES] == pytest.approx(want)
+    assert [bool(done(badge, s, FACTS)) for s in GYM_STATES] == [False] * 7 + [True]
+    # Imagination reads the same from the state vector, numpy or torch.
+    views = views_of(np.stack([s.vector() for s in GYM_STATES]))
+    assert np.asarray(phi(badge, views, FACTS)).tolist() == pytest.approx(want, abs=1e-3)
+    batch = StateView.from_arrays(
+        **{n: torch.as_tensor(np.asarray(getattr(views, n))) for n in STATE_HEADS}
+    )
+    assert phi(badge, batch, FACTS).tolist() == pytest.approx(want, abs=1e-3)
+    assert done(badge, batch, FACTS).tolist() == [False] * 7 + [True]
+    # Only the badge's own gym: CASCADE is earned in CERULEAN_GYM, which the fixture lacks.
+    red = GameFacts.pokemon_red()
+    assert red.gym_map_id("CASCADE") == red.map_id("CERULEAN_GYM")
+    assert FACTS.gym_map_id("CASCADE") is None
+    assert FACTS.gym_map_ids().tolist() == [FACTS.map_id("PEWTER_GYM")]
+    assert len(red.gym_map_ids()) == 8
+    in_cerulean = GYM_STATES[2].model_copy(update={"map_id": red.map_id("CERULEAN_GYM")})
+    assert phi(EarnBadge(badge="CASCADE"), in_cerulean, red) == pytest.approx(0.375)
+    assert phi(EarnBadge(badge="BOULDER"), in_cerulean, red) == 0
+
+
+def test_a_badge_is_live_in_its_gym_where_a_trainer_battle_can_start() -> None:
+    badge = EarnBadge(badge="BOULDER")
+    starts = [GYM_STATES[0], GYM_STATES[2], game_state("ROUTE_1", 4, 2), GYM_STATES[-1]]
+    views = views_of(np.stack([s.vector() for s in starts]))
+    assert live(badge, views, ARRIVAL_ONLY).tolist() == [True, True, False, False]
+    assert live(WinBattle(), views, ARRIVAL_ONLY).tolist() == [True, True, False, True]
 
 
 def test_a_battle_to_win_is_live_outside_a_battle_only_where_battles_start() -> None:

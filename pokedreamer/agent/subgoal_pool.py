@@ -28,6 +28,7 @@ from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     GOAL_ENCODING_SIZE,
     NO_BATTLE,
+    TRAINER,
     WILD,
     StateView,
     Subgoal,
@@ -171,8 +172,9 @@ def live(
     """(N,) bool: the subgoal is not done in the view's states and its potential changes in at
     least one nearby state: the player a few tiles away on the same map, a text box open, the
     enemy (in a battle) half as healthy, or, outside a battle on one of ``battle_maps`` (map
-    ids), a wild battle under way with the enemy half as healthy. These are the changes a short
-    imagined trajectory can make; a potential that none of them moves is flat there."""
+    ids), a wild battle under way with the enemy half as healthy, or, outside a battle in a
+    gym, a trainer battle so. These are the changes a short imagined trajectory can make; a
+    potential that none of them moves is flat there."""
     shape = np.shape(view.map_id)
 
     def potential(v: StateView) -> np.ndarray:
@@ -191,6 +193,12 @@ def live(
         calm = np.asarray(view.battle) == NO_BATTLE
         can_start = calm & np.isin(np.asarray(view.map_id), battle_maps)
         battle = np.where(can_start, WILD, view.battle)
+        enemy = np.where(can_start, 0.5, view.enemy_hp_fraction)
+        probes.append(replace(view, battle=battle, enemy_hp_fraction=enemy))
+    gyms = facts.gym_map_ids()
+    if len(gyms):  # a gym's trainers and leader wait there
+        can_start = (np.asarray(view.battle) == NO_BATTLE) & np.isin(np.asarray(view.map_id), gyms)
+        battle = np.where(can_start, TRAINER, view.battle)
         enemy = np.where(can_start, 0.5, view.enemy_hp_fraction)
         probes.append(replace(view, battle=battle, enemy_hp_fraction=enemy))
     for probe in probes:

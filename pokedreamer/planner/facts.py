@@ -22,6 +22,18 @@ from pokedreamer.env.state import BADGES, badge_bit
 
 _TEXT_CELLS_CACHED = 64
 
+# Where each badge is earned: its gym's map, by pret's map constant.
+GYM_OF_BADGE: Mapping[str, str] = {
+    "BOULDER": "PEWTER_GYM",
+    "CASCADE": "CERULEAN_GYM",
+    "THUNDER": "VERMILION_GYM",
+    "RAINBOW": "CELADON_GYM",
+    "SOUL": "FUCHSIA_GYM",
+    "MARSH": "SAFFRON_GYM",
+    "VOLCANO": "CINNABAR_GYM",
+    "EARTH": "VIRIDIAN_GYM",
+}
+
 
 def cell_key(map_id: int, x: int, y: int) -> int:
     """One number for a cell of a map (each below 256), to look cells up in a batch at once;
@@ -72,6 +84,16 @@ class GameFacts:
         are left to pass and the cells of the first (``MapGraph.route_to``); empty without a
         graph."""
         return self.graph.route_to(map_id) if self.graph is not None else ()
+
+    def gym_map_id(self, badge: str) -> int | None:
+        """The map of the gym that gives ``badge``; None where this game has no such map."""
+        info = self.maps.get(GYM_OF_BADGE.get(badge, ""))
+        return info.id if info is not None and badge in self.badges else None
+
+    def gym_map_ids(self) -> np.ndarray:
+        """The maps of every gym this game has (ids, int64): where trainer battles start."""
+        ids = (self.gym_map_id(b) for b in self.badges)
+        return np.array(sorted(i for i in ids if i is not None), dtype=np.int64)
 
     def steps_to(self, map_id: int, cell: tuple[int, int]) -> np.ndarray | None:
         """The fewest steps from every cell of a map to ``cell`` round the walls the graph has

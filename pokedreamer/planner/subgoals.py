@@ -258,7 +258,10 @@ class HealParty(BaseModel):
 
 
 class EarnBadge(BaseModel):
-    """Earn a gym badge."""
+    """Earn a gym badge. The badge bit is the whole of it; on the way, a trainer battle in the
+    badge's gym is a quarter of the potential at its start and half with the enemy down, so
+    that imagination, which has seldom or never seen the badge given, still finds the leader
+    (a gym's trainers stand between the door and him). A lost battle falls back to nothing."""
 
     model_config = _CONFIG
 
@@ -266,10 +269,16 @@ class EarnBadge(BaseModel):
     badge: BadgeName = Field(description="The badge, e.g. 'BOULDER' for Pewter City's gym.")
 
     def done(self, view: StateView | GameState, facts: GameFacts) -> Value:
-        return self.phi(view, facts) > 0.5
+        return as_view(view).badges[..., BADGES.index(self.badge)] > 0.5
 
     def phi(self, view: StateView | GameState, facts: GameFacts) -> Value:
-        return as_view(view).badges[..., BADGES.index(self.badge)] * 1.0
+        v = as_view(view)
+        earned = v.badges[..., BADGES.index(self.badge)] * 1.0
+        gym = facts.gym_map_id(self.badge)
+        if gym is None:
+            return earned
+        fighting = _float(v.battle == TRAINER) * _float(v.map_id == gym)
+        return earned + (1 - earned) * fighting * (0.25 + 0.25 * (1 - v.enemy_hp_fraction))
 
     def describe(self) -> str:
         return f"earn the {self.badge}BADGE"
