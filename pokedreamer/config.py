@@ -43,6 +43,7 @@ DEFAULT_CONFIG_NAME = "config.toml"
 
 
 Button = Literal["a", "b", "start", "select", "up", "down", "left", "right"]
+GoalCode = Literal["scalar", "bits"]
 
 NOOP = "noop"
 """The name of the action that presses nothing (env.noop)."""
@@ -331,6 +332,12 @@ class AgentSettings(BaseModel):
     guide the demonstrator: the fair "no planner" ablation, an actor trained as the agent is but
     never shown a subgoal. Recorded with the actor; a checkpoint trained the other way is
     refused."""
+
+    goal_code: GoalCode = "scalar"
+    """How the actor and critic read the subgoal's map and tile: "scalar", as ``encode``'s
+    bytes / 255 only, or "bits", each also in eight binary digits (24 more inputs), so that
+    two maps differ by whole inputs. Recorded with the actor; a checkpoint of the other code
+    is refused in one line. Checkpoints from before the setting read "scalar"."""
 
     entropy: float = Field(default=3e-3, ge=0)
     """Weight of the policy's entropy bonus (advantages are normalised, so it is absolute): 3e-3,

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_setup import one_thread, seeded  # noqa: F401 (autouse fixtures)
 
-from pokedreamer.agent.actor_critic import ReturnNorm, lambda_return
+from pokedreamer.agent.actor_critic import ReturnNorm, goal_width, lambda_return
 from pokedreamer.agent.behavior import (
     RECORDED_SETTINGS,
     RETURNS,
@@ -26,6 +26,7 @@ from pokedreamer.agent.subgoal_pool import SubgoalPool, live, views_of
 from pokedreamer.config import AgentSettings, Settings
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE, GameState, PartyMon
+from pokedreamer.errors import UserError
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
     GOAL_ENCODING_SIZE,
@@ -647,6 +648,34 @@ def test_config_rejects_nonsense() -> None:
         config(return_norm_percentiles=(95.0, 5.0))
 
 
+def test_the_goal_in_bits_tells_maps_and_tiles_apart_by_whole_inputs() -> None:
+    gym, home = GoToMap(map="PEWTER_GYM"), GoToMap(map="REDS_HOUSE_1F")  # ids 54 and 37
+    tile = GoToTile(map="PEWTER_GYM", x=4, y=2)
+    rows = [goal_tensor(g, FACTS, 1, "cpu") for g in (gym, home, tile)]
+    rows.append(torch.zeros(1, GOAL_ENCODING_SIZE))  # no subgoal
+    behavior = Behavior(TINY, 8, AgentSettings(goal_code="bits"))
+    assert goal_width("bits") == GOAL_ENCODING_SIZE + 24 and goal_width("scalar") == 28
+    first = behavior.actor.net[0]
+    assert isinstance(first, torch.nn.Linear)
+    assert first.in_features == TINY.feat_size + GOAL_ENCODING_SIZE + 24
+    seen = []
+    first.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0][0, TINY.feat_size :]))
+    for row in rows:
+        behavior.actor(torch.zeros(1, TINY.feat_size), row)
+    bits = [s[GOAL_ENCODING_SIZE:].tolist() for s in seen]
+    assert bits[0] == [0, 1, 1, 0, 1, 1, 0, 0] + [0] * 16  # 54, lowest digit first
+    assert bits[1] == [1, 0, 1, 0, 0, 1, 0, 0] + [0] * 16  # 37
+    assert bits[2] == bits[0][:8] + [0, 0, 1, 0, 0, 0, 0, 0] + [0, 1, 0, 0, 0, 0, 0, 0]
+    assert bits[3] == [0] * 24
+    assert all(torch.equal(s[:GOAL_ENCODING_SIZE], r[0]) for s, r in zip(seen, rows, strict=True))
+    # Saved with the code it reads, refused by a behaviour of the other.
+    tensors, meta = behavior.state_tensors()
+    assert meta["settings"]["goal_code"] == "bits"
+    with pytest.raises(UserError, match="goal_code 'bits', not 'scalar'"):
+        Behavior(TINY, 8, AgentSettings()).load_state_tensors(tensors, meta, source="saved")
+    Behavior(TINY, 8, AgentSettings(goal_code="bits")).load_state_tensors(tensors, meta)
+
+
 def test_the_shipped_checkpoint_was_trained_with_the_settings_it_saved() -> None:
     """The behaviour's hyper-parameters are the agent settings alone: the settings saved in
     the shipped checkpoint, read back, give exactly the behaviour settings it recorded."""
@@ -655,7 +684,8 @@ def test_the_shipped_checkpoint_was_trained_with_the_settings_it_saved() -> None
     behavior = Behavior(TINY, settings.env.num_actions, settings.agent)
     _, recorded = behavior.state_tensors()
     saved = meta["behavior"]["settings"]
-    # goal_input is recorded since the setting exists; a checkpoint without it saw subgoals.
-    assert set(recorded["settings"]) - set(saved) == {"goal_input"}
-    assert recorded["settings"] == {**saved, "goal_input": True}
+    # goal_input and goal_code are recorded since the settings exist; a checkpoint without
+    # them saw subgoals, as bytes / 255.
+    assert set(recorded["settings"]) - set(saved) == {"goal_input", "goal_code"}
+    assert recorded["settings"] == {**saved, "goal_input": True, "goal_code": "scalar"}
     assert list(recorded["settings"]) == list(RECORDED_SETTINGS)

@@ -14,6 +14,9 @@ from test_rundir import scalars_in
 from pokedreamer.agent.recipe_plan import recipe_settings
 from pokedreamer.config import load_settings
 from pokedreamer.config_layers import chosen_keys
+from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
+from pokedreamer.world_model.checkpoint import load_checkpoint
+from pokedreamer.world_model.presets import PRESETS
 
 # Tiny sizes: a world-model update replays 2 x 16 steps, and at the recipe's train ratio of 32
 # the imagination stage owes one update (with one behaviour update) per env step.
@@ -110,6 +113,33 @@ def test_train_agent_with_imitation_evaluates_the_imitating_actor() -> None:
     again = cli("train", "agent", "--run", "i", *SIZES, "--steps", "0")
     one_line_error(again, "runs/i was started with --imitate; run it the same way, or give a new "
                    "--run name")  # fmt: skip
+
+
+def test_train_agent_with_the_goal_in_bits_records_it_and_is_only_run_that_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """agent.goal_code = "bits" from the environment: the recipe's actor and critic read the
+    subgoal's map and tile in binary digits (24 more inputs), the checkpoint says so, and a run
+    set to "scalar" refuses it in one line."""
+    monkeypatch.setenv("POKEDREAMER_AGENT__GOAL_CODE", "bits")
+    result = cli("train", "agent", "--run", "g", *SIZES, "--steps", "10")
+    assert result.returncode == 0, result.stderr
+    saved = Path("runs/g/checkpoints/agent-000000010")
+    tensors, meta = load_checkpoint(saved)
+    assert meta["behavior"]["settings"]["goal_code"] == "bits"
+    feat = PRESETS["tiny"].feat_size
+    for net in ("actor", "critic"):
+        first = tensors[f"behavior/module/{net}.net.0.weight"]
+        assert first.shape[1] == feat + GOAL_ENCODING_SIZE + 24, (net, first.shape)
+    monkeypatch.setenv("POKEDREAMER_AGENT__GOAL_CODE", "scalar")
+    refused = cli("eval", "agent", "--checkpoint", str(saved), "--episodes", "1")
+    one_line_error(refused, f"{saved}: its actor reads the subgoal as goal_code 'bits', not "
+                   "'scalar'; set agent.goal_code = 'bits' (POKEDREAMER_AGENT__GOAL_CODE=bits) "
+                   "to use it")  # fmt: skip
+    monkeypatch.setenv("POKEDREAMER_AGENT__GOAL_CODE", "bits")
+    acting = cli("eval", "agent", "--checkpoint", str(saved), "--episodes", "1",
+                 "--max-steps", "20")  # fmt: skip
+    assert acting.returncode == 0, acting.stderr
 
 
 def test_train_agent_refuses_in_one_line_and_makes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

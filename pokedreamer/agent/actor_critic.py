@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from pokedreamer.config import GoalCode
 from pokedreamer.errors import UserError
-from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
+from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE, GOAL_ID_SLOTS
 from pokedreamer.world_model.dist import unimix_logits
 from pokedreamer.world_model.nets import MLP
 from pokedreamer.world_model.presets import Preset
@@ -77,6 +78,14 @@ class ReturnNorm(nn.Module):
         return torch.clamp(self.high - self.low, min=1.0)
 
 
+_ID_BITS = 8  # map ids, x and y are bytes
+
+
+def goal_width(code: GoalCode) -> int:
+    """How many inputs the subgoal takes in the actor and critic under ``code``."""
+    return GOAL_ENCODING_SIZE + (len(GOAL_ID_SLOTS) * _ID_BITS if code == "bits" else 0)
+
+
 def check_goal_input(meta: dict[str, Any], goal_input: bool, source: object) -> None:
     """Refuses (UserError) behaviour ``meta`` whose actor was trained with another
     ``goal_input``: one never shown a subgoal cannot be judged on subgoals, nor the other way
@@ -91,15 +100,37 @@ def check_goal_input(meta: dict[str, Any], goal_input: bool, source: object) -> 
         )
 
 
-def _inputs(feat: Tensor, goal: Tensor, goal_input: bool) -> Tensor:
-    """concat(feat (..., F), goal), goal (B, G) broadcast over feat's leading time dims; a zero
-    goal without ``goal_input``. The zeros keep the input's width, so an actor trained blind
-    has the same shape as one that sees subgoals."""
+def check_goal_code(meta: dict[str, Any], goal_code: GoalCode, source: object) -> None:
+    """Refuses (UserError) behaviour ``meta`` whose actor reads the subgoal under another
+    ``goal_code`` (its input is another width). Checkpoints from before the setting read it
+    as "scalar"."""
+    trained = meta.get("settings", {}).get("goal_code", "scalar")
+    if trained != goal_code:
+        raise UserError(
+            f"{source}: its actor reads the subgoal as goal_code {trained!r}, not "
+            f"{goal_code!r}; set agent.goal_code = {trained!r} "
+            f"(POKEDREAMER_AGENT__GOAL_CODE={trained}) to use it"
+        )
+
+
+def _inputs(feat: Tensor, goal: Tensor, goal_input: bool, code: GoalCode) -> Tensor:
+    """concat(feat (..., F), goal's inputs), goal (B, G) broadcast over feat's leading time
+    dims; a zero goal without ``goal_input``. The zeros keep the input's width, so an actor
+    trained blind has the same shape as one that sees subgoals. Under ``code`` "bits" the map
+    id and the tile's x and y follow, each in eight binary digits: as bytes / 255 two maps
+    differ by at most a fifth of one input among a thousand, too little for the actor to
+    tell "go to the gym" from "go home" (it chose alike for all four maps of the fixture)."""
     assert goal.shape[-1] == GOAL_ENCODING_SIZE, goal.shape
     assert feat.shape[-2] == goal.shape[-2], (feat.shape, goal.shape)
     if not goal_input:
         goal = torch.zeros_like(goal)
-    return torch.cat([feat, goal.expand(*feat.shape[:-1], GOAL_ENCODING_SIZE)], dim=-1)
+    if code == "bits":
+        ids = torch.round(goal[..., list(GOAL_ID_SLOTS)] * 255).long()
+        powers = 2 ** torch.arange(_ID_BITS, device=goal.device)
+        bits = (ids[..., None] // powers % 2).to(goal.dtype).flatten(-2)
+        goal = torch.cat([goal, bits], dim=-1)
+    width = goal_width(code)
+    return torch.cat([feat, goal.expand(*feat.shape[:-1], width)], dim=-1)
 
 
 class Actor(nn.Module):
@@ -112,12 +143,13 @@ class Actor(nn.Module):
         unimix: float,
         out_scale: float,
         goal_input: bool = True,
+        goal_code: GoalCode = "scalar",
     ) -> None:
         super().__init__()
         self.unimix = unimix
-        self.goal_input = goal_input
+        self.goal_input, self.goal_code = goal_input, goal_code
         self.net = MLP(
-            preset.feat_size + GOAL_ENCODING_SIZE, num_actions, preset.hidden, preset.mlp_layers
+            preset.feat_size + goal_width(goal_code), num_actions, preset.hidden, preset.mlp_layers
         )
         with torch.no_grad():
             head = self.net[-1]
@@ -127,21 +159,24 @@ class Actor(nn.Module):
 
     def forward(self, feat: Tensor, goal: Tensor) -> Tensor:
         """Log-probabilities (..., A), float32, uniform mix included."""
-        return unimix_logits(self.net(_inputs(feat, goal, self.goal_input)), self.unimix)
+        inputs = _inputs(feat, goal, self.goal_input, self.goal_code)
+        return unimix_logits(self.net(inputs), self.unimix)
 
 
 class Critic(nn.Module):
     """v(feat, goal) as twohot logits over symlog bins; the value is their twohot_mean."""
 
-    def __init__(self, preset: Preset, bins: int, goal_input: bool = True) -> None:
+    def __init__(
+        self, preset: Preset, bins: int, goal_input: bool = True, goal_code: GoalCode = "scalar"
+    ) -> None:
         super().__init__()
-        self.goal_input = goal_input
+        self.goal_input, self.goal_code = goal_input, goal_code
         # Zero output: a fresh critic predicts exactly 0 rather than a random value the first
         # advantages would be measured against (DreamerV3).
         self.net = MLP(
-            preset.feat_size + GOAL_ENCODING_SIZE, bins, preset.hidden, preset.mlp_layers, True
+            preset.feat_size + goal_width(goal_code), bins, preset.hidden, preset.mlp_layers, True
         )
 
     def forward(self, feat: Tensor, goal: Tensor) -> Tensor:
         """Twohot logits (..., bins)."""
-        return self.net(_inputs(feat, goal, self.goal_input))
+        return self.net(_inputs(feat, goal, self.goal_input, self.goal_code))

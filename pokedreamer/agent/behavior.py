@@ -26,6 +26,7 @@ from pokedreamer.agent.actor_critic import (
     Actor,
     Critic,
     ReturnNorm,
+    check_goal_code,
     check_goal_input,
     lambda_return,
 )
@@ -65,7 +66,7 @@ RECORDED_SETTINGS = (
     "horizon", "gamma", "lam", "entropy", "actor_lr", "critic_lr", "adam_eps",
     "slow_critic_decay", "slow_critic_reg", "return_norm_percentiles", "return_norm_decay",
     "shaping_bonus", "shaping_scale", "grad_clip", "critic_bins", "unimix", "actor_out_scale",
-    "goal_input",
+    "goal_input", "goal_code",
 )  # fmt: skip
 
 
@@ -124,8 +125,10 @@ class Behavior(nn.Module):
         self.preset = preset
         self.num_actions = num_actions
         self.settings = cfg = settings
-        self.actor = Actor(preset, num_actions, cfg.unimix, cfg.actor_out_scale, cfg.goal_input)
-        self.critic = Critic(preset, cfg.critic_bins, cfg.goal_input)
+        self.actor = Actor(
+            preset, num_actions, cfg.unimix, cfg.actor_out_scale, cfg.goal_input, cfg.goal_code
+        )
+        self.critic = Critic(preset, cfg.critic_bins, cfg.goal_input, cfg.goal_code)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.return_norm = ReturnNorm(cfg.return_norm_percentiles, cfg.return_norm_decay)
         self.actor_opt = torch.optim.Adam(
@@ -358,10 +361,12 @@ class Behavior(nn.Module):
         source: object = "the checkpoint",
     ) -> None:
         """Inverse of state_tensors; refuses tensors of another preset or button count
-        (UserError), and an actor trained with the other ``goal_input`` (check_goal_input).
+        (UserError), and an actor trained with the other ``goal_input`` (check_goal_input) or
+        ``goal_code`` (check_goal_code).
         The optimisers come back as saved, learning rates included, so a resumed run takes
         exactly the update it would have taken."""
         check_goal_input(meta, self.settings.goal_input, source)
+        check_goal_code(meta, self.settings.goal_code, source)
         restore_module(f"{prefix}/module", self, tensors, source)
         restore_optimizer(f"{prefix}/actor_opt", self.actor_opt, tensors, meta["actor_opt"], source)
         restore_optimizer(

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from pokedreamer.agent.actor_critic import check_goal_input
+from pokedreamer.agent.actor_critic import check_goal_code, check_goal_input
 from pokedreamer.agent.behavior import RETURNS
 from pokedreamer.agent.learner import Learner
 from pokedreamer.agent.tally import Tally
@@ -154,6 +154,7 @@ class Checkpointer:
         learner, tensors, meta = self.learner, start.tensors, start.meta
         if meta["kind"] == "agent":  # refused before anything is said about the weights
             check_goal_input(meta["behavior"], self.settings.agent.goal_input, start.source)
+            check_goal_code(meta["behavior"], self.settings.agent.goal_code, start.source)
         # What only matters to training (re-sized state heads, a critic of older returns) is
         # told to a run that trains, not to one that only acts.
         restore_module("model", learner.world_model, tensors, start.source, announce=optimizer)

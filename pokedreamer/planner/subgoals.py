@@ -564,6 +564,8 @@ _OFFSETS = {  # where each part starts: its running end less its own size
 }
 GOAL_ENCODING_SIZE = sum(size for _, size in _ENCODING_LAYOUT)
 """Length of ``encode``'s vector: the policy's subgoal input."""
+GOAL_ID_SLOTS: tuple[int, ...] = (_OFFSETS["map"], _OFFSETS["tile"], _OFFSETS["tile"] + 1)
+"""Where ``encode`` writes the map id and the tile's x and y, each as a byte / 255."""
 
 
 def encode(subgoal: Subgoal | None, facts: GameFacts) -> list[float]:
