@@ -3,6 +3,7 @@ do at one place: a diagnostic for behaviour learning, run on a copy of a run dir
 
     PYTHONPATH=. .venv/bin/python docs/recipes/imagined_returns.py RUN agent-000015000 \
         [--map PALLET_TOWN --cells 4,1 5,1 6,1 4,2 5,2 6,2 --goal ROUTE_1] [--battle] [--heads]
+        [--goals ROUTE_1 --rows 6-9]
 
 1. Imagines from the posteriors of a few replayed batches as behaviour learning does (each
    start paired with a subgoal live there) and prints the returns' 5/50/95th percentiles, the
@@ -18,6 +19,9 @@ do at one place: a diagnostic for behaviour learning, run on a copy of a run dir
 4. With ``--heads``, per map the replayed states of 40 batches stand on: how often the map
    head names that map from their posteriors (and what it names instead), and how often the
    x and y heads both hit the cell.
+5. With ``--goals MAP``, from the replayed states on ``--rows`` of that map (out of battle and
+   text), the actor's mean probability of each button when told to go to each map of the game
+   (and to win a battle): whether it tells the goals apart at all.
 
 No gradient step is taken and nothing is written to RUN: the run is read through a temporary
 folder that links its replay.
@@ -35,6 +39,7 @@ import numpy as np
 import torch
 
 from pokedreamer.agent.actor_critic import lambda_return
+from pokedreamer.agent.behavior import goal_tensor
 from pokedreamer.agent.learner import Starts
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.config import load_settings
@@ -58,6 +63,8 @@ def main() -> None:
     parser.add_argument("--goal", default="ROUTE_1")
     parser.add_argument("--battle", action="store_true", help="probe wild battles' menus too")
     parser.add_argument("--heads", action="store_true", help="the map and cell heads, per map")
+    parser.add_argument("--goals", metavar="MAP", help="the actor's buttons per goal on MAP")
+    parser.add_argument("--rows", default="0-255", help="with --goals: rows LOW-HIGH of MAP")
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
@@ -77,6 +84,9 @@ def main() -> None:
             in_battle(loop)
         if args.heads:
             heads_by_map(loop)
+        if args.goals:
+            low, high = (int(v) for v in args.rows.split("-"))
+            buttons_by_goal(loop, args.goals, range(low, high + 1))
 
 
 def _copy(source: Path, checkpoint: str, to: Path) -> Path:
@@ -271,6 +281,37 @@ def heads_by_map(loop: AgentLoop, batches: int = 40) -> None:
         n = sum(named[m].values())
         others = ", ".join(f"{k} {v / n:.0%}" for k, v in named[m].most_common() if k != m)
         print(f"{m} | {n} | {named[m][m] / n:.0%} | {others or '-'} | {np.mean(cell[m]):.0%}")
+
+
+def buttons_by_goal(loop: AgentLoop, map_name: str, rows: range, batches: int = 8) -> None:
+    """The actor's mean button probabilities on the replayed calm states of ``rows`` of a map,
+    under go_to_map of each map the game has and under win_battle."""
+    learner = loop.learner
+    facts, world_model, behavior = learner.facts, learner.world_model, learner.behavior
+    heads = world_model.state_heads
+    found = []
+    for _ in range(batches):
+        starts, tensors = _posteriors(loop)
+        t = heads.targets(tensors["states"].reshape(-1, VECTOR_SIZE))
+        on_map = heads.map_id[t["map_id"]] == facts.map_id(map_name)
+        calm = (t["battle"] == 0) & (t["text_shown"][:, 0] == 0)
+        for i in starts.usable.tolist():
+            if on_map[i] and calm[i] and int(t["y"][i]) in rows:
+                found.append(starts.posts.map(lambda x, i=i: x[i]))
+    if not found:
+        print(f"no calm replayed state on rows {rows.start}-{rows.stop - 1} of {map_name}")
+        return
+    posts = stack_states(found, 0)
+    buttons = loop.settings.env.action_names
+    goals = [GoToMap(map=name) for name in facts.maps] + [WinBattle()]
+    print(f"{len(found)} states on {map_name} rows {rows.start}-{rows.stop - 1}; the actor's "
+          "mean probability of each button, per goal")  # fmt: skip
+    print("goal | " + " | ".join(buttons))
+    with torch.no_grad():
+        feat = world_model.rssm.feat(posts)
+        for goal in goals:
+            probs = behavior.actor(feat, goal_tensor(goal, facts, len(found), feat.device)).exp()
+            print(describe(goal) + " | " + " | ".join(f"{p:.2f}" for p in probs.mean(0).tolist()))
 
 
 if __name__ == "__main__":
