@@ -135,7 +135,8 @@ def test_train_agent_with_the_goal_in_bits_records_it_and_is_only_run_that_way(
     refused = cli("eval", "agent", "--checkpoint", str(saved), "--episodes", "1")
     one_line_error(refused, f"{saved}: its actor reads the subgoal as goal_code 'bits', not "
                    "'scalar'; set agent.goal_code = 'bits' (POKEDREAMER_AGENT__GOAL_CODE=bits) "
-                   "to use it")  # fmt: skip
+                   "to use it, or start an actor afresh with train agent or train imitation "
+                   "--fresh-actor")  # fmt: skip
     monkeypatch.setenv("POKEDREAMER_AGENT__GOAL_CODE", "bits")
     acting = cli("eval", "agent", "--checkpoint", str(saved), "--episodes", "1",
                  "--max-steps", "20")  # fmt: skip

@@ -109,7 +109,8 @@ def check_goal_code(meta: dict[str, Any], goal_code: GoalCode, source: object) -
         raise UserError(
             f"{source}: its actor reads the subgoal as goal_code {trained!r}, not "
             f"{goal_code!r}; set agent.goal_code = {trained!r} "
-            f"(POKEDREAMER_AGENT__GOAL_CODE={trained}) to use it"
+            f"(POKEDREAMER_AGENT__GOAL_CODE={trained}) to use it, or start an actor afresh with "
+            "train agent or train imitation --fresh-actor"
         )
 
 
