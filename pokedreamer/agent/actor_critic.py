@@ -119,8 +119,8 @@ def _inputs(feat: Tensor, goal: Tensor, goal_input: bool, code: GoalCode) -> Ten
     dims; a zero goal without ``goal_input``. The zeros keep the input's width, so an actor
     trained blind has the same shape as one that sees subgoals. Under ``code`` "bits" the map
     id and the tile's x and y follow, each in eight binary digits: as bytes / 255 two maps
-    differ by at most a fifth of one input among a thousand, too little for the actor to
-    tell "go to the gym" from "go home" (it chose alike for all four maps of the fixture)."""
+    differ by at most a fifth of one input among a thousand, which actors trained in
+    imagination do not learn to read (docs/agent.md, "How the actor reads the subgoal")."""
     assert goal.shape[-1] == GOAL_ENCODING_SIZE, goal.shape
     assert feat.shape[-2] == goal.shape[-2], (feat.shape, goal.shape)
     if not goal_input:

@@ -190,17 +190,21 @@ def live(
     probes.append(replace(view, text_shown=np.ones_like(view.text_shown)))
     probes.append(replace(view, enemy_hp_fraction=view.enemy_hp_fraction * 0.5))
     if battle_maps is not None and len(battle_maps):
-        calm = np.asarray(view.battle) == NO_BATTLE
-        can_start = calm & np.isin(np.asarray(view.map_id), battle_maps)
-        battle = np.where(can_start, WILD, view.battle)
-        enemy = np.where(can_start, 0.5, view.enemy_hp_fraction)
-        probes.append(replace(view, battle=battle, enemy_hp_fraction=enemy))
+        probes.append(_battle_under_way(view, battle_maps, WILD))
     gyms = facts.gym_map_ids()
     if len(gyms):  # a gym's trainers and leader wait there
-        can_start = (np.asarray(view.battle) == NO_BATTLE) & np.isin(np.asarray(view.map_id), gyms)
-        battle = np.where(can_start, TRAINER, view.battle)
-        enemy = np.where(can_start, 0.5, view.enemy_hp_fraction)
-        probes.append(replace(view, battle=battle, enemy_hp_fraction=enemy))
+        probes.append(_battle_under_way(view, gyms, TRAINER))
     for probe in probes:
         moved |= potential(probe) != here
     return moved & ~np.broadcast_to(np.asarray(done(subgoal, view, facts), dtype=bool), shape)
+
+
+def _battle_under_way(view: StateView, maps: np.ndarray, kind: int) -> StateView:
+    """``view`` with, where it is outside a battle on one of ``maps`` (ids), a battle of
+    ``kind`` (an index into BATTLE_ORDER) under way and the enemy half as healthy."""
+    can_start = (np.asarray(view.battle) == NO_BATTLE) & np.isin(np.asarray(view.map_id), maps)
+    return replace(
+        view,
+        battle=np.where(can_start, kind, view.battle),
+        enemy_hp_fraction=np.where(can_start, 0.5, view.enemy_hp_fraction),
+    )
