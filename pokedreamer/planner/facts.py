@@ -68,12 +68,17 @@ class GameFacts:
     _map_ids: dict[str, int] = field(init=False, repr=False, compare=False)
     _maps_by_id: dict[int, MapFacts] = field(init=False, repr=False, compare=False)
     _text_cells: dict[str, tuple[int, np.ndarray]] = field(init=False, repr=False, compare=False)
+    _gyms: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Shaping resolves names on every step: derive the look-up tables once.
         object.__setattr__(self, "_map_ids", {n: info.id for n, info in self.maps.items()})
         object.__setattr__(self, "_maps_by_id", {info.id: info for info in self.maps.values()})
         object.__setattr__(self, "_text_cells", {})
+        gyms = {b: GYM_OF_BADGE.get(b, "") for b in self.badges}
+        object.__setattr__(
+            self, "_gyms", {b: self.maps[g].id for b, g in gyms.items() if g in self.maps}
+        )
 
     def with_graph(self, graph: MapGraph) -> GameFacts:
         """These facts with a run's map graph (shared, not copied: it grows as the run plays)."""
@@ -87,13 +92,11 @@ class GameFacts:
 
     def gym_map_id(self, badge: str) -> int | None:
         """The map of the gym that gives ``badge``; None where this game has no such map."""
-        info = self.maps.get(GYM_OF_BADGE.get(badge, ""))
-        return info.id if info is not None and badge in self.badges else None
+        return self._gyms.get(badge)
 
     def gym_map_ids(self) -> np.ndarray:
         """The maps of every gym this game has (ids, int64): where trainer battles start."""
-        ids = (self.gym_map_id(b) for b in self.badges)
-        return np.array(sorted(i for i in ids if i is not None), dtype=np.int64)
+        return np.array(sorted(self._gyms.values()), dtype=np.int64)
 
     def steps_to(self, map_id: int, cell: tuple[int, int]) -> np.ndarray | None:
         """The fewest steps from every cell of a map to ``cell`` round the walls the graph has
