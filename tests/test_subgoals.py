@@ -460,15 +460,17 @@ def test_the_quest_to_the_first_battle(game: Game) -> None:
 
     game.walk(*GUIDE_TO_ROUTE, "right", "right", "up")
 
-    find_wild_battle(game)
     win = WinBattle()
+    assert phi(win, game.state, FIXTURE) == 0.0  # no battle yet
+    find_wild_battle(game)
     states = [game.state]
     while game.state.battle == "wild":
         game.press("a")
         states.append(game.state)
     fighting = [s for s in states if s.battle == "wild"]
     potentials = [phi(win, s, FIXTURE) for s in fighting]
-    assert potentials[0] == 0.0 and potentials == sorted(potentials) and potentials[-1] == 1.0
+    # Starting the battle raised it by a quarter: a step into the grass pays before any blow.
+    assert potentials[0] == 0.25 and potentials == sorted(potentials) and potentials[-1] == 1.0
     first_done = next(i for i, s in enumerate(states) if done(win, s, FIXTURE))
     assert states[first_done].enemy_hp == 0 and states[first_done - 1].enemy_hp > 0
     bonus = [shaping(win, a, b, FIXTURE, bonus=1.0) - shaping(win, a, b, FIXTURE, bonus=0.0)

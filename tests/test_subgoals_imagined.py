@@ -131,7 +131,7 @@ def test_win_battle_on_predicted_states_tracks_the_enemy_hp(enemy_hp: int) -> No
     fight = _state(map_id=12, x=4, y=4, battle="wild", enemy_hp=enemy_hp, enemy_max_hp=20)
     predicted = _predicted(fight)
     real_phi = phi(win, fight, FIXTURE)
-    assert real_phi == 1 - enemy_hp / 20
+    assert real_phi == pytest.approx(0.25 + 0.75 * (1 - enemy_hp / 20))
     assert phi(win, predicted, FIXTURE).item() == pytest.approx(
         real_phi, abs=1 / heads.ENEMY_HP_BINS
     )
@@ -147,7 +147,7 @@ def test_win_battle_pays_in_imagination_as_the_enemy_falls() -> None:
     pairs = zip(fights, fights[1:], strict=False)
     real = [shaping(win, a, b, FIXTURE, discount=1.0, bonus=10.0) for a, b in pairs]
     # into done: the bonus less phi(prev), phi of a done state being 0
-    assert real == pytest.approx([0.3, 0.4, 10.0 - 0.7])
+    assert real == pytest.approx([0.75 * 0.3, 0.75 * 0.4, 10.0 - 0.25 - 0.75 * 0.7])
     assert rewards.tolist() == pytest.approx(real, abs=2 / 20)
     assert rewards[-1].item() > 9.0  # the bonus, once, where the enemy faints
     # Outside a battle the enemy head's reading counts for nothing.

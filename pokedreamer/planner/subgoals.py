@@ -218,10 +218,7 @@ def _at_cells(cells: np.ndarray, v: StateView) -> Value:
 
 
 class WinBattle(BaseModel):
-    """Win the battle under way: bring the enemy's HP to 0. Its potential is the share of the
-    enemy's HP taken; predicted states carry the world model's enemy-HP head (a fainted enemy
-    reads exactly 0 there where the head finds it likelier than not, other fractions to the
-    head's resolution of 1/20)."""
+    """Win a battle: the one under way, or, outside one, the next to start."""
 
     model_config = _CONFIG
 
@@ -233,8 +230,13 @@ class WinBattle(BaseModel):
 
     def phi(self, view: StateView | GameState, facts: GameFacts) -> Value:
         v = as_view(view)
+        # A quarter for a battle under way and the share of the enemy's HP taken for the rest:
+        # outside a battle, starting one pays (in grass a battle is a few steps away, a win
+        # dozens, beyond an imagined trajectory); a battle fled or lost falls back to nothing.
+        # Predicted states carry the battle and enemy-HP heads (a fainted enemy reads exactly
+        # 0 there where the head finds it likelier than not, other fractions to 1/20).
         fighting = _float(v.battle == WILD) + _float(v.battle == TRAINER)
-        return fighting * (1 - v.enemy_hp_fraction)
+        return fighting * (BATTLE_STARTED + (1 - BATTLE_STARTED) * (1 - v.enemy_hp_fraction))
 
     def describe(self) -> str:
         return "win the battle"
@@ -362,6 +364,9 @@ class Plan(BaseModel):
 
 NO_BATTLE, WILD, TRAINER, LOST = map(BATTLE_ORDER.index, ("none", "wild", "trainer", "lost"))
 
+BATTLE_STARTED = 0.25
+"""win_battle's potential as a battle starts: enough that starting one is worth a step into the
+grass, little enough that fleeing it costs what starting it paid."""
 TILE_DISTANCE_CAP = 20
 """Steps beyond which go_to_tile's potential stops rising with closeness (Manhattan)."""
 HP_FULL = 0.99
