@@ -144,7 +144,7 @@ def _root(
 
 
 PresetOption = Annotated[
-    str | None, typer.Option(help="Size preset: tiny, small, base, large (default: config).")
+    str | None, typer.Option(help="Size preset: tiny, mini, small, base, large (default: config).")
 ]
 
 

@@ -163,9 +163,10 @@ class WorldModelSettings(BaseModel):
 
     model_config = SECTION_CONFIG
 
-    preset: Literal["tiny", "small", "base", "large"] = "small"
-    """Size preset: tiny (tests), small (CPU, 72x80 screen), base (the seed's v2 sizes, native
-    144x160), large."""
+    preset: Literal["tiny", "mini", "small", "base", "large"] = "small"
+    """Size preset: tiny (tests), mini (tiny's screen with a wider latent: behaviour in
+    imagination on a CPU), small (CPU, 72x80 screen), base (the seed's v2 sizes, native 144x160),
+    large."""
 
     observation: Literal["pixels", "tiles"] = "pixels"
     """What the world model reads and dreams: "pixels", the screen's shades pooled to the preset's

@@ -143,6 +143,20 @@ def test_train_agent_with_the_goal_in_bits_records_it_and_is_only_run_that_way(
     assert acting.returncode == 0, acting.stderr
 
 
+def test_train_agent_on_the_mini_preset_learns_behaviour_on_its_wider_latent() -> None:
+    """--preset mini: the recipe's world model and the actor and critic reading its state are
+    mini's (deter 256, 16 x 16 latents), and the run says so for its resume."""
+    result = cli("train", "agent", "--run", "m", "--preset", "mini", *SIZES, "--steps", "10")
+    assert result.returncode == 0, result.stderr
+    assert load_settings(Path("runs/m/config.toml"), {}).world_model.preset == "mini"
+    tensors, meta = load_checkpoint(Path("runs/m/checkpoints/agent-000000010"))
+    assert meta["preset"]["name"] == "mini"
+    feat = PRESETS["mini"].feat_size
+    assert feat == 256 + 16 * 16
+    first = tensors["behavior/module/actor.net.0.weight"]
+    assert first.shape[1] == feat + GOAL_ENCODING_SIZE, first.shape
+
+
 def test_train_agent_refuses_in_one_line_and_makes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     made = cli("collect", "--run", "other", "--steps", "4", "--envs", "1")
     assert made.returncode == 0, made.stderr

@@ -111,9 +111,9 @@ def assert_states_close(a: RSSMState, b: RSSMState) -> None:
 
 
 def test_presets() -> None:
-    assert list(PRESETS) == ["tiny", "small", "base", "large"]
-    assert [p.stages for p in PRESETS.values()] == [2, 3, 4, 4]
-    assert [p.pool for p in PRESETS.values()] == [4, 2, 1, 1]
+    assert list(PRESETS) == ["tiny", "mini", "small", "base", "large"]
+    assert [p.stages for p in PRESETS.values()] == [2, 2, 3, 4, 4]
+    assert [p.pool for p in PRESETS.values()] == [4, 4, 2, 1, 1]
     base = PRESETS["base"]
     assert (base.deter, base.stoch, base.classes, base.feat_size) == (512, 32, 32, 1536)
     for hw in [(48, 40), (100, 100), (9, 10)]:

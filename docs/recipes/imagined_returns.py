@@ -16,6 +16,11 @@ do at one place: a diagnostic for behaviour learning, run on a copy of a run dir
 3. With ``--battle``, the same in a wild battle's menu: the enemy's HP the world model
    predicts after four presses of each button, what the actor presses, told to win, and how
    its imagined wins come about (from full HP in one step; the head's P(fainted) there).
+   Then, over the replayed steps inside a wild battle, the blows that landed (the enemy's HP
+   lower on the next step): how often one imagined step from the posterior predicts the blow
+   after the button really pressed, after A and after right (the cursor to RUN, which cannot
+   land one), and how often the next step's posterior reads it: whether the model knows that A
+   strikes.
 4. With ``--heads``, per map the replayed states of 40 batches stand on: how often the map
    head names that map from their posteriors (and what it names instead), and how often the
    x and y heads both hit the cell.
@@ -43,10 +48,12 @@ from pokedreamer.agent.behavior import goal_tensor
 from pokedreamer.agent.learner import Starts
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.config import load_settings
-from pokedreamer.env.state import BATTLE_ORDER, VECTOR_SIZE
+from pokedreamer.env.state import BATTLE_ORDER, VECTOR_FIELDS, VECTOR_SIZE
 from pokedreamer.planner.subgoals import GoToMap, WinBattle, describe
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.dist import twohot_mean
+from pokedreamer.world_model.heads import ENEMY_HP_BINS
+from pokedreamer.world_model.model import WorldModel
 from pokedreamer.world_model.rssm import stack_states
 from pokedreamer.world_model.trainer import BURN_IN, with_context
 
@@ -82,6 +89,7 @@ def main() -> None:
             print("no subgoal in the checkpoint's pool: imagined returns and the place skipped")
         if args.battle:
             in_battle(loop)
+            blows(loop)
         if args.heads:
             heads_by_map(loop)
         if args.goals:
@@ -191,6 +199,67 @@ def at_a_place(loop: AgentLoop, map_name: str, cells: set[tuple[int, int]], goal
     probabilities = ", ".join(f"{b} {float(p):.2f}" for b, p in zip(buttons, first, strict=True))
     print(f"actor, go to {goal}: first buttons {probabilities}")
     print(f"completed within the horizon: {float(1 - imag.alive[-1].float().mean()):.0%}")
+
+
+def blows(loop: AgentLoop, batches: int = 12) -> None:
+    """Over replayed steps in a wild battle, the blows that landed: the share the world model
+    predicts one imagined step ahead after the real button, after A and after right, and the
+    share the next step's posterior reads. A predicted blow is the enemy-HP head below the
+    step's true HP by more than one bin."""
+    learner, trainer = loop.learner, loop.learner.trainer
+    wm, heads = learner.world_model, learner.world_model.state_heads
+    buttons = loop.settings.env.action_names
+    wild = BATTLE_ORDER.index("wild")
+    seen: dict[str, list[torch.Tensor]] = collections.defaultdict(list)
+    for _ in range(batches):
+        batch = learner.replay.sample(trainer.settings.batch_size, trainer.settings.batch_length)
+        tensors = trainer.tensors(batch)
+        with torch.no_grad():
+            _, _, posts = trainer._loss(tensors)
+        b, t = batch["actions"].shape
+        truth = heads.targets(torch.as_tensor(batch["states"]).reshape(-1, VECTOR_SIZE))
+        battle = truth["battle"].reshape(b, t)
+        enemy = torch.as_tensor(batch["states"][..., VECTOR_FIELDS.index("enemy_hp_fraction")])
+        enemy = enemy.float()
+        # actions[:, s + 1] is the button pressed between steps s and s + 1.
+        pairs = [
+            (i, s)
+            for i in range(b)
+            for s in range(BURN_IN, t - 1)
+            if battle[i, s] == wild and battle[i, s + 1] == wild and enemy[i, s + 1] < enemy[i, s]
+        ]
+        if not pairs:
+            continue
+        here = torch.tensor([i * t + s for i, s in pairs])
+        flat = posts.map(lambda x: x.float().flatten(0, 1))
+        start = flat.map(lambda x, rows=here: x.index_select(0, rows))
+        after = flat.map(lambda x, rows=here + 1: x.index_select(0, rows))
+        before = torch.stack([enemy[i, s] for i, s in pairs])
+        real = torch.tensor([int(batch["actions"][i, s + 1]) for i, s in pairs])
+        with torch.no_grad():
+            for name, action in (
+                ("the real button", real),
+                ("A", torch.full_like(real, buttons.index("a"))),
+                ("right", torch.full_like(real, buttons.index("right"))),
+            ):
+                one_hot = torch.nn.functional.one_hot(action, len(buttons)).float()
+                for _ in range(8):  # the prior is sampled: average over draws
+                    step = wm.rssm.img_step(start, one_hot)
+                    seen[f"imagined after {name}"].append(_blow(wm, wm.rssm.feat(step), before))
+            seen["the next posterior"].append(_blow(wm, wm.rssm.feat(after), before))
+    if not seen:
+        print("no blow landed in the replayed batches")
+        return
+    landed = len(torch.cat(seen["the next posterior"]))
+    print(f"blows landed in {batches} replayed batches: {landed}; the share the model reads")
+    for name, values in seen.items():
+        print(f"  {name}: {float(torch.cat(values).mean()):.2f}")
+
+
+def _blow(wm: WorldModel, feat: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+    """1.0 where the enemy-HP head reads more than one bin below ``before``, the true HP."""
+    hp = wm.predict(feat, state=True)["enemy_hp_fraction"].float()
+    return (hp < before - 1.0 / ENEMY_HP_BINS).float()
 
 
 def in_battle(loop: AgentLoop) -> None:

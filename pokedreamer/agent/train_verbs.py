@@ -79,7 +79,7 @@ def train_app(
         run: RunOption,
         updates: Annotated[int, typer.Option(min=1, help="Updates to add.")] = 1000,
         preset: Annotated[
-            str | None, typer.Option(help="Size preset: tiny, small, base, large.")
+            str | None, typer.Option(help="Size preset: tiny, mini, small, base, large.")
         ] = None,
         device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     ) -> None:

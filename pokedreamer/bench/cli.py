@@ -26,7 +26,7 @@ class SettingsFor(Protocol):
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 PresetOption = Annotated[
-    str | None, typer.Option(help="Size preset: tiny, small, base, large (default: config).")
+    str | None, typer.Option(help="Size preset: tiny, mini, small, base, large (default: config).")
 ]
 DeviceOption = Annotated[str | None, typer.Option(help="auto, cpu or cuda.")]
 

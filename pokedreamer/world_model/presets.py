@@ -85,6 +85,11 @@ PRESETS: dict[str, Preset] = {
         # For tests: builds and steps in milliseconds.
         Preset("tiny", (36, 40), depth=8, deter=64, stoch=8, classes=8, hidden=64,
                mlp_layers=1, reward_bins=63),
+        # For learning behaviour in imagination on a CPU: tiny's screen and convs, with a latent
+        # wide enough to carry a battle (tiny's 64-unit state forgets the enemy's HP within a
+        # few imagined steps and cannot tell A from the other buttons there).
+        Preset("mini", (36, 40), depth=8, deter=256, stoch=16, classes=16, hidden=128,
+               mlp_layers=1, reward_bins=63),
         # For CPU training: a quarter-resolution screen (pooling keeps 1-px text strokes).
         Preset("small", (72, 80), depth=16, deter=256, stoch=16, classes=16, hidden=256,
                mlp_layers=2, reward_bins=255),
