@@ -179,7 +179,7 @@ def run(
         typer.Option(
             metavar="PATH",
             help="Agent or world-model checkpoint to start from (default on the fixture: the "
-            "shipped one).",
+            "shipped one, unless --preset asks for another size).",
         ),
     ] = None,
     resume: Annotated[
@@ -213,6 +213,8 @@ def run(
         settings = _run_settings(ctx, resume, **flags)
     else:
         settings = _settings(ctx, **flags)
+    # A preset asked for (flag, variable or --config) is a new model of it, not the shipped one.
+    preset_chosen = resume is None and "world_model.preset" in _chosen(ctx, None, **flags)
     dashboard = not headless and sys.stdout.isatty()
     if speed is not None and not dashboard and settings.env.headless:
         raise UserError(
@@ -221,7 +223,7 @@ def run(
         )
     start_loop(
         settings, resume=resume, checkpoint=checkpoint, train=not no_train, name=name,
-        dashboard=dashboard, human=False,
+        dashboard=dashboard, human=False, preset_chosen=preset_chosen,
     )  # fmt: skip
 
 

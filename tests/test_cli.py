@@ -13,9 +13,11 @@ import pytest
 from clirun import cli
 
 import pokedreamer
+from pokedreamer.agent.play import SHIPPED_CHECKPOINT, SHIPPED_PRESET
 from pokedreamer.cli import FLAG_TO_SETTING, main
 from pokedreamer.config import Settings, load_settings
 from pokedreamer.errors import UserError
+from pokedreamer.world_model.checkpoint import load_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VERBS = ["run", "play", "collect", "train", "eval", "replay", "export", "bench", "prompts", "ram"]
@@ -196,6 +198,33 @@ def test_run_plays_the_fixture_cartridge() -> None:
     result = cli("run", "--headless", "--steps", "3")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_starts_the_shipped_agent_unless_another_preset_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the fixture, run plays the shipped (tiny) checkpoint; --preset mini (or the variable)
+    asks for a new mini model, not the shipped one under another name."""
+
+    def preset_of(run: str) -> str:
+        _, meta = load_checkpoint(Path(f"runs/{run}/checkpoints/agent-000000002"))
+        return str(meta["preset"]["name"])
+
+    shipped = cli("run", "--headless", "--steps", "2", "--name", "s")
+    assert shipped.returncode == 0, shipped.stderr
+    assert "tiny world model" in shipped.stdout and "shipped/fixture-agent" in shipped.stderr
+    mini = cli("run", "--headless", "--steps", "2", "--name", "m", "--preset", "mini")
+    assert mini.returncode == 0, mini.stderr
+    assert "mini world model at update 0" in mini.stdout and "shipped" not in mini.stderr
+    assert (preset_of("s"), preset_of("m")) == ("tiny", "mini")
+    monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__PRESET", "tiny")  # the shipped one's
+    tiny = cli("run", "--headless", "--steps", "2", "--name", "t")
+    assert "shipped/fixture-agent" in tiny.stderr, tiny.stderr
+
+
+def test_the_shipped_preset_is_the_shipped_checkpoints() -> None:
+    _, meta = load_checkpoint(SHIPPED_CHECKPOINT)
+    assert meta["preset"]["name"] == SHIPPED_PRESET
 
 
 def test_run_with_a_missing_rom_is_one_line_exit_2(tmp_path: Path) -> None:

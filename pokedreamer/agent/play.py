@@ -30,10 +30,18 @@ def shipped_checkpoint() -> Path | None:
     return SHIPPED_CHECKPOINT if SHIPPED_CHECKPOINT.with_suffix(".json").is_file() else None
 
 
-def shipped_for(settings: Settings, game: str) -> Path | None:
-    """The shipped checkpoint when it fits ``settings``: the fixture's game, seen as pixels (a
-    tiles run starts from a new model); else None."""
+SHIPPED_PRESET = "tiny"
+"""The shipped checkpoint's world-model preset (its JSON's meta says so too; a test holds them
+together)."""
+
+
+def shipped_for(settings: Settings, game: str, preset_chosen: bool = False) -> Path | None:
+    """The shipped checkpoint when it fits ``settings``: the fixture's game, seen as pixels, and,
+    where the preset was chosen on purpose, the shipped one's; else None (a tiles run, or one
+    asking for another preset, starts from a new model)."""
     fits = game == "fixture" and settings.world_model.observation == "pixels"
+    if preset_chosen and settings.world_model.preset != SHIPPED_PRESET:
+        fits = False
     return shipped_checkpoint() if fits else None
 
 
@@ -48,9 +56,11 @@ def make_loop(
     imitation: bool = False,
     speed: int = 0,
     fresh_actor: bool = False,
+    preset_chosen: bool = False,
 ) -> AgentLoop:
     """The loop for a new run (in run.runs_dir) or a resumed one, with its weights chosen;
-    ``speed`` paces its acting (0: uncapped)."""
+    ``speed`` paces its acting (0: uncapped). ``preset_chosen``: world_model.preset was set on
+    purpose, so the shipped checkpoint stands in only if it is of that preset."""
     rom = load_rom(settings.env.rom or str(ROM_PATH))  # a bad ROM is refused before any folder
     if rom.warning:
         print(f"warning: {rom.warning}", file=sys.stderr, flush=True)
@@ -71,7 +81,7 @@ def make_loop(
                     f"{existing.parent} or pick another --name"
                 )
         if checkpoint is None:
-            checkpoint = shipped_for(settings, rom.game)
+            checkpoint = shipped_for(settings, rom.game, preset_chosen)
         run = RunDir.create(settings, name)
     return AgentLoop(
         settings, run, checkpoint=checkpoint, train=train, human=human, rom=rom,
@@ -125,11 +135,12 @@ def start_loop(
     name: str | None,
     dashboard: bool,
     human: bool,
+    preset_chosen: bool = False,
 ) -> dict[str, Any]:
     """Runs the loop to its end in the dashboard or with progress lines; returns its result."""
     loop = make_loop(
         settings, resume=resume, checkpoint=checkpoint, train=train, name=name, human=human,
-        speed=watched_speed(settings, dashboard),
+        speed=watched_speed(settings, dashboard), preset_chosen=preset_chosen,
     )  # fmt: skip
     steps = settings.run.steps or None
     if dashboard:
