@@ -39,10 +39,13 @@ def shipped_for(settings: Settings, game: str, preset_chosen: bool = False) -> P
     """The shipped checkpoint when it fits ``settings``: the fixture's game, seen as pixels, and,
     where the preset was chosen on purpose, the shipped one's; else None (a tiles run, or one
     asking for another preset, starts from a new model)."""
-    fits = game == "fixture" and settings.world_model.observation == "pixels"
-    if preset_chosen and settings.world_model.preset != SHIPPED_PRESET:
-        fits = False
-    return shipped_checkpoint() if fits else None
+    wm = settings.world_model
+    fits = game == "fixture" and wm.observation == "pixels"
+    return (
+        shipped_checkpoint()
+        if fits and (not preset_chosen or wm.preset == SHIPPED_PRESET)
+        else None
+    )
 
 
 def make_loop(
