@@ -129,6 +129,9 @@ def rank_main(rank: int, folder: Path, kind: str) -> None:
         out = update(folder, Ranks(rank, WORLD))
         if rank == 0:
             save_file({k: v.contiguous() for k, v in out.items()}, str(folder / f"{kind}.st"))
+        # As the CLI's process group does: no rank tears the group down while another still
+        # uses it (gloo then aborts the other with SIGABRT).
+        tdist.barrier()
     finally:
         tdist.destroy_process_group()
 

@@ -94,6 +94,9 @@ def process_group(device_setting: str) -> Iterator[Ranks]:
     tdist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
     try:
         yield Ranks(tdist.get_rank(), tdist.get_world_size())
+        # Every rank reaches the end before any tears its group down: gloo aborts a rank whose
+        # peer closes the connections while it is still using them.
+        tdist.barrier()
     finally:
         tdist.destroy_process_group()
 
