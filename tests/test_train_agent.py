@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from clirun import cli
+from clirun import REPO_ROOT, cli
 from test_rundir import scalars_in
 
-from pokedreamer.agent.recipe_plan import recipe_settings
+from pokedreamer.agent.recipe_plan import IMAGINATION_RECIPE, IMITATION_RECIPE, recipe_settings
 from pokedreamer.config import load_settings
-from pokedreamer.config_layers import chosen_keys
+from pokedreamer.config_layers import chosen_keys, read_toml
 from pokedreamer.planner.subgoals import GOAL_ENCODING_SIZE
 from pokedreamer.world_model.checkpoint import load_checkpoint
 from pokedreamer.world_model.presets import PRESETS
@@ -58,7 +58,8 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     assert not list((run / "checkpoints").glob("agent-*"))
     # The recipe's settings where nothing else set them; the environment's where it did.
     saved = load_settings(run / "config.toml", {})
-    assert saved.world_model.preset == "tiny" and saved.agent.shaping_scale == 10.0
+    assert saved.world_model.preset == "mini" and saved.world_model.observation == "tiles"
+    assert saved.agent.goal_code == "bits" and saved.agent.shaping_scale == 10.0
     assert saved.agent.behavior_updates == 1 and saved.env.max_steps == 3000
 
     # In pieces: an evaluation at step 20, then on to 30 and the last evaluation.
@@ -115,46 +116,54 @@ def test_train_agent_with_imitation_evaluates_the_imitating_actor() -> None:
                    "--run name")  # fmt: skip
 
 
-def test_train_agent_with_the_goal_in_bits_records_it_and_is_only_run_that_way(
+def test_train_agent_learns_on_mini_tiles_and_bits_and_its_checkpoint_plays_as_it_is(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """agent.goal_code = "bits" from the environment: the recipe's actor and critic read the
-    subgoal's map and tile in binary digits (24 more inputs), the checkpoint says so, and a run
-    set to "scalar" refuses it in one line."""
-    monkeypatch.setenv("POKEDREAMER_AGENT__GOAL_CODE", "bits")
+    """The imagination recipe's world model is mini's (deter 256, 16 x 16 latents) on tiles, its
+    actor and critic read the subgoal's map and tile in binary digits (24 more inputs), and the
+    checkpoint says so. `eval agent` and `run` take its observation and goal code from it; a
+    goal code chosen otherwise on purpose is refused in one line."""
     result = cli("train", "agent", "--run", "g", *SIZES, "--steps", "10")
     assert result.returncode == 0, result.stderr
     saved = Path("runs/g/checkpoints/agent-000000010")
     tensors, meta = load_checkpoint(saved)
+    assert meta["preset"]["name"] == "mini" and meta["observation"] == "tiles"
     assert meta["behavior"]["settings"]["goal_code"] == "bits"
-    feat = PRESETS["tiny"].feat_size
+    feat = PRESETS["mini"].feat_size
+    assert feat == 256 + 16 * 16
     for net in ("actor", "critic"):
         first = tensors[f"behavior/module/{net}.net.0.weight"]
         assert first.shape[1] == feat + GOAL_ENCODING_SIZE + 24, (net, first.shape)
+    # Nothing set: the settings' defaults (pixels, "scalar") give way to the checkpoint's.
+    acting = cli("eval", "agent", "--checkpoint", "runs/g", "--episodes", "1",
+                 "--max-steps", "20", "--variants", "agent")  # fmt: skip
+    assert acting.returncode == 0, acting.stderr
+    watched = cli("run", "--headless", "--no-train", "--checkpoint", str(saved), "--steps", "10",
+                  "--name", "w")  # fmt: skip
+    assert watched.returncode == 0, watched.stderr
+    assert "mini world model" in watched.stdout
+    imitating = cli("train", "imitation", "--run", "im", "--checkpoint", "runs/g", "--steps", "10")
+    assert imitating.returncode == 0, imitating.stderr
+    assert load_checkpoint(Path("runs/im/checkpoints/agent-000000010"))[1]["observation"] == "tiles"
     monkeypatch.setenv("POKEDREAMER_AGENT__GOAL_CODE", "scalar")
     refused = cli("eval", "agent", "--checkpoint", str(saved), "--episodes", "1")
     one_line_error(refused, f"{saved}: its actor reads the subgoal as goal_code 'bits', not "
                    "'scalar'; set agent.goal_code = 'bits' (POKEDREAMER_AGENT__GOAL_CODE=bits) "
                    "to use it, or start an actor afresh with train agent or train imitation "
                    "--fresh-actor")  # fmt: skip
-    monkeypatch.setenv("POKEDREAMER_AGENT__GOAL_CODE", "bits")
-    acting = cli("eval", "agent", "--checkpoint", str(saved), "--episodes", "1",
-                 "--max-steps", "20")  # fmt: skip
-    assert acting.returncode == 0, acting.stderr
 
 
-def test_train_agent_on_the_mini_preset_learns_behaviour_on_its_wider_latent() -> None:
-    """--preset mini: the recipe's world model and the actor and critic reading its state are
-    mini's (deter 256, 16 x 16 latents), and the run says so for its resume."""
-    result = cli("train", "agent", "--run", "m", "--preset", "mini", *SIZES, "--steps", "10")
+def test_train_agent_with_imitation_keeps_the_shipped_checkpoints_recipe() -> None:
+    """--imitate trains as the shipped checkpoint was (docs/recipes/fixture-agent.toml): tiny,
+    pixels, the subgoal as a scalar; --preset overrides the recipe's preset."""
+    result = cli("train", "agent", "--run", "t", *SIZES, "--imitate", "--until", "world-model")
     assert result.returncode == 0, result.stderr
-    assert load_settings(Path("runs/m/config.toml"), {}).world_model.preset == "mini"
-    tensors, meta = load_checkpoint(Path("runs/m/checkpoints/agent-000000010"))
-    assert meta["preset"]["name"] == "mini"
-    feat = PRESETS["mini"].feat_size
-    assert feat == 256 + 16 * 16
-    first = tensors["behavior/module/actor.net.0.weight"]
-    assert first.shape[1] == feat + GOAL_ENCODING_SIZE, first.shape
+    saved = load_settings(Path("runs/t/config.toml"), {})
+    assert (saved.world_model.preset, saved.world_model.observation) == ("tiny", "pixels")
+    assert saved.agent.goal_code == "scalar" and saved.agent.shaping_bonus == 10.0
+    other = cli("train", "agent", "--run", "p", *SIZES, "--preset", "tiny", "--until", "collect")
+    assert other.returncode == 0, other.stderr
+    assert load_settings(Path("runs/p/config.toml"), {}).world_model.preset == "tiny"
 
 
 def test_train_agent_refuses_in_one_line_and_makes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,42 +199,65 @@ def test_train_agent_refuses_in_one_line_and_makes_nothing(monkeypatch: pytest.M
 
 
 def test_recipe_settings_fill_only_what_was_left_at_its_default() -> None:
-    settings = recipe_settings(load_settings(None, {"agent.train_ratio": 8.0, "agent.envs": 3}))
+    chosen = load_settings(None, {"agent.train_ratio": 8.0, "agent.envs": 3})
+    settings = recipe_settings(chosen, imitate=True)
     assert (settings.agent.train_ratio, settings.agent.envs) == (8.0, 3)
     assert (settings.agent.shaping_scale, settings.agent.shaping_bonus) == (10.0, 10.0)
     assert settings.world_model.preset == "tiny" and settings.agent.end_at_badges == 1
+    alone = recipe_settings(chosen)
+    assert (alone.agent.train_ratio, alone.agent.envs) == (8.0, 3)
+    assert (alone.world_model.preset, alone.agent.goal_code) == ("mini", "bits")
+    assert alone.world_model.replay_event_share == alone.world_model.replay_map_share == 0.5
+    assert (alone.agent.shaping_scale, alone.agent.shaping_bonus) == (10.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "file"),
+    [(IMITATION_RECIPE, "fixture-agent.toml"), (IMAGINATION_RECIPE, "imagination-agent.toml")],
+)
+def test_each_recipe_is_the_file_it_documents(recipe: dict[str, object], file: str) -> None:
+    """The settings `train agent` applies are those of its file in docs/recipes, which people
+    read and pass to other verbs with --config."""
+    data = read_toml(REPO_ROOT / "docs" / "recipes" / file)
+    named = {f"{section}.{key}": value for section, keys in data.items()
+             for key, value in keys.items()}  # fmt: skip
+    for dotted, value in recipe.items():
+        assert named.get(dotted) == value, dotted
+    load_settings(REPO_ROOT / "docs" / "recipes" / file, {})  # a valid config file
+    # The shipped checkpoint's file also names what only its README commands use.
+    assert set(named) - set(recipe) <= {"agent.checkpoint_every", "run.print_every"}
 
 
 def test_recipe_settings_keep_a_default_chosen_on_purpose(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    def bonus(file_data: dict[str, object], overrides: dict[str, object]) -> float:
+    def scale(file_data: dict[str, object], overrides: dict[str, object]) -> float:
         settings = load_settings(None, overrides)
-        return recipe_settings(settings, chosen_keys(file_data, overrides)).agent.shaping_bonus
+        return recipe_settings(settings, chosen_keys(file_data, overrides)).agent.shaping_scale
 
     monkeypatch.chdir(tmp_path)  # no ./config.toml
-    assert bonus({}, {}) == 10.0
-    assert bonus({"agent": {"shaping_bonus": 1.0}}, {}) == 1.0
-    assert bonus({}, {"agent.shaping_bonus": 1.0}) == 1.0
-    monkeypatch.setenv("POKEDREAMER_AGENT__SHAPING_BONUS", "1.0")
-    assert bonus({}, {}) == 1.0
+    assert scale({}, {}) == 10.0
+    assert scale({"agent": {"shaping_scale": 1.0}}, {}) == 1.0
+    assert scale({}, {"agent.shaping_scale": 1.0}) == 1.0
+    monkeypatch.setenv("POKEDREAMER_AGENT__SHAPING_SCALE", "1.0")
+    assert scale({}, {}) == 1.0
 
 
 def test_train_agent_keeps_a_default_chosen_on_purpose_across_a_resume(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # ./config.toml, read because it is there, holds the defaults of a template: no choice.
-    Path("config.toml").write_text("[agent]\nshaping_bonus = 1.0\n", encoding="utf-8")
+    Path("config.toml").write_text("[agent]\nshaping_scale = 1.0\n", encoding="utf-8")
     until = ("--collect-steps", "120", "--until", "collect")
     template = cli("train", "agent", "--run", "t", *until)
     assert template.returncode == 0, template.stderr
-    assert load_settings(Path("runs/t/config.toml"), {}).agent.shaping_bonus == 10.0
+    assert load_settings(Path("runs/t/config.toml"), {}).agent.shaping_scale == 10.0
 
-    monkeypatch.setenv("POKEDREAMER_AGENT__SHAPING_BONUS", "1.0")
+    monkeypatch.setenv("POKEDREAMER_AGENT__SHAPING_SCALE", "1.0")
     first = cli("train", "agent", "--run", "b", *until)
     assert first.returncode == 0, first.stderr
-    monkeypatch.delenv("POKEDREAMER_AGENT__SHAPING_BONUS")
+    monkeypatch.delenv("POKEDREAMER_AGENT__SHAPING_SCALE")
     again = cli("train", "agent", "--run", "b", *until)
     assert again.returncode == 0 and "collect: done before" in again.stdout, again.stderr
     saved = load_settings(Path("runs/b/config.toml"), {}).agent
-    assert (saved.shaping_bonus, saved.shaping_scale) == (1.0, 10.0)
+    assert (saved.shaping_scale, saved.goal_code) == (1.0, "bits")

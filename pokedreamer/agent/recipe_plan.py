@@ -13,7 +13,7 @@ from pokedreamer.errors import UserError
 STAGES = ("collect", "world-model", "imitation", "imagination", "eval")
 RECIPE_FILE = "recipe.json"
 
-RECIPE_SETTINGS: dict[str, Any] = {
+IMITATION_RECIPE: dict[str, Any] = {
     "world_model.preset": "tiny",
     "world_model.checkpoint_every": 250,
     "env.max_steps": 3000,
@@ -25,16 +25,54 @@ RECIPE_SETTINGS: dict[str, Any] = {
     "agent.shaping_bonus": 10.0,
     "imitation.beta_steps": 10_000,
 }
-"""docs/recipes/fixture-agent.toml's settings, which the recipe takes wherever a setting holds
-its default and was not chosen (``config_layers.chosen_keys``)."""
+"""The settings of ``train agent --imitate``: docs/recipes/fixture-agent.toml's, which trained
+the shipped checkpoint."""
+
+IMAGINATION_RECIPE: dict[str, Any] = {
+    # tiny's 36x40 screen with a latent wide enough to imagine a blow landing in a battle.
+    "world_model.preset": "mini",
+    "world_model.observation": "tiles",
+    "world_model.checkpoint_every": 250,
+    # Half of each batch starts at a rare step (a battle, a message, a map change) or on a
+    # rarely seen map: random play barely reaches the gym.
+    "world_model.replay_event_share": 0.5,
+    "world_model.replay_map_share": 0.5,
+    "env.max_steps": 3000,
+    "agent.envs": 2,
+    "agent.train_ratio": 32.0,
+    "agent.behavior_updates": 8,
+    "agent.end_at_badges": 1,
+    # The subgoal's map and tile in bits: the actor tells "go to the gym" from "go home".
+    "agent.goal_code": "bits",
+    "agent.shaping_scale": 10.0,
+}
+"""The settings of ``train agent`` without ``--imitate``, learning in imagination alone:
+docs/recipes/imagination-agent.toml's, the best measured so far (docs/benchmarks.md)."""
 
 
-def recipe_settings(settings: Settings, chosen: frozenset[str] = frozenset()) -> Settings:
-    """``settings`` with RECIPE_SETTINGS where a setting holds its default and is not among the
-    dotted keys ``chosen``: a default set on purpose, as by
-    ``POKEDREAMER_AGENT__SHAPING_BONUS=1.0``, stays."""
+@dataclass(frozen=True)
+class RecipeDefaults:
+    """The stage sizes a recipe takes where its flags are not given."""
+
+    world_model_updates: int
+    steps: int
+
+
+IMITATION_SIZES = RecipeDefaults(world_model_updates=2_000, steps=30_000)
+IMAGINATION_SIZES = RecipeDefaults(world_model_updates=1_500, steps=5_000)
+"""Imagination alone fits the hour on two CPU cores: about a minute of collection, half an hour
+of the mini world model, twenty minutes of imagination (docs/benchmarks.md)."""
+
+
+def recipe_settings(
+    settings: Settings, chosen: frozenset[str] = frozenset(), *, imitate: bool = False
+) -> Settings:
+    """``settings`` with the recipe's own (IMITATION_RECIPE with ``imitate``, else
+    IMAGINATION_RECIPE) where a setting holds its default and is not among the dotted keys
+    ``chosen``: a default set on purpose, as by ``POKEDREAMER_AGENT__SHAPING_BONUS=1.0``,
+    stays."""
     sections: dict[str, dict[str, Any]] = {}
-    for dotted, value in RECIPE_SETTINGS.items():
+    for dotted, value in (IMITATION_RECIPE if imitate else IMAGINATION_RECIPE).items():
         if dotted in chosen:
             continue
         section, key = dotted.split(".")
@@ -50,10 +88,10 @@ class Sizes:
     """How much each stage does: totals, so that a resumed stage knows what is left."""
 
     collect_steps: int = 50_000
-    world_model_updates: int = 2_000
+    world_model_updates: int = IMAGINATION_SIZES.world_model_updates
     imitation_steps: int = 0
     """0: no imitation stage."""
-    steps: int = 30_000
+    steps: int = IMAGINATION_SIZES.steps
     """Env steps of the imagination stage; 0 skips it."""
     eval_episodes: int = 30
     eval_seed: int = 10_000

@@ -152,9 +152,23 @@ def train_app(
         or with --demos a person's recorded buttons (behaviour cloning); continues the run from its
         latest checkpoint when it has one."""
         # The run's own settings, once it has them.
-        settings = run_settings_for(ctx, runs_dir(ctx) / run, seed=seed, envs=envs)
+        path = runs_dir(ctx) / run
+        settings = run_settings_for(ctx, path, seed=seed, envs=envs)
         if fresh_actor and demos:
             raise UserError("--fresh-actor is for DAgger, not --demos")
+
+        def with_checkpoint_kind(settings: Settings) -> Settings:
+            """The observation and goal code --checkpoint was trained on, where none was
+            chosen (agent.checkpoint_kind); a run's own saved settings count as chosen."""
+            if checkpoint is None:
+                return settings
+            from pokedreamer.agent.checkpoint_kind import adopt_checkpoint_kind
+            from pokedreamer.agent.checkpointer import resolve_checkpoint
+
+            chosen = chosen_for(ctx, path, seed=seed, envs=envs)
+            source = resolve_checkpoint(checkpoint)
+            return adopt_checkpoint_kind(settings, source, chosen, fresh_actor=fresh_actor)
+
         if demos:
             from pokedreamer.agent.demos import load_demos
 
@@ -164,12 +178,14 @@ def train_app(
             recorded = load_demos(demos, runs_dir(ctx), settings.env.action_names)
             from pokedreamer.agent.cloning import UPDATES, run_cloning
 
+            settings = with_checkpoint_kind(settings)
             run_cloning(settings, run, recorded, demos, checkpoint, updates or UPDATES)
             return
         from pokedreamer.agent.play import run_imitation
 
         if updates is not None:
             raise UserError("--updates goes with --demos; DAgger takes --steps")
+        settings = with_checkpoint_kind(settings)
         run_imitation(settings, run, checkpoint, steps or 30_000, fresh_actor)
 
     @train.command("agent")
@@ -188,19 +204,27 @@ def train_app(
             int, typer.Option(min=1, help="Random-button env steps to collect, all envs.")
         ] = 50_000,
         world_model_updates: Annotated[
-            int, typer.Option(min=1, help="World-model updates on the collected replay.")
-        ] = 2_000,
+            int | None,
+            typer.Option(
+                min=1,
+                metavar="N",
+                help="World-model updates on the collected replay (default 1,500; with "
+                "--imitate 2,000).",
+            ),
+        ] = None,
         imitation_steps: Annotated[
             int, typer.Option(min=1, help="With --imitate: DAgger's env steps, all envs.")
         ] = 20_000,
         steps: Annotated[
-            int,
+            int | None,
             typer.Option(
                 min=0,
+                metavar="N",
                 help="Env steps of online learning in imagination, all envs; 0 skips it. More "
-                "than a finished run took goes on from its last checkpoint.",
+                "than a finished run took goes on from its last checkpoint (default 5,000; "
+                "with --imitate 30,000).",
             ),
-        ] = 30_000,
+        ] = None,
         eval_episodes: Annotated[
             int, typer.Option(min=1, help="Evaluation episodes per variant.")
         ] = 30,
@@ -231,7 +255,8 @@ def train_app(
             ),
         ] = None,
         preset: Annotated[
-            str | None, typer.Option(help="Size preset (default: the recipe's tiny).")
+            str | None,
+            typer.Option(help="Size preset (default: the recipe's mini; with --imitate tiny)."),
         ] = None,
         device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
         envs: Annotated[
@@ -247,6 +272,8 @@ def train_app(
         """The whole recipe from an empty run: collect, world model, (imitation,) behaviour in
         imagination, then eval agent on fresh seeds. Each stage resumes when run again."""
         from pokedreamer.agent.recipe_plan import (
+            IMAGINATION_SIZES,
+            IMITATION_SIZES,
             RECIPE_FILE,
             Sizes,
             check_run_kind,
@@ -254,9 +281,12 @@ def train_app(
             recipe_settings,
         )  # fmt: skip
 
+        default = IMITATION_SIZES if imitate else IMAGINATION_SIZES
         sizes = Sizes(
-            collect_steps=collect_steps, world_model_updates=world_model_updates,
-            imitation_steps=imitation_steps if imitate else 0, steps=steps,
+            collect_steps=collect_steps,
+            world_model_updates=world_model_updates or default.world_model_updates,
+            imitation_steps=imitation_steps if imitate else 0,
+            steps=default.steps if steps is None else steps,
             eval_episodes=eval_episodes, eval_seed=eval_seed, eval_max_steps=eval_max_steps,
             eval_variants=tuple(v.strip() for v in eval_variants.split(",") if v.strip()),
             eval_every=eval_every,
@@ -271,7 +301,7 @@ def train_app(
             settings = run_settings_for(ctx, existing, **flags)
         else:
             settings = settings_for(ctx, **flags)
-        settings = recipe_settings(settings, chosen_for(ctx, existing, **flags))
+        settings = recipe_settings(settings, chosen_for(ctx, existing, **flags), imitate=imitate)
         if imitate and settings.planner.kind == "none":
             raise UserError(
                 "the demonstrator plays the planner's subgoals: set a planner, not none"
