@@ -539,7 +539,7 @@ def eval_planner(
     typer.echo(run_eval_planner(_settings(ctx), planner, prompts, scenarios, json_out, out, shown))
 
 
-app.add_typer(bench_app(_settings), name="bench")
+app.add_typer(bench_app(_settings, _chosen), name="bench")
 
 
 @app.command()

@@ -142,6 +142,9 @@ def test_train_agent_learns_on_mini_tiles_and_bits_and_its_checkpoint_plays_as_i
                   "--name", "w")  # fmt: skip
     assert watched.returncode == 0, watched.stderr
     assert "mini world model" in watched.stdout
+    timed = cli("bench", "loop", "--checkpoint", "runs/g", "--envs", "1", "--steps", "10",
+                "--train-steps", "0", "--json")  # fmt: skip
+    assert timed.returncode == 0, timed.stderr
     imitating = cli("train", "imitation", "--run", "im", "--checkpoint", "runs/g", "--steps", "10")
     assert imitating.returncode == 0, imitating.stderr
     assert load_checkpoint(Path("runs/im/checkpoints/agent-000000010"))[1]["observation"] == "tiles"

@@ -24,6 +24,15 @@ class SettingsFor(Protocol):
     def __call__(self, ctx: typer.Context, **flags: Any) -> Settings: ...
 
 
+class ChosenFor(Protocol):
+    """The dotted settings chosen on purpose under the verb's flags (config_layers.chosen_keys);
+    ``run_path`` is None for the benches, which make no run of their own."""
+
+    def __call__(
+        self, ctx: typer.Context, run_path: Path | None, **flags: Any
+    ) -> frozenset[str]: ...
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 PresetOption = Annotated[
     str | None, typer.Option(help="Size preset: tiny, mini, small, base, large (default: config).")
@@ -40,8 +49,9 @@ def echo_result(result: dict[str, Any], json_out: bool) -> None:
         typer.echo(f"{key}: {value}")
 
 
-def bench_app(settings_for: SettingsFor) -> typer.Typer:
-    """The ``bench`` sub-command, its verbs reading their settings through ``settings_for``."""
+def bench_app(settings_for: SettingsFor, chosen_for: ChosenFor) -> typer.Typer:
+    """The ``bench`` sub-command, its verbs reading their settings through ``settings_for``
+    (and what was chosen on purpose through ``chosen_for``)."""
     bench = typer.Typer(
         help="Measure speed: the env, the world model, the planner, the agent loop and the "
         "dashboard.",
@@ -246,8 +256,12 @@ def bench_app(settings_for: SettingsFor) -> typer.Typer:
         from pokedreamer.bench.loop import bench_loop
 
         counts = tuple(int(n) for n in envs.split(",") if n.strip())
+        from pokedreamer.agent.checkpoint_kind import adopt_checkpoint_kind
+
         path = resolve_checkpoint(checkpoint) if checkpoint else None
         settings = settings_for(ctx, preset=preset)
+        # The checkpoint's observation and goal code, where none was chosen: timed as it plays.
+        settings = adopt_checkpoint_kind(settings, path, chosen_for(ctx, None, preset=preset))
         echo_result(bench_loop(settings, counts, steps, train_steps, path), json_out)
 
     @bench.command("dashboard")
