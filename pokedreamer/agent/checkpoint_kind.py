@@ -27,7 +27,8 @@ def checkpoint_kind(path: Path) -> dict[str, Any]:
     """The KIND_KEYS that the checkpoint at ``path`` (a stem or either file) records. Older
     checkpoints lack the keys: they read pixels and the subgoal as a scalar. Empty when the JSON
     cannot be read: the loader then says what is wrong with it."""
-    meta_file = checkpoint_stem(path).with_name(checkpoint_stem(path).name + ".json")
+    stem = checkpoint_stem(path)
+    meta_file = stem.with_name(stem.name + ".json")
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8")).get("meta")
     except (OSError, ValueError, AttributeError):
@@ -39,8 +40,9 @@ def checkpoint_kind(path: Path) -> dict[str, Any]:
         kind["world_model.tile_capacity"] = meta["tile_capacity"]
     behavior = meta.get("behavior")
     if meta.get("kind") == "agent" and isinstance(behavior, dict):
-        trained = behavior.get("settings", {}).get("goal_code", "scalar")
-        kind["agent.goal_code"] = trained
+        trained = behavior.get("settings")
+        if isinstance(trained, dict):
+            kind["agent.goal_code"] = trained.get("goal_code", "scalar")
     return kind
 
 

@@ -252,12 +252,11 @@ def bench_app(settings_for: SettingsFor, chosen_for: ChosenFor) -> typer.Typer:
         ] = None,
     ) -> None:
         """Agent loop steps/s: env, model and overhead time acting only; updates/s training."""
+        from pokedreamer.agent.checkpoint_kind import adopt_checkpoint_kind
         from pokedreamer.agent.checkpointer import resolve_checkpoint
         from pokedreamer.bench.loop import bench_loop
 
         counts = tuple(int(n) for n in envs.split(",") if n.strip())
-        from pokedreamer.agent.checkpoint_kind import adopt_checkpoint_kind
-
         path = resolve_checkpoint(checkpoint) if checkpoint else None
         settings = settings_for(ctx, preset=preset)
         # The checkpoint's observation and goal code, where none was chosen: timed as it plays.
