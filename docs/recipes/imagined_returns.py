@@ -3,7 +3,7 @@ do at one place: a diagnostic for behaviour learning, run on a copy of a run dir
 
     PYTHONPATH=. .venv/bin/python docs/recipes/imagined_returns.py RUN agent-000015000 \
         [--map PALLET_TOWN --cells 4,1 5,1 6,1 4,2 5,2 6,2 --goal ROUTE_1] [--battle] [--heads]
-        [--goals ROUTE_1 --rows 6-9]
+        [--goals ROUTE_1 --rows 6-9] [--leader PEWTER_GYM:4,2]
 
 1. Imagines from the posteriors of a few replayed batches as behaviour learning does (each
    start paired with a subgoal live there) and prints the returns' 5/50/95th percentiles, the
@@ -27,6 +27,12 @@ do at one place: a diagnostic for behaviour learning, run on a copy of a run dir
 5. With ``--goals MAP``, from the replayed states on ``--rows`` of that map (out of battle and
    text), the actor's mean probability of each button when told to go to each map of the game
    (and to win a battle): whether it tells the goals apart at all.
+6. With ``--leader MAP:X,Y``, from the replayed calm states on that cell (on the fixture, the
+   gym leader's challenge cell ``PEWTER_GYM:4,2``): how often eight presses of A, and of up
+   and B, lead the world model to a text box or a trainer battle (on the cartridge the leader's
+   battle starts about four steps after his first words), and what the actor presses there
+   told to earn the BOULDERBADGE: whether the model knows that A there starts the fight, and
+   whether the actor asks for it.
 
 No gradient step is taken and nothing is written to RUN: the run is read through a temporary
 folder that links its replay.
@@ -49,7 +55,7 @@ from pokedreamer.agent.learner import Starts
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.config import load_settings
 from pokedreamer.env.state import BATTLE_ORDER, VECTOR_FIELDS, VECTOR_SIZE
-from pokedreamer.planner.subgoals import GoToMap, WinBattle, describe
+from pokedreamer.planner.subgoals import EarnBadge, GoToMap, WinBattle, describe
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.dist import twohot_mean
 from pokedreamer.world_model.heads import ENEMY_HP_BINS
@@ -58,6 +64,7 @@ from pokedreamer.world_model.rssm import stack_states
 from pokedreamer.world_model.trainer import BURN_IN, with_context
 
 PRESSES = 4
+TALK_PRESSES = 8
 
 
 def main() -> None:
@@ -72,6 +79,7 @@ def main() -> None:
     parser.add_argument("--heads", action="store_true", help="the map and cell heads, per map")
     parser.add_argument("--goals", metavar="MAP", help="the actor's buttons per goal on MAP")
     parser.add_argument("--rows", default="0-255", help="with --goals: rows LOW-HIGH of MAP")
+    parser.add_argument("--leader", metavar="MAP:X,Y", help="A at a gym leader's cell")
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
@@ -95,6 +103,10 @@ def main() -> None:
         if args.goals:
             low, high = (int(v) for v in args.rows.split("-"))
             buttons_by_goal(loop, args.goals, range(low, high + 1))
+        if args.leader:
+            map_name, cell = args.leader.split(":")
+            x, y = (int(v) for v in cell.split(","))
+            at_the_leader(loop, map_name, (x, y))
 
 
 def _copy(source: Path, checkpoint: str, to: Path) -> Path:
@@ -381,6 +393,46 @@ def buttons_by_goal(loop: AgentLoop, map_name: str, rows: range, batches: int = 
         for goal in goals:
             probs = behavior.actor(feat, goal_tensor(goal, facts, len(found), feat.device)).exp()
             print(describe(goal) + " | " + " | ".join(f"{p:.2f}" for p in probs.mean(0).tolist()))
+
+
+def at_the_leader(loop: AgentLoop, map_name: str, cell: tuple[int, int], batches: int = 24) -> None:
+    """From the replayed calm states on ``cell`` of ``map_name``: the share of rollouts in which
+    the world model predicts a text box, and a trainer battle, within TALK_PRESSES presses of
+    A, up and B; and the actor's first buttons there told to earn the BOULDERBADGE."""
+    learner = loop.learner
+    facts, world_model, behavior = learner.facts, learner.world_model, learner.behavior
+    heads = world_model.state_heads
+    found = []
+    for _ in range(batches):
+        starts, tensors = _posteriors(loop)
+        t = heads.targets(tensors["states"].reshape(-1, VECTOR_SIZE))
+        on_map = heads.map_id[t["map_id"]] == facts.map_id(map_name)
+        calm = (t["battle"] == 0) & (t["text_shown"][:, 0] == 0)
+        for i in starts.usable.tolist():
+            if on_map[i] and calm[i] and (int(t["x"][i]), int(t["y"][i])) == cell:
+                found.append(starts.posts.map(lambda x, i=i: x[i]))
+    print(f"calm replayed states on {map_name} at {cell}: {len(found)}")
+    if not found:
+        return
+    posts = stack_states(found, 0)
+    buttons = loop.settings.env.action_names
+    trainer = BATTLE_ORDER.index("trainer")
+    for button in ("a", "up", "b"):
+        press = torch.zeros(len(found), len(buttons))
+        press[:, buttons.index(button)] = 1.0
+        with torch.no_grad():
+            states, _ = world_model.rssm.imagine(posts, lambda _, p=press: p, TALK_PRESSES)
+            preds = world_model.predict(world_model.rssm.feat(states), state=True)
+        text = float((preds["text_shown"] > 0.5).any(0).float().mean())
+        battle = float((preds["battle"] == trainer).any(0).float().mean())
+        print(f"{TALK_PRESSES} x {button}: a text box in {text:.0%} of rollouts, a trainer battle "
+              f"in {battle:.0%}")  # fmt: skip
+    subgoal = EarnBadge(badge="BOULDER")
+    goal = goal_tensor(subgoal, facts, len(found), posts.deter.device)
+    with torch.no_grad():
+        first = behavior.actor(world_model.rssm.feat(posts), goal).exp().mean(0)
+    probabilities = ", ".join(f"{b} {float(p):.2f}" for b, p in zip(buttons, first, strict=True))
+    print(f"actor, earn the BOULDERBADGE: first buttons {probabilities}")
 
 
 if __name__ == "__main__":
