@@ -204,6 +204,7 @@ def run(
     checkpoint, in the dashboard when stdout is a terminal (at agent.speed times the Game Boy's
     own speed; without a dashboard, uncapped).
     """
+    from pokedreamer.agent.checkpoint_kind import adopt_checkpoint_kind
     from pokedreamer.agent.play import start_loop
 
     flags = {"rom": rom, "headless": headless, "steps": steps, "seed": seed, "planner": planner,
@@ -213,7 +214,8 @@ def run(
         settings = _run_settings(ctx, resume, **flags)
     else:
         settings = _settings(ctx, **flags)
-        settings = _with_checkpoint_kind(settings, checkpoint, _chosen(ctx, None, **flags))
+        # The checkpoint's observation and goal code, where none was chosen.
+        settings = adopt_checkpoint_kind(settings, checkpoint, _chosen(ctx, None, **flags))
     # A preset asked for (flag, variable or --config) is a new model of it, not the shipped one.
     preset_chosen = resume is None and "world_model.preset" in _chosen(ctx, None, **flags)
     dashboard = not headless and sys.stdout.isatty()
@@ -249,13 +251,14 @@ def play(
     speed: SpeedOption = None,
 ) -> None:
     """Play the game yourself in the dashboard; your steps are kept as demonstrations."""
+    from pokedreamer.agent.checkpoint_kind import adopt_checkpoint_kind
     from pokedreamer.agent.play import start_loop
 
     if not sys.stdout.isatty():
         raise UserError("pokedreamer play needs a terminal: run it in one (not piped)")
     flags = {"rom": rom, "seed": seed, "speed": speed_setting(speed)}
     settings = _settings(ctx, **flags)
-    settings = _with_checkpoint_kind(settings, checkpoint, _chosen(ctx, None, **flags))
+    settings = adopt_checkpoint_kind(settings, checkpoint, _chosen(ctx, None, **flags))
     start_loop(
         settings, resume=None, checkpoint=checkpoint, train=train, name=name, dashboard=True,
         human=True,
@@ -326,19 +329,6 @@ def _chosen(ctx: typer.Context, run_path: Path | None, **flags: Any) -> frozense
     if named is None and run_path is not None and (run_path / "config.toml").is_file():
         named = run_path / "config.toml"
     return chosen_keys(read_toml(named) if named is not None else {}, flag_overrides(**flags))
-
-
-def _with_checkpoint_kind(
-    settings: Settings, checkpoint: Path | None, chosen: frozenset[str]
-) -> Settings:
-    """``settings`` with the observation and goal code ``checkpoint`` was trained on, where
-    ``chosen`` holds none (agent.checkpoint_kind)."""
-    if checkpoint is None:
-        return settings
-    from pokedreamer.agent.checkpoint_kind import adopt_checkpoint_kind
-    from pokedreamer.agent.checkpointer import resolve_checkpoint
-
-    return adopt_checkpoint_kind(settings, resolve_checkpoint(checkpoint), chosen)
 
 
 def _runs_dir(ctx: typer.Context) -> Path:
@@ -484,6 +474,7 @@ def eval_agent(
     import json
     import time
 
+    from pokedreamer.agent.checkpoint_kind import adopt_checkpoint_kind
     from pokedreamer.agent.checkpointer import resolve_checkpoint
     from pokedreamer.agent.evaluate import evaluate_agent, markdown
     from pokedreamer.agent.play import shipped_checkpoint
@@ -492,7 +483,7 @@ def eval_agent(
     settings = _settings(ctx, **flags)
     if checkpoint is not None:
         checkpoint = resolve_checkpoint(checkpoint)
-        settings = _with_checkpoint_kind(settings, checkpoint, _chosen(ctx, None, **flags))
+        settings = adopt_checkpoint_kind(settings, checkpoint, _chosen(ctx, None, **flags))
     elif not settings.env.rom:
         checkpoint = shipped_checkpoint()
     folder = out or Path(settings.run.runs_dir) / time.strftime("eval-%Y%m%d-%H%M%S")

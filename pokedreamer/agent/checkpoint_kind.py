@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pokedreamer.agent.checkpointer import resolve_checkpoint
 from pokedreamer.config import Settings
 from pokedreamer.errors import UserError
 from pokedreamer.world_model.checkpoint import checkpoint_stem
@@ -49,13 +50,14 @@ def checkpoint_kind(path: Path) -> dict[str, Any]:
 def adopt_checkpoint_kind(
     settings: Settings, path: Path | None, chosen: frozenset[str], *, fresh_actor: bool = False
 ) -> Settings:
-    """``settings`` with the checkpoint's KIND_KEYS wherever none was ``chosen`` (dotted keys
-    chosen on purpose). ``fresh_actor``: only the checkpoint's world model is used, so the
-    actor's goal code stays the settings'. No checkpoint: ``settings`` unchanged."""
+    """``settings`` with the KIND_KEYS of the checkpoint at ``path`` (as a user names it: a run
+    folder, a file or the stem) wherever none was ``chosen`` (dotted keys chosen on purpose).
+    ``fresh_actor``: only the checkpoint's world model is used, so the actor's goal code stays
+    the settings'. No checkpoint: ``settings`` unchanged."""
     if path is None:
         return settings
     sections: dict[str, dict[str, Any]] = {}
-    for dotted, value in checkpoint_kind(path).items():
+    for dotted, value in checkpoint_kind(resolve_checkpoint(path)).items():
         if dotted in chosen or (fresh_actor and dotted == "agent.goal_code"):
             continue
         section, key = dotted.split(".")

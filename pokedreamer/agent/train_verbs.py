@@ -163,11 +163,9 @@ def train_app(
             if checkpoint is None:
                 return settings
             from pokedreamer.agent.checkpoint_kind import adopt_checkpoint_kind
-            from pokedreamer.agent.checkpointer import resolve_checkpoint
 
             chosen = chosen_for(ctx, path, seed=seed, envs=envs)
-            source = resolve_checkpoint(checkpoint)
-            return adopt_checkpoint_kind(settings, source, chosen, fresh_actor=fresh_actor)
+            return adopt_checkpoint_kind(settings, checkpoint, chosen, fresh_actor=fresh_actor)
 
         if demos:
             from pokedreamer.agent.demos import load_demos
