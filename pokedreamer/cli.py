@@ -212,12 +212,14 @@ def run(
              "workers": workers, "ray_address": ray_address}  # fmt: skip
     if resume is not None:
         settings = _run_settings(ctx, resume, **flags)
+        preset_chosen = False
     else:
         settings = _settings(ctx, **flags)
-        # The checkpoint's observation and goal code, where none was chosen.
-        settings = adopt_checkpoint_kind(settings, checkpoint, _chosen(ctx, None, **flags))
-    # A preset asked for (flag, variable or --config) is a new model of it, not the shipped one.
-    preset_chosen = resume is None and "world_model.preset" in _chosen(ctx, None, **flags)
+        chosen = _chosen(ctx, None, **flags)
+        # The checkpoint's observation and goal code, where none was chosen; a preset asked for
+        # (flag, variable or --config) is a new model of it, not the shipped one.
+        settings = adopt_checkpoint_kind(settings, checkpoint, chosen)
+        preset_chosen = "world_model.preset" in chosen
     dashboard = not headless and sys.stdout.isatty()
     if speed is not None and not dashboard and settings.env.headless:
         raise UserError(

@@ -44,6 +44,7 @@ import argparse
 import collections
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.dist import twohot_mean
 from pokedreamer.world_model.heads import ENEMY_HP_BINS
 from pokedreamer.world_model.model import WorldModel
-from pokedreamer.world_model.rssm import stack_states
+from pokedreamer.world_model.rssm import RSSMState, stack_states
 from pokedreamer.world_model.trainer import BURN_IN, with_context
 
 PRESSES = 4
@@ -364,21 +365,31 @@ def heads_by_map(loop: AgentLoop, batches: int = 40) -> None:
         print(f"{m} | {n} | {named[m][m] / n:.0%} | {others or '-'} | {np.mean(cell[m]):.0%}")
 
 
+def _calm_posts(
+    loop: AgentLoop, map_name: str, on: Callable[[int, int], bool], batches: int
+) -> list[RSSMState]:
+    """The posteriors of replayed states on ``map_name`` out of battle and text, at the cells
+    (x, y) that ``on`` accepts, from ``batches`` seeded batches."""
+    learner = loop.learner
+    heads = learner.world_model.state_heads
+    found = []
+    for _ in range(batches):
+        starts, tensors = _posteriors(loop)
+        t = heads.targets(tensors["states"].reshape(-1, VECTOR_SIZE))
+        on_map = heads.map_id[t["map_id"]] == learner.facts.map_id(map_name)
+        calm = (t["battle"] == 0) & (t["text_shown"][:, 0] == 0)
+        for i in starts.usable.tolist():
+            if on_map[i] and calm[i] and on(int(t["x"][i]), int(t["y"][i])):
+                found.append(starts.posts.map(lambda x, i=i: x[i]))
+    return found
+
+
 def buttons_by_goal(loop: AgentLoop, map_name: str, rows: range, batches: int = 8) -> None:
     """The actor's mean button probabilities on the replayed calm states of ``rows`` of a map,
     under go_to_map of each map the game has and under win_battle."""
     learner = loop.learner
     facts, world_model, behavior = learner.facts, learner.world_model, learner.behavior
-    heads = world_model.state_heads
-    found = []
-    for _ in range(batches):
-        starts, tensors = _posteriors(loop)
-        t = heads.targets(tensors["states"].reshape(-1, VECTOR_SIZE))
-        on_map = heads.map_id[t["map_id"]] == facts.map_id(map_name)
-        calm = (t["battle"] == 0) & (t["text_shown"][:, 0] == 0)
-        for i in starts.usable.tolist():
-            if on_map[i] and calm[i] and int(t["y"][i]) in rows:
-                found.append(starts.posts.map(lambda x, i=i: x[i]))
+    found = _calm_posts(loop, map_name, lambda x, y: y in rows, batches)
     if not found:
         print(f"no calm replayed state on rows {rows.start}-{rows.stop - 1} of {map_name}")
         return
@@ -401,16 +412,7 @@ def at_the_leader(loop: AgentLoop, map_name: str, cell: tuple[int, int], batches
     A, up and B; and the actor's first buttons there told to earn the BOULDERBADGE."""
     learner = loop.learner
     facts, world_model, behavior = learner.facts, learner.world_model, learner.behavior
-    heads = world_model.state_heads
-    found = []
-    for _ in range(batches):
-        starts, tensors = _posteriors(loop)
-        t = heads.targets(tensors["states"].reshape(-1, VECTOR_SIZE))
-        on_map = heads.map_id[t["map_id"]] == facts.map_id(map_name)
-        calm = (t["battle"] == 0) & (t["text_shown"][:, 0] == 0)
-        for i in starts.usable.tolist():
-            if on_map[i] and calm[i] and (int(t["x"][i]), int(t["y"][i])) == cell:
-                found.append(starts.posts.map(lambda x, i=i: x[i]))
+    found = _calm_posts(loop, map_name, lambda x, y: (x, y) == cell, batches)
     print(f"calm replayed states on {map_name} at {cell}: {len(found)}")
     if not found:
         return

@@ -13,15 +13,19 @@ from pokedreamer.errors import UserError
 STAGES = ("collect", "world-model", "imitation", "imagination", "eval")
 RECIPE_FILE = "recipe.json"
 
-IMITATION_RECIPE: dict[str, Any] = {
-    "world_model.preset": "tiny",
+_BOTH_RECIPES: dict[str, Any] = {
     "world_model.checkpoint_every": 250,
-    "env.max_steps": 3000,
+    "env.max_steps": 3000,  # the quest's budget: the badge within 3,000 steps
     "agent.envs": 2,
     "agent.train_ratio": 32.0,
     "agent.behavior_updates": 8,
     "agent.end_at_badges": 1,
     "agent.shaping_scale": 10.0,
+}
+
+IMITATION_RECIPE: dict[str, Any] = {
+    **_BOTH_RECIPES,
+    "world_model.preset": "tiny",
     "agent.shaping_bonus": 10.0,
     "imitation.beta_steps": 10_000,
 }
@@ -29,22 +33,16 @@ IMITATION_RECIPE: dict[str, Any] = {
 the shipped checkpoint."""
 
 IMAGINATION_RECIPE: dict[str, Any] = {
+    **_BOTH_RECIPES,
     # tiny's 36x40 screen with a latent wide enough to imagine a blow landing in a battle.
     "world_model.preset": "mini",
     "world_model.observation": "tiles",
-    "world_model.checkpoint_every": 250,
     # Half of each batch starts at a rare step (a battle, a message, a map change) or on a
     # rarely seen map: random play barely reaches the gym.
     "world_model.replay_event_share": 0.5,
     "world_model.replay_map_share": 0.5,
-    "env.max_steps": 3000,
-    "agent.envs": 2,
-    "agent.train_ratio": 32.0,
-    "agent.behavior_updates": 8,
-    "agent.end_at_badges": 1,
     # The subgoal's map and tile in bits: the actor tells "go to the gym" from "go home".
     "agent.goal_code": "bits",
-    "agent.shaping_scale": 10.0,
 }
 """The settings of ``train agent`` without ``--imitate``, learning in imagination alone:
 docs/recipes/imagination-agent.toml's, the best measured so far (docs/benchmarks.md)."""
@@ -60,8 +58,8 @@ class RecipeDefaults:
 
 IMITATION_SIZES = RecipeDefaults(world_model_updates=2_000, steps=30_000)
 IMAGINATION_SIZES = RecipeDefaults(world_model_updates=1_500, steps=5_000)
-"""Imagination alone fits the hour on two CPU cores: about a minute of collection, half an hour
-of the mini world model, twenty minutes of imagination (docs/benchmarks.md)."""
+"""Imagination alone fits the hour on two CPU cores, one thread: about a minute of collection,
+37 of the mini world model, 7 of imagination (docs/benchmarks.md)."""
 
 
 def recipe_settings(

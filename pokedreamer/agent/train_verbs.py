@@ -282,7 +282,9 @@ def train_app(
         default = IMITATION_SIZES if imitate else IMAGINATION_SIZES
         sizes = Sizes(
             collect_steps=collect_steps,
-            world_model_updates=world_model_updates or default.world_model_updates,
+            world_model_updates=(
+                default.world_model_updates if world_model_updates is None else world_model_updates
+            ),
             imitation_steps=imitation_steps if imitate else 0,
             steps=default.steps if steps is None else steps,
             eval_episodes=eval_episodes, eval_seed=eval_seed, eval_max_steps=eval_max_steps,

@@ -10,27 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from pokedreamer.config import Settings
-
-
-class SettingsFor(Protocol):
-    """How the main command resolves a verb's settings: its ``--config`` file under the verb's
-    flags, each tied to its setting by the main command's one flag table."""
-
-    def __call__(self, ctx: typer.Context, **flags: Any) -> Settings: ...
-
-
-class ChosenFor(Protocol):
-    """The dotted settings chosen on purpose under the verb's flags (config_layers.chosen_keys);
-    ``run_path`` is None for the benches, which make no run of their own."""
-
-    def __call__(
-        self, ctx: typer.Context, run_path: Path | None, **flags: Any
-    ) -> frozenset[str]: ...
+if TYPE_CHECKING:
+    # The main command's ways of resolving a verb's settings, as the train verbs take them.
+    from pokedreamer.agent.train_verbs import ChosenFor, SettingsFor
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
