@@ -178,6 +178,11 @@ class WorldModelSettings(BaseModel):
     """Tokens a tile world model can name, token 0 being "unknown": a pattern first seen once the
     vocabulary is full becomes 0 rather than any wrong known token."""
 
+    state_code: Literal["scalar", "bits"] = "scalar"
+    """How the encoder reads the GameState vector's map id, x and y (bytes over 255, so a step
+    moves x by 0.004): "scalar", the vector alone, or "bits", also their 8 bits each
+    (world_model/state_code.py). Stored with every checkpoint; one of the other code is refused."""
+
     batch_size: int = Field(default=16, ge=1)
     """Sequences per training batch; under torchrun the global one, split evenly over the ranks."""
 

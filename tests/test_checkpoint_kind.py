@@ -24,7 +24,11 @@ def fake_checkpoint(folder: Path, meta: dict[str, object]) -> Path:
 
 def test_the_shipped_checkpoint_reads_pixels_and_the_goal_as_a_scalar() -> None:
     kind = checkpoint_kind(SHIPPED)
-    assert kind == {"world_model.observation": "pixels", "agent.goal_code": "scalar"}
+    assert kind == {
+        "world_model.observation": "pixels",
+        "world_model.state_code": "scalar",
+        "agent.goal_code": "scalar",
+    }
 
 
 def test_a_tiles_and_bits_checkpoint_sets_what_was_not_chosen(tmp_path: Path) -> None:

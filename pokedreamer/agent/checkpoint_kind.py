@@ -1,6 +1,6 @@
 """The settings a checkpoint's weights were made for, taken from the checkpoint where the user
-chose none: what it observes (pixels or tiles, and the tile capacity) and how its actor reads the
-subgoal (agent.goal_code).
+chose none: what it observes (pixels or tiles, and the tile capacity), how its encoder reads the
+GameState vector (world_model.state_code) and how its actor reads the subgoal (agent.goal_code).
 
 A checkpoint brings its preset as it brings its weights (Start.world_model_settings). These
 settings differ in that they also decide what the emulators record and what the actor is fed,
@@ -20,7 +20,12 @@ from pokedreamer.config import Settings
 from pokedreamer.errors import UserError
 from pokedreamer.world_model.checkpoint import checkpoint_stem
 
-KIND_KEYS = ("world_model.observation", "world_model.tile_capacity", "agent.goal_code")
+KIND_KEYS = (
+    "world_model.observation",
+    "world_model.tile_capacity",
+    "world_model.state_code",
+    "agent.goal_code",
+)
 """The dotted settings a checkpoint's kind decides."""
 
 
@@ -36,7 +41,10 @@ def checkpoint_kind(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(meta, dict):
         return {}
-    kind: dict[str, Any] = {"world_model.observation": meta.get("observation", "pixels")}
+    kind: dict[str, Any] = {
+        "world_model.observation": meta.get("observation", "pixels"),
+        "world_model.state_code": meta.get("state_code", "scalar"),
+    }
     if isinstance(meta.get("tile_capacity"), int):
         kind["world_model.tile_capacity"] = meta["tile_capacity"]
     behavior = meta.get("behavior")

@@ -36,11 +36,11 @@ together)."""
 
 
 def shipped_for(settings: Settings, game: str, preset_chosen: bool = False) -> Path | None:
-    """The shipped checkpoint when it fits ``settings``: the fixture's game, seen as pixels, and,
-    where the preset was chosen on purpose, the shipped one's; else None (a tiles run, or one
-    asking for another preset, starts from a new model)."""
+    """The shipped checkpoint when it fits ``settings``: the fixture's game, seen as pixels with
+    the GameState vector as scalars, and, where the preset was chosen on purpose, the shipped
+    one's; else None (a tiles run, or one asking for another preset, starts from a new model)."""
     wm = settings.world_model
-    fits = game == "fixture" and wm.observation == "pixels"
+    fits = game == "fixture" and wm.observation == "pixels" and wm.state_code == "scalar"
     return (
         shipped_checkpoint()
         if fits and (not preset_chosen or wm.preset == SHIPPED_PRESET)

@@ -70,7 +70,9 @@ class WorldModel(nn.Module):
         # matched to parameters by position.
         tiles = self.observation == "tiles"
         self.encoder: Encoder | TileEncoder = (
-            TileEncoder(p, settings.tile_capacity) if tiles else Encoder(p)
+            TileEncoder(p, settings.tile_capacity, settings.state_code)
+            if tiles
+            else Encoder(p, settings.state_code)
         )
         self.rssm = RSSM(p, num_actions, settings.unimix)
         self.decoder: Decoder | TileDecoder = (

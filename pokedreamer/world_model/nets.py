@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.world_model.presets import BOTTOM_HW, Preset
+from pokedreamer.world_model.state_code import StateCode, state_input, state_input_size
 
 SHADES = 4
 
@@ -79,6 +80,20 @@ def _linear_norm_act(inp: int, out: int) -> list[nn.Module]:
     return [nn.Linear(inp, out, bias=False), nn.LayerNorm(out), nn.SiLU()]
 
 
+class StateEncoder(nn.Sequential):
+    """GameState vectors (N, VECTOR_SIZE) -> (N, width): two Linear -> LayerNorm -> SiLU
+    layers over the vector as ``code`` spells it (world_model/state_code.py)."""
+
+    def __init__(self, width: int, code: StateCode) -> None:
+        super().__init__(
+            *_linear_norm_act(state_input_size(code), width), *_linear_norm_act(width, width)
+        )
+        self.code: StateCode = code
+
+    def forward(self, state: Tensor) -> Tensor:
+        return super().forward(state_input(state, self.code))
+
+
 class MLP(nn.Sequential):
     """layers x (Linear -> LayerNorm -> SiLU), then a Linear to out. zero_out starts the output
     at exactly zero (DreamerV3 does so for reward and value heads, so early predictions are 0)."""
@@ -110,7 +125,7 @@ class Encoder(nn.Module):
     RAM facts the screen shows poorly (map id, exact tile, badges) reach the posterior directly.
     """
 
-    def __init__(self, preset: Preset) -> None:
+    def __init__(self, preset: Preset, state_code: StateCode = "scalar") -> None:
         super().__init__()
         self.preset = preset
         layers: list[nn.Module] = []
@@ -122,11 +137,7 @@ class Encoder(nn.Module):
         self.convs = nn.Sequential(*layers)
         flat = inp * BOTTOM_HW[0] * BOTTOM_HW[1]
         self.image_out = nn.Sequential(*_linear_norm_act(flat, preset.hidden))
-        state_width = preset.embed_size - preset.hidden
-        self.state_mlp = nn.Sequential(
-            *_linear_norm_act(VECTOR_SIZE, state_width),
-            *_linear_norm_act(state_width, state_width),
-        )
+        self.state_mlp = StateEncoder(preset.embed_size - preset.hidden, state_code)
 
     def forward(self, image: Tensor, state: Tensor) -> Tensor:
         n = image.shape[0]

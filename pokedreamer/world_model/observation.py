@@ -14,21 +14,26 @@ from typing import Any
 from pokedreamer.config import WorldModelSettings
 from pokedreamer.errors import UserError
 
-META_KEYS = ("observation", "tile_capacity")
+META_KEYS = ("observation", "tile_capacity", "state_code")
 """The keys of a checkpoint's JSON that observation_meta writes."""
 
 
 def observation_meta(settings: WorldModelSettings) -> dict[str, Any]:
     """What a checkpoint of a model under ``settings`` records of its observation: the kind,
-    and for tiles the capacity (a pixel model has no use for one)."""
+    for tiles the capacity (a pixel model has no use for one), and the GameState vector's code
+    where it is not "scalar" (what a checkpoint without the key was made with)."""
+    meta: dict[str, Any] = {"observation": settings.observation}
     if settings.observation == "tiles":
-        return {"observation": "tiles", "tile_capacity": settings.tile_capacity}
-    return {"observation": "pixels"}
+        meta["tile_capacity"] = settings.tile_capacity
+    if settings.state_code != "scalar":
+        meta["state_code"] = settings.state_code
+    return meta
 
 
 def check_observation(meta: dict[str, Any], settings: WorldModelSettings, source: object) -> None:
     """Refuses, in one line, a checkpoint (its JSON ``meta``) whose world model reads another
-    kind of observation than ``settings`` asks for, or tiles of another capacity."""
+    kind of observation than ``settings`` asks for, tiles of another capacity, or the GameState
+    vector in another code."""
     kind = meta.get("observation", "pixels")
     if kind != settings.observation:
         raise UserError(
@@ -43,6 +48,14 @@ def check_observation(meta: dict[str, Any], settings: WorldModelSettings, source
             f"{source} is a world model of {capacity} tile tokens, but world_model.tile_capacity "
             f"is {settings.tile_capacity}; set world_model.tile_capacity = {capacity} or give a "
             "checkpoint of that capacity"
+        )
+    code = meta.get("state_code", "scalar")
+    if code != settings.state_code:
+        raise UserError(
+            f'{source} is a world model that reads the GameState vector as "{code}", but '
+            f'world_model.state_code is "{settings.state_code}"; set world_model.state_code = '
+            f'"{code}" (POKEDREAMER_WORLD_MODEL__STATE_CODE={code}) or give a checkpoint made '
+            "with it"
         )
 
 

@@ -33,8 +33,9 @@ from torch import Tensor, nn
 
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
-from pokedreamer.world_model.nets import ChannelNorm, ResBlock, _linear_norm_act
+from pokedreamer.world_model.nets import ChannelNorm, ResBlock, StateEncoder, _linear_norm_act
 from pokedreamer.world_model.presets import BOTTOM_HW, Preset
+from pokedreamer.world_model.state_code import StateCode
 
 CELL = 8
 """Pixels per side of a tile, the Game Boy's."""
@@ -66,10 +67,10 @@ class TileEncoder(nn.Module):
 
     An embedding per token (an 18x20 map of width `tile_width`), one stride-2 4x4 conv down to
     9x10 and a residual block, flattened and projected to `hidden`; the GameState vector through
-    the same small MLP as the pixel Encoder's. A cell's token is already what a pixel encoder
+    the same StateEncoder as the pixel Encoder's. A cell's token is already what a pixel encoder
     spends its first stages finding, so one stage suffices."""
 
-    def __init__(self, preset: Preset, capacity: int) -> None:
+    def __init__(self, preset: Preset, capacity: int, state_code: StateCode = "scalar") -> None:
         super().__init__()
         self.preset = preset
         width = tile_width(preset)
@@ -82,11 +83,7 @@ class TileEncoder(nn.Module):
         )
         self.image_out = nn.Sequential(*_linear_norm_act(width * BOTTOM_HW[0] * BOTTOM_HW[1],
                                                          preset.hidden))  # fmt: skip
-        state_width = preset.embed_size - preset.hidden
-        self.state_mlp = nn.Sequential(
-            *_linear_norm_act(VECTOR_SIZE, state_width),
-            *_linear_norm_act(state_width, state_width),
-        )
+        self.state_mlp = StateEncoder(preset.embed_size - preset.hidden, state_code)
 
     def forward(self, tokens: Tensor, state: Tensor) -> Tensor:
         n = tokens.shape[0]
