@@ -386,6 +386,11 @@ class AgentSettings(BaseModel):
     """Reward on the imagined step a subgoal becomes done, where its return ends: unlike the
     potential it changes which policy is optimal (it is the subgoal's reward)."""
 
+    cut_leaps: bool = True
+    """End an imagined trajectory, with no reward and no value after it, at a step whose
+    predicted map changes where the run's map graph knows no way there (agent/leaps.py): a
+    world model's prior drifting from one room into a look-alike must not pay the subgoal."""
+
     sample: bool = True
     """Sample the policy's buttons; false takes its most likely button."""
 

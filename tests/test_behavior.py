@@ -684,8 +684,14 @@ def test_the_shipped_checkpoint_was_trained_with_the_settings_it_saved() -> None
     behavior = Behavior(TINY, settings.env.num_actions, settings.agent)
     _, recorded = behavior.state_tensors()
     saved = meta["behavior"]["settings"]
-    # goal_input and goal_code are recorded since the settings exist; a checkpoint without
-    # them saw subgoals, as bytes / 255.
-    assert set(recorded["settings"]) - set(saved) == {"goal_input", "goal_code"}
-    assert recorded["settings"] == {**saved, "goal_input": True, "goal_code": "scalar"}
+    # goal_input, goal_code and cut_leaps are recorded since the settings exist; a checkpoint
+    # without them saw subgoals, as bytes / 255, and its imagination ran past leaps (the
+    # default now cuts them: a resumed shipped run would learn so).
+    assert set(recorded["settings"]) - set(saved) == {"goal_input", "goal_code", "cut_leaps"}
+    assert recorded["settings"] == {
+        **saved,
+        "goal_input": True,
+        "goal_code": "scalar",
+        "cut_leaps": True,
+    }
     assert list(recorded["settings"]) == list(RECORDED_SETTINGS)

@@ -59,6 +59,7 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     # The recipe's settings where nothing else set them; the environment's where it did.
     saved = load_settings(run / "config.toml", {})
     assert saved.world_model.preset == "mini" and saved.world_model.observation == "tiles"
+    assert saved.world_model.state_code == "bits" and saved.agent.cut_leaps
     assert saved.agent.goal_code == "bits" and saved.agent.shaping_scale == 10.0
     assert saved.agent.behavior_updates == 1 and saved.env.max_steps == 3000
 
@@ -128,7 +129,7 @@ def test_train_agent_learns_on_mini_tiles_and_bits_and_its_checkpoint_plays_as_i
     saved = Path("runs/g/checkpoints/agent-000000010")
     tensors, meta = load_checkpoint(saved)
     assert meta["preset"]["name"] == "mini" and meta["observation"] == "tiles"
-    assert meta["behavior"]["settings"]["goal_code"] == "bits"
+    assert meta["state_code"] == "bits" and meta["behavior"]["settings"]["goal_code"] == "bits"
     feat = PRESETS["mini"].feat_size
     assert feat == 256 + 16 * 16
     for net in ("actor", "critic"):
@@ -148,6 +149,10 @@ def test_train_agent_learns_on_mini_tiles_and_bits_and_its_checkpoint_plays_as_i
     imitating = cli("train", "imitation", "--run", "im", "--checkpoint", "runs/g", "--steps", "10")
     assert imitating.returncode == 0, imitating.stderr
     assert load_checkpoint(Path("runs/im/checkpoints/agent-000000010"))[1]["observation"] == "tiles"
+    monkeypatch.setenv("POKEDREAMER_WORLD_MODEL__STATE_CODE", "scalar")
+    refused = cli("eval", "agent", "--checkpoint", str(saved), "--episodes", "1")
+    assert 'set world_model.state_code = "bits"' in refused.stderr and refused.returncode == 2
+    monkeypatch.delenv("POKEDREAMER_WORLD_MODEL__STATE_CODE")
     monkeypatch.setenv("POKEDREAMER_AGENT__GOAL_CODE", "scalar")
     refused = cli("eval", "agent", "--checkpoint", str(saved), "--episodes", "1")
     one_line_error(refused, f"{saved}: its actor reads the subgoal as goal_code 'bits', not "
@@ -164,6 +169,7 @@ def test_train_agent_with_imitation_keeps_the_shipped_checkpoints_recipe() -> No
     saved = load_settings(Path("runs/t/config.toml"), {})
     assert (saved.world_model.preset, saved.world_model.observation) == ("tiny", "pixels")
     assert saved.agent.goal_code == "scalar" and saved.agent.shaping_bonus == 10.0
+    assert saved.world_model.state_code == "scalar"  # what the shipped checkpoint reads
     other = cli("train", "agent", "--run", "p", *SIZES, "--preset", "tiny", "--until", "collect")
     assert other.returncode == 0, other.stderr
     assert load_settings(Path("runs/p/config.toml"), {}).world_model.preset == "tiny"

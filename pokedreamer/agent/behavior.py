@@ -30,6 +30,7 @@ from pokedreamer.agent.actor_critic import (
     check_goal_input,
     lambda_return,
 )
+from pokedreamer.agent.leaps import leaps
 from pokedreamer.agent.shaping import subgoal_shaping
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.state import VECTOR_SIZE
@@ -66,7 +67,7 @@ RECORDED_SETTINGS = (
     "horizon", "gamma", "lam", "entropy", "actor_lr", "critic_lr", "adam_eps",
     "slow_critic_decay", "slow_critic_reg", "return_norm_percentiles", "return_norm_decay",
     "shaping_bonus", "shaping_scale", "grad_clip", "critic_bins", "unimix", "actor_out_scale",
-    "goal_input", "goal_code",
+    "goal_input", "goal_code", "cut_leaps",
 )  # fmt: skip
 
 
@@ -223,13 +224,21 @@ class Behavior(nn.Module):
         shaped, not_done = subgoal_shaping(
             preds, subgoal, facts, cfg.gamma * cont, cfg.shaping_bonus
         )
+        # sane[t]: s_0..s_t came without a leap to a map no way leads to (agent/leaps.py). The
+        # step into a leap ends the trajectory with nothing: no reward, no bonus, no value.
+        sane = torch.ones_like(not_done)
+        if subgoal is not None and cfg.cut_leaps and facts is not None:
+            leapt = leaps(preds, facts.graph).float()
+            sane[1:] = torch.cumprod(1.0 - leapt, dim=0)
+            not_done = torch.where(sane > 0, not_done, torch.ones_like(not_done))
+            game_reward = game_reward * sane[1:]
         # alive[t]: the subgoal is done in none of s_0..s_t. Done is sticky: a predicted state
         # that wanders out of the subgoal and back in does not earn its bonus again.
         alive = torch.cumprod(not_done, dim=0)
-        shaped = cfg.shaping_scale * shaped * alive[:-1]
+        shaped = cfg.shaping_scale * shaped * alive[:-1] * sane[1:]
         # Completion ends the trajectory's return: the bonus is its last reward, so it cannot
         # be farmed by lingering at the edge of done.
-        conts = cont * not_done[1:]
+        conts = cont * not_done[1:] * sane[1:]
         # A start that already has the subgoal done has nothing to teach about it (the agent
         # loop would have moved on): weight 0 from the first step.
         weights = alive[0] * torch.cat([torch.ones_like(conts[:1]), conts[:-1]]).cumprod(0)

@@ -41,6 +41,9 @@ IMAGINATION_RECIPE: dict[str, Any] = {
     # rarely seen map: random play barely reaches the gym.
     "world_model.replay_event_share": 0.5,
     "world_model.replay_map_share": 0.5,
+    # The map id, x and y of the GameState vector also in bits: the house and the gym, one
+    # cell and the next, read as different inputs.
+    "world_model.state_code": "bits",
     # The subgoal's map and tile in bits: the actor tells "go to the gym" from "go home".
     "agent.goal_code": "bits",
 }
