@@ -91,6 +91,9 @@ def test_imagination_stops_at_a_leap_and_pays_nothing_for_it(
         assert imag.conts[:, 1].tolist() == [1.0, 0.0, 0.0, 0.0]
         assert imag.weights[:, 1].tolist() == [1.0, 1.0, 0.0, 0.0]
         assert not imag.alive[:, 1].eq(0).any()  # a dreamt arrival is not the subgoal done
+        assert imag.leapt is not None and imag.leapt.tolist() == [0.0, 1.0]
+        assert behavior.train_on(imag)["leap_rate"] == 0.5
     else:
         assert dreamt[1] > 4  # the bonus, for a wall
+        assert imag.leapt is not None and imag.leapt.tolist() == [0.0, 0.0]
         assert imag.weights[:, 1].tolist() == [1.0, 1.0, 0.0, 0.0]

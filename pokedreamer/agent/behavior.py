@@ -108,6 +108,8 @@ class Imagination(NamedTuple):
     continuations, 0 throughout when the start already has its subgoal done."""
     alive: Tensor
     """(H+1, B) 1 while the subgoal is not done in any of s_0 .. s_t."""
+    leapt: Tensor | None = None
+    """(B,) 1 where the trajectory was cut at a leap (agent/leaps.py); None: none judged."""
 
 
 class Behavior(nn.Module):
@@ -251,6 +253,7 @@ class Behavior(nn.Module):
             conts=conts,
             weights=weights,
             alive=alive,
+            leapt=1.0 - sane[-1],
         )
 
     # -- learning -----------------------------------------------------------------------------
@@ -316,6 +319,7 @@ class Behavior(nn.Module):
                 "shaping_mean": imag.shaping.mean(),
                 "done_rate": (alive[0] * (1.0 - alive[-1])).mean(),
                 "start_done_rate": (1.0 - alive[0]).mean(),
+                "leap_rate": imag.leapt.mean() if imag.leapt is not None else alive.new_zeros(()),
                 "return_scale": scale,
                 "actor_grad_norm": actor_norm,
                 "critic_grad_norm": critic_norm,
