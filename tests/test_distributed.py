@@ -101,10 +101,12 @@ def imagined(settings: Settings, ranks: Ranks) -> Imagination:
         conts=conts,
         weights=weights,
         alive=torch.ones(h + 1, b),
+        leapt=(torch.rand(b, generator=gen) > 0.9).float(),
     )
     share = ranks.share(b)
+    per_start = ("goal", "leapt")  # (B, ...) where the others are (H, B, ...)
     return Imagination(
-        *(x[share] if name == "goal" else x[:, share] for name, x in whole._asdict().items())
+        *(x[share] if name in per_start else x[:, share] for name, x in whole._asdict().items())
     )
 
 
