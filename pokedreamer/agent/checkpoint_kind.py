@@ -55,6 +55,16 @@ def checkpoint_kind(path: Path) -> dict[str, Any]:
     return kind
 
 
+def world_model_fits(settings: Settings, path: Path) -> bool:
+    """Whether the world model of the checkpoint at ``path`` is of the kind ``settings`` ask
+    for: the same observation, tile capacity and GameState vector code."""
+    return all(
+        getattr(settings.world_model, dotted.removeprefix("world_model.")) == value
+        for dotted, value in checkpoint_kind(path).items()
+        if dotted.startswith("world_model.")
+    )
+
+
 def adopt_checkpoint_kind(
     settings: Settings, path: Path | None, chosen: frozenset[str], *, fresh_actor: bool = False
 ) -> Settings:

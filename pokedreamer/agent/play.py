@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pokedreamer.agent.checkpoint_kind import world_model_fits
 from pokedreamer.agent.checkpointer import CHECKPOINT_NAME
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.pace import watched_speed
@@ -36,16 +37,18 @@ together)."""
 
 
 def shipped_for(settings: Settings, game: str, preset_chosen: bool = False) -> Path | None:
-    """The shipped checkpoint when it fits ``settings``: the fixture's game, seen as pixels with
-    the GameState vector as scalars, and, where the preset was chosen on purpose, the shipped
-    one's; else None (a tiles run, or one asking for another preset, starts from a new model)."""
-    wm = settings.world_model
-    fits = game == "fixture" and wm.observation == "pixels" and wm.state_code == "scalar"
-    return (
-        shipped_checkpoint()
-        if fits and (not preset_chosen or wm.preset == SHIPPED_PRESET)
-        else None
+    """The shipped checkpoint when it fits ``settings``: the fixture's game, a world model of
+    the kind they ask for (checkpoint_kind.world_model_fits: pixels, the GameState vector as
+    scalars) and, where the preset was chosen on purpose, the shipped one's; else None (a tiles
+    run, or one asking for another preset, starts from a new model)."""
+    shipped = shipped_checkpoint()
+    fits = (
+        shipped is not None
+        and game == "fixture"
+        and world_model_fits(settings, shipped)
+        and (not preset_chosen or settings.world_model.preset == SHIPPED_PRESET)
     )
+    return shipped if fits else None
 
 
 def make_loop(

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from pokedreamer.env.state import BATTLE_ORDER, VECTOR_FIELDS, VECTOR_SIZE
 from pokedreamer.world_model.nets import MLP
+from pokedreamer.world_model.state_code import vector_byte
 
 HeadKind = Literal["categorical", "bernoulli"]
 
@@ -105,11 +106,6 @@ def _field(name: str) -> int:
     return VECTOR_FIELDS.index(name)
 
 
-def _byte(vector: Tensor, name: str) -> Tensor:
-    """A byte stored as value / 255, read back as int64."""
-    return torch.round(vector[..., _field(name)] * 255.0).long().clamp(0, 255)
-
-
 class StateHeads(nn.Module):
     """All state heads on one shared MLP trunk with a split output layer: in imagination they
     run on every imagined step, so one trunk instead of eight.
@@ -151,9 +147,9 @@ class StateHeads(nn.Module):
         enemy = vector[..., _field("enemy_hp_fraction")].float()
         badges = vector[..., _field(_BADGES[0]) : _field(_BADGES[-1]) + 1]
         return {
-            "map_id": self.map_class[_byte(vector, "map_id")],
-            "x": _byte(vector, "x").clamp(max=r.width),
-            "y": _byte(vector, "y").clamp(max=r.height),
+            "map_id": self.map_class[vector_byte(vector, "map_id")],
+            "x": vector_byte(vector, "x").clamp(max=r.width),
+            "y": vector_byte(vector, "y").clamp(max=r.height),
             "battle": battle.argmax(-1),  # none when all are zero
             "text_shown": vector[..., _field("text_shown")].unsqueeze(-1),
             "hp_fraction": vector[..., _field("hp_fraction")].unsqueeze(-1),

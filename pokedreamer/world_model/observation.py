@@ -36,12 +36,10 @@ def check_observation(meta: dict[str, Any], settings: WorldModelSettings, source
     vector in another code."""
     kind = meta.get("observation", "pixels")
     if kind != settings.observation:
-        raise UserError(
-            f"{source} is a world model of {kind}, but world_model.observation is "
-            f'"{settings.observation}"; set world_model.observation = "{kind}" '
-            f"(POKEDREAMER_WORLD_MODEL__OBSERVATION={kind}) or give a {settings.observation} "
-            "checkpoint"
-        )
+        _refuse(
+            f"{source} is a world model of {kind}", "observation", settings.observation, kind,
+            f"a {settings.observation} checkpoint",
+        )  # fmt: skip
     capacity = meta.get("tile_capacity")
     if kind == "tiles" and capacity != settings.tile_capacity:
         raise UserError(
@@ -51,12 +49,20 @@ def check_observation(meta: dict[str, Any], settings: WorldModelSettings, source
         )
     code = meta.get("state_code", "scalar")
     if code != settings.state_code:
-        raise UserError(
-            f'{source} is a world model that reads the GameState vector as "{code}", but '
-            f'world_model.state_code is "{settings.state_code}"; set world_model.state_code = '
-            f'"{code}" (POKEDREAMER_WORLD_MODEL__STATE_CODE={code}) or give a checkpoint made '
-            "with it"
-        )
+        _refuse(
+            f'{source} is a world model that reads the GameState vector as "{code}"',
+            "state_code", settings.state_code, code, "a checkpoint made with it",
+        )  # fmt: skip
+
+
+def _refuse(found: str, key: str, asked: str, recorded: str, other: str) -> None:
+    """The one-line refusal of a checkpoint whose world_model.``key`` was ``recorded`` where
+    the settings ask for ``asked``: what was ``found``, the setting and variable that take it,
+    or the ``other`` checkpoint to give."""
+    raise UserError(
+        f'{found}, but world_model.{key} is "{asked}"; set world_model.{key} = "{recorded}" '
+        f"(POKEDREAMER_WORLD_MODEL__{key.upper()}={recorded}) or give {other}"
+    )
 
 
 def check_batch(batch: Mapping[str, object], settings: WorldModelSettings, source: object) -> None:

@@ -21,8 +21,13 @@ StateCode = Literal["scalar", "bits"]
 
 BYTE_FIELDS = ("map_id", "x", "y")
 """The vector's fields that are bytes over 255 and that "bits" spells out."""
-_BYTE_INDEX = tuple(VECTOR_FIELDS.index(name) for name in BYTE_FIELDS)
 _BITS = 8
+
+
+def vector_byte(vector: Tensor, name: str) -> Tensor:
+    """A GameState vector's byte field (stored as value / 255) read back as int64, over any
+    leading dims. Exact from float16 too (its spacing below 1 is at most 2^-11)."""
+    return torch.round(vector[..., VECTOR_FIELDS.index(name)].float() * 255.0).long().clamp(0, 255)
 
 
 def state_input_size(code: StateCode) -> int:
@@ -36,9 +41,7 @@ def state_input(vector: Tensor, code: StateCode) -> Tensor:
     assert vector.ndim == 2 and vector.shape[1] == VECTOR_SIZE, vector.shape
     if code == "scalar":
         return vector
-    # Replay keeps the vector in float16, whose spacing below 1 (at most 2^-11) is far finer
-    # than 1/255: rounding gives the byte back exactly.
-    values = torch.round(vector[:, list(_BYTE_INDEX)].float() * 255.0).long().clamp(0, 255)
+    values = torch.stack([vector_byte(vector, name) for name in BYTE_FIELDS], dim=-1)
     shifts = torch.arange(_BITS, device=vector.device)
     bits = (values.unsqueeze(-1) >> shifts) & 1  # (N, 3, 8), least significant first
     return torch.cat([vector, bits.flatten(1).to(vector.dtype)], dim=1)
