@@ -20,7 +20,8 @@ do at one place: a diagnostic for behaviour learning, run on a copy of a run dir
    lower on the next step): how often one imagined step from the posterior predicts the blow
    after the button really pressed, after A and after right (the cursor to RUN, which cannot
    land one), and how often the next step's posterior reads it: whether the model knows that A
-   strikes.
+   strikes. Last, on the replayed last pages of battle messages (only A or B closes one), the
+   model's P(text shown) a step after each button, and the actor's P(A or B) there.
 4. With ``--heads``, per map the replayed states of 40 batches stand on: how often the map
    head names that map from their posteriors (and what it names instead), and how often the
    x and y heads both hit the cell.
@@ -99,6 +100,7 @@ def main() -> None:
         if args.battle:
             in_battle(loop)
             blows(loop)
+            last_pages(loop)
         if args.heads:
             heads_by_map(loop)
         if args.goals:
@@ -340,6 +342,63 @@ def in_battle(loop: AgentLoop) -> None:
             f"imagined wins from full HP in one step: {float(from_full.float().mean()):.0%}; "
             f"P(fainted) at the win, median {float(sure.median()):.2f}"
         )
+
+
+def last_pages(loop: AgentLoop, batches: int = 12) -> None:
+    """Over replayed steps on the last page of a battle's message (the next step, after A or B,
+    shows the menu: no text), P(text shown) one imagined step later after A, after B and after
+    each other button (on the cartridge only A and B turn a page), and the actor's P(A or B)
+    there, told to win: whether the model knows what closes a message, and whether the actor
+    asks for it."""
+    learner, trainer = loop.learner, loop.learner.trainer
+    wm, heads = learner.world_model, learner.world_model.state_heads
+    buttons = loop.settings.env.action_names
+    none = BATTLE_ORDER.index("none")
+    found = []
+    for _ in range(batches):
+        batch = learner.replay.sample(trainer.settings.batch_size, trainer.settings.batch_length)
+        tensors = trainer.tensors(batch)
+        with torch.no_grad():
+            _, _, posts = trainer._loss(tensors)
+        b, t = batch["actions"].shape
+        truth = heads.targets(torch.as_tensor(batch["states"]).reshape(-1, VECTOR_SIZE))
+        battle, text = truth["battle"].reshape(b, t), truth["text_shown"].reshape(b, t)
+        flat = posts.map(lambda x: x.float().flatten(0, 1))
+        # actions[:, s + 1] is the button pressed between steps s and s + 1.
+        rows = [
+            i * t + s
+            for i in range(b)
+            for s in range(BURN_IN, t - 1)
+            if battle[i, s] != none
+            and battle[i, s + 1] != none
+            and text[i, s]
+            and not text[i, s + 1]
+        ]
+        found.extend(flat.map(lambda x, r=row: x[r]) for row in rows)
+    print(f"last pages of battle messages in {batches} replayed batches: {len(found)}")
+    if not found:
+        return
+    start = stack_states(found, 0)
+    shown = {}
+    with torch.no_grad():
+        for button in buttons:
+            one_hot = torch.zeros(len(found), len(buttons))
+            one_hot[:, buttons.index(button)] = 1.0
+            draws = [
+                wm.predict(wm.rssm.feat(wm.rssm.img_step(start, one_hot)), state=True)["text_shown"]
+                .float()
+                .mean()
+                for _ in range(8)  # the prior is sampled: average over draws
+            ]
+            shown[button] = float(torch.stack(draws).mean())
+        subgoal = WinBattle()
+        goal = learner.pool.rows([subgoal] * len(found))
+        probs = learner.behavior.actor(wm.rssm.feat(start), goal).exp().mean(0)
+    print("P(text shown) one imagined step later: " + ", ".join(
+        f"{b} {v:.2f}" for b, v in shown.items()
+    ))  # fmt: skip
+    turn = float(probs[buttons.index("a")] + probs[buttons.index("b")])
+    print(f"actor, win the battle: P(A or B) {turn:.2f} (uniform: {2 / len(buttons):.2f})")
 
 
 def heads_by_map(loop: AgentLoop, batches: int = 40) -> None:
