@@ -221,18 +221,13 @@ def blows(loop: AgentLoop, batches: int = 12) -> None:
     predicts one imagined step ahead after the real button, after A and after right, and the
     share the next step's posterior reads. A predicted blow is the enemy-HP head below the
     step's true HP by more than one bin."""
-    learner, trainer = loop.learner, loop.learner.trainer
-    wm, heads = learner.world_model, learner.world_model.state_heads
+    wm = loop.learner.world_model
     buttons = loop.settings.env.action_names
     wild = BATTLE_ORDER.index("wild")
     seen: dict[str, list[torch.Tensor]] = collections.defaultdict(list)
     for _ in range(batches):
-        batch = learner.replay.sample(trainer.settings.batch_size, trainer.settings.batch_length)
-        tensors = trainer.tensors(batch)
-        with torch.no_grad():
-            _, _, posts = trainer._loss(tensors)
+        batch, posts, truth = _replayed(loop)
         b, t = batch["actions"].shape
-        truth = heads.targets(torch.as_tensor(batch["states"]).reshape(-1, VECTOR_SIZE))
         battle = truth["battle"].reshape(b, t)
         enemy = torch.as_tensor(batch["states"][..., VECTOR_FIELDS.index("enemy_hp_fraction")])
         enemy = enemy.float()
@@ -269,6 +264,17 @@ def blows(loop: AgentLoop, batches: int = 12) -> None:
     print(f"blows landed in {batches} replayed batches: {landed}; the share the model reads")
     for name, values in seen.items():
         print(f"  {name}: {float(torch.cat(values).mean()):.2f}")
+
+
+def _replayed(loop: AgentLoop) -> tuple[dict[str, np.ndarray], RSSMState, dict[str, torch.Tensor]]:
+    """A replayed batch, its posteriors (B, T, ...) and the state heads' targets for its states
+    (flattened to B * T), without an update."""
+    trainer = loop.learner.trainer
+    batch = loop.learner.replay.sample(trainer.settings.batch_size, trainer.settings.batch_length)
+    with torch.no_grad():
+        _, _, posts = trainer._loss(trainer.tensors(batch))
+    states = torch.as_tensor(batch["states"]).reshape(-1, VECTOR_SIZE)
+    return batch, posts, loop.learner.world_model.state_heads.targets(states)
 
 
 def _blow(wm: WorldModel, feat: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
@@ -350,18 +356,14 @@ def last_pages(loop: AgentLoop, batches: int = 12) -> None:
     each other button (on the cartridge only A and B turn a page), and the actor's P(A or B)
     there, told to win: whether the model knows what closes a message, and whether the actor
     asks for it."""
-    learner, trainer = loop.learner, loop.learner.trainer
-    wm, heads = learner.world_model, learner.world_model.state_heads
+    learner = loop.learner
+    wm = learner.world_model
     buttons = loop.settings.env.action_names
     none = BATTLE_ORDER.index("none")
     found = []
     for _ in range(batches):
-        batch = learner.replay.sample(trainer.settings.batch_size, trainer.settings.batch_length)
-        tensors = trainer.tensors(batch)
-        with torch.no_grad():
-            _, _, posts = trainer._loss(tensors)
+        batch, posts, truth = _replayed(loop)
         b, t = batch["actions"].shape
-        truth = heads.targets(torch.as_tensor(batch["states"]).reshape(-1, VECTOR_SIZE))
         battle, text = truth["battle"].reshape(b, t), truth["text_shown"].reshape(b, t)
         flat = posts.map(lambda x: x.float().flatten(0, 1))
         # actions[:, s + 1] is the button pressed between steps s and s + 1.

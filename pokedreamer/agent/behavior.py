@@ -109,7 +109,8 @@ class Imagination(NamedTuple):
     alive: Tensor
     """(H+1, B) 1 while the subgoal is not done in any of s_0 .. s_t."""
     leapt: Tensor | None = None
-    """(B,) 1 where the trajectory was cut at a leap (agent/leaps.py); None: none judged."""
+    """(B,) 1 where the trajectory was cut at a leap (agent/leaps.py), 0 where it was not or
+    nothing was judged; None in a batch built without it."""
 
 
 class Behavior(nn.Module):
