@@ -319,6 +319,13 @@ class AgentSettings(BaseModel):
     imagine_batch: int = Field(default=256, ge=1)
     """Replayed start states per behaviour update."""
 
+    pairing: Literal["start", "subgoal"] = "start"
+    """How imagination starts meet the subgoals they rehearse (agent/subgoal_pool.py): "start"
+    draws the starts and gives each a subgoal live there, so subgoals live almost everywhere
+    (going to a map) fill most rows; "subgoal" draws a subgoal per row, each of those live at
+    some start alike, then one of its starts, so a leg live at few places (talking to someone,
+    a battle) is rehearsed as often as the rest."""
+
     actor_lr: float = Field(default=1e-4, gt=0)
     """Adam learning rate of the actor: 1e-4, over DreamerV3's 3e-5 so that the few thousand
     updates a CPU run affords move it; set by hand, not chosen by measurement."""

@@ -416,6 +416,36 @@ def test_each_start_is_paired_with_a_subgoal_live_there() -> None:
     assert 0.65 < picks.count(describe(WinBattle())) / len(picks) < 0.85  # 1/2 + 1/2 * 1/2
 
 
+def test_drawn_by_subgoal_a_leg_live_at_one_start_is_rehearsed_as_often_as_the_rest() -> None:
+    """agent.pairing = "subgoal": 99 starts on the route and one in a battle. Drawn by start,
+    winning the battle gets about 1 row in 100; drawn by subgoal, half of them, all from the
+    battle's start, and every row's subgoal is live at its start."""
+    pool = SubgoalPool(ARRIVAL_ONLY)
+    pool.add([TILE_TOWN, TILE_ROUTE, WinBattle(), HealParty()])
+    battle = game_state("REDS_HOUSE_1F", 3, 4, battle="wild", enemy_hp=6, enemy_max_hp=10)
+    vectors = np.stack([game_state("ROUTE_1", 7, 8).vector()] * 99 + [battle.vector()])
+    rng = np.random.default_rng(0)
+    by_start = [describe(s) for s in pool.pair(rng, vectors, [])[0]]
+    assert by_start.count(describe(WinBattle())) == 1
+    found = pool.liveness(vectors, [])
+    starts, subgoals, paired = SubgoalPool.draw(rng, found, 2000)
+    assert paired.all() and len(subgoals) == len(starts) == 2000
+    names = [describe(s) for s in subgoals]
+    assert set(names) == {describe(TILE_ROUTE), describe(WinBattle())}  # the live ones only
+    assert 0.45 < names.count(describe(WinBattle())) / len(names) < 0.55
+    assert {int(i) for i, s in zip(starts, subgoals, strict=True) if s == WinBattle()} == {99}
+    assert all(found.alive[i, found.pool.index(s)] for i, s in zip(starts, subgoals, strict=True))
+    # Half of the rows go to a pursued subgoal live somewhere: here the battle's.
+    found = pool.liveness(vectors, [WinBattle()])
+    names = [describe(s) for s in SubgoalPool.draw(rng, found, 2000)[1]]
+    assert 0.7 < names.count(describe(WinBattle())) / len(names) < 0.8  # 1/2 + 1/2 * 1/2
+    # Live nowhere: the starts are drawn as by start, each with a pursued subgoal.
+    done_here = np.stack([game_state("PALLET_TOWN", 6, 2).vector()] * 8)
+    starts, subgoals, paired = SubgoalPool.draw(rng, pool.liveness(done_here, [HealParty()]), 4)
+    assert not paired.any() and len(set(starts.tolist())) == 4
+    assert subgoals == [HealParty()] * 4
+
+
 GYM_STATES = [
     game_state("PEWTER_GYM", 4, 2),  # before the leader: nothing yet
     game_state("PEWTER_GYM", 4, 2, battle="trainer", enemy_hp=20, enemy_max_hp=20),

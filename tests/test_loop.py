@@ -35,6 +35,7 @@ from pokedreamer.agent.events import (
 )
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.protocol import LoopControl
+from pokedreamer.agent.subgoal_pool import SubgoalPool
 from pokedreamer.config import Settings, load_settings
 from pokedreamer.env.frames import FRAME_SHAPE
 from pokedreamer.env.graph import GRAPH_FILE, MapGraph
@@ -200,6 +201,55 @@ def test_behaviour_learning_knows_where_battles_have_started(tmp_path: Path) -> 
         loop.learner.replay.add(9, frame, calm if t < 10 else wild, 0, 0.0, is_first=t == 0)
     loop.train_step()
     assert loop.learner.pool.battle_maps.tolist() == [route]
+
+
+@pytest.mark.parametrize("pairing", ["start", "subgoal"])
+def test_agent_pairing_chooses_how_rows_meet_subgoals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pairing: str
+) -> None:
+    """agent.pairing = "subgoal" draws every behaviour update's rows by subgoal
+    (SubgoalPool.draw), imagine_batch of them even from fewer usable starts; "start" pairs
+    the drawn starts (SubgoalPool.pair)."""
+    calls: dict[str, int] = {"pair": 0, "draw": 0}
+    rows: list[int] = []
+    pair, draw = SubgoalPool.pair, SubgoalPool.draw
+
+    def counted_pair(self, *args):  # type: ignore[no-untyped-def]
+        calls["pair"] += 1
+        return pair(self, *args)
+
+    def counted_draw(*args):  # type: ignore[no-untyped-def]
+        calls["draw"] += 1
+        drawn = draw(*args)
+        rows.append(len(drawn[1]))
+        return drawn
+
+    monkeypatch.setattr(SubgoalPool, "pair", counted_pair)
+    monkeypatch.setattr(SubgoalPool, "draw", staticmethod(counted_draw))
+    s = settings(**{"run.runs_dir": str(tmp_path), "agent.pairing": pairing,
+                    "agent.imagine_batch": 40})  # fmt: skip
+    loop = AgentLoop(s, RunDir.create(s, pairing))
+    loop.run(64)
+    assert loop.learner.trainer.updates > 0
+    other = "pair" if pairing == "subgoal" else "draw"
+    assert calls[other] == 0 and calls["draw" if pairing == "subgoal" else "pair"] > 0
+    assert set(rows) <= {40}  # 2 x 16 replayed steps hold fewer than 40 usable starts
+
+
+def test_pairing_by_subgoal_through_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """POKEDREAMER_AGENT__PAIRING selects the pairing for a run, which keeps it (its config);
+    a value it does not know is refused in one line."""
+    for key, value in TINY_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POKEDREAMER_AGENT__PAIRING", "subgoal")
+    made = cli("run", "--headless", "--steps", "64", "--name", "pairs")
+    assert made.returncode == 0, made.stderr
+    assert load_settings(Path("runs/pairs/config.toml"), {}).agent.pairing == "subgoal"
+    monkeypatch.setenv("POKEDREAMER_AGENT__PAIRING", "starts")
+    refused = cli("run", "--headless", "--steps", "8", "--name", "bad")
+    assert refused.returncode == 2
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "POKEDREAMER_AGENT__PAIRING" in line, line
 
 
 def _run_in_thread(loop: AgentLoop, steps: int | None) -> threading.Thread:

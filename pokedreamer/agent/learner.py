@@ -17,7 +17,7 @@ import torch
 from pokedreamer.agent.behavior import Behavior
 from pokedreamer.agent.events import EventBus, MetricsEvent
 from pokedreamer.agent.imitation import Imitation
-from pokedreamer.agent.subgoal_pool import SubgoalPool
+from pokedreamer.agent.subgoal_pool import Liveness, SubgoalPool
 from pokedreamer.config import ImitationSettings, Settings, WorldModelSettings
 from pokedreamer.env.state import VECTOR_SIZE
 from pokedreamer.planner.facts import GameFacts
@@ -108,8 +108,11 @@ class Learner:
         usable = np.flatnonzero(context.flatten().cpu().numpy())
         starts = Starts(posts.flatten(), batch["states"].reshape(-1, VECTOR_SIZE), usable)
         self.pool.battle_maps = self.replay.battle_maps()
+        found = None
+        if self.settings.agent.pairing == "subgoal" and pursued is not None:
+            found = self.pool.liveness(starts.vectors[usable], pursued)
         for _ in range(self.settings.agent.behavior_updates):
-            behavior = self._behavior_update(starts, pursued)
+            behavior = self._behavior_update(starts, pursued, found)
         metrics.update({f"behavior/{k}": v for k, v in behavior.items()})
         self.last_metrics = metrics
         if self.trainer.updates % 25 == 0:
@@ -118,16 +121,28 @@ class Learner:
             self.publish_metrics(steps, {})
         return metrics
 
-    def _behavior_update(self, starts: Starts, pursued: list[Any] | None) -> dict[str, float]:
-        take = min(self.settings.agent.imagine_batch, len(starts.usable))
-        chosen = self.rng.choice(starts.usable, take, replace=False)
+    def _behavior_update(
+        self, starts: Starts, pursued: list[Any] | None, found: Liveness | None = None
+    ) -> dict[str, float]:
+        """One behaviour update. ``found``, the pool's liveness at the usable starts, draws the
+        rows by subgoal (``agent.pairing = "subgoal"``); without it the drawn starts are paired."""
+        drawn = None
+        if found is not None and len(found.pool):
+            drawn = SubgoalPool.draw(self.rng, found, self.settings.agent.imagine_batch)
+            chosen = starts.usable[drawn[0]]
+        else:
+            take = min(self.settings.agent.imagine_batch, len(starts.usable))
+            chosen = self.rng.choice(starts.usable, take, replace=False)
         index = torch.from_numpy(chosen).to(self.device)
         posts = starts.posts.map(lambda x: x.index_select(0, index))
         if pursued is None or not (self.pool or pursued):
-            goal = torch.zeros(take, GOAL_ENCODING_SIZE, device=self.device)
+            goal = torch.zeros(len(chosen), GOAL_ENCODING_SIZE, device=self.device)
             return self.behavior.imagine_and_train(self.world_model, posts, goal, None, None)
-        # Each start rehearses a subgoal that is live where it stands (SubgoalPool.pair).
-        subgoals, paired = self.pool.pair(self.rng, starts.vectors[chosen], pursued)
+        # Each start rehearses a subgoal that is live where it stands (SubgoalPool).
+        if drawn is None:
+            subgoals, paired = self.pool.pair(self.rng, starts.vectors[chosen], pursued)
+        else:
+            subgoals, paired = drawn[1], drawn[2]
         goal = self.pool.rows(subgoals).to(self.device)
         metrics = self.behavior.imagine_and_train(
             self.world_model, posts, goal, subgoals, self.facts

@@ -10,13 +10,18 @@ badge that is all-or-nothing, read no different anywhere a short imagined trajec
 so their shaping would teach nothing from that start. A battle to win is live outside a battle
 only on the maps where the replay has seen battles start (``battle_maps``): there a few steps
 may lead into one, which is how the player finds a battle to win in the first place.
+
+Two ways to pair (``agent.pairing``): ``pair`` draws the starts, then a live subgoal for each;
+``draw`` draws a subgoal per row, each live one alike, then one of its starts. Drawn by start,
+subgoals live nearly everywhere (going to a map) fill most rows and a leg live at few places
+(the GUIDE's cell, a battle) is rarely rehearsed.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +48,16 @@ SUBGOAL_POOL = 32
 PROBE_STEPS = (1, 3)
 """Tiles the liveness probe moves a start by, in each of the four directions: a step, and a
 few (a subgoal's potential may round to the same value one tile away)."""
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """The pool's subgoals, oldest first; which of them are live at each of N starts (N, K)
+    bool; and which are pursued by the envs now (K,) bool."""
+
+    pool: list[Any]
+    alive: np.ndarray
+    pursued: np.ndarray
 
 
 class SubgoalPool:
@@ -120,6 +135,49 @@ class SubgoalPool:
         choice = np.where(paired, choice, fallback)
         assert (choice >= 0).all()
         return [pool[i] for i in choice.tolist()], paired
+
+    def liveness(self, vectors: np.ndarray, pursued: list[Any]) -> Liveness:
+        """Which of the pool's subgoals are live at each of N starts (``vectors`` (N,
+        VECTOR_SIZE)), for ``draw``: found once per replayed batch, drawn from many times."""
+        self.add(pursued)
+        pool = self.subgoals()
+        names = {describe(s) for s in pursued}
+        views = views_of(vectors)
+        alive = [live(s, views, self.facts, self.battle_maps) for s in pool]
+        return Liveness(
+            pool,
+            np.stack(alive, axis=1).reshape(len(vectors), len(pool)),
+            np.array([describe(s) in names for s in pool], dtype=bool),
+        )
+
+    @staticmethod
+    def draw(
+        rng: np.random.Generator, found: Liveness, take: int
+    ) -> tuple[np.ndarray, list[Any], np.ndarray]:
+        """``take`` imagination rows balanced by subgoal: each row's subgoal is, half the time,
+        one the envs pursue now and otherwise any of the pool's, uniformly among those live at
+        one start or more, and its start one of those where it is live (a start may serve
+        several rows: the actor and the model sample, so no two rollouts are alike). Where no
+        subgoal is live anywhere, starts are drawn as ``pair`` draws them and get a pursued
+        subgoal (any of the pool's when none is pursued). Returns (start indices (take,),
+        subgoals, live (take,) bool)."""
+        n, k = found.alive.shape
+        somewhere = found.alive.any(0)
+        if not somewhere.any():
+            starts = rng.choice(n, min(take, n), replace=False)
+            options = np.flatnonzero(found.pursued) if found.pursued.any() else np.arange(k)
+            columns = rng.choice(options, len(starts))
+            return starts, [found.pool[c] for c in columns.tolist()], np.zeros(len(starts), bool)
+        columns = rng.choice(np.flatnonzero(somewhere), take)
+        favoured = np.flatnonzero(somewhere & found.pursued)
+        if len(favoured):
+            swap = rng.random(take) < 0.5
+            columns[swap] = rng.choice(favoured, int(swap.sum()))
+        starts = np.empty(take, np.int64)
+        for column in np.unique(columns):
+            rows = np.flatnonzero(columns == column)
+            starts[rows] = rng.choice(np.flatnonzero(found.alive[:, column]), len(rows))
+        return starts, [found.pool[c] for c in columns.tolist()], np.ones(take, bool)
 
     def rows(self, subgoals: list[Any]) -> torch.Tensor:
         """The encodings (N, G) of N subgoals."""
