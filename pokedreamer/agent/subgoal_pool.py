@@ -112,14 +112,9 @@ class SubgoalPool:
         is live gets a pursued subgoal (any of the pool's when none is pursued): there its
         return still carries the game's reward. Returns (subgoals, live (N,) bool). The pool
         must not be empty."""
-        self.add(pursued)  # a pursued subgoal is in the pool, by name
-        pool = self.subgoals()
-        names = {describe(s) for s in pursued}
-        chosen = np.array([describe(s) in names for s in pool], dtype=bool)
-        views = views_of(vectors)
-        n, k = len(vectors), len(pool)
-        alive = [live(s, views, self.facts, self.battle_maps) for s in pool]
-        alive = np.stack(alive, axis=1).reshape(n, k)
+        found = self.liveness(vectors, pursued)
+        pool, alive, chosen = found.pool, found.alive, found.pursued
+        n, k = alive.shape
         scores = rng.random((n, k))
 
         def pick(allowed: np.ndarray) -> np.ndarray:
@@ -139,7 +134,7 @@ class SubgoalPool:
     def liveness(self, vectors: np.ndarray, pursued: list[Any]) -> Liveness:
         """Which of the pool's subgoals are live at each of N starts (``vectors`` (N,
         VECTOR_SIZE)), for ``draw``: found once per replayed batch, drawn from many times."""
-        self.add(pursued)
+        self.add(pursued)  # a pursued subgoal is in the pool, by name
         pool = self.subgoals()
         names = {describe(s) for s in pursued}
         views = views_of(vectors)
