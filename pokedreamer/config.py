@@ -401,6 +401,16 @@ class AgentSettings(BaseModel):
     sample: bool = True
     """Sample the policy's buttons; false takes its most likely button."""
 
+    explore_after: int = Field(default=0, ge=0)
+    """Steps an env's plan may keep its goal (its text) before the actor's buttons there are
+    mixed with uniform random ones, until the goal changes; 0 never. A move imagination has
+    never seen (talking to MOM) is one the actor never learns to make: random buttons where
+    it is stuck put that move into the replay, for the world model and then the actor to
+    learn. With no planner the goal never changes: every episode is mixed past this step."""
+
+    explore_share: float = Field(default=0.25, ge=0, le=1)
+    """Share of a stuck env's buttons (explore_after) replaced by uniform random ones."""
+
     end_at_badges: int = Field(default=0, ge=0)
     """End an episode once this many badges are won (the fixture's quest ends at 1); 0 never."""
 

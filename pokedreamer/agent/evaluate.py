@@ -6,7 +6,8 @@ seed 10,000, well clear of the seeds training plays (env.seed upward, 0 by defau
 checkpoint is chosen on (100-119 in the README's recipe), so that a rate is measured on games
 the agent never met; 30 episodes give it a 95% interval of useful width.
 
-- ``agent``: the checkpoint's policy with the configured planner (heuristic by default); an
+- ``agent``: the checkpoint's policy with the configured planner (heuristic by default), its
+  own buttons only (agent.explore_after's random buttons are for collecting, not scored); an
   LLM planner (``llm`` or ``local``) is paced by default: the game waits for each of its plans,
   so a slow model is judged on its own plans rather than on the heuristic plans that would
   fill its wait;
@@ -84,7 +85,13 @@ def evaluate_agent(
             update={
                 "env": settings.env.model_copy(update={"max_steps": max_steps}),
                 "agent": settings.agent.model_copy(
-                    update={"end_at_badges": 1, "train_ratio": 0.0, "record": False}
+                    # Random buttons where stuck collect data; scored is the actor alone.
+                    update={
+                        "end_at_badges": 1,
+                        "train_ratio": 0.0,
+                        "record": False,
+                        "explore_after": 0,
+                    },
                 ),
                 "planner": settings.planner.model_copy(update={"kind": planner, "pace": pace}),
             }

@@ -138,8 +138,9 @@ class AgentLoop:
             self.learner.pool.restore(saved_pool)
 
         self.policy = make_policy(
-            policy, self.learner, self.planners.facts, self.buttons, settings.env.seed
-        )
+            policy, self.learner, self.planners.facts, self.buttons, settings.env.seed,
+            settings.agent.explore_after, settings.agent.explore_share,
+        )  # fmt: skip
         self.demonstrations = Demonstrations(
             run.path / "demos", wm_settings.replay_capacity, wm_settings.replay_chunk
         )
@@ -151,6 +152,7 @@ class AgentLoop:
         self.driver: Driver | None = None
         """The envs of the latest ``run``."""
         self._logged_calls = self.planners.ledger.calls
+        self._logged_explored = 0
         self.progress: Callable[[AgentLoop, float], None] | None = None
         """Called about once a second with the step rate (the headless CLI prints a line)."""
         self.say: Callable[[str], None] | None = None
@@ -251,6 +253,7 @@ class AgentLoop:
                 if now - last_metrics >= METRICS_EVERY_S:
                     rate = (self.steps - steps_at_metrics) / (now - last_metrics)
                     spent = self._log_spending()
+                    self._log_exploring()
                     learner.publish_metrics(self.steps, {"steps_per_s": rate, **spent})
                     if self.progress is not None:
                         self.progress(self, rate)
@@ -266,6 +269,7 @@ class AgentLoop:
             self.demonstrations.flush()
             self.planners.close()
             self._log_spending()
+            self._log_exploring()
             # Acting only changes nothing worth keeping (SaveCheckpoint still writes one).
             checkpoint = self.save() if self.learning else None
             saved = f"; checkpoint {checkpoint}" if checkpoint else ""
@@ -293,6 +297,14 @@ class AgentLoop:
             if self.say is not None:
                 self.say(notice)
         return metrics
+
+    def _log_exploring(self) -> None:
+        """The random buttons pressed where envs were stuck (agent.explore_after) so far, a
+        ``kind: "explore"`` line in metrics.jsonl when the count changed."""
+        explored = getattr(self.policy, "explored", 0)
+        if explored != self._logged_explored:
+            self._logged_explored = explored
+            self.run_dir.log_metrics({"kind": "explore", "step": self.steps, "buttons": explored})
 
     def _workers_lost(self, envs: list[int]) -> None:
         """A Ray worker died and was replaced: its envs' episodes were cut short (a

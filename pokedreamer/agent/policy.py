@@ -72,16 +72,49 @@ class Policy(Protocol):
 
 
 class ActorPolicy:
-    """The actor's own buttons."""
+    """The actor's own buttons; where an env's plan has kept its goal for ``explore_after``
+    steps (0: never), ``explore_share`` of them are uniform random ones until the goal changes.
+
+    The actor learns only what imagination shows it, and imagination only what the replay
+    holds: a move the actor never makes (A beside MOM) stays unseen, and the actor stuck. The
+    random buttons put it into the replay. Draws come from the learner's generator only while
+    an env is stuck, so a run that never is draws exactly what it would without them.
+    """
+
+    def __init__(
+        self, rng: np.random.Generator, num_actions: int, explore_after: int = 0,
+        explore_share: float = 0.0,
+    ) -> None:  # fmt: skip
+        self.rng, self.num_actions = rng, num_actions
+        self.explore_after, self.explore_share = explore_after, explore_share
+        self.goals: list[str] = []
+        self.held: list[int] = []
+        """Steps each env's plan has kept its goal."""
+        self.explored = 0
+        """Buttons replaced by random ones in this run."""
 
     def start(self, envs: int) -> None:
-        pass
+        self.goals, self.held = [""] * envs, [0] * envs
 
     def begin(self, env: int) -> None:
-        pass
+        self.goals[env], self.held[env] = "", 0
 
     def act(self, turn: Turn) -> torch.Tensor:
-        return turn.actor
+        if not self.explore_after:
+            return turn.actor
+        stuck = np.zeros(len(turn.envs), bool)
+        for i, book in enumerate(turn.envs):
+            goal = book.service.goal if book.service is not None else ""
+            self.held[i] = self.held[i] + 1 if goal == self.goals[i] else 0
+            self.goals[i] = goal
+            stuck[i] = self.held[i] >= self.explore_after
+        if not stuck.any():
+            return turn.actor
+        n = len(turn.envs)
+        mixed = stuck & (self.rng.random(n) < self.explore_share)
+        buttons = self.rng.integers(0, self.num_actions, n)
+        self.explored += int(mixed.sum())
+        return torch.where(torch.from_numpy(mixed), torch.from_numpy(buttons), turn.actor)
 
 
 class RandomPolicy:
@@ -154,9 +187,11 @@ class DaggerPolicy(DemonstratorPolicy):
 
 
 def make_policy(
-    name: str, learner: Learner, facts: GameFacts, buttons: Sequence[str], seed: int
-) -> Policy:
-    """The policy ``name`` (POLICIES); the agent's is DAgger when the learner imitates."""
+    name: str, learner: Learner, facts: GameFacts, buttons: Sequence[str], seed: int,
+    explore_after: int = 0, explore_share: float = 0.0,
+) -> Policy:  # fmt: skip
+    """The policy ``name`` (POLICIES); the agent's is DAgger when the learner imitates, and
+    mixes in random buttons where an env is stuck with ``explore_after`` (ActorPolicy)."""
     if name == "random":
         return RandomPolicy(learner.rng, len(buttons))
     if name in SCRIPTED:
@@ -165,4 +200,4 @@ def make_policy(
         return DaggerPolicy(
             facts, buttons, seed, learner.imitation, learner.world_model, learner.rng
         )
-    return ActorPolicy()
+    return ActorPolicy(learner.rng, len(buttons), explore_after, explore_share)
