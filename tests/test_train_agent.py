@@ -61,6 +61,7 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     assert saved.world_model.preset == "mini" and saved.world_model.observation == "tiles"
     assert saved.world_model.state_code == "bits" and saved.agent.cut_leaps
     assert saved.agent.goal_code == "bits" and saved.agent.shaping_scale == 10.0
+    assert saved.agent.pairing == "subgoal"
     assert saved.agent.behavior_updates == 1 and saved.env.max_steps == 3000
 
     # In pieces: an evaluation at step 20, then on to 30 and the last evaluation.
@@ -207,7 +208,10 @@ def test_train_agent_refuses_in_one_line_and_makes_nothing(monkeypatch: pytest.M
     assert not Path("runs/n").exists()
 
 
-def test_recipe_settings_fill_only_what_was_left_at_its_default() -> None:
+def test_recipe_settings_fill_only_what_was_left_at_its_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("POKEDREAMER_AGENT__BEHAVIOR_UPDATES")  # the tiny fixture's
     chosen = load_settings(None, {"agent.train_ratio": 8.0, "agent.envs": 3})
     settings = recipe_settings(chosen, imitate=True)
     assert (settings.agent.train_ratio, settings.agent.envs) == (8.0, 3)
@@ -218,6 +222,8 @@ def test_recipe_settings_fill_only_what_was_left_at_its_default() -> None:
     assert (alone.world_model.preset, alone.agent.goal_code) == ("mini", "bits")
     assert alone.world_model.replay_event_share == alone.world_model.replay_map_share == 0.5
     assert (alone.agent.shaping_scale, alone.agent.shaping_bonus) == (10.0, 1.0)
+    assert (alone.agent.pairing, alone.agent.behavior_updates) == ("subgoal", 32)
+    assert (settings.agent.pairing, settings.agent.behavior_updates) == ("start", 8)
 
 
 @pytest.mark.parametrize(
