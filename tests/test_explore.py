@@ -65,7 +65,10 @@ def test_no_draw_from_the_generator_while_no_env_is_stuck() -> None:
 
 
 def _actions(tmp_path: Path, name: str, **extra: object) -> list[int]:
-    s = load_settings(None, {**TINY, "run.runs_dir": str(tmp_path), **extra})
+    # Acting alone: the buttons are what is compared, and training would only take time.
+    s = load_settings(
+        None, {**TINY, "run.runs_dir": str(tmp_path), "agent.train_ratio": 0.0, **extra}
+    )
     loop = AgentLoop(s, RunDir.create(s, name))
     loop.run(96)
     lines = (tmp_path / name / "episodes").glob("*/steps.jsonl")
