@@ -126,10 +126,12 @@ class Learner:
     ) -> dict[str, float]:
         """One behaviour update. ``found``, the pool's liveness at the usable starts, draws the
         rows by subgoal (``agent.pairing = "subgoal"``); without it the drawn starts are paired."""
-        drawn = None
-        if found is not None and len(found.pool):
-            drawn = SubgoalPool.draw(self.rng, found, self.settings.agent.imagine_batch)
-            chosen = starts.usable[drawn[0]]
+        by_subgoal = found is not None and len(found.pool) > 0
+        if found is not None and by_subgoal:
+            rows, subgoals, paired = SubgoalPool.draw(
+                self.rng, found, self.settings.agent.imagine_batch
+            )
+            chosen = starts.usable[rows]
         else:
             take = min(self.settings.agent.imagine_batch, len(starts.usable))
             chosen = self.rng.choice(starts.usable, take, replace=False)
@@ -139,10 +141,8 @@ class Learner:
             goal = torch.zeros(len(chosen), GOAL_ENCODING_SIZE, device=self.device)
             return self.behavior.imagine_and_train(self.world_model, posts, goal, None, None)
         # Each start rehearses a subgoal that is live where it stands (SubgoalPool).
-        if drawn is None:
+        if not by_subgoal:
             subgoals, paired = self.pool.pair(self.rng, starts.vectors[chosen], pursued)
-        else:
-            subgoals, paired = drawn[1], drawn[2]
         goal = self.pool.rows(subgoals).to(self.device)
         metrics = self.behavior.imagine_and_train(
             self.world_model, posts, goal, subgoals, self.facts
