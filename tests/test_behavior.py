@@ -25,7 +25,7 @@ from pokedreamer.agent.behavior import (
 from pokedreamer.agent.subgoal_pool import SubgoalPool, live, views_of
 from pokedreamer.config import AgentSettings, Settings
 from pokedreamer.env.frames import FRAME_SHAPE
-from pokedreamer.env.state import BATTLE_ORDER, VECTOR_SIZE, GameState, PartyMon
+from pokedreamer.env.state import VECTOR_SIZE, GameState, PartyMon
 from pokedreamer.errors import UserError
 from pokedreamer.planner.facts import GameFacts
 from pokedreamer.planner.subgoals import (
@@ -258,55 +258,6 @@ def test_shaping_bonus_is_paid_at_most_once_and_the_return_stops_at_done(
     values = torch.zeros(7, 4)
     returns = lambda_return(imag.rewards, imag.conts, values, cfg.gamma, cfg.lam)
     assert returns[1, 1].item() == pytest.approx(5.0)
-
-
-def test_a_battle_already_won_at_the_start_names_the_next_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """win_battle is done while a won battle's last messages are shown (the enemy at 0 HP) and
-    the planner sets it until the battle ends: a start there is trained, pays nothing while the
-    won battle lasts, and is done only when the next battle is won."""
-    wm = WorldModel(TINY, ACTIONS)
-    none, wild = BATTLE_ORDER.index("none"), BATTLE_ORDER.index("wild")
-    battle = torch.tensor(
-        [
-            [wild, wild, none, none, wild, wild, wild],  # out of the won battle, then the next
-            [wild] * 7,  # the won battle's messages all along
-            [none, wild, wild, none, none, none, none],  # a battle started and won, as before
-        ]
-    ).T
-    enemy = torch.tensor(
-        [
-            [0.0, 0.0, 1.0, 1.0, 1.0, 0.5, 0.0],
-            [0.0] * 7,
-            [1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0],
-        ]
-    ).T
-    preds = fake_predict(torch.full((7, 3), FACTS.map_id("ROUTE_1")))
-    preds["battle"], preds["enemy_hp_fraction"] = battle, enemy
-    monkeypatch.setattr(wm, "predict", lambda feat, state=True: preds)
-    cfg = config(horizon=6, gamma=1.0, shaping_bonus=5.0)
-    behavior = Behavior(TINY, ACTIONS, cfg)
-    win = WinBattle()
-    imag = behavior.imagine(wm, starts(wm, 3), goal_tensor(win, FACTS, 3, "cpu"), win, FACTS)
-
-    phi = {1.0: 0.25, 0.5: 0.25 + 0.75 * 0.5}  # a battle under way: BATTLE_STARTED and the harm
-    assert imag.shaping[:, 0].tolist() == pytest.approx(
-        [0.0, 0.0, 0.0, phi[1.0], phi[0.5] - phi[1.0], 5.0 - phi[0.5]]
-    )
-    assert imag.weights[:, 0].tolist() == [1.0] * 6
-    assert imag.alive[:, 0].tolist() == [1.0] * 6 + [0.0]
-    assert imag.shaping[:, 1].abs().sum() == 0 and imag.weights[:, 1].tolist() == [1.0] * 6
-    # A battle won from a start where it was not: done at once, as every subgoal.
-    assert imag.shaping[:2, 2].tolist() == pytest.approx([phi[1.0], 5.0 - phi[1.0]])
-    assert imag.weights[:, 2].tolist() == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
-
-    # The pool pairs a start in a won battle's messages with win_battle, and never a start
-    # standing on the map a go_to_map names.
-    won = game_state("ROUTE_1", 4, 4, battle="wild", enemy_hp=0, enemy_max_hp=20)
-    views = views_of(np.stack([won.vector()]))
-    assert live(win, views, FACTS).tolist() == [True]
-    assert live(GoToMap(map="ROUTE_1"), views, FACTS).tolist() == [False]
 
 
 def test_shaping_telescopes_under_the_returns_discount(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from pokedreamer.planner.facts import GameFacts
-from pokedreamer.planner.subgoals import StateView, Subgoal, done, recurs, shaping
+from pokedreamer.planner.subgoals import StateView, Subgoal, done, shaping
 from pokedreamer.world_model.heads import STATE_HEADS
 
 
@@ -26,9 +26,7 @@ def subgoal_shaping(
     preds: the world model's predictions on s_0 .. s_H, each (H+1, B, ...). discount (H, B):
     gamma * cont(s_{t+1}), the returns' own discount of s_t -> s_{t+1} before the subgoal's end,
     so the potential part telescopes (planner.subgoals.shaping). `subgoal`: one for every
-    trajectory, or one per trajectory; those that share one are shaped together, by column.
-    A subgoal that recurs (a battle to win) and is done at s_0 counts as done only once it is
-    reached again after a state where it is not."""
+    trajectory, or one per trajectory; those that share one are shaped together, by column."""
     h, b = discount.shape
     device = discount.device
     shaped, not_done = torch.zeros(h, b, device=device), torch.ones(h + 1, b, device=device)
@@ -47,10 +45,6 @@ def subgoal_shaping(
         reward = shaping(each, prev, nxt, facts, discount.index_select(1, cols), bonus)
         shaped.index_copy_(1, cols, _batch(reward, h, n, device))
         reached = _batch(done(each, StateView.from_arrays(**arrays), facts), h + 1, n, device)
-        if recurs(each):
-            # Done from s_0 on, it names the next occurrence: the stretch done since the start
-            # (where shaping pays nothing, phi(done) being 0) is not its completion.
-            reached = reached * (1.0 - torch.cumprod(reached, dim=0))
         not_done.index_copy_(1, cols, 1.0 - reached)
     return shaped, not_done
 

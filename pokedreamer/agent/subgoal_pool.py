@@ -41,7 +41,6 @@ from pokedreamer.planner.subgoals import (
     done,
     encode,
     phi,
-    recurs,
 )
 
 SUBGOAL_POOL = 32
@@ -228,8 +227,7 @@ def live(
     enemy (in a battle) half as healthy, or, outside a battle on one of ``battle_maps`` (map
     ids), a wild battle under way with the enemy half as healthy, or, outside a battle in a
     gym, a trainer battle so. These are the changes a short imagined trajectory can make; a
-    potential that none of them moves is flat there. A subgoal that recurs is also live where
-    it is done: a battle won, its messages still shown, leaves the next battle to win."""
+    potential that none of them moves is flat there."""
     shape = np.shape(view.map_id)
 
     def potential(v: StateView) -> np.ndarray:
@@ -251,10 +249,7 @@ def live(
         probes.append(_battle_under_way(view, gyms, TRAINER))
     for probe in probes:
         moved |= potential(probe) != here
-    reached = np.broadcast_to(np.asarray(done(subgoal, view, facts), dtype=bool), shape)
-    if recurs(subgoal):  # done there, it names the next occurrence, which is still to reach
-        return moved | reached
-    return moved & ~reached
+    return moved & ~np.broadcast_to(np.asarray(done(subgoal, view, facts), dtype=bool), shape)
 
 
 def _battle_under_way(view: StateView, maps: np.ndarray, kind: int) -> StateView:

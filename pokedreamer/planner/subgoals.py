@@ -20,7 +20,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, fields
 from itertools import accumulate
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -223,11 +223,6 @@ class WinBattle(BaseModel):
     model_config = _CONFIG
 
     kind: Literal["win_battle"] = Field("win_battle", description="Always 'win_battle'.")
-
-    # Done while the won battle's last messages are shown (the enemy at 0 HP), it names the
-    # next battle: the planner keeps setting it until the battle ends, and the actor must learn
-    # to close those messages and find the next one, not be left untrained there.
-    recurs: ClassVar[bool] = True
 
     def done(self, view: StateView | GameState, facts: GameFacts) -> Value:
         v = as_view(view)
@@ -517,13 +512,6 @@ def _norm(text: str) -> str:
 def done(subgoal: Subgoal, view: StateView | GameState, facts: GameFacts) -> Value:
     """Whether the subgoal is reached (bool, or a bool array over a batch)."""
     return subgoal.done(as_view(view), facts)
-
-
-def recurs(subgoal: Subgoal) -> bool:
-    """Whether the subgoal, done at a state, names its next occurrence there (a battle won
-    means the next battle): imagination from such a state counts only a completion reached
-    after leaving it, and the state is not written off as having nothing to teach."""
-    return bool(getattr(type(subgoal), "recurs", False))
 
 
 def phi(subgoal: Subgoal, view: StateView | GameState, facts: GameFacts) -> Value:
