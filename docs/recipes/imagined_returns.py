@@ -20,8 +20,10 @@ do at one place: a diagnostic for behaviour learning, run on a copy of a run dir
    lower on the next step): how often one imagined step from the posterior predicts the blow
    after the button really pressed, after A and after right (the cursor to RUN, which cannot
    land one), and how often the next step's posterior reads it: whether the model knows that A
-   strikes. Last, on the replayed last pages of battle messages (only A or B closes one), the
-   model's P(text shown) a step after each button, and the actor's P(A or B) there.
+   strikes. Then, on the replayed last pages of battle messages (only A or B closes one), the
+   model's P(text shown) a step after each button, and the actor's P(A or B) there. Last, on
+   the pages of battles still fought, what fifteen presses of one button lead the model to,
+   and the imagined returns, told to win, under A, B, left, down and the actor.
 4. With ``--heads``, per map the replayed states of 40 batches stand on: how often the map
    head names that map from their posteriors (and what it names instead), and how often the
    x and y heads both hit the cell.
@@ -101,6 +103,7 @@ def main() -> None:
             in_battle(loop)
             blows(loop)
             last_pages(loop)
+            fought_pages(loop)
         if args.heads:
             heads_by_map(loop)
         if args.goals:
@@ -401,6 +404,68 @@ def last_pages(loop: AgentLoop, batches: int = 12) -> None:
     ))  # fmt: skip
     turn = float(probs[buttons.index("a")] + probs[buttons.index("b")])
     print(f"actor, win the battle: P(A or B) {turn:.2f} (uniform: {2 / len(buttons):.2f})")
+
+
+def fought_pages(loop: AgentLoop, batches: int = 12, steps: int = 15) -> None:
+    """From replayed steps showing a battle's message while the enemy still fights (the next
+    step shows one too), ``steps`` imagined presses of one button: the enemy's HP and the shares
+    still in a battle and showing a message at the end; then, told to win, the imagined
+    returns under each such button and under the actor (the slow critic bootstrapping, as
+    training does), and the share of rollouts that won. On the cartridge only A and B turn a
+    page, and a button that turns none can win nothing."""
+    learner = loop.learner
+    wm, behavior = learner.world_model, learner.behavior
+    buttons = loop.settings.env.action_names
+    none = BATTLE_ORDER.index("none")
+    found = []
+    for _ in range(batches):
+        batch, posts, truth = _replayed(loop)
+        b, t = batch["actions"].shape
+        battle, text = truth["battle"].reshape(b, t), truth["text_shown"].reshape(b, t)
+        fighting = truth["enemy_hp_fraction"].reshape(b, t) > 0
+        flat = posts.map(lambda x: x.float().flatten(0, 1))
+        rows = [
+            i * t + s
+            for i in range(b)
+            for s in range(BURN_IN, t - 1)
+            if battle[i, s] != none and text[i, s] and text[i, s + 1] and fighting[i, s]
+        ]
+        found.extend(flat.map(lambda x, r=row: x[r]) for row in rows)
+    print(f"message steps of battles still fought in {batches} replayed batches: {len(found)}")
+    if not found:
+        return
+    start, n = stack_states(found, 0), len(found)
+    subgoal = WinBattle()
+    goal = learner.pool.rows([subgoal] * n)
+    cfg, act = behavior.settings, behavior.act
+    try:
+        for button in ("a", "b", "left", "down", None):
+            if button is not None:
+                press = torch.zeros(n, len(buttons))
+                press[:, buttons.index(button)] = 1.0
+                with torch.no_grad():
+                    states, _ = wm.rssm.imagine(start, lambda _, p=press: p, steps)
+                    preds = wm.predict(wm.rssm.feat(states), state=True)
+                enemy = float(preds["enemy_hp_fraction"][-1].mean())
+                fought = float((preds["battle"][-1] != none).float().mean())
+                shown = float(preds["text_shown"][-1].float().mean())
+                print(
+                    f"{steps} x {button}: enemy HP {enemy:.2f}, in battle {fought:.0%}, "
+                    f"message {shown:.0%}"
+                )
+                behavior.act = lambda feat, goal, sample=True, p=press: p[: feat.shape[0]]
+            else:
+                behavior.act = act
+            with torch.no_grad():
+                imag = behavior.imagine(wm, start, goal, [subgoal] * n, learner.facts)
+                values = twohot_mean(behavior.slow_critic(imag.feats, imag.goal))
+                returns = lambda_return(imag.rewards, imag.conts, values, cfg.gamma, cfg.lam)
+            print(
+                f"  told to win, {button or 'the actor'}: imagined return "
+                f"{float(returns[0].mean()):.2f}, won {float(1 - imag.alive[-1].mean()):.0%}"
+            )
+    finally:
+        behavior.act = act
 
 
 def heads_by_map(loop: AgentLoop, batches: int = 40) -> None:
