@@ -353,6 +353,30 @@ def in_battle(loop: AgentLoop) -> None:
         )
 
 
+def _posts_where(
+    loop: AgentLoop, batches: int, keep: Callable[[np.ndarray, np.ndarray, np.ndarray, int], bool]
+) -> list[RSSMState]:
+    """The posteriors of the replayed steps s (past the burn-in, before a row's last step) for
+    which ``keep(battle, text, enemy, s)`` holds, given the row's state-head targets (T,) each:
+    the battle class, text shown and the enemy's HP bin. Step s + 1 follows the button
+    ``actions[:, s + 1]``."""
+    found = []
+    for _ in range(batches):
+        batch, posts, truth = _replayed(loop)
+        b, t = batch["actions"].shape
+        battle, text = truth["battle"].reshape(b, t), truth["text_shown"].reshape(b, t)
+        enemy = truth["enemy_hp_fraction"].reshape(b, t)
+        flat = posts.map(lambda x: x.float().flatten(0, 1))
+        rows = [
+            i * t + s
+            for i in range(b)
+            for s in range(BURN_IN, t - 1)
+            if keep(battle[i], text[i], enemy[i], s)
+        ]
+        found.extend(flat.map(lambda x, r=row: x[r]) for row in rows)
+    return found
+
+
 def last_pages(loop: AgentLoop, batches: int = 12) -> None:
     """Over replayed steps on the last page of a battle's message (the next step, after A or B,
     shows the menu: no text), P(text shown) one imagined step later after A, after B and after
@@ -363,23 +387,13 @@ def last_pages(loop: AgentLoop, batches: int = 12) -> None:
     wm = learner.world_model
     buttons = loop.settings.env.action_names
     none = BATTLE_ORDER.index("none")
-    found = []
-    for _ in range(batches):
-        batch, posts, truth = _replayed(loop)
-        b, t = batch["actions"].shape
-        battle, text = truth["battle"].reshape(b, t), truth["text_shown"].reshape(b, t)
-        flat = posts.map(lambda x: x.float().flatten(0, 1))
-        # actions[:, s + 1] is the button pressed between steps s and s + 1.
-        rows = [
-            i * t + s
-            for i in range(b)
-            for s in range(BURN_IN, t - 1)
-            if battle[i, s] != none
-            and battle[i, s + 1] != none
-            and text[i, s]
-            and not text[i, s + 1]
-        ]
-        found.extend(flat.map(lambda x, r=row: x[r]) for row in rows)
+    found = _posts_where(
+        loop,
+        batches,
+        lambda battle, text, _, s: (
+            battle[s] != none and battle[s + 1] != none and text[s] and not text[s + 1]
+        ),
+    )
     print(f"last pages of battle messages in {batches} replayed batches: {len(found)}")
     if not found:
         return
@@ -417,20 +431,13 @@ def fought_pages(loop: AgentLoop, batches: int = 12, steps: int = 15) -> None:
     wm, behavior = learner.world_model, learner.behavior
     buttons = loop.settings.env.action_names
     none = BATTLE_ORDER.index("none")
-    found = []
-    for _ in range(batches):
-        batch, posts, truth = _replayed(loop)
-        b, t = batch["actions"].shape
-        battle, text = truth["battle"].reshape(b, t), truth["text_shown"].reshape(b, t)
-        fighting = truth["enemy_hp_fraction"].reshape(b, t) > 0
-        flat = posts.map(lambda x: x.float().flatten(0, 1))
-        rows = [
-            i * t + s
-            for i in range(b)
-            for s in range(BURN_IN, t - 1)
-            if battle[i, s] != none and text[i, s] and text[i, s + 1] and fighting[i, s]
-        ]
-        found.extend(flat.map(lambda x, r=row: x[r]) for row in rows)
+    found = _posts_where(
+        loop,
+        batches,
+        lambda battle, text, enemy, s: (
+            battle[s] != none and text[s] and text[s + 1] and enemy[s] > 0
+        ),
+    )
     print(f"message steps of battles still fought in {batches} replayed batches: {len(found)}")
     if not found:
         return
