@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from pokedreamer import __version__
+from pokedreamer.agent.collect_policy import GO_EXPLORE, POLICY_HELP, check_policy
 from pokedreamer.agent.train_verbs import RunOption, state_ranges, train_app
 from pokedreamer.bench.cli import bench_app
 from pokedreamer.config import PlannerKind, Settings, load_settings
@@ -345,9 +346,7 @@ def collect(
     run: RunOption,
     steps: Annotated[int, typer.Option(min=1, help="Env steps to collect, all envs.")] = 50_000,
     envs: Annotated[int, typer.Option(min=1, help="Envs in parallel processes.")] = 2,
-    policy: Annotated[
-        str, typer.Option(help="Behaviour policy: random, or an agent checkpoint or run folder.")
-    ] = "random",
+    policy: Annotated[str, typer.Option(help=POLICY_HELP)] = "random",
     seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed.")] = None,
     rom: Annotated[
         Path | None, typer.Option(metavar="PATH", help="ROM (default: the fixture cartridge).")
@@ -356,7 +355,6 @@ def collect(
     ray_address: RayAddressOption = None,
 ) -> None:
     """Play with a behaviour policy and store every step in the run's replay."""
-    from pokedreamer.agent.collect import check_policy
     from pokedreamer.agent.collect import collect as run_collect
     from pokedreamer.env.vector import check_workers
     from pokedreamer.rundir import RunDir
@@ -365,11 +363,16 @@ def collect(
         ctx, seed=seed, rom=rom, envs=envs, workers=workers, ray_address=ray_address
     )
     check_policy(policy)  # before the run directory is made
+    if policy == GO_EXPLORE and settings.agent.workers != "local":
+        raise UserError("--policy go-explore plays local envs: leave --workers at local")
     check_workers(settings.agent.workers, settings.agent.ray_address)
     run_dir = RunDir.create(settings, run)
     result = run_collect(settings, run_dir, steps, settings.agent.envs, policy)
+    ended = f"{result.episodes} episodes ended"
+    if policy == GO_EXPLORE:
+        ended = f"{result.cells} cells reached, {result.episodes} returns"
     typer.echo(
-        f"collected {result.steps} steps ({result.episodes} episodes ended) in "
+        f"collected {result.steps} steps ({ended}) in "
         f"{result.seconds:.1f} s, {result.steps / max(result.seconds, 1e-9):.0f} steps/s; "
         f"{run_dir.replay} holds {result.replay_steps} steps"
     )

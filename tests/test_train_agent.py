@@ -49,7 +49,7 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     run = Path("runs/a")
     first = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--until", "world-model")
     assert first.returncode == 0, first.stderr
-    assert "collect: 120 steps" in first.stdout
+    assert "collect: 120 steps of random" in first.stdout
     assert "world model: 3 updates" in first.stdout
     assert "stopped after world-model (--until)" in first.stdout
     stages = json.loads((run / "recipe.json").read_text())["stages"]

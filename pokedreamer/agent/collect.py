@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from rich.progress import Progress
 
+from pokedreamer.agent.collect_policy import GO_EXPLORE, check_policy
 from pokedreamer.config import Settings
 from pokedreamer.env.vector import make_envs
 from pokedreamer.rundir import RunDir
@@ -20,16 +21,8 @@ class CollectResult:
     episodes: int
     seconds: float
     replay_steps: int
-
-
-def check_policy(policy: str) -> None:
-    """``random``, or a checkpoint that must load (checked before anything is made)."""
-    if policy == "random":
-        return
-    # torch comes with a checkpoint's policy: collecting random buttons never imports it.
-    from pokedreamer.agent.checkpointer import read_checkpoint_meta, resolve_checkpoint
-
-    read_checkpoint_meta(resolve_checkpoint(policy))
+    cells: int = 0
+    """go-explore: the cells its archive reached."""
 
 
 def collect_with_checkpoint(
@@ -53,8 +46,13 @@ def collect(
     settings: Settings, run: RunDir, steps: int, envs: int = 1, policy: str = "random"
 ) -> CollectResult:
     """Plays ``steps`` env steps in total over ``envs`` parallel envs into ``run``'s replay;
-    ``policy`` is ``random`` or an agent checkpoint."""
+    ``policy`` is ``random``, ``go-explore`` (agent/go_explore.py: local envs only) or an agent
+    checkpoint."""
     check_policy(policy)
+    if policy == GO_EXPLORE:
+        from pokedreamer.agent.go_explore import collect_go_explore
+
+        return collect_go_explore(settings, run, steps, envs)
     if policy != "random":
         return collect_with_checkpoint(settings, run, steps, envs, policy)
     wm = settings.world_model

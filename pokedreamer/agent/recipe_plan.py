@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pokedreamer.agent.collect_policy import GO_EXPLORE, RANDOM
 from pokedreamer.config import Settings
 from pokedreamer.errors import UserError
 
@@ -94,6 +95,8 @@ class Sizes:
     """How much each stage does: totals, so that a resumed stage knows what is left."""
 
     collect_steps: int = 50_000
+    collect_policy: str = "random"
+    """``collect``'s behaviour policy: random or go-explore (agent/collect_policy.py)."""
     world_model_updates: int = IMAGINATION_SIZES.world_model_updates
     imitation_steps: int = 0
     """0: no imitation stage."""
@@ -112,6 +115,10 @@ def check_sizes(sizes: Sizes, until: str | None) -> None:
     # Deferred: the evaluation's module brings torch, and a refusal should not wait on it.
     from pokedreamer.agent.evaluate import KNOWN_VARIANTS
 
+    if sizes.collect_policy not in (RANDOM, GO_EXPLORE):
+        raise UserError(
+            f"--collect-policy takes {RANDOM} or {GO_EXPLORE}, not {sizes.collect_policy!r}"
+        )
     if until is not None and until not in STAGES:
         raise UserError(f"--until takes one of {', '.join(STAGES)}, not {until!r}")
     if until == "imitation" and not sizes.imitation_steps:

@@ -201,6 +201,13 @@ def train_app(
         collect_steps: Annotated[
             int, typer.Option(min=1, help="Random-button env steps to collect, all envs.")
         ] = 50_000,
+        collect_policy: Annotated[
+            str,
+            typer.Option(
+                help="random: buttons from the start state; go-explore: random buttons from the "
+                "places reached least (local envs only)."
+            ),
+        ] = "random",
         world_model_updates: Annotated[
             int | None,
             typer.Option(
@@ -281,7 +288,7 @@ def train_app(
 
         default = IMITATION_SIZES if imitate else IMAGINATION_SIZES
         sizes = Sizes(
-            collect_steps=collect_steps,
+            collect_steps=collect_steps, collect_policy=collect_policy,
             world_model_updates=(
                 default.world_model_updates if world_model_updates is None else world_model_updates
             ),

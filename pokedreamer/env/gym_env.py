@@ -13,6 +13,7 @@ env``).
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,10 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
-        load_state_bytes(self._pyboy, self._start, "the start state")
+        # options["state"]: a snapshot() of this game to start from instead of the start state
+        # (collect's go-explore returns to the places it has reached so).
+        start = (options or {}).get("state", self._start)
+        load_state_bytes(self._pyboy, start, "the start state")
         self._seed_game()
         self._pyboy.tick(1, True)  # one frame so that the screen shows the start
         self._steps = 0
@@ -245,6 +249,12 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
                 cells.append((x, y, open_))
         if cells:
             info["ground"] = (state.map_id, tuple(cells))
+
+    def snapshot(self) -> bytes:
+        """The emulator's state now, for ``reset(options={"state": ...})`` to return to."""
+        buffer = io.BytesIO()
+        self._pyboy.save_state(buffer)
+        return buffer.getvalue()
 
     def _observe(self) -> dict[str, np.ndarray]:
         return {"screen": self.screen(), "state": self.state.vector()}

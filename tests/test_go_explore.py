@@ -1,0 +1,141 @@
+"""Go-Explore's collection (agent/go_explore.py) on the fixture cartridge: snapshots that return
+the env to where it was, cells that tell the game's progress apart, and a collection that reaches
+farther than random buttons from the start in the same steps."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clirun import cli
+
+from pokedreamer.agent.collect import collect
+from pokedreamer.agent.go_explore import SEGMENT_STEPS, Archive, cell_of
+from pokedreamer.config import EnvSettings, Settings
+from pokedreamer.env.gym_env import PokemonRedEnv
+from pokedreamer.env.state import VECTOR_FIELDS, PartyMon
+from pokedreamer.errors import UserError
+from pokedreamer.rundir import RunDir
+
+
+def press(env: PokemonRedEnv, *buttons: str) -> dict:
+    info: dict = {}
+    for button in buttons:
+        *_, info = env.step(env.buttons.index(button))
+    return info
+
+
+def test_a_snapshot_returns_the_env_to_where_it_was_and_a_bad_one_is_refused() -> None:
+    env = PokemonRedEnv(EnvSettings())
+    try:
+        env.reset(seed=0)
+        here = press(env, *["down"] * 6, *["left"] * 3)["state"]
+        snapshot = env.snapshot()
+        moved = press(env, *["right"] * 4)["state"]
+        assert (moved.x, moved.y) != (here.x, here.y)
+        obs, info = env.reset(seed=1, options={"state": snapshot})
+        back = info["state"]
+        assert (back.map_name, back.x, back.y, back.facing) == (
+            here.map_name, here.x, here.y, here.facing
+        )  # fmt: skip
+        assert np.array_equal(obs["state"], back.vector())
+        # The next plain reset is the start state again, not the snapshot.
+        _, info = env.reset(seed=0)
+        assert (info["state"].x, info["state"].y) == (3, 5)
+        with pytest.raises(UserError, match="is not a PyBoy save state"):
+            env.reset(options={"state": b"not a state"})
+    finally:
+        env.close()
+
+
+def test_a_cell_tells_apart_progress_a_hurt_party_and_a_battle_but_not_a_step_aside() -> None:
+    env = PokemonRedEnv(EnvSettings())
+    try:
+        _, info = env.reset(seed=0)
+    finally:
+        env.close()
+    state = info["state"]
+    full = state.model_copy(update={"party": (PartyMon(4, 5, 20, 20),)})
+    hurt = state.model_copy(update={"party": (PartyMon(4, 5, 9, 20),)})
+    grown = state.model_copy(update={"party": (PartyMon(4, 6, 20, 20),)})
+    fighting = full.model_copy(update={"battle": "wild"})
+    cells = {cell_of(s) for s in (state, full, hurt, grown, fighting)}
+    assert len(cells) == 5
+    # One cell over inside the same 2x2 block is the same cell.
+    aside = state.model_copy(update={"x": state.x ^ 1})
+    assert cell_of(aside) == cell_of(state)
+
+
+def test_the_archive_favours_cells_chosen_and_seen_less() -> None:
+    archive = Archive()
+    archive.add((1,), b"often")
+    archive.add((2,), b"rarely")
+    for _ in range(99):
+        archive.see((1,))
+    archive.places[(1,)].chosen = 99
+    odds = archive.odds()
+    assert odds[1] > 5 * odds[0]
+    rng = np.random.default_rng(0)
+    drawn = [archive.choose(rng) for _ in range(20)]
+    assert drawn.count(b"rarely") > drawn.count(b"often")
+    assert archive.places[(2,)].chosen == drawn.count(b"rarely")
+    assert not archive.see((3,)) and len(archive) == 2
+
+
+def stored(run: RunDir) -> tuple[np.ndarray, np.ndarray]:
+    """One env's stored steps in order: (map, x, y) of each, and which are first steps."""
+    where = [VECTOR_FIELDS.index(f) for f in ("map_id", "x", "y")]
+    places, firsts = [], []
+    for chunk in sorted(run.replay.glob("chunk-*.npz")):
+        with np.load(chunk) as steps:
+            places.append(np.round(steps["states"][:, where].astype(np.float64) * 255))
+            firsts.append(steps["is_first"])
+    return np.concatenate(places).astype(int), np.concatenate(firsts)
+
+
+def test_go_explore_returns_every_segment_to_a_place_it_reached(tmp_path: Path) -> None:
+    settings = Settings().model_copy(update={"run": Settings().run.model_copy(
+        update={"runs_dir": str(tmp_path)})})  # fmt: skip
+    steps = 1_000
+    explored = RunDir.create(settings, "explored")
+    result = collect(settings, explored, steps, envs=1, policy="go-explore")
+    assert result.steps == steps and result.episodes == steps // SEGMENT_STEPS - 1
+    assert result.cells > 1
+    places, firsts = stored(explored)
+    assert len(places) == result.replay_steps == steps + result.episodes
+    # Each return starts an episode, SEGMENT_STEPS + 1 stored steps apart, at a place reached
+    # before; not all at the start.
+    starts = np.flatnonzero(firsts)
+    assert starts.tolist() == list(range(0, len(places), SEGMENT_STEPS + 1))[: len(starts)]
+    seen = {tuple(p) for p in places[: starts[1]].tolist()}
+    for begin, end in zip(starts[1:], [*starts[2:], len(places)], strict=True):
+        assert tuple(places[begin].tolist()) in seen
+        seen.update(tuple(p) for p in places[begin:end].tolist())
+    assert len({tuple(places[i].tolist()) for i in starts}) > 1
+
+
+def test_collect_and_train_agent_take_go_explore_and_refuse_what_they_cannot_do() -> None:
+    made = cli("collect", "--run", "g", "--steps", "250", "--envs", "1", "--policy", "go-explore")
+    assert made.returncode == 0, made.stderr
+    assert re.search(r"collected 250 steps \(\d+ cells reached, 2 returns\)", made.stdout)
+    refused = cli("collect", "--run", "h", "--policy", "go-explore", "--workers", "ray")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: --policy go-explore plays local envs: leave --workers at local"
+    ]
+    bad = cli("train", "agent", "--run", "n", "--collect-policy", "greedy")
+    assert bad.stderr.strip().splitlines() == [
+        "error: --collect-policy takes random or go-explore, not 'greedy'"
+    ]
+    assert not Path("runs/h").exists() and not Path("runs/n").exists()
+    recipe = cli("train", "agent", "--run", "r", "--collect-policy", "go-explore",
+                 "--collect-steps", "250", "--envs", "1", "--until", "collect")  # fmt: skip
+    assert recipe.returncode == 0, recipe.stderr
+    assert re.search(
+        r"collect: 250 steps of go-explore \(\d+ cells reached, 2 returns\)", recipe.stdout
+    )
+    stage = json.loads(Path("runs/r/recipe.json").read_text())["stages"]["collect"]
+    assert stage["policy"] == "go-explore" and stage["steps"] == 252
