@@ -362,9 +362,7 @@ def collect(
     settings = _settings(
         ctx, seed=seed, rom=rom, envs=envs, workers=workers, ray_address=ray_address
     )
-    check_policy(policy)  # before the run directory is made
-    if policy == GO_EXPLORE and settings.agent.workers != "local":
-        raise UserError("--policy go-explore plays local envs: leave --workers at local")
+    check_policy(policy, settings.agent.workers)  # before the run directory is made
     check_workers(settings.agent.workers, settings.agent.ray_address)
     run_dir = RunDir.create(settings, run)
     result = run_collect(settings, run_dir, steps, settings.agent.envs, policy)

@@ -123,9 +123,15 @@ def test_collect_and_train_agent_take_go_explore_and_refuse_what_they_cannot_do(
     assert re.search(r"collected 250 steps \(\d+ cells reached, 2 returns\)", made.stdout)
     refused = cli("collect", "--run", "h", "--policy", "go-explore", "--workers", "ray")
     assert refused.returncode == 2
-    assert refused.stderr.strip().splitlines() == [
-        "error: --policy go-explore plays local envs: leave --workers at local"
-    ]
+    go_local = (
+        "error: go-explore returns local envs to its snapshots: set agent.workers to local (or "
+        "leave --workers out)"
+    )
+    assert refused.stderr.strip().splitlines() == [go_local]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POKEDREAMER_AGENT__WORKERS", "ray")
+        refused = cli("train", "agent", "--run", "h", "--collect-policy", "go-explore")
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [go_local]
     bad = cli("train", "agent", "--run", "n", "--collect-policy", "greedy")
     assert bad.stderr.strip().splitlines() == [
         "error: --collect-policy takes random or go-explore, not 'greedy'"

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from rich.progress import Progress
 
-from pokedreamer.agent.collect_policy import GO_EXPLORE, check_policy
+from pokedreamer.agent.collect_policy import GO_EXPLORE, CollectResult, check_policy
+from pokedreamer.agent.go_explore import collect_go_explore
 from pokedreamer.config import Settings
 from pokedreamer.env.vector import make_envs
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.replay import run_replay
-
-
-@dataclass(frozen=True)
-class CollectResult:
-    steps: int
-    episodes: int
-    seconds: float
-    replay_steps: int
-    cells: int = 0
-    """go-explore: the cells its archive reached."""
 
 
 def collect_with_checkpoint(
@@ -50,8 +40,6 @@ def collect(
     checkpoint."""
     check_policy(policy)
     if policy == GO_EXPLORE:
-        from pokedreamer.agent.go_explore import collect_go_explore
-
         return collect_go_explore(settings, run, steps, envs)
     if policy != "random":
         return collect_with_checkpoint(settings, run, steps, envs, policy)

@@ -1,7 +1,12 @@
 """The behaviour policies ``collect`` plays, named and checked before anything heavy is imported
-(the CLI's help and its refusals need no emulator, numpy or torch)."""
+(the CLI's help and its refusals need no emulator, numpy or torch), and what a collection
+returns."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pokedreamer.errors import UserError
 
 RANDOM = "random"
 GO_EXPLORE = "go-explore"
@@ -11,9 +16,24 @@ POLICY_HELP = (
 )
 
 
-def check_policy(policy: str) -> None:
-    """``random``, ``go-explore``, or a checkpoint that must load (checked before anything is
-    made)."""
+@dataclass(frozen=True)
+class CollectResult:
+    steps: int
+    episodes: int
+    seconds: float
+    replay_steps: int
+    cells: int = 0
+    """go-explore: the cells its archive reached."""
+
+
+def check_policy(policy: str, workers: str = "local") -> None:
+    """``random``, ``go-explore`` (on local envs), or a checkpoint that must load (checked
+    before anything is made)."""
+    if policy == GO_EXPLORE and workers != "local":
+        raise UserError(
+            "go-explore returns local envs to its snapshots: set agent.workers to local (or "
+            "leave --workers out)"
+        )
     if policy in (RANDOM, GO_EXPLORE):
         return
     # torch comes with a checkpoint's policy: collecting random buttons never imports it.

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from rich.progress import Progress
 
-from pokedreamer.agent.collect import CollectResult
+from pokedreamer.agent.collect_policy import CollectResult
 from pokedreamer.config import Settings
 from pokedreamer.env.state import BATTLE_ORDER, GameState
 from pokedreamer.env.vector import make_vector_env

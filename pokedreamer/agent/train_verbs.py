@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
+from pokedreamer.agent.collect_policy import check_policy
 from pokedreamer.config import PlannerKind, Settings
 from pokedreamer.errors import UserError
 
@@ -309,6 +310,7 @@ def train_app(
         else:
             settings = settings_for(ctx, **flags)
         settings = recipe_settings(settings, chosen_for(ctx, existing, **flags), imitate=imitate)
+        check_policy(sizes.collect_policy, settings.agent.workers)
         if imitate and settings.planner.kind == "none":
             raise UserError(
                 "the demonstrator plays the planner's subgoals: set a planner, not none"
