@@ -16,6 +16,7 @@ from pokedreamer.agent.collect import collect
 from pokedreamer.agent.go_explore import SEGMENT_STEPS, Archive, cell_of
 from pokedreamer.config import EnvSettings, Settings
 from pokedreamer.env.gym_env import PokemonRedEnv
+from pokedreamer.env.maps import map_id
 from pokedreamer.env.state import VECTOR_FIELDS, PartyMon
 from pokedreamer.errors import UserError
 from pokedreamer.rundir import RunDir
@@ -145,3 +146,20 @@ def test_collect_and_train_agent_take_go_explore_and_refuse_what_they_cannot_do(
     )
     stage = json.loads(Path("runs/r/recipe.json").read_text())["stages"]["collect"]
     assert stage["policy"] == "go-explore" and stage["steps"] == 252
+
+
+@pytest.mark.slow  # 40,000 env steps: make test-slow
+def test_go_explore_spends_more_of_the_same_steps_past_pallet_town_than_random_buttons(
+    tmp_path: Path,
+) -> None:
+    settings = Settings().model_copy(update={"run": Settings().run.model_copy(
+        update={"runs_dir": str(tmp_path)})})  # fmt: skip
+    maps = {}
+    for policy in ("go-explore", "random"):
+        run = RunDir.create(settings, policy)
+        collect(settings, run, 20_000, envs=1, policy=policy)
+        places, _ = stored(run)
+        maps[policy] = np.bincount(places[:, 0], minlength=256)
+    route_1, gym = map_id("ROUTE_1"), map_id("PEWTER_GYM")
+    assert maps["go-explore"][route_1] > 1.5 * maps["random"][route_1]
+    assert maps["go-explore"][gym] > 1.5 * maps["random"][gym]
