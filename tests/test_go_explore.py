@@ -5,12 +5,17 @@ farther than random buttons from the start in the same steps."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from clirun import cli
+from clirun import REPO_ROOT, cli
 
 from pokedreamer.agent.collect import collect
 from pokedreamer.agent.go_explore import SEGMENT_STEPS, Archive, cell_of
@@ -163,3 +168,32 @@ def test_go_explore_spends_more_of_the_same_steps_past_pallet_town_than_random_b
     route_1, gym = map_id("ROUTE_1"), map_id("PEWTER_GYM")
     assert maps["go-explore"][route_1] > 1.5 * maps["random"][route_1]
     assert maps["go-explore"][gym] > 1.5 * maps["random"][gym]
+
+
+@pytest.mark.parametrize("policy", ["go-explore", "random"])
+def test_a_collection_stopped_by_ctrl_c_keeps_its_steps_without_a_traceback(policy: str) -> None:
+    """Ctrl-C reaches the terminal's whole process group, env workers included; stopped inside
+    a worker's answer (a snapshot is 150 KB), the parent once waited forever to close them."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get(
+        "PYTHONPATH", "")]), "POKEDREAMER_WORLD_MODEL__THREADS": "1"}  # fmt: skip
+    args = ["train", "agent", "--run", "c", "--collect-policy", policy,
+            "--collect-steps", "1000000", "--until", "collect"]  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "pokedreamer", *args], env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    ) as process:  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not list(Path("runs/c/replay").glob("chunk-*")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert stderr.strip().splitlines()[-1] == (
+        "stopped in collect; its work is kept: the same command resumes it"
+    )
+    assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+    resumed = cli("train", "agent", "--run", "c", "--collect-policy", policy,
+                  "--collect-steps", "300", "--until", "collect")  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert "collect: resuming at " in resumed.stdout

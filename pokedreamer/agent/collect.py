@@ -10,7 +10,8 @@ from rich.progress import Progress
 from pokedreamer.agent.collect_policy import GO_EXPLORE, CollectResult, check_policy
 from pokedreamer.agent.go_explore import collect_go_explore
 from pokedreamer.config import Settings
-from pokedreamer.env.vector import make_envs
+from pokedreamer.env.stops import between_steps
+from pokedreamer.env.vector import close_quietly, make_envs
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.replay import run_replay
 
@@ -62,9 +63,10 @@ def collect(
         # there: that step's observation is a first one.
         just_ended = np.zeros(envs, dtype=bool)
         done = envs
-        with Progress(transient=True) as progress:
+        with Progress(transient=True) as progress, between_steps() as stop_asked:
             task = progress.add_task("collecting", total=steps, completed=done)
             while done < steps:
+                stop_asked()
                 actions = rng.integers(0, n_actions, envs)
                 obs, reward, terminated, truncated, _ = venv.step(actions)
                 for i in range(envs):
@@ -85,5 +87,5 @@ def collect(
                 progress.update(task, completed=done)
     finally:
         replay.flush()
-        venv.close()
+        close_quietly(venv)
     return CollectResult(done, episodes, time.perf_counter() - start, len(replay))

@@ -26,7 +26,8 @@ from rich.progress import Progress
 from pokedreamer.agent.collect_policy import CollectResult
 from pokedreamer.config import Settings
 from pokedreamer.env.state import BATTLE_ORDER, GameState
-from pokedreamer.env.vector import make_vector_env
+from pokedreamer.env.stops import between_steps
+from pokedreamer.env.vector import close_quietly, make_vector_env
 from pokedreamer.rundir import RunDir
 from pokedreamer.world_model.replay import run_replay
 
@@ -115,9 +116,10 @@ def collect_go_explore(settings: Settings, run: RunDir, steps: int, envs: int) -
                 archive.add(cell_of(info["state"][i]), snapshots[i])
         left = np.full(envs, SEGMENT_STEPS)
         done = envs
-        with Progress(transient=True) as progress:
+        with Progress(transient=True) as progress, between_steps() as stop_asked:
             task = progress.add_task("collecting (go-explore)", total=steps, completed=done)
             while done < steps:
+                stop_asked()
                 actions = rng.integers(0, n_actions, envs)
                 obs, reward, _, _, info = venv.step(actions)
                 for i in range(envs):
@@ -146,5 +148,5 @@ def collect_go_explore(settings: Settings, run: RunDir, steps: int, envs: int) -
                 progress.update(task, completed=done)
     finally:
         replay.flush()
-        venv.close()
+        close_quietly(venv)
     return CollectResult(done, segments, time.perf_counter() - start, len(replay), len(archive))

@@ -7,6 +7,9 @@ process for one env) and Ray actors (env/ray_workers.py), chosen by ``make_envs`
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
+import warnings
 from functools import partial
 from typing import Any, Literal, Protocol
 
@@ -77,7 +80,19 @@ def make_envs(
 def _make(env: EnvSettings, rewards: RewardSettings) -> gym.Env:
     from pokedreamer.env.gym_env import PokemonRedEnv  # imported in the worker process
 
+    if multiprocessing.parent_process() is not None:
+        # Ctrl-C reaches every process of the terminal's group: the parent alone stops, and
+        # closes its workers when they have answered the step they were on.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return PokemonRedEnv(env, rewards)
+
+
+def close_quietly(venv: VectorEnv) -> None:
+    """Closes ``venv``; stopped mid-step by Ctrl-C it waits for that step without gymnasium's
+    warning that it does so."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        venv.close()
 
 
 def make_vector_env(
