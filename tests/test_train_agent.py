@@ -49,7 +49,7 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     run = Path("runs/a")
     first = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--until", "world-model")
     assert first.returncode == 0, first.stderr
-    assert "collect: 120 steps of random" in first.stdout
+    assert "collect: 120 steps of go-explore" in first.stdout  # the default
     assert "world model: 3 updates" in first.stdout
     assert "stopped after world-model (--until)" in first.stdout
     stages = json.loads((run / "recipe.json").read_text())["stages"]
@@ -109,6 +109,7 @@ def test_train_agent_with_imitation_evaluates_the_imitating_actor() -> None:
                  "--steps", "0")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "imitation: 20 steps" in result.stdout and "imitation updates" in result.stdout
+    assert "collect: 120 steps of random" in result.stdout  # --imitate's default
     assert "imagination" not in result.stdout
     assert "done: runs/i/imitation/checkpoints/agent-000000020" in result.stdout
     assert Path("runs/i/eval/steps-20/report.md").is_file()

@@ -200,21 +200,29 @@ def train_app(
             ),
         ] = False,
         collect_steps: Annotated[
-            int, typer.Option(min=1, help="Random-button env steps to collect, all envs.")
-        ] = 50_000,
-        collect_policy: Annotated[
-            str,
+            int | None,
             typer.Option(
-                help="random: buttons from the start state; go-explore: random buttons from the "
-                "places reached least (local envs only)."
+                min=1,
+                metavar="N",
+                help="Random-button env steps to collect, all envs (default 150,000; with "
+                "--imitate 50,000).",
             ),
-        ] = "random",
+        ] = None,
+        collect_policy: Annotated[
+            str | None,
+            typer.Option(
+                metavar="POLICY",
+                help="go-explore: random buttons from the places reached least (local envs "
+                "only; the default); random: buttons from the start state (with --imitate, the "
+                "default).",
+            ),
+        ] = None,
         world_model_updates: Annotated[
             int | None,
             typer.Option(
                 min=1,
                 metavar="N",
-                help="World-model updates on the collected replay (default 1,500; with "
+                help="World-model updates on the collected replay (default 3,000; with "
                 "--imitate 2,000).",
             ),
         ] = None,
@@ -289,7 +297,8 @@ def train_app(
 
         default = IMITATION_SIZES if imitate else IMAGINATION_SIZES
         sizes = Sizes(
-            collect_steps=collect_steps, collect_policy=collect_policy,
+            collect_steps=default.collect_steps if collect_steps is None else collect_steps,
+            collect_policy=default.collect_policy if collect_policy is None else collect_policy,
             world_model_updates=(
                 default.world_model_updates if world_model_updates is None else world_model_updates
             ),
