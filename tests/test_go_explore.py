@@ -197,3 +197,15 @@ def test_a_collection_stopped_by_ctrl_c_keeps_its_steps_without_a_traceback(poli
                   "--collect-steps", "300", "--until", "collect")  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     assert "collect: resuming at " in resumed.stdout
+
+
+def test_an_episode_shorter_than_a_segment_returns_when_it_ends(tmp_path: Path) -> None:
+    settings = Settings().model_copy(update={
+        "run": Settings().run.model_copy(update={"runs_dir": str(tmp_path)}),
+        "env": Settings().env.model_copy(update={"max_steps": 30}),
+    })  # fmt: skip
+    run = RunDir.create(settings, "short")
+    result = collect(settings, run, 200, envs=1, policy="go-explore")
+    _, firsts = stored(run)
+    assert np.flatnonzero(firsts).tolist() == list(range(0, len(firsts), 31))
+    assert result.episodes == len(np.flatnonzero(firsts)) - 1 > 0

@@ -121,7 +121,7 @@ def collect_go_explore(settings: Settings, run: RunDir, steps: int, envs: int) -
             while done < steps:
                 stop_asked()
                 actions = rng.integers(0, n_actions, envs)
-                obs, reward, _, _, info = venv.step(actions)
+                obs, reward, _, truncated, info = venv.step(actions)
                 for i in range(envs):
                     replay.add(
                         i, obs["screen"][i], obs["state"][i], int(actions[i]), float(reward[i]),
@@ -136,6 +136,7 @@ def collect_go_explore(settings: Settings, run: RunDir, steps: int, envs: int) -
                             archive.add(cells[i], snapshots[i])
                 done += envs
                 left -= 1
+                left[truncated] = 0  # an episode shorter than a segment (env.max_steps) ends it
                 for i in np.flatnonzero(left <= 0) if done < steps else ():
                     segments += 1
                     mask = np.arange(envs) == i
