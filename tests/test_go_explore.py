@@ -209,3 +209,13 @@ def test_an_episode_shorter_than_a_segment_returns_when_it_ends(tmp_path: Path) 
     _, firsts = stored(run)
     assert np.flatnonzero(firsts).tolist() == list(range(0, len(firsts), 31))
     assert result.episodes == len(np.flatnonzero(firsts)) - 1 > 0
+
+
+def test_the_same_seed_collects_the_same_steps(tmp_path: Path) -> None:
+    settings = Settings().model_copy(update={"run": Settings().run.model_copy(
+        update={"runs_dir": str(tmp_path)})})  # fmt: skip
+    runs = [RunDir.create(settings, name) for name in ("one", "two")]
+    for run in runs:
+        collect(settings, run, 400, envs=1, policy="go-explore")
+    (first, _), (second, _) = (stored(run) for run in runs)
+    assert np.array_equal(first, second)
