@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from pokedreamer import __version__
-from pokedreamer.agent.collect_policy import GO_EXPLORE, POLICY_HELP, check_policy
+from pokedreamer.agent.collect_policy import POLICY_HELP, check_policy
 from pokedreamer.agent.train_verbs import RunOption, state_ranges, train_app
 from pokedreamer.bench.cli import bench_app
 from pokedreamer.config import PlannerKind, Settings, load_settings
@@ -366,11 +366,8 @@ def collect(
     check_workers(settings.agent.workers, settings.agent.ray_address)
     run_dir = RunDir.create(settings, run)
     result = run_collect(settings, run_dir, steps, settings.agent.envs, policy)
-    ended = f"{result.episodes} episodes ended"
-    if policy == GO_EXPLORE:
-        ended = f"{result.cells} cells reached, {result.episodes} returns"
     typer.echo(
-        f"collected {result.steps} steps ({ended}) in "
+        f"collected {result.steps} steps ({result.ended()}) in "
         f"{result.seconds:.1f} s, {result.steps / max(result.seconds, 1e-9):.0f} steps/s; "
         f"{run_dir.replay} holds {result.replay_steps} steps"
     )

@@ -25,6 +25,13 @@ class CollectResult:
     cells: int = 0
     """go-explore: the cells its archive reached."""
 
+    def ended(self) -> str:
+        """How its episodes ended, in words: go-explore's returns (it alone reaches cells) or
+        the episodes that ran out."""
+        if self.cells:
+            return f"{self.cells:,} cells reached, {self.episodes} returns"
+        return f"{self.episodes} episodes ended"
+
 
 def check_policy(policy: str, workers: str = "local") -> None:
     """``random``, ``go-explore`` (on local envs), or a checkpoint that must load (checked

@@ -27,7 +27,6 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pokedreamer.agent.checkpointer import CHECKPOINT_NAME
 from pokedreamer.agent.collect import collect
-from pokedreamer.agent.collect_policy import GO_EXPLORE
 from pokedreamer.agent.evaluate import evaluate_agent, markdown
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.planners import check_planner
@@ -171,11 +170,8 @@ class Recipe:
             policy = self.sizes.collect_policy
             result = collect(settings, self.run_dir, target - have, settings.agent.envs, policy)
             have = result.replay_steps
-            ended = f"{result.episodes} episodes ended"
-            if policy == GO_EXPLORE:
-                ended = f"{result.cells:,} cells reached, {result.episodes} returns"
             self.say(
-                f"collect: {result.steps:,} steps of {policy} ({ended}) in "
+                f"collect: {result.steps:,} steps of {policy} ({result.ended()}) in "
                 f"{result.seconds:.0f} s; the replay holds {have:,}"
             )
         stage.update(done=True, steps=have, policy=self.sizes.collect_policy)

@@ -155,8 +155,11 @@ class PokemonRedEnv(gym.Env[dict[str, np.ndarray], int]):
         super().reset(seed=seed)
         # options["state"]: a snapshot() of this game to start from instead of the start state
         # (collect's go-explore returns to the places it has reached so).
-        start = (options or {}).get("state", self._start)
-        load_state_bytes(self._pyboy, start, "the start state")
+        snapshot = (options or {}).get("state")
+        if snapshot is None:
+            load_state_bytes(self._pyboy, self._start, "the start state")
+        else:
+            load_state_bytes(self._pyboy, snapshot, "the snapshot to reset to")
         self._seed_game()
         self._pyboy.tick(1, True)  # one frame so that the screen shows the start
         self._steps = 0
