@@ -5,6 +5,8 @@ refusals in one line."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,6 +104,18 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     assert scalars["eval/agent/badge_rate"] == [(20, 0.0), (30, 0.0)]
     seconds = scalars["eval/train_seconds"]
     assert [step for step, _ in seconds] == [20, 30] and 0 < seconds[0][1] < seconds[1][1]
+
+    # The curve as docs/recipes/learning_curve.py prints it: a row per evaluation, its env steps
+    # counting the collection's 120.
+    curve = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "docs" / "recipes" / "learning_curve.py"), str(run)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    rows = [line.split(" | ") for line in curve.stdout.splitlines()[2:]]
+    assert [row[1:3] + row[4:6] for row in rows] == [
+        ["20", "140", "0/2 [0%–66%]", "— |"],
+        ["30", "150", "0/2 [0%–66%]", "— |"],
+    ]
 
 
 def test_train_agent_with_imitation_evaluates_the_imitating_actor() -> None:

@@ -1,0 +1,59 @@
+"""The learning curve of ``train agent`` runs: each evaluation the recipe made (``--eval-every``
+and the last), against the env steps and the wall clock of training before it.
+
+    python docs/recipes/learning_curve.py runs/v15 runs/v16
+
+Prints one markdown row per evaluation: the run, the imagination stage's env steps, the env steps
+of the whole run (collection included), the minutes of training (evaluations not counted), the
+badge rate with its Wilson 95% interval, and the median steps to the badge. It reads the run's
+metrics.jsonl (the recipe's ``eval`` lines) and recipe.json (the collection's size, the episodes
+an evaluation played), nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def rows(run: Path) -> list[str]:
+    recipe = json.loads((run / "recipe.json").read_text(encoding="utf-8"))
+    stages = recipe["stages"]
+    collected = int(stages.get("collect", {}).get("steps", 0))
+    episodes = int(stages.get("eval", {}).get("asked", {}).get("episodes", 30))
+    out = []
+    for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("kind") != "eval":
+            continue
+        steps = int(record["step"])
+        rate = float(record["eval/agent/badge_rate"])
+        low = float(record["eval/agent/badge_low_95"])
+        high = float(record["eval/agent/badge_high_95"])
+        median = record.get("eval/agent/badge_median_steps")
+        out.append(
+            f"| {run.name} | {steps:,} | {collected + steps:,} | "
+            f"{float(record['train_seconds']) / 60:.1f} | "
+            f"{round(rate * episodes)}/{episodes} [{low:.0%}–{high:.0%}] | "
+            f"{'—' if median is None else f'{median:,.0f}'} |"
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="train agent run folders")
+    args = parser.parse_args()
+    print(
+        "| run | imagination steps | env steps in all | training minutes | badge [95%] "
+        "| median steps |"
+    )
+    print("|---|---|---|---|---|---|")
+    for run in args.runs:
+        for row in rows(run):
+            print(row)
+
+
+if __name__ == "__main__":
+    main()
