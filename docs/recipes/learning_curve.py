@@ -22,11 +22,11 @@ def rows(run: Path) -> list[str]:
     stages = recipe["stages"]
     collected = int(stages.get("collect", {}).get("steps", 0))
     episodes = int(stages.get("eval", {}).get("asked", {}).get("episodes", 30))
-    out = []
+    out: list[str] = []
     for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
-        if record.get("kind") != "eval":
-            continue
+        if record.get("kind") != "eval" or "eval/agent/badge_rate" not in record:
+            continue  # a world-model or agent line, or an evaluation without the agent variant
         steps = int(record["step"])
         rate = float(record["eval/agent/badge_rate"])
         low = float(record["eval/agent/badge_low_95"])
