@@ -66,12 +66,13 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     assert saved.agent.pairing == "subgoal"
     assert saved.agent.behavior_updates == 1 and saved.env.max_steps == 3000
 
-    # In pieces: an evaluation at step 20, then on to 30 and the last evaluation.
+    # An evaluation at step 20, then on to 30 and the last evaluation; the two envs' episodes
+    # wait through the first and go on after it, as in a run without --eval-every.
     second = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--eval-every", "20")
     assert second.returncode == 0, second.stderr
     assert "collect: done before (120 steps), skipped" in second.stdout
     assert "world model: done before (3 updates), skipped" in second.stdout
-    assert "imagination: resuming at step 20 of 30" in second.stdout
+    assert "imagination: 30 steps, 2 episodes" in second.stdout
     assert "on seeds 10000-10001 (never played in training)" in second.stdout
     assert "| agent | " in second.stdout and "[0%–66%]" in second.stdout  # each rate's interval
     assert "done: runs/a/checkpoints/agent-000000030" in second.stdout
@@ -89,7 +90,7 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
 
     # Evaluating on seeds that training played is refused.
     overlap = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--eval-seed", "0")
-    one_line_error(overlap, "training played seeds 0-3; give an --eval-seed above them")
+    one_line_error(overlap, "training played seeds 0-1; give an --eval-seed above them")
 
     # TensorBoard: the world model's losses, the behaviour's losses and return scale, the
     # subgoal pairing, and the evaluation.

@@ -155,6 +155,7 @@ class AgentLoop:
         self._logged_explored = 0
         self.progress: Callable[[AgentLoop, float], None] | None = None
         """Called about once a second with the step rate (the headless CLI prints a line)."""
+        self.every: tuple[int, Callable[[AgentLoop], None]] | None = None  # (N, hook): below
         self.say: Callable[[str], None] | None = None
         """Called with a line to tell the user once, such as the LLM's token budget being
         spent (the headless CLI prints it; the dashboard gets it as a status message)."""
@@ -238,17 +239,19 @@ class AgentLoop:
                     actions_prev = torch.where(is_first, 0, actions_prev)
                 frames, vectors = driver.observations()
                 # --- learn
+                t0 = time.perf_counter()
                 if self.training:
-                    t0 = time.perf_counter()
                     learner.train_owed(self.steps, self._pursued())
-                    timings["train"] += time.perf_counter() - t0
                 if learner.imitation is not None:
-                    t0 = time.perf_counter()
                     learner.imitate_owed(self.steps)
-                    timings["train"] += time.perf_counter() - t0
+                timings["train"] += time.perf_counter() - t0
                 every = settings.agent.checkpoint_every if self.learning else 0
                 if every and self.steps // every != (self.steps - n) // every:
                     self.save()
+                piece, hook = self.every or (0, None)
+                if hook is not None and self.steps // piece != (self.steps - n) // piece:
+                    hook(self)  # e.g. the recipe's evaluation: the envs' episodes wait for it
+                    last_metrics, steps_at_metrics = time.perf_counter(), self.steps
                 now = time.perf_counter()
                 if now - last_metrics >= METRICS_EVERY_S:
                     rate = (self.steps - steps_at_metrics) / (now - last_metrics)

@@ -214,26 +214,24 @@ class Recipe:
     def _imagination(self, stage: dict[str, Any]) -> None:
         target, every = self.sizes.steps, self.sizes.eval_every
         run = self.run_dir
-        while True:
-            own = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
-            # The run's own checkpoint resumes it; else it starts from the stage before.
-            start = None if own else self._imitation_checkpoint() or self._world_model_checkpoint()
-            loop = AgentLoop(self.settings, run, checkpoint=start, train=True)
-            if loop.steps >= target:
-                self.say(f"imagination: done before ({loop.steps:,} steps), skipped")
-                stage.update(done=True, steps=loop.steps)  # a stopped run may have gone further
-                return
-            if loop.steps:
-                self.say(f"imagination: resuming at step {loop.steps:,} of {target:,}")
-            # With --eval-every, in pieces, each ending in a checkpoint and its evaluation.
-            end = min(target, (loop.steps // every + 1) * every) if every else target
-            self._play(loop, "imagination", end, target)
+        own = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
+        # The run's own checkpoint resumes it; else it starts from the stage before.
+        start = None if own else self._imitation_checkpoint() or self._world_model_checkpoint()
+        loop = AgentLoop(self.settings, run, checkpoint=start, train=True)
+
+        def record(loop: AgentLoop) -> None:
             stage.update(
                 done=loop.steps >= target, steps=loop.steps, episodes=loop.tally.episodes,
                 updates=loop.trainer.updates, badge_episodes=loop.tally.badge_episodes,
             )  # fmt: skip
-            if stage["done"]:
+
+        def evaluate(loop: AgentLoop) -> None:
+            """With --eval-every: a checkpoint and its evaluation each N steps, the training
+            envs waiting with their episodes for it (the last one is the eval stage's)."""
+            if loop.steps >= target:
                 return
+            loop.save()
+            record(loop)
             self._save()
             start_eval = time.perf_counter()
             try:
@@ -242,6 +240,16 @@ class Recipe:
                 # The curve's wall clock is training's: the evaluations are not counted.
                 spent = round(time.perf_counter() - start_eval, 1)
                 stage["eval_seconds"] = stage.get("eval_seconds", 0.0) + spent
+
+        if loop.steps >= target:
+            self.say(f"imagination: done before ({loop.steps:,} steps), skipped")
+            stage.update(done=True, steps=loop.steps)  # a stopped run may have gone further
+            return
+        if loop.steps:
+            self.say(f"imagination: resuming at step {loop.steps:,} of {target:,}")
+        loop.every = (every, evaluate) if every else None
+        self._play(loop, "imagination", target)
+        record(loop)
 
     def _eval(self, stage: dict[str, Any]) -> None:
         if stage["done"] and stage.get("asked") == self._asked():
@@ -285,14 +293,13 @@ class Recipe:
 
     # --- what the stages share --------------------------------------------------------------
 
-    def _play(self, loop: AgentLoop, name: str, end: int, target: int | None = None) -> None:
-        """Runs ``loop`` to ``end`` env steps under a progress bar to ``target`` (or ``end``)."""
+    def _play(self, loop: AgentLoop, name: str, end: int) -> None:
+        """Runs ``loop`` to ``end`` env steps under a progress bar."""
         columns = (TextColumn(name), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
                    TextColumn("{task.fields[rate]:.0f} steps/s, badges {task.fields[badges]}"),
                    TimeRemainingColumn())  # fmt: skip
         with Progress(*columns, transient=True) as bar:
-            total = target or end
-            task = bar.add_task(name, total=total, completed=loop.steps, rate=0.0, badges=0)
+            task = bar.add_task(name, total=end, completed=loop.steps, rate=0.0, badges=0)
 
             def show(loop: AgentLoop, rate: float) -> None:
                 bar.update(task, completed=loop.steps, rate=rate, badges=loop.tally.badge_episodes)
