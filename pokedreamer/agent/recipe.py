@@ -20,6 +20,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -304,8 +305,15 @@ class Recipe:
             def show(loop: AgentLoop, rate: float) -> None:
                 bar.update(task, completed=loop.steps, rate=rate, badges=loop.tally.badge_episodes)
 
+            # Lines told while the bar is drawn (an evaluation's table with --eval-every, the
+            # loop's notices) go above it, not into it.
+            say = self.say
+            self.say = partial(bar.console.print, markup=False, highlight=False, soft_wrap=True)
             loop.progress, loop.say = show, self.say
-            result = loop.run(end - loop.steps)
+            try:
+                result = loop.run(end - loop.steps)
+            finally:
+                self.say = say
         if loop.imitation is not None:
             updates = f"{loop.imitation.updates:,} imitation updates"
         else:
