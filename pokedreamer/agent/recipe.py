@@ -219,6 +219,12 @@ class Recipe:
         # The run's own checkpoint resumes it; else it starts from the stage before.
         start = None if own else self._imitation_checkpoint() or self._world_model_checkpoint()
         loop = AgentLoop(self.settings, run, checkpoint=start, train=True)
+        if loop.steps >= target:
+            self.say(f"imagination: done before ({loop.steps:,} steps), skipped")
+            stage.update(done=True, steps=loop.steps)  # a stopped run may have gone further
+            return
+        if loop.steps:
+            self.say(f"imagination: resuming at step {loop.steps:,} of {target:,}")
 
         def record(loop: AgentLoop) -> None:
             stage.update(
@@ -242,12 +248,6 @@ class Recipe:
                 spent = round(time.perf_counter() - start_eval, 1)
                 stage["eval_seconds"] = stage.get("eval_seconds", 0.0) + spent
 
-        if loop.steps >= target:
-            self.say(f"imagination: done before ({loop.steps:,} steps), skipped")
-            stage.update(done=True, steps=loop.steps)  # a stopped run may have gone further
-            return
-        if loop.steps:
-            self.say(f"imagination: resuming at step {loop.steps:,} of {target:,}")
         loop.every = (every, evaluate) if every else None
         self._play(loop, "imagination", target)
         record(loop)
