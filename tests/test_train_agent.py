@@ -32,7 +32,7 @@ TINY = {
     "AGENT__RECORD": "false",
 }
 SIZES = ["--collect-steps", "120", "--world-model-updates", "3", "--eval-episodes", "2",
-         "--eval-max-steps", "30"]  # fmt: skip
+         "--eval-max-steps", "30", "--validate-episodes", "2"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -68,8 +68,16 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
 
     # An evaluation at step 20, then on to 30 and the last evaluation; the two envs' episodes
     # wait through the first and go on after it, as in a run without --eval-every.
-    second = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--eval-every", "20")
+    # Validated at 10, 20 and 30 on seeds of its own; none better than another, the last kept.
+    second = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--eval-every", "20",
+                 "--validate-every", "10")  # fmt: skip
     assert second.returncode == 0, second.stderr
+    for steps in (10, 20, 30):
+        assert (
+            f"validation at step {steps} (2 episodes from seed 20000): 0/2 badges; the best so "
+            f"far: step {steps}"
+        ) in second.stdout
+        assert (run / "validation" / f"steps-{steps}" / "report.md").is_file()
     assert "collect: done before (120 steps), skipped" in second.stdout
     assert "world model: done before (3 updates), skipped" in second.stdout
     assert "imagination: 30 steps, 2 episodes" in second.stdout
@@ -87,17 +95,18 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     assert [p.name for p in (run / "checkpoints").glob("wm-*.json")] == ["wm-000000003.json"]
     kinds = [json.loads(line)["kind"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert kinds.count("world_model") == 1 and kinds.count("eval") == 2
+    assert kinds.count("validation") == 3
 
     # Evaluating on seeds that training played is refused.
     overlap = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--eval-seed", "0")
-    one_line_error(overlap, "training played seeds 0-1; give an --eval-seed above them")
+    one_line_error(overlap, "training played seeds 0-1; give a --eval-seed above them")
 
     # TensorBoard: the world model's losses, the behaviour's losses and return scale, the
     # subgoal pairing, and the evaluation.
     scalars = scalars_in(run)
     for tag in ("world_model/loss", "wm/loss", "behavior/actor_loss", "behavior/critic_loss",
                 "behavior/return_scale", "behavior/live_rate", "eval/agent/badge_rate",
-                "eval/agent/badge_high_95"):  # fmt: skip
+                "eval/agent/badge_high_95", "validation/agent/badge_rate"):  # fmt: skip
         assert tag in scalars, sorted(scalars)
     assert scalars["world_model/loss"][0][0] == 3  # by update
     # By env step: update 25, logged, is owed at step 26 (the two envs step together).
@@ -117,6 +126,23 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
         ["20", "140", "0/2 [0%–66%]", "— |"],
         ["30", "150", "0/2 [0%–66%]", "— |"],
     ]
+
+    # The recipe ends with the checkpoint that did best on the validation seeds: were step 10's
+    # the best, the eval stage evaluates it instead, and says so; --validate-every 0 takes the
+    # last again.
+    recipe = json.loads((run / "recipe.json").read_text())
+    recipe["stages"]["imagination"]["validations"]["10"].update(badges=1, median_steps=25)
+    (run / "recipe.json").write_text(json.dumps(recipe))
+    chosen = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30")
+    assert chosen.returncode == 0, chosen.stderr
+    assert "imagination: done before" in chosen.stdout and "eval: 2 episodes" in chosen.stdout
+    assert "checkpoint: `runs/a/checkpoints/agent-000000010`" in chosen.stdout
+    assert "done: runs/a/checkpoints/agent-000000010" in chosen.stdout
+    last = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--validate-every", "0")
+    assert "done: runs/a/checkpoints/agent-000000030" in last.stdout, last.stderr
+    checkpoints = [json.loads(line).get("checkpoint_step") for line in
+                   (run / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
+    assert [c for c in checkpoints if c is not None] == [20, 30, 10, 30]
 
 
 def test_train_agent_with_imitation_evaluates_the_imitating_actor() -> None:
@@ -212,6 +238,15 @@ def test_train_agent_refuses_in_one_line_and_makes_nothing(monkeypatch: pytest.M
         cli("train", "agent", "--run", "n", "--eval-variants", "agent,best"),
         "--eval-variants takes some of agent, no-planner, random, demonstrator, floor, not "
         "agent,best",
+    )
+    one_line_error(
+        cli("train", "agent", "--run", "n", "--validate-seed", "10020"),
+        "the validation seeds 10020-10029 overlap the evaluation's 10000-10029: choosing by the "
+        "seeds that score the result flatters it; move --validate-seed",
+    )
+    one_line_error(
+        cli("train", "agent", "--run", "n", "--validate-seed", "1", "--eval-seed", "100"),
+        "training played seeds 0-1; give a --validate-seed above them",
     )
     monkeypatch.setenv("POKEDREAMER_PLANNER__KIND", "none")
     one_line_error(

@@ -182,3 +182,21 @@ def markdown(report: dict[str, Any]) -> str:
         "it); the badge column is the success rate.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def eval_metrics(report: dict[str, Any], prefix: str = "eval") -> dict[str, float]:
+    """An evaluation's figures as metrics named ``<prefix>/<variant>/...``: each variant's
+    badge rate, its 95% interval and the median steps to it (when any episode got it)."""
+    metrics: dict[str, float] = {}
+    for variant, result in report["variants"].items():
+        badge = result["stages"]["badge"]
+        low, high = badge["interval_95"]
+        name = f"{prefix}/{variant}/badge"
+        metrics |= {
+            f"{name}_rate": badge["reached"],
+            f"{name}_low_95": low,
+            f"{name}_high_95": high,
+        }
+        if badge["median_steps"] is not None:
+            metrics[f"{name}_median_steps"] = float(badge["median_steps"])
+    return metrics

@@ -17,22 +17,22 @@ last checkpoint, and the evaluation is then made again.
 from __future__ import annotations
 
 import json
-import shutil
+import math
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
 from pokedreamer.agent.checkpointer import CHECKPOINT_NAME
 from pokedreamer.agent.collect import collect
-from pokedreamer.agent.evaluate import evaluate_agent, markdown
+from pokedreamer.agent.evaluate import eval_metrics, markdown
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.planners import check_planner
 from pokedreamer.agent.play import imitation_loop
 from pokedreamer.agent.recipe_plan import RECIPE_FILE, STAGES, Sizes
+from pokedreamer.agent.stage_bar import played, stage_bar
+from pokedreamer.agent.validation import best, checkpoint_number, evaluate_from, validate
+from pokedreamer.agent.validation import record as record_validation
 from pokedreamer.config import Settings
 from pokedreamer.errors import UserError
 from pokedreamer.files import write_atomic
@@ -48,6 +48,7 @@ FORMAT = "pokedreamer-recipe"
 IMITATION_RUN = "imitation"
 """The DAgger stage's own run folder inside the recipe's (its counters start from 0)."""
 EVAL_FOLDER = "eval"
+VALIDATION_FOLDER = "validation"
 
 
 class Recipe:
@@ -179,7 +180,7 @@ class Recipe:
 
     def _world_model(self, stage: dict[str, Any]) -> None:
         target = self.sizes.world_model_updates
-        done = _number(latest_checkpoint(self.run_dir.checkpoints, WM_CHECKPOINT_NAME))
+        done = checkpoint_number(latest_checkpoint(self.run_dir.checkpoints, WM_CHECKPOINT_NAME))
         if stage["done"]:
             self.say(f"world model: done before ({done:,} updates), skipped")
             return
@@ -214,7 +215,7 @@ class Recipe:
 
     def _imagination(self, stage: dict[str, Any]) -> None:
         target, every = self.sizes.steps, self.sizes.eval_every
-        run = self.run_dir
+        validate_every, run = self.sizes.validate_every, self.run_dir
         own = latest_checkpoint(run.checkpoints, CHECKPOINT_NAME)
         # The run's own checkpoint resumes it; else it starts from the stage before.
         start = None if own else self._imitation_checkpoint() or self._world_model_checkpoint()
@@ -222,6 +223,7 @@ class Recipe:
         if loop.steps >= target:
             self.say(f"imagination: done before ({loop.steps:,} steps), skipped")
             stage.update(done=True, steps=loop.steps)  # a stopped run may have gone further
+            self._validate(stage, latest_checkpoint(run.checkpoints, CHECKPOINT_NAME))
             return
         if loop.steps:
             self.say(f"imagination: resuming at step {loop.steps:,} of {target:,}")
@@ -232,25 +234,66 @@ class Recipe:
                 updates=loop.trainer.updates, badge_episodes=loop.tally.badge_episodes,
             )  # fmt: skip
 
-        def evaluate(loop: AgentLoop) -> None:
-            """With --eval-every: a checkpoint and its evaluation each N steps, the training
-            envs waiting with their episodes for it (the last one is the eval stage's)."""
-            if loop.steps >= target:
+        begun, passed = loop.steps, dict[str, int]()
+
+        def due(name: str, n: int) -> bool:
+            """Whether the loop went past a multiple of ``n`` since ``name`` last asked."""
+            before = passed.get(name, begun // max(n, 1))
+            passed[name] = loop.steps // max(n, 1)
+            return bool(n) and passed[name] > before
+
+        def pause(loop: AgentLoop) -> None:
+            """Each --validate-every and --eval-every steps: a checkpoint, validated and (for
+            the curve) evaluated, the training envs waiting with their episodes for it; the
+            last ones are made after the stage."""
+            validate, curve = due("validate", validate_every), due("eval", every)
+            if loop.steps >= target or not (validate or curve):
                 return
-            loop.save()
+            checkpoint = loop.save()
             record(loop)
             self._save()
-            start_eval = time.perf_counter()
-            try:
-                self._evaluate(self.stage("eval"))
-            finally:
-                # The curve's wall clock is training's: the evaluations are not counted.
-                spent = round(time.perf_counter() - start_eval, 1)
-                stage["eval_seconds"] = stage.get("eval_seconds", 0.0) + spent
+            if validate:
+                self._validate(stage, checkpoint)
+            if curve:
+                start_eval = time.perf_counter()
+                try:
+                    self._evaluate(self.stage("eval"), checkpoint)
+                finally:
+                    # The curve's wall clock is training's: its evaluations are not counted.
+                    spent = round(time.perf_counter() - start_eval, 1)
+                    stage["eval_seconds"] = stage.get("eval_seconds", 0.0) + spent
 
-        loop.every = (every, evaluate) if every else None
+        pieces = [n for n in (validate_every, every) if n]
+        loop.every = (math.gcd(*pieces), pause) if pieces else None
         self._play(loop, "imagination", target)
         record(loop)
+        self._save()
+        self._validate(stage, latest_checkpoint(run.checkpoints, CHECKPOINT_NAME))
+
+    def _validate(self, stage: dict[str, Any], checkpoint: Path | None) -> None:
+        """With --validate-every: plays ``checkpoint`` on the validation seeds, once, and
+        tells which checkpoint is the best so far (the one the recipe ends with). Its time
+        counts as training's: it chooses the weights."""
+        sizes = self.sizes
+        if not sizes.validate_every or checkpoint is None:
+            return
+        step, validations = checkpoint_number(checkpoint), stage.setdefault("validations", {})
+        if str(step) in validations:
+            return
+        self._check_fresh_seeds(sizes.validate_seed)
+        validated, report = validate(
+            self.settings, checkpoint, self.run_dir.path / VALIDATION_FOLDER / f"steps-{step}",
+            sizes.validate_seed, sizes.validate_episodes, sizes.eval_max_steps,
+        )  # fmt: skip
+        record_validation(validations, validated)
+        self._save()
+        kept = f"step {best(validations).step:,}"  # type: ignore[union-attr]  # one at least
+        self.say(
+            f"validation at step {step:,} ({sizes.validate_episodes} episodes from seed "
+            f"{sizes.validate_seed}): {validated.line()}; the best so far: {kept}"
+        )
+        metrics = eval_metrics(report, "validation")
+        self.run_dir.log_metrics({"kind": "validation", "step": step, **metrics})
 
     def _eval(self, stage: dict[str, Any]) -> None:
         if stage["done"] and stage.get("asked") == self._asked():
@@ -269,59 +312,42 @@ class Recipe:
         keeps the report of each."""
         return self.run_dir.path / EVAL_FOLDER / f"steps-{self.trained_steps()}"
 
-    def _evaluate(self, stage: dict[str, Any]) -> None:
-        """``eval agent`` of the latest checkpoint; the figures go to the run's metrics."""
+    def _evaluate(self, stage: dict[str, Any], checkpoint: Path | None = None) -> None:
+        """``eval agent`` of ``checkpoint`` (None: the recipe's final one); the figures go to
+        the run's metrics."""
         sizes, out, asked = self.sizes, self._eval_folder(), self._asked()
+        if checkpoint is not None:
+            asked["checkpoint"] = str(checkpoint)
         trained = self.train_seconds()  # before this evaluation's own time
-        self._check_fresh_seeds()
+        self._check_fresh_seeds(sizes.eval_seed)
         last = sizes.eval_seed + sizes.eval_episodes - 1
         self.say(
             f"eval: {sizes.eval_episodes} episodes per variant on seeds {sizes.eval_seed}-{last} "
             f"(never played in training), up to {sizes.eval_max_steps:,} steps each"
         )
-        if out.exists():  # what an interrupted evaluation left
-            shutil.rmtree(out)
-        env = self.settings.env.model_copy(update={"seed": sizes.eval_seed})
-        report = evaluate_agent(
-            self.settings.model_copy(update={"env": env}), Path(asked["checkpoint"]), out,
+        report = evaluate_from(
+            self.settings, Path(asked["checkpoint"]), out, sizes.eval_seed,
             sizes.eval_episodes, sizes.eval_max_steps, sizes.eval_variants,
         )  # fmt: skip
         self.say(markdown(report).rstrip())
         self.say(f"report: {out / 'report.md'}")
-        record = {"kind": "eval", "step": self.trained_steps()}
+        # step: the env steps trained; checkpoint_step: the weights', when validation chose
+        # an earlier checkpoint than the last.
+        record = {"kind": "eval", "step": self.trained_steps(),
+                  "checkpoint_step": checkpoint_number(Path(asked["checkpoint"]))}  # fmt: skip
         self.run_dir.log_metrics({**record, "train_seconds": trained, **eval_metrics(report)})
         stage.update(done=True, asked=asked)
 
     # --- what the stages share --------------------------------------------------------------
-
     def _play(self, loop: AgentLoop, name: str, end: int) -> None:
         """Runs ``loop`` to ``end`` env steps under a progress bar."""
-        columns = (TextColumn(name), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
-                   TextColumn("{task.fields[rate]:.0f} steps/s, badges {task.fields[badges]}"),
-                   TimeRemainingColumn())  # fmt: skip
-        with Progress(*columns, transient=True) as bar:
-            task = bar.add_task(name, total=end, completed=loop.steps, rate=0.0, badges=0)
-
-            def show(loop: AgentLoop, rate: float) -> None:
-                bar.update(task, completed=loop.steps, rate=rate, badges=loop.tally.badge_episodes)
-
-            # Lines told while the bar is drawn (an evaluation's table with --eval-every, the
-            # loop's notices) go above it, not into it.
-            say = self.say
-            self.say = partial(bar.console.print, markup=False, highlight=False, soft_wrap=True)
-            loop.progress, loop.say = show, self.say
+        say = self.say
+        with stage_bar(loop, name, end) as self.say:  # lines told meanwhile go above the bar
             try:
                 result = loop.run(end - loop.steps)
             finally:
                 self.say = say
-        if loop.imitation is not None:
-            updates = f"{loop.imitation.updates:,} imitation updates"
-        else:
-            updates = f"{result.updates:,} world-model updates"
-        self.say(
-            f"{name}: {loop.steps:,} steps, {result.episodes} episodes ({result.badges} with a "
-            f"badge), {updates}; {result.seconds:.0f} s this time; checkpoint {result.checkpoint}"
-        )
+        self.say(played(loop, name, result))
 
     def _world_model_checkpoint(self) -> Path:
         found = latest_checkpoint(self.run_dir.checkpoints, WM_CHECKPOINT_NAME)
@@ -334,7 +360,12 @@ class Recipe:
         return latest_checkpoint(folder, CHECKPOINT_NAME) if self.sizes.imitation_steps else None
 
     def final_checkpoint(self) -> Path:
-        """The weights the recipe ends with: the last stage's latest checkpoint."""
+        """The weights the recipe ends with: the imagination checkpoint that did best on the
+        validation seeds, else the last stage's latest checkpoint."""
+        validations = self.stage("imagination").get("validations", {})
+        chosen = best(validations) if self.sizes.validate_every else None
+        if chosen is not None:
+            return Path(chosen.checkpoint)
         own = latest_checkpoint(self.run_dir.checkpoints, CHECKPOINT_NAME)
         return own or self._imitation_checkpoint() or self._world_model_checkpoint()
 
@@ -354,35 +385,13 @@ class Recipe:
             spent += time.perf_counter() - self._started
         return round(spent, 1)
 
-    def _check_fresh_seeds(self) -> None:
-        """Refuses evaluation seeds at or below the highest seed a training episode began with
-        (every stage seeds its episodes upwards from env.seed)."""
+    def _check_fresh_seeds(self, first: int) -> None:
+        """Refuses evaluation seeds from ``first`` on when it is at or below the highest seed a
+        training episode began with (every stage seeds its episodes upwards from env.seed)."""
         stages, seed, envs = self.record["stages"], self.settings.env.seed, self.settings.agent.envs
         collected = envs * (stages.get("collect", {}).get("resumes", 0) + 1)
         played = [int(stages.get(s, {}).get("episodes", 0)) for s in ("imitation", "imagination")]
         last = seed + max(collected, *played) - 1
-        if self.sizes.eval_seed <= last:
-            raise UserError(f"training played seeds {seed}-{last}; give an --eval-seed above them")
-
-
-def eval_metrics(report: dict[str, Any]) -> dict[str, float]:
-    """An evaluation's figures as metrics: each variant's badge rate, its 95% interval and the
-    median steps to it (when any episode got it)."""
-    metrics: dict[str, float] = {}
-    for variant, result in report["variants"].items():
-        badge = result["stages"]["badge"]
-        low, high = badge["interval_95"]
-        name = f"eval/{variant}/badge"
-        metrics |= {
-            f"{name}_rate": badge["reached"],
-            f"{name}_low_95": low,
-            f"{name}_high_95": high,
-        }
-        if badge["median_steps"] is not None:
-            metrics[f"{name}_median_steps"] = float(badge["median_steps"])
-    return metrics
-
-
-def _number(checkpoint: Path | None) -> int:
-    """The step or update count in a checkpoint's name, ``wm-000002250``; 0 for none."""
-    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else 0
+        if first <= last:
+            flag = "--eval-seed" if first == self.sizes.eval_seed else "--validate-seed"
+            raise UserError(f"training played seeds {seed}-{last}; give a {flag} above them")

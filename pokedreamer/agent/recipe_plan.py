@@ -65,11 +65,16 @@ class RecipeDefaults:
     steps: int
     collect_steps: int = 50_000
     collect_policy: str = RANDOM
+    validate_every: int = 0
 
 
 IMITATION_SIZES = RecipeDefaults(world_model_updates=2_000, steps=30_000)
 IMAGINATION_SIZES = RecipeDefaults(
-    world_model_updates=3_000, steps=5_000, collect_steps=150_000, collect_policy=GO_EXPLORE
+    world_model_updates=3_000,
+    steps=5_000,
+    collect_steps=150_000,
+    collect_policy=GO_EXPLORE,
+    validate_every=1_000,
 )
 """Imagination alone: go-explore's 150,000 steps (two to three minutes on two envs) bring the
 gym, trainers' battles and MOM's heal into the replay, and the mini world model needs its 3,000
@@ -115,6 +120,11 @@ class Sizes:
     eval_variants: tuple[str, ...] = ("agent",)
     eval_every: int = 0
     """Also evaluate every this many imagination steps (0: only at the end): the curve."""
+    validate_every: int = IMAGINATION_SIZES.validate_every
+    """Validate a checkpoint every this many imagination steps and at the end, and end with
+    the best (0: end with the last one); agent/validation.py."""
+    validate_episodes: int = 10
+    validate_seed: int = 20_000
 
 
 def check_sizes(sizes: Sizes, until: str | None) -> None:
@@ -130,12 +140,34 @@ def check_sizes(sizes: Sizes, until: str | None) -> None:
         raise UserError(f"--until takes one of {', '.join(STAGES)}, not {until!r}")
     if until == "imitation" and not sizes.imitation_steps:
         raise UserError("--until imitation needs --imitate")
+    tested = range(sizes.eval_seed, sizes.eval_seed + sizes.eval_episodes)
+    validated = range(sizes.validate_seed, sizes.validate_seed + sizes.validate_episodes)
+    if sizes.validate_every and range(
+        max(tested[0], validated[0]), min(tested[-1], validated[-1]) + 1
+    ):
+        raise UserError(
+            f"the validation seeds {validated[0]}-{validated[-1]} overlap the evaluation's "
+            f"{tested[0]}-{tested[-1]}: choosing by the seeds that score the result flatters it; "
+            "move --validate-seed"
+        )
     unknown = [v for v in sizes.eval_variants if v not in KNOWN_VARIANTS]
     if unknown or not sizes.eval_variants:
         raise UserError(
             f"--eval-variants takes some of {', '.join(KNOWN_VARIANTS)}, not "
             f"{','.join(sizes.eval_variants) or 'none'}"
         )
+
+
+def check_seeds(sizes: Sizes, seed: int, envs: int) -> None:
+    """Refuses evaluation or validation seeds among the first that training plays, before any
+    folder is made (the recipe checks again when it plays them: its stages may play more)."""
+    last = seed + envs - 1
+    asked = [(sizes.eval_seed, "--eval-seed")]
+    if sizes.validate_every:
+        asked.append((sizes.validate_seed, "--validate-seed"))
+    for first, flag in asked:
+        if first <= last:
+            raise UserError(f"training played seeds {seed}-{last}; give a {flag} above them")
 
 
 def check_run_kind(path: Path) -> None:

@@ -261,6 +261,19 @@ def train_app(
                 "0: only at the end.",
             ),
         ] = 0,
+        validate_every: Annotated[
+            int | None,
+            typer.Option(
+                min=0,
+                metavar="N",
+                help="Validate a checkpoint every N imagination steps and end "
+                "with the best; 0: end with the last (default 1,000; with --imitate 0).",
+            ),
+        ] = None,
+        validate_episodes: Annotated[int, typer.Option(min=1, help="Validation episodes.")] = 10,
+        validate_seed: Annotated[
+            int, typer.Option(min=0, help="First validation seed: apart from the evaluation's.")
+        ] = 20_000,
         until: Annotated[
             str | None,
             typer.Option(
@@ -291,6 +304,7 @@ def train_app(
             RECIPE_FILE,
             Sizes,
             check_run_kind,
+            check_seeds,
             check_sizes,
             recipe_settings,
         )  # fmt: skip
@@ -306,7 +320,8 @@ def train_app(
             steps=default.steps if steps is None else steps,
             eval_episodes=eval_episodes, eval_seed=eval_seed, eval_max_steps=eval_max_steps,
             eval_variants=tuple(v.strip() for v in eval_variants.split(",") if v.strip()),
-            eval_every=eval_every,
+            eval_every=eval_every, validate_episodes=validate_episodes, validate_seed=validate_seed,
+            validate_every=default.validate_every if validate_every is None else validate_every,
         )  # fmt: skip
         check_sizes(sizes, until)
         path = runs_dir(ctx) / run
@@ -320,6 +335,7 @@ def train_app(
             settings = settings_for(ctx, **flags)
         settings = recipe_settings(settings, chosen_for(ctx, existing, **flags), imitate=imitate)
         check_policy(sizes.collect_policy, settings.agent.workers)
+        check_seeds(sizes, settings.env.seed, settings.agent.envs)
         if imitate and settings.planner.kind == "none":
             raise UserError(
                 "the demonstrator plays the planner's subgoals: set a planner, not none"
