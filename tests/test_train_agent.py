@@ -122,9 +122,9 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     rows = [line.split(" | ") for line in curve.stdout.splitlines()[2:]]
-    assert [row[1:3] + row[4:6] for row in rows] == [
-        ["20", "140", "0/2 [0%–66%]", "— |"],
-        ["30", "150", "0/2 [0%–66%]", "— |"],
+    assert [row[1:3] + row[4:7] for row in rows] == [
+        ["20", "140", "0/2 [0%–66%]", "—", "0/2 |"],
+        ["30", "150", "0/2 [0%–66%]", "—", "0/2 |"],
     ]
 
     # The recipe ends with the checkpoint that did best on the validation seeds: were step 10's
@@ -143,6 +143,12 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     checkpoints = [json.loads(line).get("checkpoint_step") for line in
                    (run / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
     assert [c for c in checkpoints if c is not None] == [20, 30, 10, 30]
+    curve = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "docs" / "recipes" / "learning_curve.py"), str(run)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "| a | 30 (checkpoint 10) | 150 | " in curve.stdout
+    assert curve.stdout.splitlines()[4].endswith("| 1/2 |")
 
 
 def test_train_agent_with_imitation_evaluates_the_imitating_actor() -> None:

@@ -3,11 +3,12 @@ and the last), against the env steps and the wall clock of training before it.
 
     python docs/recipes/learning_curve.py runs/v15 runs/v16
 
-Prints one markdown row per evaluation: the run, the imagination stage's env steps, the env steps
-of the whole run (collection included), the minutes of training (evaluations not counted), the
-badge rate with its Wilson 95% interval, and the median steps to the badge. It reads the run's
-metrics.jsonl (the recipe's ``eval`` lines) and recipe.json (the collection's size, the episodes
-an evaluation played), nothing else.
+Prints one markdown row per evaluation: the run, the imagination stage's env steps (and, where
+validation chose an earlier checkpoint, the checkpoint evaluated), the env steps of the whole run
+(collection included), the minutes of training (evaluations not counted), the badge rate with
+its Wilson 95% interval, the median steps to the badge, and the checkpoint's badges on the
+validation seeds. It reads the run's metrics.jsonl (the recipe's ``eval`` lines) and recipe.json
+(the collection's size, the episodes an evaluation played, the validations), nothing else.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def rows(run: Path) -> list[str]:
     stages = recipe["stages"]
     collected = int(stages.get("collect", {}).get("steps", 0))
     episodes = int(stages.get("eval", {}).get("asked", {}).get("episodes", 30))
+    validations = stages.get("imagination", {}).get("validations", {})
     out: list[str] = []
     for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
@@ -32,11 +34,15 @@ def rows(run: Path) -> list[str]:
         low = float(record["eval/agent/badge_low_95"])
         high = float(record["eval/agent/badge_high_95"])
         median = record.get("eval/agent/badge_median_steps")
+        played = int(record.get("checkpoint_step", steps))
+        where = f"{steps:,}" if played == steps else f"{steps:,} (checkpoint {played:,})"
+        validated = validations.get(str(played))
+        checked = f"{validated['badges']}/{validated['episodes']}" if validated else "—"
         out.append(
-            f"| {run.name} | {steps:,} | {collected + steps:,} | "
+            f"| {run.name} | {where} | {collected + steps:,} | "
             f"{float(record['train_seconds']) / 60:.1f} | "
             f"{round(rate * episodes)}/{episodes} [{low:.0%}–{high:.0%}] | "
-            f"{'—' if median is None else f'{median:,.0f}'} |"
+            f"{'—' if median is None else f'{median:,.0f}'} | {checked} |"
         )
     return out
 
@@ -47,9 +53,9 @@ def main() -> None:
     args = parser.parse_args()
     print(
         "| run | imagination steps | env steps in all | training minutes | badge [95%] "
-        "| median steps |"
+        "| median steps | validation |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for run in args.runs:
         for row in rows(run):
             print(row)
