@@ -127,27 +127,30 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
         ["30", "150", "0/2 [0%–66%]", "—", "0/2 |"],
     ]
 
-    # The recipe ends with the checkpoint that did best on the validation seeds: were step 10's
-    # the best, the eval stage evaluates it instead, and says so; --validate-every 0 takes the
-    # last again.
+    # The recipe ends with the checkpoint that did best on the validation seeds: were step 20's
+    # the best, the eval stage evaluates it as the run's figure at 30 steps, and says so, even
+    # though the curve evaluated it at 20; --validate-every 0 takes the last again.
     recipe = json.loads((run / "recipe.json").read_text())
-    recipe["stages"]["imagination"]["validations"]["10"].update(badges=1, median_steps=25)
+    recipe["stages"]["imagination"]["validations"]["20"].update(badges=1, median_steps=25)
+    at_20 = {"checkpoint": "runs/a/checkpoints/agent-000000020", "steps": 20}
+    recipe["stages"]["eval"]["asked"].update(at_20)  # as the curve's evaluation at 20 left it
     (run / "recipe.json").write_text(json.dumps(recipe))
     chosen = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30")
     assert chosen.returncode == 0, chosen.stderr
     assert "imagination: done before" in chosen.stdout and "eval: 2 episodes" in chosen.stdout
-    assert "checkpoint: `runs/a/checkpoints/agent-000000010`" in chosen.stdout
-    assert "done: runs/a/checkpoints/agent-000000010" in chosen.stdout
+    assert "checkpoint: `runs/a/checkpoints/agent-000000020`" in chosen.stdout
+    assert "agent-000000020" in (run / "eval" / "steps-30" / "report.md").read_text()
+    assert "done: runs/a/checkpoints/agent-000000020" in chosen.stdout
     last = cli("train", "agent", "--run", "a", *SIZES, "--steps", "30", "--validate-every", "0")
     assert "done: runs/a/checkpoints/agent-000000030" in last.stdout, last.stderr
     checkpoints = [json.loads(line).get("checkpoint_step") for line in
                    (run / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
-    assert [c for c in checkpoints if c is not None] == [20, 30, 10, 30]
+    assert [c for c in checkpoints if c is not None] == [20, 30, 20, 30]
     curve = subprocess.run(
         [sys.executable, str(REPO_ROOT / "docs" / "recipes" / "learning_curve.py"), str(run)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert "| a | 30 (checkpoint 10) | 150 | " in curve.stdout
+    assert "| a | 30 (checkpoint 20) | 150 | " in curve.stdout
     assert curve.stdout.splitlines()[4].endswith("| 1/2 |")
 
 

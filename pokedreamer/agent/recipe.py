@@ -303,8 +303,11 @@ class Recipe:
 
     def _asked(self) -> dict[str, Any]:
         sizes = self.sizes
-        return {"checkpoint": str(self.final_checkpoint()), "episodes": sizes.eval_episodes,
-                "seed": sizes.eval_seed, "max_steps": sizes.eval_max_steps,
+        # The steps trained too: a checkpoint the curve evaluated and then chose is evaluated
+        # again, as the run's figure at its end.
+        return {"checkpoint": str(self.final_checkpoint()), "steps": self.trained_steps(),
+                "episodes": sizes.eval_episodes, "seed": sizes.eval_seed,
+                "max_steps": sizes.eval_max_steps,
                 "variants": list(sizes.eval_variants)}  # fmt: skip
 
     def _eval_folder(self) -> Path:
@@ -362,7 +365,7 @@ class Recipe:
     def final_checkpoint(self) -> Path:
         """The weights the recipe ends with: the imagination checkpoint that did best on the
         validation seeds, else the last stage's latest checkpoint."""
-        validations = self.stage("imagination").get("validations", {})
+        validations = self.record["stages"].get("imagination", {}).get("validations", {})
         chosen = best(validations) if self.sizes.validate_every else None
         if chosen is not None:
             return Path(chosen.checkpoint)
