@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pokedreamer.agent.validation import Validated, best, checkpoint_number, record
+from pokedreamer.errors import UserError
 
 
 def validated(tmp: Path, step: int, badges: int, median: float | None) -> Validated:
@@ -37,3 +40,8 @@ def test_no_badge_anywhere_keeps_the_latest(tmp_path: Path) -> None:
     assert chosen is not None and chosen.step == 3000 and chosen.line() == "0/10 badges"
     assert validated(tmp_path, 7, 3, 12.0).line() == "3/10 badges, median 12 steps"
     assert checkpoint_number(Path(chosen.checkpoint)) == 3000 and checkpoint_number(None) == 0
+
+
+def test_a_validation_record_not_the_recipes_is_refused_in_one_line() -> None:
+    with pytest.raises(UserError, match="validations are not the recipe's; fix or remove them"):
+        best({"1000": {"step": 1000, "badges": "many"}})

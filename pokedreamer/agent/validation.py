@@ -16,6 +16,7 @@ from typing import Any
 
 from pokedreamer.agent.evaluate import evaluate_agent
 from pokedreamer.config import Settings
+from pokedreamer.errors import UserError
 from pokedreamer.world_model.checkpoint import META_SUFFIX, TENSORS_SUFFIX
 
 
@@ -59,7 +60,12 @@ def record(validations: dict[str, Any], validated: Validated) -> None:
 
 def best(validations: dict[str, Any]) -> Validated | None:
     """The best validated checkpoint still on disk, or None when there is none."""
-    found = [Validated(**v) for v in validations.values()]
+    try:
+        found = [Validated(**v) for v in validations.values()]
+    except TypeError:
+        raise UserError(
+            "recipe.json's imagination validations are not the recipe's; fix or remove them"
+        ) from None
     found = [v for v in found if complete(Path(v.checkpoint))]
     return max(found, key=Validated.rank, default=None)
 
