@@ -27,6 +27,7 @@ its own copy over its episodes; the report says which graph it started from.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -200,3 +201,15 @@ def eval_metrics(report: dict[str, Any], prefix: str = "eval") -> dict[str, floa
         if badge["median_steps"] is not None:
             metrics[f"{name}_median_steps"] = float(badge["median_steps"])
     return metrics
+
+
+def evaluate_from(
+    settings: Settings, checkpoint: Path, out: Path, seed: int, episodes: int, max_steps: int,
+    variants: tuple[str, ...] = ("agent",),
+) -> dict[str, Any]:  # fmt: skip
+    """``eval agent`` of ``checkpoint`` on the seeds from ``seed`` into ``out``, replacing what
+    an interrupted evaluation left there: its report."""
+    if out.exists():
+        shutil.rmtree(out)
+    played = settings.model_copy(update={"env": settings.env.model_copy(update={"seed": seed})})
+    return evaluate_agent(played, checkpoint, out, episodes, max_steps, variants)

@@ -25,13 +25,13 @@ from typing import Any
 
 from pokedreamer.agent.checkpointer import CHECKPOINT_NAME
 from pokedreamer.agent.collect import collect
-from pokedreamer.agent.evaluate import eval_metrics, markdown
+from pokedreamer.agent.evaluate import eval_metrics, evaluate_from, markdown
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.planners import check_planner
 from pokedreamer.agent.play import imitation_loop
 from pokedreamer.agent.recipe_plan import RECIPE_FILE, STAGES, Sizes
 from pokedreamer.agent.stage_bar import played, stage_bar
-from pokedreamer.agent.validation import best, checkpoint_number, evaluate_from, validate
+from pokedreamer.agent.validation import best, checkpoint_number, validate
 from pokedreamer.agent.validation import record as record_validation
 from pokedreamer.config import Settings
 from pokedreamer.errors import UserError

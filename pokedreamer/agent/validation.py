@@ -9,12 +9,11 @@ nor the final evaluation's: choosing by the seeds that score the result would fl
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pokedreamer.agent.evaluate import evaluate_agent
+from pokedreamer.agent.evaluate import evaluate_from
 from pokedreamer.config import Settings
 from pokedreamer.errors import UserError
 from pokedreamer.world_model.checkpoint import META_SUFFIX, TENSORS_SUFFIX
@@ -68,18 +67,6 @@ def best(validations: dict[str, Any]) -> Validated | None:
         ) from None
     found = [v for v in found if complete(Path(v.checkpoint))]
     return max(found, key=Validated.rank, default=None)
-
-
-def evaluate_from(
-    settings: Settings, checkpoint: Path, out: Path, seed: int, episodes: int, max_steps: int,
-    variants: tuple[str, ...] = ("agent",),
-) -> dict[str, Any]:  # fmt: skip
-    """``eval agent`` of ``checkpoint`` on the seeds from ``seed`` into ``out``, replacing what
-    an interrupted evaluation left there: its report."""
-    if out.exists():
-        shutil.rmtree(out)
-    played = settings.model_copy(update={"env": settings.env.model_copy(update={"seed": seed})})
-    return evaluate_agent(played, checkpoint, out, episodes, max_steps, variants)
 
 
 def validate(
