@@ -5,6 +5,8 @@ refusals in one line."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -152,6 +154,40 @@ def test_train_agent_runs_the_recipe_in_stages_and_resumes_without_redoing_them(
     )  # fmt: skip
     assert "| a | 30 (checkpoint 20) | 150 | " in curve.stdout
     assert curve.stdout.splitlines()[4].endswith("| 1/2 |")
+
+
+# `train agent` with its last validation killed outright, as a machine that goes down would.
+KILLED_IN_VALIDATION = """
+import os, signal, sys
+import pokedreamer.agent.recipe
+from pokedreamer.cli import main
+pokedreamer.agent.recipe.validate = lambda *_, **__: os.kill(os.getpid(), signal.SIGKILL)
+sys.argv[0] = "pokedreamer"
+main()
+"""
+
+
+@pytest.mark.slow  # two CLI runs of the recipe: make test-slow
+def test_train_agent_killed_in_its_last_validation_keeps_its_time_and_validates_when_resumed() -> (
+    None
+):
+    args = ["train", "agent", "--run", "k", *SIZES, "--steps", "10", "--validate-every", "10"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_IN_VALIDATION, *args], capture_output=True, text=True, env=env
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    stages = json.loads(Path("runs/k/recipe.json").read_text())["stages"]
+    assert stages["imagination"]["steps"] == 10 and stages["imagination"]["seconds"] > 0
+    assert not stages["imagination"]["done"] and "validations" not in stages["imagination"]
+
+    resumed = cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "imagination: done before (10 steps), skipped" in resumed.stdout
+    assert "validation at step 10 (2 episodes from seed 20000)" in resumed.stdout
+    stages = json.loads(Path("runs/k/recipe.json").read_text())["stages"]
+    assert stages["imagination"]["done"] and "10" in stages["imagination"]["validations"]
+    assert "done: runs/k/checkpoints/agent-000000010" in resumed.stdout
 
 
 def test_train_agent_with_imitation_evaluates_the_imitating_actor() -> None:

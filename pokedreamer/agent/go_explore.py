@@ -142,7 +142,7 @@ def collect_go_explore(settings: Settings, run: RunDir, steps: int, envs: int) -
                     mask = np.arange(envs) == i
                     # No seed: the env's own generator, seeded by the first reset, writes the
                     # game's random bytes, so a return uses no training seed of its own and the
-                    # evaluation's seeds stay fresh (Recipe._check_fresh_seeds).
+                    # evaluation's seeds stay fresh (recipe_plan.check_seeds).
                     obs, _ = venv.reset(options={"reset_mask": mask, "state": archive.choose(rng)})
                     replay.add(int(i), obs["screen"][i], obs["state"][i], 0, 0.0, is_first=True)
                     left[i] = SEGMENT_STEPS

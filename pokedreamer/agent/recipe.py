@@ -29,7 +29,7 @@ from pokedreamer.agent.evaluate import eval_metrics, evaluate_from, markdown
 from pokedreamer.agent.loop import AgentLoop
 from pokedreamer.agent.planners import check_planner
 from pokedreamer.agent.play import imitation_loop
-from pokedreamer.agent.recipe_plan import RECIPE_FILE, STAGES, Sizes
+from pokedreamer.agent.recipe_plan import RECIPE_FILE, STAGES, Sizes, check_seeds
 from pokedreamer.agent.stage_bar import played, stage_bar
 from pokedreamer.agent.validation import best, checkpoint_number, validate
 from pokedreamer.agent.validation import record as record_validation
@@ -70,7 +70,8 @@ class Recipe:
         self.current = "collect"
         """The stage running now (the last one run, once done)."""
         self._started: float | None = None
-        """When the stage running now started (perf_counter), None between stages."""
+        """When the stage running now last added its time to the record (perf_counter), None
+        between stages."""
         self.record = self._load()
         imitate = bool(sizes.imitation_steps)
         if self.record.setdefault("imitate", imitate) != imitate:
@@ -98,6 +99,10 @@ class Recipe:
         return record
 
     def _save(self) -> None:
+        if self._started is not None:  # the running stage's clock, into its record
+            now, stage = time.perf_counter(), self.stage(self.current)
+            stage["seconds"] = round(stage["seconds"] + now - self._started, 1)
+            self._started = now
         if not self.ranks.is_main:
             return
         write_atomic(self.path, (json.dumps(self.record, indent=1) + "\n").encode())
@@ -107,15 +112,14 @@ class Recipe:
         return stages.setdefault(name, {"done": False, "seconds": 0.0})
 
     def _timed(self, name: str, work: Callable[[dict[str, Any]], None]) -> None:
-        """Runs one stage, adding its wall clock to the record even when it is stopped."""
-        stage = self.stage(name)
-        self._started = start = time.perf_counter()
+        """Runs one stage, its wall clock added to the record at each save (a run killed
+        outright keeps the time it spent) and when it ends or is stopped."""
+        self.current, self._started = name, time.perf_counter()
         try:
-            work(stage)
+            work(self.stage(name))
         finally:
-            stage["seconds"] = round(stage["seconds"] + time.perf_counter() - start, 1)
-            self._started = None
             self._save()
+            self._started = None
 
     # --- the stages -------------------------------------------------------------------------
 
@@ -129,7 +133,6 @@ class Recipe:
         if not self.sizes.steps:
             stages.remove("imagination")
         for name in stages:
-            self.current = name
             self._timed(name, getattr(self, "_" + name.replace("-", "_")))
             if until is not None and STAGES.index(name) >= STAGES.index(until):
                 self.say(f"stopped after {name} (--until); run again without it to go on")
@@ -147,7 +150,6 @@ class Recipe:
                 "under torchrun, train agent trains the world model on the run's collected "
                 "replay: collect first, without torchrun (the same command with --until collect)"
             )
-        self.current = "world-model"
         self._timed("world-model", self._world_model)
         self.say(
             "stopped after world-model: the next stages play emulators in one process; run the "
@@ -222,16 +224,17 @@ class Recipe:
         loop = AgentLoop(self.settings, run, checkpoint=start, train=True)
         if loop.steps >= target:
             self.say(f"imagination: done before ({loop.steps:,} steps), skipped")
-            stage.update(done=True, steps=loop.steps)  # a stopped run may have gone further
+            stage.update(steps=loop.steps)  # a stopped run may have gone further
             self._validate(stage, latest_checkpoint(run.checkpoints, CHECKPOINT_NAME))
+            stage["done"] = True
             return
         if loop.steps:
             self.say(f"imagination: resuming at step {loop.steps:,} of {target:,}")
 
         def record(loop: AgentLoop) -> None:
             stage.update(
-                done=loop.steps >= target, steps=loop.steps, episodes=loop.tally.episodes,
-                updates=loop.trainer.updates, badge_episodes=loop.tally.badge_episodes,
+                steps=loop.steps, episodes=loop.tally.episodes, updates=loop.trainer.updates,
+                badge_episodes=loop.tally.badge_episodes,
             )  # fmt: skip
 
         begun, passed = loop.steps, dict[str, int]()
@@ -269,6 +272,9 @@ class Recipe:
         record(loop)
         self._save()
         self._validate(stage, latest_checkpoint(run.checkpoints, CHECKPOINT_NAME))
+        # Done only once its last checkpoint is validated: a run stopped in that validation
+        # makes it when resumed, and may end with that checkpoint.
+        stage["done"] = loop.steps >= target
 
     def _validate(self, stage: dict[str, Any], checkpoint: Path | None) -> None:
         """With --validate-every: plays ``checkpoint`` on the validation seeds, once, and
@@ -280,7 +286,7 @@ class Recipe:
         step, validations = checkpoint_number(checkpoint), stage.setdefault("validations", {})
         if str(step) in validations:
             return
-        self._check_fresh_seeds(sizes.validate_seed)
+        self._check_fresh_seeds()
         validated, report = validate(
             self.settings, checkpoint, self.run_dir.path / VALIDATION_FOLDER / f"steps-{step}",
             sizes.validate_seed, sizes.validate_episodes, sizes.eval_max_steps,
@@ -322,7 +328,7 @@ class Recipe:
         if checkpoint is not None:
             asked["checkpoint"] = str(checkpoint)
         trained = self.train_seconds()  # before this evaluation's own time
-        self._check_fresh_seeds(sizes.eval_seed)
+        self._check_fresh_seeds()
         last = sizes.eval_seed + sizes.eval_episodes - 1
         self.say(
             f"eval: {sizes.eval_episodes} episodes per variant on seeds {sizes.eval_seed}-{last} "
@@ -388,13 +394,7 @@ class Recipe:
             spent += time.perf_counter() - self._started
         return round(spent, 1)
 
-    def _check_fresh_seeds(self, first: int) -> None:
-        """Refuses evaluation seeds from ``first`` on when it is at or below the highest seed a
-        training episode began with (every stage seeds its episodes upwards from env.seed)."""
-        stages, seed, envs = self.record["stages"], self.settings.env.seed, self.settings.agent.envs
-        collected = envs * (stages.get("collect", {}).get("resumes", 0) + 1)
-        played = [int(stages.get(s, {}).get("episodes", 0)) for s in ("imitation", "imagination")]
-        last = seed + max(collected, *played) - 1
-        if first <= last:
-            flag = "--eval-seed" if first == self.sizes.eval_seed else "--validate-seed"
-            raise UserError(f"training played seeds {seed}-{last}; give a {flag} above them")
+    def _check_fresh_seeds(self) -> None:
+        """Refuses evaluation or validation seeds a training episode began with."""
+        env, envs = self.settings.env, self.settings.agent.envs
+        check_seeds(self.sizes, env.seed, envs, self.record["stages"])

@@ -158,10 +158,14 @@ def check_sizes(sizes: Sizes, until: str | None) -> None:
         )
 
 
-def check_seeds(sizes: Sizes, seed: int, envs: int) -> None:
-    """Refuses evaluation or validation seeds among the first that training plays, before any
-    folder is made (the recipe checks again when it plays them: its stages may play more)."""
-    last = seed + envs - 1
+def check_seeds(sizes: Sizes, seed: int, envs: int, stages: dict[str, Any] | None = None) -> None:
+    """Refuses evaluation or validation seeds at or below the last seed training played. Every
+    stage seeds its episodes upwards from env.seed: ``stages`` is recipe.json's record of them,
+    None before a run has one (then the first ``envs`` seeds, before any folder is made)."""
+    stages = stages or {}
+    collected = envs * (stages.get("collect", {}).get("resumes", 0) + 1)
+    played = [int(stages.get(s, {}).get("episodes", 0)) for s in ("imitation", "imagination")]
+    last = seed + max(collected, *played) - 1
     asked = [(sizes.eval_seed, "--eval-seed")]
     if sizes.validate_every:
         asked.append((sizes.validate_seed, "--validate-seed"))
