@@ -2,7 +2,7 @@
 random number generator decides during the step.
 
     PYTHONPATH=. .venv/bin/python docs/recipes/rng_error_floor.py [--episodes 8] [--steps 2000]
-        [--draws 7] [--seed 5000]
+        [--draws 7] [--seed 5000] [--jobs 2]
 
 Plays random buttons from the start, as ``collect`` does for the held-out runs that ``eval
 world-model`` scores (docs/benchmarks.md), and before each step saves the emulator, so that the
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 
 import numpy as np
 import torch
@@ -59,36 +60,45 @@ def floor_error(samples: np.ndarray) -> float:
     return float(per_shade.mean(axis=1).min(axis=0).sum())
 
 
+def play_episode(seed: int, steps: int, draws: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One episode of random buttons from the start (its game and buttons seeded by ``seed``):
+    per step, the floor's squared error and the GameState vectors before and after it."""
+    env = PokemonRedEnv(EnvSettings())
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    errors, befores, afters = [], [], []
+    for _ in range(steps):
+        action = int(rng.integers(0, env.action_space.n))
+        state = env.snapshot()
+        words = rng.integers(1, 1 << 16, size=draws)
+        drawn = [replay_step(env, state, action, int(w)) for w in words]
+        load_state_bytes(env._pyboy, state, "the step's state")
+        befores.append(obs["state"])
+        obs, *_ = env.step(action)
+        errors.append(floor_error(np.stack([obs["screen"], *drawn])))
+        afters.append(obs["state"])
+    env.close()
+    return np.array(errors), np.stack(befores), np.stack(afters)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--steps", type=int, default=2000, help="per episode, from the start")
     parser.add_argument("--draws", type=int, default=7, help="generator states per step")
-    parser.add_argument("--seed", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=5000, help="the first episode's")
+    parser.add_argument("--jobs", type=int, default=1, help="episodes played at once")
     args = parser.parse_args()
-    env = PokemonRedEnv(EnvSettings())
-    rng = np.random.default_rng(args.seed)
-    errors, befores, afters = [], [], []
-    for episode in range(args.episodes):
-        obs, info = env.reset(seed=args.seed + episode)
-        for _ in range(args.steps):
-            action = int(rng.integers(0, env.action_space.n))
-            state = env.snapshot()
-            words = rng.integers(1, 1 << 16, size=args.draws)
-            drawn = [replay_step(env, state, action, int(w)) for w in words]
-            load_state_bytes(env._pyboy, state, "the step's state")
-            before = obs["state"]
-            obs, _, _, _, info = env.step(action)
-            errors.append(floor_error(np.stack([obs["screen"], *drawn])))
-            befores.append(before)
-            afters.append(obs["state"])
-        print(f"episode {episode + 1} of {args.episodes}: {len(errors):,} steps", flush=True)
-    error = np.array(errors)
-    kind = step_events(torch.tensor(np.stack(befores)), torch.tensor(np.stack(afters))).numpy()
+    seeds = range(args.seed, args.seed + args.episodes)
+    with multiprocessing.Pool(args.jobs) as pool:
+        played = pool.starmap(play_episode, [(s, args.steps, args.draws) for s in seeds])
+    error = np.concatenate([e for e, _, _ in played])
+    before = torch.tensor(np.concatenate([b for _, b, _ in played]))
+    kind = step_events(before, torch.tensor(np.concatenate([a for _, _, a in played]))).numpy()
     pixels, total = 144 * 160, float(error.sum())
     ceiling = 10 * math.log10(len(error) * pixels / total) if total else math.inf
     print(
-        f"\n{len(error):,} steps, {args.draws} generator draws each beside the real one: the "
+        f"{len(error):,} steps, {args.draws} generator draws each beside the real one: the "
         f"floor under the first imagined step's error caps its PSNR at {ceiling:.2f} dB\n"
     )
     print("| what happened | steps | share of the steps | share of the floor |")
