@@ -271,7 +271,7 @@ def test_the_config_files_runs_dir_decides_where_world_model_verbs_work(tmp_path
     result = cli("--config", str(config), "eval", "world-model", "--run", "c", "--sequences", "2",
                  "--context", "2", "--horizon", "3")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert (runs / "c" / "eval" / "wm-000000001" / "openloop.json").is_file()
+    assert (runs / "c" / "eval" / "wm-000000001" / "c-n2-c2-h3" / "openloop.json").is_file()
     assert not (tmp_path / "runs").exists()
 
 

@@ -176,16 +176,16 @@ def test_eval_world_model_on_tiles_renders_through_the_runs_vocabulary(tiles: No
     evaluated = cli("eval", "world-model", "--run", "e", "--sequences", "2", "--context", "2",
                     "--horizon", "3")  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
-    report = json.loads(Path("runs/e/eval/wm-000000002/openloop.json").read_text())
+    report = json.loads(Path("runs/e/eval/wm-000000002/e-n2-c2-h3/openloop.json").read_text())
     assert report["observation"] == "tiles"
     # The checkpoint named by the file a shell completes is the same checkpoint, and its report
     # lands in the same folder.
-    Path("runs/e/eval/wm-000000002/openloop.json").unlink()
+    Path("runs/e/eval/wm-000000002/e-n2-c2-h3/openloop.json").unlink()
     named = cli("eval", "world-model", "--run", "e", "--sequences", "2", "--context", "2",
                 "--horizon", "3", "--checkpoint",
                 "runs/e/checkpoints/wm-000000002.safetensors")  # fmt: skip
     assert named.returncode == 0, named.stderr
-    assert Path("runs/e/eval/wm-000000002/openloop.json").is_file()
+    assert Path("runs/e/eval/wm-000000002/e-n2-c2-h3/openloop.json").is_file()
 
 
 def test_eval_world_model_on_tiles_scores_another_runs_episodes(tiles: None) -> None:
@@ -198,13 +198,23 @@ def test_eval_world_model_on_tiles_scores_another_runs_episodes(tiles: None) -> 
     evaluated = cli("eval", "world-model", "--run", "a", "--data", "held", "--sequences", "2",
                     "--context", "2", "--horizon", "3")  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr
-    report = json.loads(Path("runs/a/eval/wm-000000001/openloop.json").read_text())
+    held = Path("runs/a/eval/wm-000000001/held-n2-c2-h3")
+    report = json.loads((held / "openloop.json").read_text())
     assert report["observation"] == "tiles" and report["data"] == "held"
     # The first imagined step's error, split by what happened in the held-out game.
     split = report["first_step_split"]
     assert [part["kind"] for part in split][-1] == "other"
     assert sum(part["frames"] for part in split) == report["sequences"] == 2
-    assert "| what happened | frames |" in Path("runs/a/eval/wm-000000001/openloop.md").read_text()
+    assert "| what happened | frames |" in (held / "openloop.md").read_text()
+    # Another question of the same checkpoint (its own data, one imagined step) keeps its own
+    # report and leaves the first one's in place.
+    again = cli("eval", "world-model", "--run", "a", "--sequences", "3", "--context", "2",
+                "--horizon", "1")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "runs/a/eval/wm-000000001/a-n3-c2-h1/openloop.json" in again.stdout
+    own = Path("runs/a/eval/wm-000000001/a-n3-c2-h1/openloop.json")
+    assert json.loads(own.read_text())["data"] == "a"
+    assert json.loads((held / "openloop.json").read_text())["data"] == "held"
 
 
 def test_a_persons_play_is_cloned_into_the_actor_of_a_tiles_model(tiles: None) -> None:

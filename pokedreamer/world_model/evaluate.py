@@ -495,13 +495,20 @@ def evaluate_run(
     return report, write_report(out_dir, report, real, model, info)
 
 
+def report_folder(data: str, sequences: int, context: int, horizon: int) -> str:
+    """The folder, under eval/<checkpoint>/, of one question asked of a checkpoint: the data it
+    was scored on and the report's shape, so that a report on held-out data, or of a thousand
+    one-step sequences, never replaces another; asking the same again replaces its answer."""
+    return f"{data}-n{sequences}-c{context}-h{horizon}"
+
+
 def evaluate_world_model(
     settings: Settings, run: RunDir, data: RunDir, checkpoint: Path | None, sequences: int,
     context: int, horizon: int, ranges: StateRanges | None = None, render: Render | None = None,
 ) -> tuple[OpenLoopReport, dict[str, Path]]:  # fmt: skip
     """``pokedreamer eval world-model``: the open-loop report of ``checkpoint`` (default: the
-    run's latest) on ``data``'s replay, written to ``run``/eval/<checkpoint name>/. A token
-    model (world_model.observation = "tiles") needs ``render``, its vocabulary's."""
+    run's latest) on ``data``'s replay, written to ``run``/eval/<checkpoint name>/<report_folder>/.
+    A token model (world_model.observation = "tiles") needs ``render``, its vocabulary's."""
     path = (
         checkpoint_stem(checkpoint)
         if checkpoint
@@ -521,7 +528,7 @@ def evaluate_world_model(
         # The checkpoint's vocabulary joins it when evaluate_run loads the checkpoint.
         render = replay.vocabulary.render
     trainer = WorldModelTrainer(wm, settings.env.num_actions, ranges=ranges)
-    out = run.path / "eval" / path.name
+    out = run.path / "eval" / path.name / report_folder(data.path.name, sequences, context, horizon)
     return evaluate_run(
         trainer, path, replay, out, sequences, context, horizon, data.path.name, render
     )
